@@ -1,0 +1,2 @@
+//! rvs control plane: configuration, the control thread, statistics.
+#![forbid(unsafe_code)]

@@ -1,0 +1,8 @@
+//! The rvs dataplane: everything a worker core does with a packet.
+//!
+//! Packet logic (`wire`, `flow`, `conn`, `sched`, `forward`, `neigh`) is
+//! written against plain byte buffers so it runs on a DPDK mbuf in
+//! production and on a `Vec<u8>` in unit tests, fuzzers and benches without
+//! starting EAL. Only [`dpdk`] may use `unsafe`.
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]

@@ -1,0 +1,1 @@
+//! Raw DPDK bindings (placeholder until build.rs lands).

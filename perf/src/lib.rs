@@ -1,0 +1,2 @@
+//! rvs-perf: traffic profiles, the benchmark driver, baselines and reports.
+#![forbid(unsafe_code)]

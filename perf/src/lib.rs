@@ -1,2 +1,10 @@
 //! rvs-perf: traffic profiles, the benchmark driver, baselines and reports.
+//!
+//! Every figure rvs-perf prints is paired with a baseline measured by the
+//! same command on the same machine (these machines are shared and noisy),
+//! and reported as a ratio to it.
 #![forbid(unsafe_code)]
+
+pub mod fwd;
+pub mod stats;
+pub mod testpmd;

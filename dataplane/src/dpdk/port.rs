@@ -521,6 +521,17 @@ impl RxQueue {
         n
     }
 
+    /// Receives at most `max` packets into the free tail of `burst`.
+    #[inline(always)]
+    pub fn rx_burst_max(&mut self, burst: &mut Burst, max: usize) -> usize {
+        let (tail, room) = burst.tail_ptr();
+        let want = room.min(max) as u16;
+        // SAFETY: as in rx_burst, with want <= room slots.
+        let n = unsafe { dpdk_sys::rvs_eth_rx_burst(self.port, self.queue, tail, want) } as usize;
+        burst.grew(n);
+        n
+    }
+
     /// Port id.
     pub fn port_id(&self) -> u16 {
         self.port

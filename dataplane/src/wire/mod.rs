@@ -18,8 +18,13 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 
+pub mod icmpv4;
+pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod nat;
+pub mod tcp;
+pub mod udp;
 
 /// A fixed-size field: a byte range inside a header.
 pub(crate) type Field = Range<usize>;

@@ -84,13 +84,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// [`check_header_len`](Self::check_header_len), then the total length:
-    /// `BadHeaderLen` if it is shorter than the header, `BadLength` if it
-    /// is longer than the buffer.
+    /// `BadLength` if it is shorter than the header or longer than the
+    /// buffer.
     pub fn check_len(&self) -> Result<(), Error> {
         self.check_header_len()?;
         let tl = usize::from(self.total_len());
         if tl < self.header_len() {
-            return Err(Error::BadHeaderLen);
+            return Err(Error::BadLength);
         }
         if tl > self.buffer.as_ref().len() {
             return Err(Error::BadLength);
@@ -437,7 +437,7 @@ mod tests {
         assert_eq!(Packet::new_checked(&bad[..]), Err(Error::Truncated));
         let mut bad = good;
         bad[3] = 20; // total length shorter than the header
-        assert_eq!(Packet::new_checked(&bad[..]), Err(Error::BadHeaderLen));
+        assert_eq!(Packet::new_checked(&bad[..]), Err(Error::BadLength));
         // The weaker check accepts a quoted header whose total length is
         // longer than what was quoted, and payload() stays in bounds.
         let mut q = good;

@@ -48,7 +48,7 @@ impl FragInfo {
 }
 
 /// A parsed packet: offsets into the frame and the fields the packet path
-/// decides on. `Copy`, no references into the buffer.
+/// decides on. `Copy`, no references into the buffer, 68 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PacketMeta {
     /// Ethernet header length: 14, or 18 with a VLAN tag.
@@ -964,5 +964,14 @@ mod tests {
                 etherparse::TransportSlice::Icmpv6(i) => prop_assert_eq!(m.icmp_type, i.type_u8()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod size {
+    /// The meta is 68 bytes (two `IpAddr`s are 34); keep it from growing.
+    #[test]
+    fn meta_stays_small() {
+        assert!(core::mem::size_of::<super::PacketMeta>() <= 68);
     }
 }

@@ -428,7 +428,54 @@ mod tests {
         assert_eq!(p, before);
     }
 
+    #[test]
+    fn parse_then_rewrite_on_a_packet_buffer() {
+        use crate::buf::{PacketBuf, VecBuf};
+        let mut frame = vec![0u8; 14];
+        frame[12..14].copy_from_slice(&[0x08, 0x00]);
+        frame.extend_from_slice(&v4_packet(0, b"GET /", false));
+        let mut buf = VecBuf::new(&frame);
+        let m = crate::parse::parse(buf.data()).unwrap();
+        let l3 = usize::from(m.l3_offset);
+        rewrite_ipv4_dst(
+            &mut buf.data_mut()[l3..],
+            Ipv4Addr::new(172, 16, 0, 9),
+            Some(8080),
+        )
+        .unwrap();
+        let m2 = crate::parse::parse(buf.data()).unwrap();
+        assert_eq!(m2.dst, core::net::IpAddr::from([172, 16, 0, 9]));
+        assert_eq!((m2.src_port, m2.dst_port), (m.src_port, 8080));
+        assert_checksums(&buf.data()[l3..]);
+    }
+
     proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_bytes(
+            data in proptest::collection::vec(any::<u8>(), 0..120),
+            port in proptest::option::of(any::<u16>()),
+            v4_first in any::<bool>(),
+        ) {
+            let mut d = data.clone();
+            if v4_first && !d.is_empty() {
+                d[0] = 0x45;
+            }
+            let before = d.clone();
+            let r = rewrite_ipv4(&mut d, Side::Dst, Ipv4Addr::LOCALHOST, port);
+            if r.is_err() {
+                prop_assert_eq!(&d, &before);
+            }
+            let mut d = data;
+            if !d.is_empty() {
+                d[0] = 0x60;
+            }
+            let before = d.clone();
+            let r = rewrite_ipv6(&mut d, Side::Src, Ipv6Addr::LOCALHOST, port);
+            if r.is_err() {
+                prop_assert_eq!(&d, &before);
+            }
+        }
+
         #[test]
         fn v4_incremental_equals_recompute(
             kind in 0u8..3,

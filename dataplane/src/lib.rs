@@ -10,4 +10,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod buf;
 pub mod dpdk;
+pub mod parse;
+pub mod wire;

@@ -25,16 +25,26 @@ impl FwdBench {
         let mut ports = Vec::new();
         let (mut rxs, mut txs) = (Vec::new(), Vec::new());
         for d in devargs {
-            let mut p = Port::open(eal, d, &PortConfig::default(), &pool).map_err(|e| format!("{d}: {e}"))?;
+            let mut p = Port::open(eal, d, &PortConfig::default(), &pool)
+                .map_err(|e| format!("{d}: {e}"))?;
             rxs.push(p.take_rx_queue(0).ok_or("rx queue")?);
             txs.push(p.take_tx_queue(0).ok_or("tx queue")?);
             ports.push(p);
         }
-        Ok(FwdBench { ports, queues: Some((rxs, txs)), eal: eal.clone(), _pool: pool })
+        Ok(FwdBench {
+            ports,
+            queues: Some((rxs, txs)),
+            eal: eal.clone(),
+            _pool: pool,
+        })
     }
 
     fn rx_total(&self) -> u64 {
-        self.ports.iter().filter_map(|p| p.stats().ok()).map(|s| s.rx_packets).sum()
+        self.ports
+            .iter()
+            .filter_map(|p| p.stats().ok())
+            .map(|s| s.rx_packets)
+            .sum()
     }
 
     /// Forwards port i → port i^1 on `core` for `warmup + periods` seconds;
@@ -70,7 +80,10 @@ impl FwdBench {
             last = now;
         }
         stop.store(true, Ordering::Relaxed);
-        let queues = worker.join().map_err(|e| format!("worker: {e}"))?.map_err(|e| e.to_string())?;
+        let queues = worker
+            .join()
+            .map_err(|e| format!("worker: {e}"))?
+            .map_err(|e| e.to_string())?;
         self.queues = Some(queues);
         Ok(samples)
     }

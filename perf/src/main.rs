@@ -8,7 +8,10 @@ use perf::stats::{median, mpps};
 use perf::{fwd, testpmd};
 
 #[derive(Parser)]
-#[command(name = "rvs-perf", about = "rvs benchmarks, reported as ratios to a baseline measured in the same run")]
+#[command(
+    name = "rvs-perf",
+    about = "rvs benchmarks, reported as ratios to a baseline measured in the same run"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -40,14 +43,32 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let code = match cli.cmd {
-        Cmd::Fwd { seconds, warmup, rounds, core, min_ratio } => run_fwd(seconds, warmup, rounds, core, min_ratio),
+        Cmd::Fwd {
+            seconds,
+            warmup,
+            rounds,
+            core,
+            min_ratio,
+        } => run_fwd(seconds, warmup, rounds, core, min_ratio),
     };
     std::process::exit(code);
 }
 
-fn run_fwd(seconds: usize, warmup: usize, rounds: usize, core: usize, min_ratio: Option<f64>) -> i32 {
-    let tp_vdevs = vec!["net_null0,copy=1".to_string(), "net_null1,copy=1".to_string()];
-    let rvs_vdevs = vec!["net_null_fwd0,copy=1".to_string(), "net_null_fwd1,copy=1".to_string()];
+fn run_fwd(
+    seconds: usize,
+    warmup: usize,
+    rounds: usize,
+    core: usize,
+    min_ratio: Option<f64>,
+) -> i32 {
+    let tp_vdevs = vec![
+        "net_null0,copy=1".to_string(),
+        "net_null1,copy=1".to_string(),
+    ];
+    let rvs_vdevs = vec![
+        "net_null_fwd0,copy=1".to_string(),
+        "net_null_fwd1,copy=1".to_string(),
+    ];
     let eal = match Eal::init(&EalArgs::test("perf-fwd", 512)) {
         Ok(e) => e,
         Err(e) => {
@@ -62,9 +83,16 @@ fn run_fwd(seconds: usize, warmup: usize, rounds: usize, core: usize, min_ratio:
             return 1;
         }
     };
-    println!("rvs-perf fwd: {} over 2 x net_null (copy=1, 64 B), one forwarding core ({core}), burst {}", eal.version(), fwd::BURST);
+    println!(
+        "rvs-perf fwd: {} over 2 x net_null (copy=1, 64 B), one forwarding core ({core}), burst {}",
+        eal.version(),
+        fwd::BURST
+    );
     println!("baseline: dpdk-testpmd --forward-mode=io on the same devices; {rounds} alternating rounds of {seconds} s (+{warmup} s warm-up)");
-    println!("{:<7} {:>16} {:>16} {:>8}", "round", "testpmd io", "rvs safe layer", "ratio");
+    println!(
+        "{:<7} {:>16} {:>16} {:>8}",
+        "round", "testpmd io", "rvs safe layer", "ratio"
+    );
     let (mut tp_all, mut rvs_all) = (Vec::new(), Vec::new());
     for r in 1..=rounds {
         let tp = match testpmd::run("io", &tp_vdevs, core, warmup, seconds) {
@@ -81,13 +109,25 @@ fn run_fwd(seconds: usize, warmup: usize, rounds: usize, core: usize, min_ratio:
                 return 1;
             }
         };
-        println!("{:<7} {:>16} {:>16} {:>7.3}x", r, mpps(tp), mpps(rv), rv / tp);
+        println!(
+            "{:<7} {:>16} {:>16} {:>7.3}x",
+            r,
+            mpps(tp),
+            mpps(rv),
+            rv / tp
+        );
         tp_all.push(tp);
         rvs_all.push(rv);
     }
     let (tp, rv) = (median(&tp_all), median(&rvs_all));
     let ratio = rv / tp;
-    println!("{:<7} {:>16} {:>16} {:>7.3}x", "median", mpps(tp), mpps(rv), ratio);
+    println!(
+        "{:<7} {:>16} {:>16} {:>7.3}x",
+        "median",
+        mpps(tp),
+        mpps(rv),
+        ratio
+    );
     match min_ratio {
         Some(min) if ratio < min => {
             println!("below the required {min:.2}x");

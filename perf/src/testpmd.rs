@@ -26,7 +26,10 @@ pub fn parse_rx_pps(output: &str, ports: usize) -> Vec<f64> {
             rest.split_whitespace().next()?.parse::<f64>().ok()
         })
         .collect();
-    per_port.chunks_exact(ports.max(1)).map(|c| c.iter().sum()).collect()
+    per_port
+        .chunks_exact(ports.max(1))
+        .map(|c| c.iter().sum())
+        .collect()
 }
 
 /// Finds the testpmd binary (Debian's `dpdk-testpmd`, or `testpmd`).
@@ -48,8 +51,15 @@ pub fn find_testpmd() -> Option<String> {
 /// Runs testpmd with `--forward-mode=<mode>` on `vdevs` with its forwarding
 /// core on `fwd_core`, discards `warmup` periods of one second and keeps
 /// `periods` more.
-pub fn run(mode: &str, vdevs: &[String], fwd_core: usize, warmup: usize, periods: usize) -> Result<TestpmdRun, String> {
-    let bin = find_testpmd().ok_or("dpdk-testpmd not found (install the `dpdk` package: scripts/setup.sh)")?;
+pub fn run(
+    mode: &str,
+    vdevs: &[String],
+    fwd_core: usize,
+    warmup: usize,
+    periods: usize,
+) -> Result<TestpmdRun, String> {
+    let bin = find_testpmd()
+        .ok_or("dpdk-testpmd not found (install the `dpdk` package: scripts/setup.sh)")?;
     let prefix = format!("rvsperf-tp-{}-{}", std::process::id(), mode);
     let mut args: Vec<String> = vec![
         "-oL".into(),
@@ -108,14 +118,22 @@ pub fn run(mode: &str, vdevs: &[String], fwd_core: usize, warmup: usize, periods
             break;
         }
     }
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
     let all = parse_rx_pps(&text, vdevs.len());
     if all.len() < want {
-        return Err(format!("testpmd printed {} periods of statistics, wanted {want}", all.len()));
+        return Err(format!(
+            "testpmd printed {} periods of statistics, wanted {want}",
+            all.len()
+        ));
     }
-    Ok(TestpmdRun { mode: mode.into(), samples: all[warmup..want].to_vec() })
+    Ok(TestpmdRun {
+        mode: mode.into(),
+        samples: all[warmup..want].to_vec(),
+    })
 }
 
 #[cfg(test)]

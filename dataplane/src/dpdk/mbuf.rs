@@ -398,3 +398,42 @@ impl Drop for Drain<'_> {
         }
     }
 }
+
+impl crate::buf::PacketBuf for Mbuf {
+    #[inline(always)]
+    fn data(&self) -> &[u8] {
+        Mbuf::data(self)
+    }
+    #[inline(always)]
+    fn data_mut(&mut self) -> &mut [u8] {
+        Mbuf::data_mut(self)
+    }
+    #[inline(always)]
+    fn len(&self) -> usize {
+        Mbuf::len(self)
+    }
+    #[inline(always)]
+    fn headroom(&self) -> usize {
+        Mbuf::headroom(self)
+    }
+    #[inline(always)]
+    fn tailroom(&self) -> usize {
+        Mbuf::tailroom(self)
+    }
+    #[inline(always)]
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        Mbuf::prepend(self, n)
+    }
+    #[inline(always)]
+    fn adj(&mut self, n: usize) -> bool {
+        Mbuf::adj(self, n)
+    }
+    #[inline(always)]
+    fn trim(&mut self, n: usize) -> bool {
+        Mbuf::trim(self, n)
+    }
+    #[inline(always)]
+    fn append(&mut self, n: usize) -> Option<&mut [u8]> {
+        Mbuf::append(self, n)
+    }
+}

@@ -509,3 +509,75 @@ fn get_laddr_listing() {
     let want = "VIP:VPORT            TOTAL    LADDR                CONFLICTS  CONNS     \n198.18.0.1:80        1        \n                              198.18.1.1           0          0         \n";
     assert_eq!(run(&mut m, "--get-laddr").unwrap(), want);
 }
+
+#[test]
+fn parser_never_panics_on_token_soup() {
+    let pool = [
+        "-A",
+        "-E",
+        "-D",
+        "-a",
+        "-e",
+        "-d",
+        "-L",
+        "-Z",
+        "-S",
+        "-R",
+        "-C",
+        "--set",
+        "-t",
+        "-u",
+        "-r",
+        "-s",
+        "-p",
+        "-M",
+        "-b",
+        "-w",
+        "-x",
+        "-y",
+        "-m",
+        "-g",
+        "-i",
+        "-n",
+        "-c",
+        "-z",
+        "-F",
+        "--stats",
+        "--rate",
+        "--exact",
+        "--timeout",
+        "--sched-flags",
+        "--fullnat",
+        "198.18.0.1:80",
+        "[2001:db8::1]:80",
+        "2001:db8::1",
+        "[",
+        "]:",
+        "sh-port",
+        "rr",
+        "0",
+        "65536",
+        "",
+        "-",
+        "--",
+        "-Lnc",
+        "-At",
+        "é",
+        "-é",
+        "--=",
+        "--weight=",
+        "1:2:3",
+    ];
+    let mut m = Model::new();
+    let n = pool.len();
+    for a in 0..n {
+        for b in 0..n {
+            for c in (0..n).step_by(3) {
+                let args = [pool[a], pool[b], pool[c], pool[(a + b + c) % n]];
+                if let Ok(cmd) = parse(&args) {
+                    let _ = execute(&mut m, &cmd, &[], "");
+                }
+            }
+        }
+    }
+}

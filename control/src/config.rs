@@ -1,0 +1,1031 @@
+//! The rvsd configuration file (TOML), validated whole before anything is
+//! applied.
+//!
+//! [`parse`] and [`load`] return a [`Config`] only when the whole file is
+//! valid; otherwise every problem found, each naming the file, the field
+//! path (`service[1].real[0].weight`) and why. A structural error (TOML
+//! syntax, an unknown key, a value of the wrong type) stops at the first
+//! one, since nothing after it can be trusted; all semantic errors are
+//! collected. [`Config::to_model`] turns a valid config into the
+//! operator-visible [`Model`].
+
+use crate::model::{
+    Forward, LocalAddr, Model, Netmask, Protocol, RealServer, SchedFlags, Scheduler, Service,
+    ServiceKey, Timeouts, MAX_TIMEOUT, MAX_WEIGHT,
+};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::str::FromStr;
+
+/// The whole rvsd config file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// DPDK EAL settings.
+    pub eal: Eal,
+    /// NIC ports (`[[port]]`).
+    #[serde(default, rename = "port")]
+    pub ports: Vec<Port>,
+    /// Static routes (`[[route]]`).
+    #[serde(default, rename = "route")]
+    pub routes: Vec<Route>,
+    /// Worker and connection-table settings.
+    #[serde(default)]
+    pub dataplane: Dataplane,
+    /// Virtual services (`[[service]]`).
+    #[serde(default, rename = "service")]
+    pub services: Vec<ServiceConf>,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: Metrics,
+    /// The rvsadm control socket.
+    #[serde(default)]
+    pub control: Control,
+    /// High availability (placeholder).
+    #[serde(default)]
+    pub ha: Ha,
+}
+
+/// `[eal]`: DPDK Environment Abstraction Layer.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Eal {
+    /// Cores to use: the first runs control, the others workers.
+    pub cores: Vec<i64>,
+    /// Use hugepages (false: `--no-huge`, for tests and veths).
+    #[serde(default = "yes")]
+    pub hugepages: bool,
+    /// Memory to reserve in MB (`-m`).
+    #[serde(default)]
+    pub memory_mb: Option<i64>,
+    /// Extra EAL arguments, passed as they are.
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[[port]]`: one DPDK port.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    /// Name used by routes, laddrs and metrics labels.
+    pub name: String,
+    /// DPDK devargs (`net_af_packet0,iface=rvs-d0`) or a PCI address.
+    pub device: String,
+    /// Addresses with prefix (`198.18.0.1/24`, `2001:db8::1/64`).
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// MTU; 1500 when absent.
+    #[serde(default)]
+    pub mtu: Option<i64>,
+}
+
+/// `[[route]]`: a static route.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Destination prefix (`0.0.0.0/0`).
+    pub prefix: String,
+    /// Gateway; absent for an on-link route.
+    #[serde(default)]
+    pub via: Option<String>,
+    /// Port name to send on.
+    pub port: String,
+}
+
+/// `[dataplane]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Dataplane {
+    /// Number of worker cores.
+    #[serde(default = "one")]
+    pub workers: i64,
+    /// Connections per worker (a power of two).
+    #[serde(default = "default_table")]
+    pub conn_table_size: i64,
+    /// Connection timeouts.
+    #[serde(default)]
+    pub timeouts: TimeoutsConf,
+}
+
+fn one() -> i64 {
+    1
+}
+fn default_table() -> i64 {
+    1 << 20
+}
+
+impl Default for Dataplane {
+    fn default() -> Self {
+        Dataplane {
+            workers: 1,
+            conn_table_size: default_table(),
+            timeouts: TimeoutsConf::default(),
+        }
+    }
+}
+
+/// `[dataplane.timeouts]`, as `ipvsadm --set`, in seconds.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsConf {
+    /// Established TCP (900).
+    #[serde(default)]
+    pub tcp: Option<i64>,
+    /// TCP after FIN (120).
+    #[serde(default)]
+    pub tcp_fin: Option<i64>,
+    /// UDP (300).
+    #[serde(default)]
+    pub udp: Option<i64>,
+}
+
+/// `[[service]]`: a virtual service.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConf {
+    /// "tcp" or "udp".
+    pub protocol: String,
+    /// VIP:port; IPv6 as `[2001:db8::1]:80`.
+    pub address: String,
+    /// Scheduler name; wlc when absent.
+    #[serde(default)]
+    pub scheduler: Option<String>,
+    /// Scheduler flags (sh-fallback, sh-port, mh-fallback, mh-port).
+    #[serde(default)]
+    pub sched_flags: Vec<String>,
+    /// Persistence timeout in seconds.
+    #[serde(default)]
+    pub persistent: Option<i64>,
+    /// Persistence netmask: dotted IPv4 mask or IPv6 prefix length.
+    #[serde(default)]
+    pub netmask: Option<String>,
+    /// Default forwarding method of the real servers; "route" when absent.
+    #[serde(default)]
+    pub forward: Option<String>,
+    /// FullNAT local addresses; each must be on a port's subnet.
+    #[serde(default)]
+    pub laddrs: Vec<String>,
+    /// Real servers (`[[service.real]]`).
+    #[serde(default, rename = "real")]
+    pub reals: Vec<RealConf>,
+}
+
+/// `[[service.real]]`: a real server.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RealConf {
+    /// Address, with port (the virtual port when absent).
+    pub address: String,
+    /// Forwarding method; the service's when absent.
+    #[serde(default)]
+    pub forward: Option<String>,
+    /// Weight, 1 when absent.
+    #[serde(default)]
+    pub weight: Option<i64>,
+    /// Upper connection threshold (0: none).
+    #[serde(default)]
+    pub u_threshold: Option<i64>,
+    /// Lower connection threshold (0: none).
+    #[serde(default)]
+    pub l_threshold: Option<i64>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// Address:port of the Prometheus endpoint.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9090".into()
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            listen: default_listen(),
+        }
+    }
+}
+
+/// `[control]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    /// Unix socket rvsadm talks to.
+    #[serde(default = "default_socket")]
+    pub socket: String,
+}
+
+fn default_socket() -> String {
+    "/run/rvs/rvsd.sock".into()
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            socket: default_socket(),
+        }
+    }
+}
+
+/// `[ha]`: placeholder for connection sync and failover.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Ha {
+    /// "standalone", "master" or "backup".
+    #[serde(default = "default_role")]
+    pub role: String,
+    /// Whether to sync connections to the peer (not implemented yet).
+    #[serde(default)]
+    pub sync: bool,
+}
+
+fn default_role() -> String {
+    "standalone".into()
+}
+
+impl Default for Ha {
+    fn default() -> Self {
+        Ha {
+            role: default_role(),
+            sync: false,
+        }
+    }
+}
+
+/// An address with a prefix length, `198.18.0.1/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    /// The address.
+    pub addr: IpAddr,
+    /// Prefix length (0..=32 or 0..=128).
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is inside this prefix.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let m = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(a) & m == u32::from(b) & m
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let m = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(a) & m == u128::from(b) & m
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Cidr, ()> {
+        let (a, p) = s.split_once('/').ok_or(())?;
+        let addr: IpAddr = a.parse().map_err(|_| ())?;
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(());
+        }
+        let prefix: u8 = p.parse().map_err(|_| ())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if prefix > max {
+            return Err(());
+        }
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, as given to [`parse`] or [`load`].
+    pub file: String,
+    /// Field path, e.g. `service[1].real[0].weight` (may be empty).
+    pub field: String,
+    /// Why it is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file, self.field, self.message)
+        }
+    }
+}
+
+/// Every problem found in a config file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: file.clone(),
+            field: String::new(),
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    parse(&text, &file)
+}
+
+/// Parses and validates config text; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+    let cfg: Config = toml::from_str(text).map_err(|e| {
+        let (field, at) = match e.span() {
+            Some(span) => {
+                let (line, col) = line_col(text, span.start);
+                (
+                    path_at(text, span.start),
+                    format!(" (line {line}, column {col})"),
+                )
+            }
+            None => (String::new(), String::new()),
+        };
+        ConfigErrors(vec![ConfigError {
+            file: file.into(),
+            field,
+            message: format!("{}{at}", e.message().trim_end()),
+        }])
+    })?;
+    let (_, errors) = cfg.build(file);
+    if errors.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Best-effort field path of the key at `offset`: the enclosing table
+/// header (with array indices) and the key on that line.
+fn path_at(text: &str, offset: usize) -> String {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut table_path = String::new();
+    let mut pos = 0;
+    let mut key = String::new();
+    for line in text.split_inclusive('\n') {
+        let end = pos + line.len();
+        let t = line.trim();
+        let header = if let Some(h) = t.strip_prefix("[[").and_then(|h| h.split(']').next()) {
+            Some((h.trim().to_string(), true))
+        } else {
+            t.strip_prefix('[')
+                .and_then(|h| h.split(']').next())
+                .map(|h| (h.trim().to_string(), false))
+        };
+        if offset >= end {
+            if let Some((h, is_array)) = header {
+                if is_array {
+                    // a new [[a.b]] resets the counts of tables nested in it
+                    counts.retain(|k, _| !k.starts_with(&format!("{h}.")));
+                    let n = counts.entry(h.clone()).or_insert(0);
+                    *n += 1;
+                }
+                table_path = indexed(&h, &counts);
+            }
+        } else {
+            match header {
+                // the error is about the table itself
+                Some((h, _)) => return h,
+                None => key = t.split('=').next().unwrap_or("").trim().to_string(),
+            }
+            break;
+        }
+        pos = end;
+    }
+    match (table_path.is_empty(), key.is_empty()) {
+        (true, _) => key,
+        (false, true) => table_path,
+        (false, false) => format!("{table_path}.{key}"),
+    }
+}
+
+/// `service.real` with counts → `service[1].real[0]`.
+fn indexed(table: &str, counts: &HashMap<String, usize>) -> String {
+    let mut out = String::new();
+    let mut prefix = String::new();
+    for part in table.split('.') {
+        if !prefix.is_empty() {
+            prefix.push('.');
+            out.push('.');
+        }
+        prefix.push_str(part);
+        out.push_str(part);
+        if let Some(n) = counts.get(&prefix) {
+            out.push_str(&format!("[{}]", n.saturating_sub(1)));
+        }
+    }
+    out
+}
+
+/// Parses `VIP:port` (IPv6 in brackets). Port optional when `need_port` is false.
+fn parse_endpoint(s: &str) -> Option<(IpAddr, Option<u16>)> {
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Some((sa.ip(), Some(sa.port())));
+    }
+    if let Some(inner) = s.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+        return inner.parse().ok().map(|ip| (ip, None));
+    }
+    s.parse::<IpAddr>().ok().map(|ip| (ip, None))
+}
+
+struct Errs<'a> {
+    file: &'a str,
+    list: Vec<ConfigError>,
+}
+
+impl Errs<'_> {
+    fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.list.push(ConfigError {
+            file: self.file.into(),
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
+fn family(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
+impl Config {
+    /// The operator-visible model this config describes (services, real
+    /// servers, timeouts, table size). Call on a config from [`parse`] or
+    /// [`load`]; on an invalid one, invalid parts are left out.
+    pub fn to_model(&self) -> Model {
+        self.build("").0
+    }
+
+    /// Parsed addresses of each port, in config order (invalid ones left out).
+    pub fn port_cidrs(&self) -> Vec<(String, Vec<Cidr>)> {
+        self.ports
+            .iter()
+            .map(|p| {
+                let c = p.addresses.iter().filter_map(|a| a.parse().ok()).collect();
+                (p.name.clone(), c)
+            })
+            .collect()
+    }
+
+    /// Validates everything, collecting every error, and builds the model.
+    fn build(&self, file: &str) -> (Model, Vec<ConfigError>) {
+        let mut e = Errs {
+            file,
+            list: Vec::new(),
+        };
+        let mut model = Model::new();
+
+        // [eal]
+        if self.eal.cores.is_empty() {
+            e.push("eal.cores", "must list at least one core");
+        }
+        for (i, c) in self.eal.cores.iter().enumerate() {
+            if !(0..=1023).contains(c) {
+                e.push(
+                    format!("eal.cores[{i}]"),
+                    format!("core {c} is not in 0..=1023"),
+                );
+            } else if self.eal.cores[..i].contains(c) {
+                e.push(
+                    format!("eal.cores[{i}]"),
+                    format!("core {c} is listed twice"),
+                );
+            }
+        }
+        if let Some(m) = self.eal.memory_mb {
+            if m <= 0 {
+                e.push("eal.memory_mb", format!("must be positive, not {m}"));
+            }
+        } else if !self.eal.hugepages {
+            e.push("eal.memory_mb", "is required when hugepages = false");
+        }
+
+        // [dataplane]
+        let dp = &self.dataplane;
+        if dp.workers < 1 {
+            e.push(
+                "dataplane.workers",
+                format!("must be at least 1, not {}", dp.workers),
+            );
+        } else if !self.eal.cores.is_empty() && dp.workers + 1 > self.eal.cores.len() as i64 {
+            e.push(
+                "dataplane.workers",
+                format!(
+                    "{} workers need {} cores in eal.cores (one for control), but it lists {}",
+                    dp.workers,
+                    dp.workers + 1,
+                    self.eal.cores.len()
+                ),
+            );
+        }
+        let t = dp.conn_table_size;
+        if !(1024..=1 << 28).contains(&t) || t.count_ones() != 1 {
+            e.push(
+                "dataplane.conn_table_size",
+                format!("must be a power of two in 1024..=268435456, not {t}"),
+            );
+        } else {
+            model.conn_table_size = t as u64;
+        }
+        let mut timeouts = Timeouts::default();
+        for (name, v, slot) in [
+            ("tcp", dp.timeouts.tcp, &mut timeouts.tcp),
+            ("tcp_fin", dp.timeouts.tcp_fin, &mut timeouts.tcp_fin),
+            ("udp", dp.timeouts.udp, &mut timeouts.udp),
+        ] {
+            if let Some(v) = v {
+                if (1..=i64::from(MAX_TIMEOUT)).contains(&v) {
+                    *slot = v as u32;
+                } else {
+                    e.push(
+                        format!("dataplane.timeouts.{name}"),
+                        format!("must be 1..={MAX_TIMEOUT} seconds, not {v}"),
+                    );
+                }
+            }
+        }
+        model.timeouts = timeouts;
+
+        // [[port]]
+        if self.ports.is_empty() {
+            e.push("port", "at least one [[port]] is needed");
+        }
+        let mut subnets: Vec<(String, Cidr)> = Vec::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            let f = format!("port[{i}]");
+            if p.name.trim().is_empty() {
+                e.push(format!("{f}.name"), "must not be empty");
+            } else if let Some(j) = self.ports[..i].iter().position(|q| q.name == p.name) {
+                e.push(
+                    format!("{f}.name"),
+                    format!("duplicate port name '{}' (also port[{j}])", p.name),
+                );
+            }
+            if p.device.trim().is_empty() {
+                e.push(
+                    format!("{f}.device"),
+                    "must be DPDK devargs (e.g. net_af_packet0,iface=rvs-d0) or a PCI address",
+                );
+            }
+            let mut has_v6 = false;
+            for (j, a) in p.addresses.iter().enumerate() {
+                match a.parse::<Cidr>() {
+                    Ok(c) => {
+                        has_v6 |= c.addr.is_ipv6();
+                        subnets.push((p.name.clone(), c));
+                    }
+                    Err(()) => e.push(
+                        format!("{f}.addresses[{j}]"),
+                        format!(
+                            "'{a}' is not an address with prefix (e.g. 198.18.0.1/24 or 2001:db8::1/64)"
+                        ),
+                    ),
+                }
+            }
+            if let Some(m) = p.mtu {
+                let min = if has_v6 { 1280 } else { 68 };
+                if !(min..=9600).contains(&m) {
+                    e.push(format!("{f}.mtu"), format!("must be {min}..=9600, not {m}"));
+                }
+            }
+        }
+
+        // [[route]]
+        for (i, r) in self.routes.iter().enumerate() {
+            let f = format!("route[{i}]");
+            let prefix = r.prefix.parse::<Cidr>();
+            if prefix.is_err() {
+                e.push(
+                    format!("{f}.prefix"),
+                    format!(
+                        "'{}' is not a prefix (e.g. 0.0.0.0/0 or 2001:db8::/32)",
+                        r.prefix
+                    ),
+                );
+            }
+            if let Some(via) = &r.via {
+                match via.parse::<IpAddr>() {
+                    Ok(gw) => {
+                        if let Ok(p) = prefix {
+                            if family_mismatch(gw, p.addr) {
+                                e.push(
+                                    format!("{f}.via"),
+                                    format!(
+                                        "gateway {gw} is {} but prefix {p} is {}",
+                                        family(gw),
+                                        family(p.addr)
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                    Err(_) => e.push(format!("{f}.via"), format!("'{via}' is not an address")),
+                }
+            }
+            if !self.ports.iter().any(|p| p.name == r.port) {
+                let names: Vec<&str> = self.ports.iter().map(|p| p.name.as_str()).collect();
+                e.push(
+                    format!("{f}.port"),
+                    format!("unknown port '{}' (ports: {})", r.port, names.join(", ")),
+                );
+            }
+        }
+
+        // [[service]]
+        let mut seen: Vec<(ServiceKey, usize)> = Vec::new();
+        for (i, s) in self.services.iter().enumerate() {
+            let built = self.build_service(i, s, &subnets, &mut e);
+            // duplicates are found even when the service has other errors
+            let Some(key) = service_key(s) else { continue };
+            if let Some((_, j)) = seen.iter().find(|(k, _)| *k == key) {
+                e.push(
+                    format!("service[{i}].address"),
+                    format!("duplicate service {key} (also service[{j}])"),
+                );
+                continue;
+            }
+            seen.push((key, i));
+            model.services.extend(built);
+        }
+
+        // [metrics], [control], [ha]
+        if self.metrics.listen.parse::<SocketAddr>().is_err() {
+            e.push(
+                "metrics.listen",
+                format!(
+                    "'{}' is not address:port (e.g. 127.0.0.1:9090)",
+                    self.metrics.listen
+                ),
+            );
+        }
+        if !self.control.socket.starts_with('/') {
+            e.push(
+                "control.socket",
+                format!("'{}' must be an absolute path", self.control.socket),
+            );
+        }
+        if !["standalone", "master", "backup"].contains(&self.ha.role.as_str()) {
+            e.push(
+                "ha.role",
+                format!(
+                    "unknown role '{}' (expected standalone, master or backup)",
+                    self.ha.role
+                ),
+            );
+        }
+        (model, e.list)
+    }
+
+    fn build_service(
+        &self,
+        i: usize,
+        s: &ServiceConf,
+        subnets: &[(String, Cidr)],
+        e: &mut Errs<'_>,
+    ) -> Option<Service> {
+        let f = format!("service[{i}]");
+        let before = e.list.len();
+        let proto = match s.protocol.as_str() {
+            "tcp" | "TCP" => Some(Protocol::Tcp),
+            "udp" | "UDP" => Some(Protocol::Udp),
+            other => {
+                e.push(
+                    format!("{f}.protocol"),
+                    format!("unknown protocol '{other}' (expected tcp or udp)"),
+                );
+                None
+            }
+        };
+        let vip = match parse_endpoint(&s.address) {
+            Some((ip, Some(port))) => Some(SocketAddr::new(ip, port)),
+            _ => {
+                e.push(
+                    format!("{f}.address"),
+                    format!(
+                        "'{}' is not VIP:port (e.g. 198.18.0.1:80 or [2001:db8::1]:80)",
+                        s.address
+                    ),
+                );
+                None
+            }
+        };
+        let sched_name = s.scheduler.as_deref().unwrap_or("wlc");
+        let sched = Scheduler::from_name(sched_name);
+        if sched.is_none() {
+            e.push(
+                format!("{f}.scheduler"),
+                format!(
+                    "unknown scheduler '{sched_name}' (expected one of {})",
+                    Scheduler::list()
+                ),
+            );
+        }
+        let mut flags = SchedFlags::default();
+        for (j, name) in s.sched_flags.iter().enumerate() {
+            if let Err(why) = flags.set(name, sched_name) {
+                let msg = if why.starts_with("invalid") {
+                    format!(
+                        "unknown scheduler flag '{name}' (expected sh-fallback, sh-port, mh-fallback or mh-port)"
+                    )
+                } else {
+                    format!(
+                        "flag '{name}' needs scheduler {}, not {sched_name}",
+                        &name[..2]
+                    )
+                };
+                e.push(format!("{f}.sched_flags[{j}]"), msg);
+            }
+        }
+        let persistent = match s.persistent {
+            None => None,
+            Some(t) if (1..=i64::from(MAX_TIMEOUT)).contains(&t) => Some(t as u32),
+            Some(t) => {
+                e.push(
+                    format!("{f}.persistent"),
+                    format!("must be 1..={MAX_TIMEOUT} seconds, not {t}"),
+                );
+                None
+            }
+        };
+        if let Some(v) = vip {
+            if v.port() == 0 && s.persistent.is_none() {
+                e.push(
+                    format!("{f}.address"),
+                    "port 0 (all ports) needs persistent to be set",
+                );
+            }
+        }
+        let mut netmask = vip.map(|v| Netmask::full_for(v.ip()));
+        if let (Some(m), Some(v)) = (&s.netmask, vip) {
+            let parsed = if v.is_ipv4() {
+                m.parse().ok().map(Netmask::V4)
+            } else {
+                m.parse::<u8>()
+                    .ok()
+                    .filter(|p| (1..=128).contains(p))
+                    .map(Netmask::V6)
+            };
+            match parsed {
+                Some(n) => netmask = Some(n),
+                None => e.push(
+                    format!("{f}.netmask"),
+                    format!(
+                        "'{m}' is not a {} (e.g. {})",
+                        if v.is_ipv4() {
+                            "IPv4 netmask"
+                        } else {
+                            "IPv6 prefix length 1..=128"
+                        },
+                        if v.is_ipv4() { "255.255.255.0" } else { "64" }
+                    ),
+                ),
+            }
+        }
+        let svc_forward = match s.forward.as_deref() {
+            None => Some(Forward::Route),
+            Some(x) => {
+                let fw = Forward::from_config_name(x);
+                if fw.is_none() {
+                    e.push(format!("{f}.forward"), unknown_forward(x));
+                }
+                fw
+            }
+        };
+
+        let mut laddrs: Vec<LocalAddr> = Vec::new();
+        for (j, a) in s.laddrs.iter().enumerate() {
+            let field = format!("{f}.laddrs[{j}]");
+            match a.parse::<IpAddr>() {
+                Err(_) => e.push(field, format!("'{a}' is not an address")),
+                Ok(ip) if laddrs.iter().any(|l| l.addr == ip) => {
+                    e.push(field, format!("local address {ip} is listed twice"))
+                }
+                Ok(ip) => match subnets.iter().find(|(_, c)| c.contains(ip)) {
+                    Some((port, _)) => laddrs.push(LocalAddr {
+                        addr: ip,
+                        ifname: port.clone(),
+                    }),
+                    None => e.push(field, format!("local address {ip} is on no port's subnet")),
+                },
+            }
+        }
+
+        let mut reals: Vec<RealServer> = Vec::new();
+        let mut fullnat = false;
+        for (j, r) in s.reals.iter().enumerate() {
+            let rf = format!("{f}.real[{j}]");
+            let fw = match r.forward.as_deref() {
+                None => svc_forward,
+                Some(x) => {
+                    let fw = Forward::from_config_name(x);
+                    if fw.is_none() {
+                        e.push(format!("{rf}.forward"), unknown_forward(x));
+                    }
+                    fw
+                }
+            };
+            fullnat |= fw == Some(Forward::FullNat);
+            let addr = match (parse_endpoint(&r.address), vip) {
+                (None, _) => {
+                    e.push(
+                        format!("{rf}.address"),
+                        format!(
+                            "'{}' is not address[:port] (e.g. 198.19.0.2:8080 or [2001:db8::2]:80)",
+                            r.address
+                        ),
+                    );
+                    None
+                }
+                (Some((ip, port)), Some(v)) => {
+                    if family_mismatch(ip, v.ip()) {
+                        e.push(
+                            format!("{rf}.address"),
+                            format!(
+                                "real server {ip} is {} but the VIP is {}",
+                                family(ip),
+                                family(v.ip())
+                            ),
+                        );
+                        None
+                    } else {
+                        let a = SocketAddr::new(ip, port.unwrap_or(v.port()));
+                        if let Some(fw) = fw.filter(|fw| fw.keeps_port()) {
+                            if a.port() != v.port() {
+                                e.push(
+                                    format!("{rf}.address"),
+                                    format!(
+                                        "{}-mode real server {a} must use the virtual port {} ({} cannot change ports)",
+                                        fw.config_name(),
+                                        v.port(),
+                                        fw.config_name()
+                                    ),
+                                );
+                            }
+                        }
+                        Some(a)
+                    }
+                }
+                (Some(_), None) => None,
+            };
+            let weight = range(e, format!("{rf}.weight"), "weight", r.weight, 1, MAX_WEIGHT);
+            let uthr = range(
+                e,
+                format!("{rf}.u_threshold"),
+                "u_threshold",
+                r.u_threshold,
+                0,
+                i32::MAX as u32,
+            );
+            let lthr = range(
+                e,
+                format!("{rf}.l_threshold"),
+                "l_threshold",
+                r.l_threshold,
+                0,
+                i32::MAX as u32,
+            );
+            if let (Some(u), Some(l)) = (uthr, lthr) {
+                if u != 0 && l > u {
+                    e.push(
+                        format!("{rf}.l_threshold"),
+                        format!("l_threshold {l} is above u_threshold {u}"),
+                    );
+                }
+            }
+            if let Some(a) = addr {
+                if let Some(k) = reals.iter().position(|x| x.addr == a) {
+                    e.push(
+                        format!("{rf}.address"),
+                        format!("duplicate real server {a} (also real[{k}])"),
+                    );
+                    continue;
+                }
+                if let (Some(fw), Some(w), Some(u), Some(l)) = (fw, weight, uthr, lthr) {
+                    let mut rs = RealServer::new(a, fw);
+                    rs.weight = w;
+                    rs.u_threshold = u;
+                    rs.l_threshold = l;
+                    reals.push(rs);
+                }
+            }
+        }
+        if fullnat && laddrs.is_empty() && s.laddrs.is_empty() {
+            e.push(
+                format!("{f}.laddrs"),
+                "fullnat real servers need at least one local address",
+            );
+        }
+
+        if e.list.len() != before {
+            return None;
+        }
+        let key = ServiceKey {
+            proto: proto?,
+            addr: vip?,
+        };
+        Some(Service {
+            scheduler: sched?,
+            flags,
+            persistent,
+            netmask: netmask?,
+            laddrs,
+            reals,
+            ..Service::new(key)
+        })
+    }
+}
+
+fn family_mismatch(a: IpAddr, b: IpAddr) -> bool {
+    a.is_ipv4() != b.is_ipv4()
+}
+
+fn service_key(s: &ServiceConf) -> Option<ServiceKey> {
+    let proto = match s.protocol.as_str() {
+        "tcp" | "TCP" => Protocol::Tcp,
+        "udp" | "UDP" => Protocol::Udp,
+        _ => return None,
+    };
+    match parse_endpoint(&s.address)? {
+        (ip, Some(port)) => Some(ServiceKey {
+            proto,
+            addr: SocketAddr::new(ip, port),
+        }),
+        _ => None,
+    }
+}
+
+fn unknown_forward(x: &str) -> String {
+    format!("unknown forwarding method '{x}' (expected masq, route, tunnel or fullnat)")
+}
+
+fn range(
+    e: &mut Errs<'_>,
+    field: String,
+    what: &str,
+    v: Option<i64>,
+    default: u32,
+    max: u32,
+) -> Option<u32> {
+    match v {
+        None => Some(default),
+        Some(x) if (0..=i64::from(max)).contains(&x) => Some(x as u32),
+        Some(x) => {
+            e.push(field, format!("{what} must be 0..={max}, not {x}"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,329 @@
+//! Config validation tests: the example configs load, and each class of
+//! error gives its exact message (file, field path, why).
+
+use super::*;
+use crate::ipvsadm::list;
+
+fn example(name: &str) -> Config {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../configs")
+        .join(name);
+    load(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn example_configs_load_and_convert() {
+    let nat = example("nat.toml").to_model();
+    assert_eq!(
+        list::save(&nat),
+        "-A -t 198.18.0.100:80 -s wrr\n\
+-a -t 198.18.0.100:80 -r 198.19.0.2:8080 -m -w 2\n\
+-a -t 198.18.0.100:80 -r 198.19.0.3:8080 -m -w 1\n\
+-A -t [2001:db8::100]:80 -s rr\n\
+-a -t [2001:db8::100]:80 -r [2001:db8:1::2]:8080 -m -w 1\n"
+    );
+    assert_eq!(nat.conn_table_size, 65536);
+
+    let dr = example("dr.toml").to_model();
+    assert_eq!(
+        list::save(&dr),
+        "-A -t 198.18.0.100:80 -s wlc\n\
+-a -t 198.18.0.100:80 -r 198.18.0.2:80 -g -w 1\n\
+-a -t 198.18.0.100:80 -r 198.18.0.3:80 -g -w 3\n\
+-A -u 198.18.0.100:53 -s sh -b sh-port\n\
+-a -u 198.18.0.100:53 -r 198.18.0.2:53 -g -w 1\n"
+    );
+
+    let tun = example("tun.toml").to_model();
+    assert_eq!(
+        list::save(&tun),
+        "-A -t 198.18.0.100:443 -s mh -b mh-fallback -p 600 -M 255.255.255.0\n\
+-a -t 198.18.0.100:443 -r 198.19.128.2:443 -i -w 1\n\
+-a -t 198.18.0.100:443 -r 198.19.128.3:443 -i -w 1 -x 10000 -y 8000\n"
+    );
+
+    let cfg = example("fullnat.toml");
+    let fnat = cfg.to_model();
+    assert_eq!(
+        list::save(&fnat),
+        "-A -t 198.18.0.100:80 -s lc\n\
+-a -t 198.18.0.100:80 -r 198.19.0.2:8080 -b -w 1\n\
+-a -t 198.18.0.100:80 -r 198.19.0.3:8080 -b -w 1\n\
+--add-laddr -t 198.18.0.100:80 -z 198.19.0.10 -F d1\n\
+--add-laddr -t 198.18.0.100:80 -z 198.19.0.11 -F d1\n\
+-A -u [2001:db8::100]:53 -s rr\n\
+-a -u [2001:db8::100]:53 -r [2001:db8:1::2]:53 -b -w 1\n\
+--add-laddr -u [2001:db8::100]:53 -z [2001:db8:1::10] -F d1\n"
+    );
+    assert_eq!(cfg.port_cidrs()[1].1[0].to_string(), "198.19.0.1/24");
+    // the saved rules restore into the same model
+    let mut back = Model::new();
+    crate::ipvsadm::restore(&mut back, &list::save(&fnat)).unwrap();
+    assert_eq!(list::save(&back), list::save(&fnat));
+}
+
+const BASE: &str = r#"
+[eal]
+cores = [0, 1, 2]
+hugepages = false
+memory_mb = 256
+
+[[port]]
+name = "d0"
+device = "net_af_packet0,iface=rvs-d0"
+addresses = ["198.18.0.1/24"]
+
+[dataplane]
+workers = 2
+
+[[service]]
+protocol = "tcp"
+address = "198.18.0.100:80"
+scheduler = "rr"
+forward = "masq"
+
+  [[service.real]]
+  address = "198.18.0.2:8080"
+
+[[service]]
+protocol = "tcp"
+address = "198.18.0.101:80"
+forward = "route"
+
+  [[service.real]]
+  address = "198.18.0.3"
+
+  [[service.real]]
+  address = "198.18.0.4"
+"#;
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text, "bad.toml") {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn one_error(from: &str, to: &str) -> String {
+    assert!(BASE.contains(from), "{from}");
+    let v = errors(&BASE.replacen(from, to, 1));
+    assert_eq!(v.len(), 1, "{v:#?}");
+    v[0].clone()
+}
+
+#[test]
+fn base_is_valid() {
+    let m = parse(BASE, "base.toml").unwrap().to_model();
+    assert_eq!(m.services.len(), 2);
+}
+
+#[test]
+fn each_error_class_names_file_field_and_why() {
+    let cases = [
+        (
+            "scheduler = \"rr\"",
+            "scheduler = \"foo\"",
+            "bad.toml: service[0].scheduler: unknown scheduler 'foo' (expected one of rr, wrr, lc, wlc, sed, nq, fo, ovf, lblc, lblcr, sh, dh, mh, twos)",
+        ),
+        (
+            "address = \"198.18.0.3\"",
+            "address = \"198.18.0.3\"\n  weight = 70000",
+            "bad.toml: service[1].real[0].weight: weight must be 0..=65535, not 70000",
+        ),
+        (
+            "address = \"198.18.0.4\"",
+            "address = \"198.18.0.4\"\n  weight = -1",
+            "bad.toml: service[1].real[1].weight: weight must be 0..=65535, not -1",
+        ),
+        (
+            "address = \"198.18.0.101:80\"",
+            "address = \"198.18.0.100:80\"",
+            "bad.toml: service[1].address: duplicate service tcp 198.18.0.100:80 (also service[0])",
+        ),
+        (
+            "address = \"198.18.0.3\"",
+            "address = \"198.18.0.3:8080\"",
+            "bad.toml: service[1].real[0].address: route-mode real server 198.18.0.3:8080 must use the virtual port 80 (route cannot change ports)",
+        ),
+        (
+            "address = \"198.18.0.100:80\"",
+            "address = \"198.18.0.300:80\"",
+            "bad.toml: service[0].address: '198.18.0.300:80' is not VIP:port (e.g. 198.18.0.1:80 or [2001:db8::1]:80)",
+        ),
+        (
+            "address = \"198.18.0.2:8080\"",
+            "address = \"198.18.0.2:http\"",
+            "bad.toml: service[0].real[0].address: '198.18.0.2:http' is not address[:port] (e.g. 198.19.0.2:8080 or [2001:db8::2]:80)",
+        ),
+        (
+            "address = \"198.18.0.2:8080\"",
+            "address = \"[2001:db8::2]:8080\"",
+            "bad.toml: service[0].real[0].address: real server 2001:db8::2 is IPv6 but the VIP is IPv4",
+        ),
+        (
+            "addresses = [\"198.18.0.1/24\"]",
+            "addresses = [\"198.18.0.1/33\"]",
+            "bad.toml: port[0].addresses[0]: '198.18.0.1/33' is not an address with prefix (e.g. 198.18.0.1/24 or 2001:db8::1/64)",
+        ),
+        (
+            "workers = 2",
+            "workers = 3",
+            "bad.toml: dataplane.workers: 3 workers need 4 cores in eal.cores (one for control), but it lists 3",
+        ),
+        (
+            "workers = 2",
+            "workers = 0",
+            "bad.toml: dataplane.workers: must be at least 1, not 0",
+        ),
+        (
+            "cores = [0, 1, 2]",
+            "cores = [0, 1, 1]",
+            "bad.toml: eal.cores[2]: core 1 is listed twice",
+        ),
+        (
+            "protocol = \"tcp\"",
+            "protocol = \"sctp\"",
+            "bad.toml: service[0].protocol: unknown protocol 'sctp' (expected tcp or udp)",
+        ),
+        (
+            "forward = \"masq\"",
+            "forward = \"dsr\"",
+            "bad.toml: service[0].forward: unknown forwarding method 'dsr' (expected masq, route, tunnel or fullnat)",
+        ),
+        (
+            "forward = \"masq\"",
+            "forward = \"fullnat\"",
+            "bad.toml: service[0].laddrs: fullnat real servers need at least one local address",
+        ),
+        (
+            "forward = \"masq\"",
+            "forward = \"fullnat\"\nladdrs = [\"198.19.9.9\"]",
+            "bad.toml: service[0].laddrs[0]: local address 198.19.9.9 is on no port's subnet",
+        ),
+        (
+            "scheduler = \"rr\"",
+            "scheduler = \"rr\"\nsched_flags = [\"sh-port\"]",
+            "bad.toml: service[0].sched_flags[0]: flag 'sh-port' needs scheduler sh, not rr",
+        ),
+        (
+            "scheduler = \"rr\"",
+            "scheduler = \"sh\"\nsched_flags = [\"sh-bogus\"]",
+            "bad.toml: service[0].sched_flags[0]: unknown scheduler flag 'sh-bogus' (expected sh-fallback, sh-port, mh-fallback or mh-port)",
+        ),
+        (
+            "scheduler = \"rr\"",
+            "scheduler = \"rr\"\npersistent = 0",
+            "bad.toml: service[0].persistent: must be 1..=2678400 seconds, not 0",
+        ),
+        (
+            "address = \"198.18.0.2:8080\"",
+            "address = \"198.18.0.2:8080\"\n  u_threshold = 10\n  l_threshold = 20",
+            "bad.toml: service[0].real[0].l_threshold: l_threshold 20 is above u_threshold 10",
+        ),
+        (
+            "address = \"198.18.0.4\"",
+            "address = \"198.18.0.3\"",
+            "bad.toml: service[1].real[1].address: duplicate real server 198.18.0.3:80 (also real[0])",
+        ),
+        (
+            "memory_mb = 256",
+            "memory_mb = 256\n[metrics]\nlisten = \"localhost\"",
+            "bad.toml: metrics.listen: 'localhost' is not address:port (e.g. 127.0.0.1:9090)",
+        ),
+        (
+            "workers = 2",
+            "workers = 2\nconn_table_size = 1000",
+            "bad.toml: dataplane.conn_table_size: must be a power of two in 1024..=268435456, not 1000",
+        ),
+        (
+            "memory_mb = 256",
+            "memory_mb = 256\n[[route]]\nprefix = \"0.0.0.0/0\"\nvia = \"2001:db8::1\"\nport = \"d9\"",
+            "",
+        ),
+    ];
+    for (from, to, want) in cases {
+        if want.is_empty() {
+            continue;
+        }
+        assert_eq!(one_error(from, to), want, "replacing {from} with {to}");
+    }
+    // two problems in one route, both reported
+    let v = errors(&BASE.replacen(
+        "memory_mb = 256",
+        "memory_mb = 256\n[[route]]\nprefix = \"0.0.0.0/0\"\nvia = \"2001:db8::1\"\nport = \"d9\"",
+        1,
+    ));
+    assert_eq!(
+        v,
+        [
+            "bad.toml: route[0].via: gateway 2001:db8::1 is IPv6 but prefix 0.0.0.0/0 is IPv4",
+            "bad.toml: route[0].port: unknown port 'd9' (ports: d0)",
+        ]
+    );
+}
+
+#[test]
+fn all_errors_are_collected() {
+    let text = BASE
+        .replacen("scheduler = \"rr\"", "scheduler = \"foo\"", 1)
+        .replacen(
+            "address = \"198.18.0.3\"",
+            "address = \"198.18.0.3\"\n  weight = 70000",
+            1,
+        )
+        .replacen("workers = 2", "workers = 9", 1)
+        .replacen(
+            "address = \"198.18.0.101:80\"",
+            "address = \"198.18.0.100:80\"",
+            1,
+        );
+    assert_eq!(
+        errors(&text),
+        [
+            "bad.toml: dataplane.workers: 9 workers need 10 cores in eal.cores (one for control), but it lists 3",
+            "bad.toml: service[0].scheduler: unknown scheduler 'foo' (expected one of rr, wrr, lc, wlc, sed, nq, fo, ovf, lblc, lblcr, sh, dh, mh, twos)",
+            "bad.toml: service[1].real[0].weight: weight must be 0..=65535, not 70000",
+            "bad.toml: service[1].address: duplicate service tcp 198.18.0.100:80 (also service[0])",
+        ]
+    );
+}
+
+#[test]
+fn structural_errors_name_the_field() {
+    let v = errors(&BASE.replacen(
+        "address = \"198.18.0.4\"",
+        "address = \"198.18.0.4\"\n  wieght = 2",
+        1,
+    ));
+    assert_eq!(v.len(), 1);
+    assert!(
+        v[0].starts_with("bad.toml: service[1].real[1].wieght: unknown field `wieght`, expected one of `address`, `forward`, `weight`, `u_threshold`, `l_threshold` (line "),
+        "{}",
+        v[0]
+    );
+    let v = errors(&BASE.replacen("workers = 2", "workers = \"two\"", 1));
+    assert!(
+        v[0].starts_with("bad.toml: dataplane.workers: invalid type: string \"two\", expected i64"),
+        "{}",
+        v[0]
+    );
+    let v = errors(&BASE.replacen("[[port]]", "[bogus]\nx = 1\n[[port]]", 1));
+    assert!(
+        v[0].starts_with("bad.toml: bogus: unknown field `bogus`"),
+        "{}",
+        v[0]
+    );
+    let v = errors("[eal\n");
+    assert!(v[0].starts_with("bad.toml: "), "{}", v[0]);
+}
+
+#[test]
+fn a_rejected_reload_leaves_the_running_model() {
+    let running = parse(BASE, "rvsd.toml").unwrap().to_model();
+    let snapshot = running.clone();
+    let bad = BASE.replacen("scheduler = \"rr\"", "scheduler = \"foo\"", 1);
+    // a daemon only swaps in a model from a config that parsed
+    let next = parse(&bad, "rvsd.toml").map(|c| c.to_model());
+    assert!(next.is_err());
+    assert_eq!(running, snapshot);
+}

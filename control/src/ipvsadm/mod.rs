@@ -1,0 +1,1158 @@
+//! `rvsadm`: ipvsadm's command line, parsed into [`Command`] and executed
+//! against a [`Model`].
+//!
+//! The syntax is ipvsadm's (popt rules: bundled short options such as
+//! `-Ln`, `--long=value`, `-p` with an optional timeout), plus DPVS's
+//! FullNAT additions (`-b`/`--fullnat` on real servers, `--add-laddr`,
+//! `--del-laddr`, `--get-laddr`, `-z`, `-F`) and rvs's own listings
+//! (`--ports`, `--neigh`, `--routes`, `--drops`, `--workers`). Error texts
+//! are ipvsadm's.
+//!
+//! Differences from ipvsadm, on purpose: addresses and ports are numeric
+//! only (no DNS or /etc/services look-ups, listings are always numeric);
+//! `-e` changes only the fields given (ipvsadm resets an omitted `-w` to 1
+//! and an omitted forwarding switch to `-g`); fwmark services and the sync
+//! daemon options are not supported.
+
+pub mod list;
+
+use crate::model::{
+    ConnEntry, Forward, LocalAddr, Model, ModelError, Netmask, Protocol, RealSpec, SchedFlags,
+    ServiceKey, ServiceSpec, Timeouts, DEFAULT_PERSISTENT_TIMEOUT, MAX_TIMEOUT,
+};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// Program name used in messages.
+pub const PROGRAM: &str = "rvsadm";
+
+/// An error `rvsadm` prints on stderr before exiting with `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdmError {
+    /// The text, as ipvsadm words it.
+    pub message: String,
+    /// Exit status: 2 for bad arguments (ipvsadm's `fail(2, ...)`), 255 for
+    /// a refused operation or a usage error (ipvsadm returns -1).
+    pub status: i32,
+}
+
+impl AdmError {
+    fn usage(msg: impl Into<String>) -> AdmError {
+        AdmError {
+            message: msg.into(),
+            status: 2,
+        }
+    }
+    fn op(e: ModelError) -> AdmError {
+        AdmError {
+            message: e.to_string(),
+            status: 255,
+        }
+    }
+    fn tryhelp() -> AdmError {
+        AdmError {
+            message: format!("Try `{PROGRAM} -h' or '{PROGRAM} --help' for more information."),
+            status: 255,
+        }
+    }
+}
+
+impl fmt::Display for AdmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AdmError {}
+
+/// What `-L`/`-l` should show.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListOptions {
+    /// `-n`: accepted; rvs always prints numbers.
+    pub numeric: bool,
+    /// `-c`: connection entries.
+    pub connections: bool,
+    /// `--timeout`: the timeout line.
+    pub timeout: bool,
+    /// `--stats`.
+    pub stats: bool,
+    /// `--rate`.
+    pub rate: bool,
+    /// `--thresholds`.
+    pub thresholds: bool,
+    /// `--persistent-conn`.
+    pub persistent_conn: bool,
+    /// `--exact`: full numbers instead of K/M/G.
+    pub exact: bool,
+    /// `--nosort`: insertion order.
+    pub nosort: bool,
+    /// `-t`/`-u`: one service only.
+    pub service: Option<ServiceKey>,
+}
+
+/// rvs's own listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extra {
+    /// `--ports`: DPDK ports and their counters.
+    Ports,
+    /// `--neigh`: the neighbour (ARP/ND) table.
+    Neigh,
+    /// `--routes`: the route table.
+    Routes,
+    /// `--drops`: drop counters by reason.
+    Drops,
+    /// `--workers`: worker cores, queues and load.
+    Workers,
+}
+
+/// One parsed `rvsadm` invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `-A`.
+    AddService(ServiceSpec),
+    /// `-E`.
+    EditService(ServiceSpec),
+    /// `-D`.
+    DeleteService(ServiceKey),
+    /// `-a`.
+    AddServer(ServiceKey, RealSpec),
+    /// `-e`.
+    EditServer(ServiceKey, RealSpec),
+    /// `-d`.
+    DeleteServer(ServiceKey, SocketAddr),
+    /// `-C`.
+    Clear,
+    /// `-L`, `-l`, or no arguments at all.
+    List(ListOptions),
+    /// `-Z`, optionally for one service.
+    Zero(Option<ServiceKey>),
+    /// `-S`; the flag is `-n`.
+    Save(bool),
+    /// `-R`: rules on stdin.
+    Restore,
+    /// `--set tcp tcpfin udp`.
+    SetTimeouts(Timeouts),
+    /// `--add-laddr -t|u service -z addr -F ifname`.
+    AddLaddr(ServiceKey, LocalAddr),
+    /// `--del-laddr -t|u service -z addr -F ifname`.
+    DelLaddr(ServiceKey, IpAddr),
+    /// `--get-laddr [-t|u service]`.
+    GetLaddr(Option<ServiceKey>),
+    /// rvs's own listings.
+    Extra(Extra),
+    /// `-h`.
+    Help,
+    /// `-v`.
+    Version,
+}
+
+impl Command {
+    /// Whether the command changes the model (the ones `-R` accepts).
+    pub fn is_rule(&self) -> bool {
+        matches!(
+            self,
+            Command::AddService(_)
+                | Command::EditService(_)
+                | Command::DeleteService(_)
+                | Command::AddServer(..)
+                | Command::EditServer(..)
+                | Command::DeleteServer(..)
+                | Command::Clear
+                | Command::Zero(_)
+                | Command::SetTimeouts(_)
+                | Command::AddLaddr(..)
+                | Command::DelLaddr(..)
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmd {
+    Add,
+    Edit,
+    Del,
+    Flush,
+    List,
+    AddDest,
+    DelDest,
+    EditDest,
+    Timeout,
+    Restore,
+    Save,
+    Zero,
+    AddLaddr,
+    DelLaddr,
+    GetLaddr,
+    Extra(Extra),
+    Help,
+    Version,
+}
+
+impl Cmd {
+    fn name(self) -> &'static str {
+        match self {
+            Cmd::Add => "add-service",
+            Cmd::Edit => "edit-service",
+            Cmd::Del => "delete-service",
+            Cmd::Flush => "flush",
+            Cmd::List => "list",
+            Cmd::AddDest => "add-server",
+            Cmd::DelDest => "delete-server",
+            Cmd::EditDest => "edit-server",
+            Cmd::Timeout => "set",
+            Cmd::Restore => "restore",
+            Cmd::Save => "save",
+            Cmd::Zero => "zero",
+            Cmd::AddLaddr => "add-laddr",
+            Cmd::DelLaddr => "del-laddr",
+            Cmd::GetLaddr => "get-laddr",
+            Cmd::Extra(Extra::Ports) => "ports",
+            Cmd::Extra(Extra::Neigh) => "neigh",
+            Cmd::Extra(Extra::Routes) => "routes",
+            Cmd::Extra(Extra::Drops) => "drops",
+            Cmd::Extra(Extra::Workers) => "workers",
+            Cmd::Help => "help",
+            Cmd::Version => "version",
+        }
+    }
+}
+
+/// Options, in ipvsadm's `optnames` order (which decides which error wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opt {
+    Numeric,
+    Connection,
+    Service,
+    Scheduler,
+    Persistent,
+    Netmask,
+    Server,
+    Forward,
+    Weight,
+    UThreshold,
+    LThreshold,
+    Timeout,
+    Stats,
+    Rate,
+    Thresholds,
+    PersistentConn,
+    NoSort,
+    Exact,
+    SchedFlags,
+    Laddr,
+    Ifname,
+}
+
+const OPTS: [Opt; 21] = [
+    Opt::Numeric,
+    Opt::Connection,
+    Opt::Service,
+    Opt::Scheduler,
+    Opt::Persistent,
+    Opt::Netmask,
+    Opt::Server,
+    Opt::Forward,
+    Opt::Weight,
+    Opt::UThreshold,
+    Opt::LThreshold,
+    Opt::Timeout,
+    Opt::Stats,
+    Opt::Rate,
+    Opt::Thresholds,
+    Opt::PersistentConn,
+    Opt::NoSort,
+    Opt::Exact,
+    Opt::SchedFlags,
+    Opt::Laddr,
+    Opt::Ifname,
+];
+
+impl Opt {
+    fn name(self) -> &'static str {
+        match self {
+            Opt::Numeric => "numeric",
+            Opt::Connection => "connection",
+            Opt::Service => "service-address",
+            Opt::Scheduler => "scheduler",
+            Opt::Persistent => "persistent",
+            Opt::Netmask => "netmask",
+            Opt::Server => "real-server",
+            Opt::Forward => "forwarding-method",
+            Opt::Weight => "weight",
+            Opt::UThreshold => "u-threshold",
+            Opt::LThreshold => "l-threshold",
+            Opt::Timeout => "timeout",
+            Opt::Stats => "stats",
+            Opt::Rate => "rate",
+            Opt::Thresholds => "thresholds",
+            Opt::PersistentConn => "persistent-conn",
+            Opt::NoSort => "nosort",
+            Opt::Exact => "exact",
+            Opt::SchedFlags => "sched-flags",
+            Opt::Laddr => "local-address",
+            Opt::Ifname => "ifname",
+        }
+    }
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// The commands-versus-options table: '+' required, 'x' illegal,
+/// '1' at most one of these, ' ' optional.
+fn rule(cmd: Cmd, opt: Opt) -> char {
+    use Opt::*;
+    match cmd {
+        Cmd::Add | Cmd::Edit => match opt {
+            Service => '+',
+            Scheduler | Persistent | Netmask | SchedFlags => ' ',
+            _ => 'x',
+        },
+        Cmd::Del => match opt {
+            Service => '+',
+            _ => 'x',
+        },
+        Cmd::List => match opt {
+            Numeric | Stats | Rate | Thresholds | PersistentConn | NoSort | Exact => ' ',
+            Connection | Service | Timeout => '1',
+            _ => 'x',
+        },
+        Cmd::AddDest | Cmd::EditDest => match opt {
+            Service | Server => '+',
+            Forward | Weight | UThreshold | LThreshold => ' ',
+            _ => 'x',
+        },
+        Cmd::DelDest => match opt {
+            Service | Server => '+',
+            _ => 'x',
+        },
+        Cmd::Save | Cmd::Extra(_) => match opt {
+            Numeric => ' ',
+            _ => 'x',
+        },
+        Cmd::Zero | Cmd::GetLaddr => match opt {
+            Service => ' ',
+            _ => 'x',
+        },
+        Cmd::AddLaddr | Cmd::DelLaddr => match opt {
+            Service | Laddr | Ifname => '+',
+            _ => 'x',
+        },
+        Cmd::Flush | Cmd::Timeout | Cmd::Restore | Cmd::Help | Cmd::Version => 'x',
+    }
+}
+
+fn check_options(cmd: Cmd, options: u32) -> Result<(), AdmError> {
+    let mut first_one: Option<Opt> = None;
+    for opt in OPTS {
+        let r = rule(cmd, opt);
+        if options & opt.bit() == 0 {
+            if r == '+' {
+                return Err(AdmError::usage(format!(
+                    "You need to supply the '{}' option for the '{}' command",
+                    opt.name(),
+                    cmd.name()
+                )));
+            }
+        } else {
+            if r == 'x' {
+                return Err(AdmError::usage(format!(
+                    "Illegal '{}' option with the '{}' command",
+                    opt.name(),
+                    cmd.name()
+                )));
+            }
+            if r == '1' {
+                if let Some(prev) = first_one {
+                    return Err(AdmError::usage(format!(
+                        "The option '{}' conflicts with the '{}' option in the '{}' command",
+                        opt.name(),
+                        prev.name(),
+                        cmd.name()
+                    )));
+                }
+                first_one = Some(opt);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Long option table: (name, short tag, takes an argument).
+/// Arg: 0 none, 1 required, 2 optional.
+const LONG: &[(&str, char, u8)] = &[
+    ("add-service", 'A', 0),
+    ("edit-service", 'E', 0),
+    ("delete-service", 'D', 0),
+    ("clear", 'C', 0),
+    ("list", 'L', 0),
+    ("zero", 'Z', 0),
+    ("add-server", 'a', 0),
+    ("edit-server", 'e', 0),
+    ("delete-server", 'd', 0),
+    ("set", '\u{80}', 0),
+    ("help", 'h', 0),
+    ("version", 'v', 0),
+    ("restore", 'R', 0),
+    ("save", 'S', 0),
+    ("add-laddr", 'P', 0),
+    ("del-laddr", 'Q', 0),
+    ("get-laddr", 'G', 0),
+    ("tcp-service", 't', 1),
+    ("udp-service", 'u', 1),
+    ("scheduler", 's', 1),
+    ("persistent", 'p', 2),
+    ("netmask", 'M', 1),
+    ("real-server", 'r', 1),
+    ("masquerading", 'm', 0),
+    ("ipip", 'i', 0),
+    ("gatewaying", 'g', 0),
+    ("fullnat", '\u{81}', 0),
+    ("sched-flags", '\u{82}', 1),
+    ("weight", 'w', 1),
+    ("u-threshold", 'x', 1),
+    ("l-threshold", 'y', 1),
+    ("numeric", 'n', 0),
+    ("connection", 'c', 0),
+    ("timeout", '\u{83}', 0),
+    ("stats", '\u{84}', 0),
+    ("rate", '\u{85}', 0),
+    ("thresholds", '\u{86}', 0),
+    ("persistent-conn", '\u{87}', 0),
+    ("nosort", '\u{88}', 0),
+    ("sort", '\u{89}', 0),
+    ("exact", 'X', 0),
+    ("laddr", 'z', 1),
+    ("ifname", 'F', 1),
+    ("ports", '\u{90}', 0),
+    ("neigh", '\u{91}', 0),
+    ("routes", '\u{92}', 0),
+    ("drops", '\u{93}', 0),
+    ("workers", '\u{94}', 0),
+];
+
+/// Short options: (char, takes argument: 0 none, 1 required, 2 optional).
+/// `-b` is resolved by the command (sched-flags on -A/-E, fullnat otherwise).
+fn short_arg(c: char, cmd: Option<Cmd>) -> Option<u8> {
+    Some(match c {
+        'A' | 'E' | 'D' | 'C' | 'L' | 'l' | 'Z' | 'a' | 'e' | 'd' | 'h' | 'v' | 'R' | 'S' | 'P'
+        | 'Q' | 'G' | 'm' | 'i' | 'g' | 'n' | 'c' | 'X' => 0,
+        't' | 'u' | 's' | 'M' | 'r' | 'w' | 'x' | 'y' | 'z' | 'F' => 1,
+        'p' => 2,
+        'b' => {
+            if matches!(cmd, Some(Cmd::Add | Cmd::Edit)) {
+                1
+            } else {
+                0
+            }
+        }
+        _ => return None,
+    })
+}
+
+fn tag_command(tag: char) -> Option<Cmd> {
+    Some(match tag {
+        'A' => Cmd::Add,
+        'E' => Cmd::Edit,
+        'D' => Cmd::Del,
+        'C' => Cmd::Flush,
+        'L' | 'l' => Cmd::List,
+        'Z' => Cmd::Zero,
+        'a' => Cmd::AddDest,
+        'e' => Cmd::EditDest,
+        'd' => Cmd::DelDest,
+        '\u{80}' => Cmd::Timeout,
+        'h' => Cmd::Help,
+        'v' => Cmd::Version,
+        'R' => Cmd::Restore,
+        'S' => Cmd::Save,
+        'P' => Cmd::AddLaddr,
+        'Q' => Cmd::DelLaddr,
+        'G' => Cmd::GetLaddr,
+        '\u{90}' => Cmd::Extra(Extra::Ports),
+        '\u{91}' => Cmd::Extra(Extra::Neigh),
+        '\u{92}' => Cmd::Extra(Extra::Routes),
+        '\u{93}' => Cmd::Extra(Extra::Drops),
+        '\u{94}' => Cmd::Extra(Extra::Workers),
+        _ => return None,
+    })
+}
+
+/// One option occurrence after tokenizing.
+struct Occ {
+    tag: char,
+    arg: Option<String>,
+}
+
+/// Splits argv into option occurrences and positional arguments, popt-style.
+fn tokenize<S: AsRef<str>>(args: &[S]) -> Result<(Vec<Occ>, Vec<String>), AdmError> {
+    let mut occs = Vec::new();
+    let mut rest = Vec::new();
+    let mut cmd: Option<Cmd> = None;
+    let mut i = 0;
+    let mut only_positional = false;
+    while i < args.len() {
+        let tok = args[i].as_ref();
+        i += 1;
+        if only_positional || tok == "-" || !tok.starts_with('-') {
+            rest.push(tok.to_string());
+            continue;
+        }
+        if tok == "--" {
+            only_positional = true;
+            continue;
+        }
+        if let Some(long) = tok.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (long, None),
+            };
+            let Some(&(_, tag, kind)) = LONG.iter().find(|(n, _, _)| *n == name) else {
+                return Err(AdmError {
+                    message: format!("{tok}: unknown option"),
+                    status: 255,
+                });
+            };
+            let arg = match (kind, inline) {
+                (0, Some(_)) => {
+                    return Err(AdmError {
+                        message: format!("{tok}: option does not take an argument"),
+                        status: 255,
+                    })
+                }
+                (0, None) => None,
+                (_, Some(v)) => Some(v),
+                (1, None) => {
+                    if i < args.len() {
+                        i += 1;
+                        Some(args[i - 1].as_ref().to_string())
+                    } else {
+                        return Err(AdmError {
+                            message: format!("{tok}: missing argument"),
+                            status: 255,
+                        });
+                    }
+                }
+                (_, None) => {
+                    if i < args.len() && !args[i].as_ref().starts_with('-') {
+                        i += 1;
+                        Some(args[i - 1].as_ref().to_string())
+                    } else {
+                        None
+                    }
+                }
+            };
+            if cmd.is_none() {
+                cmd = tag_command(tag);
+            }
+            occs.push(Occ { tag, arg });
+            continue;
+        }
+        // A cluster of short options.
+        let chars: Vec<char> = tok[1..].chars().collect();
+        let mut k = 0;
+        while k < chars.len() {
+            let c = chars[k];
+            k += 1;
+            let Some(kind) = short_arg(c, cmd) else {
+                return Err(AdmError {
+                    message: format!("-{c}: unknown option"),
+                    status: 255,
+                });
+            };
+            if cmd.is_none() {
+                cmd = tag_command(c);
+            }
+            let tag = match c {
+                'b' if kind == 1 => '\u{82}',
+                'b' => '\u{81}',
+                _ => c,
+            };
+            let arg = if kind == 0 {
+                None
+            } else if k < chars.len() {
+                let v: String = chars[k..].iter().collect();
+                k = chars.len();
+                Some(v)
+            } else if i < args.len() && (kind == 1 || !args[i].as_ref().starts_with('-')) {
+                i += 1;
+                Some(args[i - 1].as_ref().to_string())
+            } else if kind == 1 {
+                return Err(AdmError {
+                    message: format!("-{c}: missing argument"),
+                    status: 255,
+                });
+            } else {
+                None
+            };
+            occs.push(Occ { tag, arg });
+        }
+    }
+    Ok((occs, rest))
+}
+
+/// ipvsadm's `string_to_number`: decimal, whole string, within bounds.
+fn number(s: &str, min: u64, max: u64) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = s.parse().ok()?;
+    (min..=max).contains(&n).then_some(n)
+}
+
+fn parse_timeout(s: &str, min: u32) -> Result<u32, AdmError> {
+    number(s, u64::from(min), u64::from(MAX_TIMEOUT))
+        .map(|n| n as u32)
+        .ok_or_else(|| AdmError::usage(format!("invalid timeout value `{s}' specified")))
+}
+
+/// Parses `host[:port]`, `[v6]:port` or a bare IPv6 address, numerically.
+/// Returns the address and the port when one was given.
+pub fn parse_addr_port(s: &str) -> Option<(IpAddr, Option<u16>)> {
+    if s.is_empty() || s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if let Some(inner) = s.strip_prefix('[') {
+        let (a, p) = inner.split_once(']')?;
+        let ip: Ipv6Addr = a.parse().ok()?;
+        if p.is_empty() {
+            // ipvsadm insists on a port after `]`; rvs also takes `[v6]`.
+            return Some((IpAddr::V6(ip), None));
+        }
+        let p = p.strip_prefix(':')?;
+        return Some((IpAddr::V6(ip), Some(number(p, 0, 65535)? as u16)));
+    }
+    if let Ok(ip) = s.parse::<Ipv6Addr>() {
+        return Some((IpAddr::V6(ip), None));
+    }
+    match s.rsplit_once(':') {
+        Some((a, p)) => {
+            let ip: Ipv4Addr = a.parse().ok()?;
+            Some((IpAddr::V4(ip), Some(number(p, 0, 65535)? as u16)))
+        }
+        None => Some((IpAddr::V4(s.parse().ok()?), None)),
+    }
+}
+
+/// Parses an argument vector (without the program name) in ipvsadm syntax.
+/// An empty vector lists everything, as ipvsadm does.
+pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
+    if args.is_empty() {
+        return Ok(Command::List(ListOptions::default()));
+    }
+    let (occs, rest) = tokenize(args)?;
+    let Some(first) = occs.first() else {
+        return Err(AdmError::tryhelp());
+    };
+    let Some(cmd) = tag_command(first.tag) else {
+        return Err(AdmError::tryhelp());
+    };
+
+    let mut options = 0u32;
+    let mut set = |o: Opt| -> Result<(), AdmError> {
+        if options & o.bit() != 0 {
+            return Err(AdmError::usage(format!(
+                "multiple '{}' options specified",
+                o.name()
+            )));
+        }
+        options |= o.bit();
+        Ok(())
+    };
+
+    let mut proto = Protocol::Tcp;
+    let mut vip: Option<(IpAddr, Option<u16>)> = None;
+    let mut sched: Option<String> = None;
+    let mut flag_names: Vec<String> = Vec::new();
+    let mut persistent: Option<u32> = None;
+    let mut mask_arg: Option<String> = None;
+    let mut rip: Option<(IpAddr, Option<u16>)> = None;
+    let mut forward: Option<Forward> = None;
+    let mut weight = None;
+    let mut uthr = None;
+    let mut lthr = None;
+    let mut list = ListOptions::default();
+    let mut laddr: Option<IpAddr> = None;
+    let mut ifname: Option<String> = None;
+
+    for (n, occ) in occs.iter().enumerate() {
+        let arg = occ.arg.clone().unwrap_or_default();
+        if n > 0 && tag_command(occ.tag).is_some() {
+            return Err(AdmError::usage("multiple commands specified"));
+        }
+        match occ.tag {
+            't' | 'u' => {
+                set(Opt::Service)?;
+                proto = if occ.tag == 't' {
+                    Protocol::Tcp
+                } else {
+                    Protocol::Udp
+                };
+                vip = Some(parse_addr_port(&arg).ok_or_else(|| {
+                    AdmError::usage("illegal virtual server address[:port] specified")
+                })?);
+            }
+            's' => {
+                set(Opt::Scheduler)?;
+                sched = Some(arg);
+            }
+            '\u{82}' => {
+                set(Opt::SchedFlags)?;
+                flag_names = arg.split(',').map(str::to_string).collect();
+            }
+            'p' => {
+                set(Opt::Persistent)?;
+                persistent = Some(match &occ.arg {
+                    Some(a) => parse_timeout(a, 1)?,
+                    None => DEFAULT_PERSISTENT_TIMEOUT,
+                });
+            }
+            'M' => {
+                set(Opt::Netmask)?;
+                mask_arg = Some(arg);
+            }
+            'r' => {
+                set(Opt::Server)?;
+                rip = Some(parse_addr_port(&arg).ok_or_else(|| {
+                    AdmError::usage("illegal real server address[:port] specified")
+                })?);
+            }
+            'm' | 'i' | 'g' | '\u{81}' => {
+                set(Opt::Forward)?;
+                forward = Some(match occ.tag {
+                    'm' => Forward::Masq,
+                    'i' => Forward::Tunnel,
+                    'g' => Forward::Route,
+                    _ => Forward::FullNat,
+                });
+            }
+            'w' => {
+                set(Opt::Weight)?;
+                weight = Some(
+                    number(&arg, 0, 65535)
+                        .ok_or_else(|| AdmError::usage("illegal weight specified"))?
+                        as u32,
+                );
+            }
+            'x' => {
+                set(Opt::UThreshold)?;
+                uthr = Some(
+                    number(&arg, 0, i32::MAX as u64)
+                        .ok_or_else(|| AdmError::usage("illegal u_threshold specified"))?
+                        as u32,
+                );
+            }
+            'y' => {
+                set(Opt::LThreshold)?;
+                lthr = Some(
+                    number(&arg, 0, i32::MAX as u64)
+                        .ok_or_else(|| AdmError::usage("illegal l_threshold specified"))?
+                        as u32,
+                );
+            }
+            'n' => {
+                set(Opt::Numeric)?;
+                list.numeric = true;
+            }
+            'c' => {
+                set(Opt::Connection)?;
+                list.connections = true;
+            }
+            '\u{83}' => {
+                set(Opt::Timeout)?;
+                list.timeout = true;
+            }
+            '\u{84}' => {
+                set(Opt::Stats)?;
+                list.stats = true;
+            }
+            '\u{85}' => {
+                set(Opt::Rate)?;
+                list.rate = true;
+            }
+            '\u{86}' => {
+                set(Opt::Thresholds)?;
+                list.thresholds = true;
+            }
+            '\u{87}' => {
+                set(Opt::PersistentConn)?;
+                list.persistent_conn = true;
+            }
+            '\u{88}' => {
+                set(Opt::NoSort)?;
+                list.nosort = true;
+            }
+            '\u{89}' => {}
+            'X' => {
+                set(Opt::Exact)?;
+                list.exact = true;
+            }
+            'z' => {
+                set(Opt::Laddr)?;
+                laddr = Some(
+                    parse_addr_port(&arg)
+                        .map(|(a, _)| a)
+                        .ok_or_else(|| AdmError::usage("illegal local address"))?,
+                );
+            }
+            'F' => {
+                set(Opt::Ifname)?;
+                ifname = Some(arg);
+            }
+            _ => {} // the command itself
+        }
+    }
+
+    if cmd == Cmd::Help {
+        return Ok(Command::Help);
+    }
+    if cmd == Cmd::Version {
+        return Ok(Command::Version);
+    }
+    check_options(cmd, options)?;
+
+    let timeouts = if cmd == Cmd::Timeout {
+        if rest.len() < 3 {
+            return Err(AdmError::usage("--set option requires 3 timeout values"));
+        }
+        Some(Timeouts {
+            tcp: parse_timeout(&rest[0], 0)?,
+            tcp_fin: parse_timeout(&rest[1], 0)?,
+            udp: parse_timeout(&rest[2], 0)?,
+        })
+    } else {
+        None
+    };
+    let extra_args = if cmd == Cmd::Timeout { 3 } else { 0 };
+    if let Some(x) = rest.get(extra_args) {
+        return Err(AdmError::usage(format!("unexpected argument {x}")));
+    }
+
+    let key = vip.map(|(ip, port)| ServiceKey {
+        proto,
+        addr: SocketAddr::new(ip, port.unwrap_or(0)),
+    });
+
+    let netmask = match (&mask_arg, key) {
+        (None, _) => None,
+        (Some(m), Some(k)) if k.addr.is_ipv6() => match m.parse::<u8>() {
+            Ok(p) if (1..=128).contains(&p) => Some(Netmask::V6(p)),
+            _ => return Err(AdmError::usage("illegal ipv6 netmask specified")),
+        },
+        (Some(m), _) => Some(Netmask::V4(m.parse().map_err(|_| {
+            AdmError::usage("illegal virtual server persistent mask specified")
+        })?)),
+    };
+
+    let flags = if options & Opt::SchedFlags.bit() != 0 {
+        // ipvsadm checks flags against -s, or the default scheduler.
+        let against = sched
+            .clone()
+            .or_else(|| (cmd == Cmd::Add).then(|| "wlc".to_string()));
+        let mut f = SchedFlags::default();
+        for name in &flag_names {
+            match &against {
+                Some(s) => f.set(name, s).map_err(AdmError::usage)?,
+                None => {
+                    // -E without -s: the model checks the current scheduler.
+                    let s = if name.starts_with("mh") { "mh" } else { "sh" };
+                    f.set(name, s).map_err(AdmError::usage)?
+                }
+            }
+        }
+        Some(f)
+    } else {
+        None
+    };
+
+    let need_key = || key.ok_or_else(AdmError::tryhelp);
+    Ok(match cmd {
+        Cmd::Add | Cmd::Edit => {
+            let k = need_key()?;
+            if k.addr.port() == 0 && persistent.is_none() {
+                return Err(AdmError::usage(
+                    "Zero port specified for no-match and non-persistent service",
+                ));
+            }
+            let spec = ServiceSpec {
+                key: k,
+                scheduler: if cmd == Cmd::Add {
+                    Some(sched.unwrap_or_else(|| "wlc".into()))
+                } else {
+                    sched
+                },
+                flags,
+                persistent,
+                netmask,
+            };
+            if cmd == Cmd::Add {
+                Command::AddService(spec)
+            } else {
+                Command::EditService(spec)
+            }
+        }
+        Cmd::Del => Command::DeleteService(need_key()?),
+        Cmd::Flush => Command::Clear,
+        Cmd::List => {
+            if (list.connections || list.timeout) && (list.stats || list.rate || list.thresholds)
+                || (list.timeout && list.persistent_conn)
+            {
+                return Err(AdmError::usage("options conflicts in the list command"));
+            }
+            list.service = key;
+            Command::List(list)
+        }
+        Cmd::AddDest | Cmd::EditDest | Cmd::DelDest => {
+            let k = need_key()?;
+            let (ip, port) = rip.ok_or_else(AdmError::tryhelp)?;
+            // No port: the virtual port. DR and TUN always use the virtual port.
+            let mut port = port.unwrap_or(k.addr.port());
+            let fwd = if cmd == Cmd::AddDest {
+                Some(forward.unwrap_or(Forward::Route))
+            } else {
+                forward
+            };
+            if fwd.is_some_and(Forward::keeps_port) {
+                port = k.addr.port();
+            }
+            let addr = SocketAddr::new(ip, port);
+            if cmd == Cmd::DelDest {
+                Command::DeleteServer(k, addr)
+            } else {
+                let spec = RealSpec {
+                    addr,
+                    forward: fwd,
+                    weight: if cmd == Cmd::AddDest {
+                        Some(weight.unwrap_or(1))
+                    } else {
+                        weight
+                    },
+                    u_threshold: uthr,
+                    l_threshold: lthr,
+                };
+                if cmd == Cmd::AddDest {
+                    Command::AddServer(k, spec)
+                } else {
+                    Command::EditServer(k, spec)
+                }
+            }
+        }
+        Cmd::Timeout => Command::SetTimeouts(timeouts.unwrap_or_default()),
+        Cmd::Restore => Command::Restore,
+        Cmd::Save => Command::Save(list.numeric),
+        Cmd::Zero => Command::Zero(key),
+        Cmd::AddLaddr | Cmd::DelLaddr => {
+            let k = need_key()?;
+            let a = laddr.ok_or_else(AdmError::tryhelp)?;
+            if cmd == Cmd::AddLaddr {
+                Command::AddLaddr(
+                    k,
+                    LocalAddr {
+                        addr: a,
+                        ifname: ifname.unwrap_or_default(),
+                    },
+                )
+            } else {
+                Command::DelLaddr(k, a)
+            }
+        }
+        Cmd::GetLaddr => Command::GetLaddr(key),
+        Cmd::Extra(e) => Command::Extra(e),
+        Cmd::Help => Command::Help,
+        Cmd::Version => Command::Version,
+    })
+}
+
+/// Splits one `-R` input line into arguments (whitespace, with simple
+/// double or single quotes). Blank lines and `#` comments give nothing.
+pub fn split_line(line: &str) -> Vec<String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut any = false;
+    for c in line.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => cur.push(c),
+            None if c == '"' || c == '\'' => {
+                quote = Some(c);
+                any = true;
+            }
+            None if c.is_whitespace() => {
+                if any || !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            None => cur.push(c),
+        }
+    }
+    if any || !cur.is_empty() {
+        out.push(cur);
+    }
+    // `ipvsadm -S` output may be fed with the program name in front.
+    if out
+        .first()
+        .is_some_and(|w| w == "ipvsadm" || w == PROGRAM || w.ends_with("/ipvsadm"))
+    {
+        out.remove(0);
+    }
+    out
+}
+
+/// Applies one rule command to the model.
+pub fn apply(model: &mut Model, cmd: &Command) -> Result<(), AdmError> {
+    match cmd {
+        Command::AddService(s) => model.add_service(s),
+        Command::EditService(s) => model.edit_service(s),
+        Command::DeleteService(k) => model.delete_service(k),
+        Command::AddServer(k, r) => model.add_real(k, r),
+        Command::EditServer(k, r) => model.edit_real(k, r),
+        Command::DeleteServer(k, a) => model.delete_real(k, *a),
+        Command::Clear => {
+            model.clear();
+            Ok(())
+        }
+        Command::Zero(k) => model.zero(k.as_ref()),
+        Command::SetTimeouts(t) => model.set_timeouts(*t),
+        Command::AddLaddr(k, l) => model.add_laddr(k, l.clone()),
+        Command::DelLaddr(k, a) => model.del_laddr(k, *a),
+        _ => {
+            return Err(AdmError {
+                message: "not a rule command".into(),
+                status: 255,
+            })
+        }
+    }
+    .map_err(AdmError::op)
+}
+
+/// `-R`: reads ipvsadm command lines (as `-S` writes them), parses and
+/// applies all of them to a copy of the model, and replaces the model only
+/// if every line succeeded. Errors name the line: "line 3: Service already
+/// exists". Returns the number of commands applied.
+pub fn restore(model: &mut Model, input: &str) -> Result<usize, AdmError> {
+    let mut cmds = Vec::new();
+    for (n, line) in input.lines().enumerate() {
+        let args = split_line(line);
+        if args.is_empty() {
+            continue;
+        }
+        let at = |e: AdmError| AdmError {
+            message: format!("line {}: {}", n + 1, e.message),
+            status: e.status,
+        };
+        let cmd = parse(&args).map_err(at)?;
+        if !cmd.is_rule() {
+            return Err(at(AdmError::usage(
+                "only rule commands (-A -E -D -a -e -d -C -Z --set) can be restored",
+            )));
+        }
+        cmds.push((n + 1, cmd));
+    }
+    let mut next = model.clone();
+    for (n, cmd) in &cmds {
+        apply(&mut next, cmd).map_err(|e| AdmError {
+            message: format!("line {n}: {}", e.message),
+            status: e.status,
+        })?;
+    }
+    *model = next;
+    Ok(cmds.len())
+}
+
+/// What executing a command produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Text for stdout (may be empty).
+    Text(String),
+    /// An rvs listing the daemon renders from runtime state.
+    Extra(Extra),
+}
+
+/// Runs one command: rule commands change `model`, listings render it.
+/// `conns` feeds `-L -c`; `stdin` is the input for `-R`.
+pub fn execute(
+    model: &mut Model,
+    cmd: &Command,
+    conns: &[ConnEntry],
+    stdin: &str,
+) -> Result<Outcome, AdmError> {
+    let text = match cmd {
+        Command::List(o) => list::list(model, o, conns)?,
+        Command::Save(_) => list::save(model),
+        Command::Restore => {
+            restore(model, stdin)?;
+            String::new()
+        }
+        Command::GetLaddr(k) => list::laddrs(model, k.as_ref())?,
+        Command::Extra(e) => return Ok(Outcome::Extra(*e)),
+        Command::Help => usage(),
+        Command::Version => format!(
+            "{PROGRAM} {} (ipvsadm-compatible)\n",
+            env!("CARGO_PKG_VERSION")
+        ),
+        rule => {
+            apply(model, rule)?;
+            String::new()
+        }
+    };
+    Ok(Outcome::Text(text))
+}
+
+/// The `-h` text.
+pub fn usage() -> String {
+    let p = PROGRAM;
+    format!(
+        "Usage:\n\
+  {p} -A|E -t|u service-address [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags]\n\
+  {p} -D -t|u service-address\n\
+  {p} -C\n\
+  {p} -R\n\
+  {p} -S [-n]\n\
+  {p} -a|e -t|u service-address -r server-address [options]\n\
+  {p} -d -t|u service-address -r server-address\n\
+  {p} -L|l [options]\n\
+  {p} -Z [-t|u service-address]\n\
+  {p} --set tcp tcpfin udp\n\
+  {p} --add-laddr|--del-laddr -t|u service-address -z local-address -F ifname\n\
+  {p} --get-laddr [-t|u service-address]\n\
+  {p} --ports|--neigh|--routes|--drops|--workers\n\
+  {p} -h\n\n\
+Options:\n\
+  --tcp-service  -t service-address   service-address is host[:port]\n\
+  --udp-service  -u service-address   service-address is host[:port]\n\
+  --scheduler    -s scheduler         one of {scheds},\n\
+                                      the default scheduler is wlc.\n\
+  --sched-flags  -b flags             sh-fallback, sh-port, mh-fallback, mh-port\n\
+  --persistent   -p [timeout]         persistent service\n\
+  --netmask      -M netmask           persistent granularity mask\n\
+  --real-server  -r server-address    server-address is host (and port)\n\
+  --gatewaying   -g                   gatewaying (direct routing) (default)\n\
+  --ipip         -i                   ipip encapsulation (tunneling)\n\
+  --masquerading -m                   masquerading (NAT)\n\
+  --fullnat      -b                   fullnat (with -a|-e)\n\
+  --weight       -w weight            capacity of real server\n\
+  --u-threshold  -x uthreshold        upper threshold of connections\n\
+  --l-threshold  -y lthreshold        lower threshold of connections\n\
+  --laddr        -z local-address     FullNAT local address\n\
+  --ifname       -F ifname            port of the local address\n\
+  --connection   -c                   output of current IPVS connections\n\
+  --timeout                           output of timeout (tcp tcpfin udp)\n\
+  --stats                             output of statistics information\n\
+  --rate                              output of rate information\n\
+  --exact                             expand numbers (display exact values)\n\
+  --thresholds                        output of thresholds information\n\
+  --persistent-conn                   output of persistent connection info\n\
+  --nosort                            disable sorting output of service/server entries\n\
+  --numeric      -n                   numeric output of addresses and ports\n",
+        scheds = crate::model::Scheduler::list()
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,313 @@
+//! Prometheus text exposition (format 0.0.4), hand-written: the format is
+//! a few lines of printing and a client crate would add a registry we do
+//! not need (the daemon already holds every number in a snapshot).
+//!
+//! The IPVS families carry the names, help texts and labels of
+//! node_exporter's IPVS collector, so dashboards and alerts written for
+//! `node_ipvs_*` work unchanged; rvs's own families start with `rvs_`.
+
+use crate::model::{Model, ServiceKey, Stats};
+use std::fmt::Write;
+use std::net::SocketAddr;
+
+/// Content-Type of the exposition, for the HTTP response.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// One real server's gauges (node_exporter's backend metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    /// The virtual service.
+    pub service: ServiceKey,
+    /// The real server.
+    pub real: SocketAddr,
+    /// Active connections.
+    pub active: u64,
+    /// Inactive connections.
+    pub inactive: u64,
+    /// Weight.
+    pub weight: u64,
+}
+
+/// Per-port, per-worker NIC counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortCounters {
+    /// Port name from the config.
+    pub port: String,
+    /// Worker index.
+    pub worker: u32,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+}
+
+/// Packets dropped for one reason on one worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropCounter {
+    /// Drop counter name (e.g. "bad_ipv4_header", "no_service").
+    pub reason: String,
+    /// Worker index.
+    pub worker: u32,
+    /// Packets dropped.
+    pub packets: u64,
+}
+
+/// Packets handed from one worker to the flow's owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handoff {
+    /// Worker that received the packet.
+    pub from: u32,
+    /// Worker that owns the flow.
+    pub to: u32,
+    /// Packets handed over.
+    pub packets: u64,
+}
+
+/// One worker's connection table occupancy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnTable {
+    /// Worker index.
+    pub worker: u32,
+    /// Entries in use.
+    pub entries: u64,
+    /// Capacity.
+    pub capacity: u64,
+}
+
+/// Everything one scrape shows; the daemon fills it from the model and the
+/// workers' counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// Totals over all services (node_ipvs_*_total).
+    pub totals: Stats,
+    /// Real-server gauges.
+    pub backends: Vec<Backend>,
+    /// NIC counters.
+    pub ports: Vec<PortCounters>,
+    /// Drop counters.
+    pub drops: Vec<DropCounter>,
+    /// Handoff counters.
+    pub handoffs: Vec<Handoff>,
+    /// Connection tables.
+    pub conn_tables: Vec<ConnTable>,
+}
+
+impl MetricsSnapshot {
+    /// Totals and backend gauges from the model's services and real servers
+    /// (sorted as `ipvsadm -L` lists them); runtime counters stay empty.
+    pub fn from_model(model: &Model) -> MetricsSnapshot {
+        let mut m = MetricsSnapshot::default();
+        for s in model.sorted() {
+            m.totals.add(&s.stats);
+            for r in &s.reals {
+                m.backends.push(Backend {
+                    service: s.key,
+                    real: r.addr,
+                    active: u64::from(r.active_conns),
+                    inactive: u64::from(r.inact_conns),
+                    weight: u64::from(r.weight),
+                });
+            }
+        }
+        m
+    }
+}
+
+/// Escapes a label value: backslash, double quote, newline.
+fn escape_label(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, labels: &[(&str, String)], value: u64) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{k}=\"{}\"", escape_label(v));
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
+}
+
+fn backend_labels(b: &Backend) -> Vec<(&'static str, String)> {
+    vec![
+        ("local_address", b.service.addr.ip().to_string()),
+        ("local_port", b.service.addr.port().to_string()),
+        ("remote_address", b.real.ip().to_string()),
+        ("remote_port", b.real.port().to_string()),
+        ("proto", b.service.proto.upper().to_string()),
+        ("local_mark", String::new()),
+    ]
+}
+
+/// Renders the snapshot as Prometheus text format 0.0.4.
+pub fn render(m: &MetricsSnapshot) -> String {
+    let mut out = String::new();
+    let t = &m.totals;
+    for (name, help, v) in [
+        (
+            "node_ipvs_connections_total",
+            "The total number of connections made.",
+            t.conns,
+        ),
+        (
+            "node_ipvs_incoming_packets_total",
+            "The total number of incoming packets.",
+            t.inpkts,
+        ),
+        (
+            "node_ipvs_outgoing_packets_total",
+            "The total number of outgoing packets.",
+            t.outpkts,
+        ),
+        (
+            "node_ipvs_incoming_bytes_total",
+            "The total amount of incoming data.",
+            t.inbytes,
+        ),
+        (
+            "node_ipvs_outgoing_bytes_total",
+            "The total amount of outgoing data.",
+            t.outbytes,
+        ),
+    ] {
+        family(&mut out, name, "counter", help);
+        sample(&mut out, name, &[], v);
+    }
+    type Pick = fn(&Backend) -> u64;
+    let gauges: [(&str, &str, Pick); 3] = [
+        (
+            "node_ipvs_backend_connections_active",
+            "The current active connections by local and remote address.",
+            |b| b.active,
+        ),
+        (
+            "node_ipvs_backend_connections_inactive",
+            "The current inactive connections by local and remote address.",
+            |b| b.inactive,
+        ),
+        (
+            "node_ipvs_backend_weight",
+            "The current backend weight by local and remote address.",
+            |b| b.weight,
+        ),
+    ];
+    for (name, help, pick) in gauges {
+        family(&mut out, name, "gauge", help);
+        for b in &m.backends {
+            sample(&mut out, name, &backend_labels(b), pick(b));
+        }
+    }
+
+    type PortPick = fn(&PortCounters) -> u64;
+    let ports: [(&str, &str, PortPick); 4] = [
+        (
+            "rvs_port_rx_packets_total",
+            "Packets received on a port by a worker.",
+            |p| p.rx_packets,
+        ),
+        (
+            "rvs_port_tx_packets_total",
+            "Packets sent on a port by a worker.",
+            |p| p.tx_packets,
+        ),
+        (
+            "rvs_port_rx_bytes_total",
+            "Bytes received on a port by a worker.",
+            |p| p.rx_bytes,
+        ),
+        (
+            "rvs_port_tx_bytes_total",
+            "Bytes sent on a port by a worker.",
+            |p| p.tx_bytes,
+        ),
+    ];
+    for (name, help, pick) in ports {
+        family(&mut out, name, "counter", help);
+        for p in &m.ports {
+            sample(
+                &mut out,
+                name,
+                &[("port", p.port.clone()), ("worker", p.worker.to_string())],
+                pick(p),
+            );
+        }
+    }
+
+    family(
+        &mut out,
+        "rvs_drops_total",
+        "counter",
+        "Packets dropped, by reason and worker.",
+    );
+    for d in &m.drops {
+        sample(
+            &mut out,
+            "rvs_drops_total",
+            &[
+                ("reason", d.reason.clone()),
+                ("worker", d.worker.to_string()),
+            ],
+            d.packets,
+        );
+    }
+    family(
+        &mut out,
+        "rvs_handoff_packets_total",
+        "counter",
+        "Packets handed from the receiving worker to the worker owning the flow.",
+    );
+    for h in &m.handoffs {
+        sample(
+            &mut out,
+            "rvs_handoff_packets_total",
+            &[("from", h.from.to_string()), ("to", h.to.to_string())],
+            h.packets,
+        );
+    }
+    type TablePick = fn(&ConnTable) -> u64;
+    let tables: [(&str, &str, TablePick); 2] = [
+        (
+            "rvs_conn_table_entries",
+            "Connections in a worker's table.",
+            |c| c.entries,
+        ),
+        (
+            "rvs_conn_table_capacity",
+            "Capacity of a worker's connection table.",
+            |c| c.capacity,
+        ),
+    ];
+    for (name, help, pick) in tables {
+        family(&mut out, name, "gauge", help);
+        for c in &m.conn_tables {
+            sample(&mut out, name, &[("worker", c.worker.to_string())], pick(c));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

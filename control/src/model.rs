@@ -1,0 +1,957 @@
+//! The operator-visible model: virtual services, real servers, timeouts,
+//! counters and connection entries, as `ipvsadm` shows them.
+//!
+//! Every operation validates first and mutates only when everything is
+//! valid, so a rejected command never leaves the model half-changed. Errors
+//! carry the same text `ipvsadm` prints for the kernel's answer.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// Longest timeout `ipvsadm` accepts, in seconds (31 days).
+pub const MAX_TIMEOUT: u32 = 86400 * 31;
+/// Persistence timeout `-p` uses when given without a value, in seconds.
+pub const DEFAULT_PERSISTENT_TIMEOUT: u32 = 300;
+/// Scheduler a service gets when `-s` is not given.
+pub const DEFAULT_SCHEDULER: Scheduler = Scheduler::Wlc;
+/// Largest real-server weight.
+pub const MAX_WEIGHT: u32 = 65535;
+
+/// Transport protocol of a virtual service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    /// TCP (`-t`).
+    Tcp,
+    /// UDP (`-u`).
+    Udp,
+}
+
+impl Protocol {
+    /// Upper-case name used in listings ("TCP", "UDP").
+    pub fn upper(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        }
+    }
+    /// Lower-case name used in configs and metrics labels' sources ("tcp").
+    pub fn lower(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+    /// The `ipvsadm` switch selecting this protocol ("-t", "-u").
+    pub fn switch(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "-t",
+            Protocol::Udp => "-u",
+        }
+    }
+}
+
+/// Forwarding method of a real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Forward {
+    /// NAT (`-m`, "Masq").
+    Masq,
+    /// Direct routing (`-g`, "Route"), ipvsadm's default.
+    Route,
+    /// IPIP tunnelling (`-i`, "Tunnel").
+    Tunnel,
+    /// DPVS FullNAT (`-b` on a real server, "FullNat").
+    FullNat,
+}
+
+impl Forward {
+    /// Name in the listing's Forward column.
+    pub fn column(self) -> &'static str {
+        match self {
+            Forward::Masq => "Masq",
+            Forward::Route => "Route",
+            Forward::Tunnel => "Tunnel",
+            Forward::FullNat => "FullNat",
+        }
+    }
+    /// The `ipvsadm` switch that selects it, as `-S` writes it.
+    pub fn switch(self) -> &'static str {
+        match self {
+            Forward::Masq => "-m",
+            Forward::Route => "-g",
+            Forward::Tunnel => "-i",
+            Forward::FullNat => "-b",
+        }
+    }
+    /// Config-file name ("masq", "route", "tunnel", "fullnat").
+    pub fn config_name(self) -> &'static str {
+        match self {
+            Forward::Masq => "masq",
+            Forward::Route => "route",
+            Forward::Tunnel => "tunnel",
+            Forward::FullNat => "fullnat",
+        }
+    }
+    /// Parses a config-file name; also accepts keepalived's NAT/DR/TUN.
+    pub fn from_config_name(s: &str) -> Option<Forward> {
+        match s {
+            "masq" | "nat" | "NAT" => Some(Forward::Masq),
+            "route" | "dr" | "DR" => Some(Forward::Route),
+            "tunnel" | "tun" | "TUN" => Some(Forward::Tunnel),
+            "fullnat" | "FNAT" => Some(Forward::FullNat),
+            _ => None,
+        }
+    }
+    /// Whether the real server must listen on the virtual port (DR, TUN).
+    pub fn keeps_port(self) -> bool {
+        matches!(self, Forward::Route | Forward::Tunnel)
+    }
+}
+
+/// LVS scheduling algorithms rvs knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheduler {
+    /// Round robin.
+    Rr,
+    /// Weighted round robin.
+    Wrr,
+    /// Least connections.
+    Lc,
+    /// Weighted least connections.
+    Wlc,
+    /// Shortest expected delay.
+    Sed,
+    /// Never queue.
+    Nq,
+    /// Weighted failover.
+    Fo,
+    /// Weighted overflow.
+    Ovf,
+    /// Locality-based least connections.
+    Lblc,
+    /// Locality-based least connections with replication.
+    Lblcr,
+    /// Source hashing.
+    Sh,
+    /// Destination hashing.
+    Dh,
+    /// Maglev hashing.
+    Mh,
+    /// Weighted random twos choice.
+    Twos,
+}
+
+impl Scheduler {
+    /// All schedulers, in the order error messages list them.
+    pub const ALL: [Scheduler; 14] = [
+        Scheduler::Rr,
+        Scheduler::Wrr,
+        Scheduler::Lc,
+        Scheduler::Wlc,
+        Scheduler::Sed,
+        Scheduler::Nq,
+        Scheduler::Fo,
+        Scheduler::Ovf,
+        Scheduler::Lblc,
+        Scheduler::Lblcr,
+        Scheduler::Sh,
+        Scheduler::Dh,
+        Scheduler::Mh,
+        Scheduler::Twos,
+    ];
+
+    /// The name `ipvsadm -s` takes and listings show.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheduler::Rr => "rr",
+            Scheduler::Wrr => "wrr",
+            Scheduler::Lc => "lc",
+            Scheduler::Wlc => "wlc",
+            Scheduler::Sed => "sed",
+            Scheduler::Nq => "nq",
+            Scheduler::Fo => "fo",
+            Scheduler::Ovf => "ovf",
+            Scheduler::Lblc => "lblc",
+            Scheduler::Lblcr => "lblcr",
+            Scheduler::Sh => "sh",
+            Scheduler::Dh => "dh",
+            Scheduler::Mh => "mh",
+            Scheduler::Twos => "twos",
+        }
+    }
+
+    /// Looks a scheduler up by name.
+    pub fn from_name(s: &str) -> Option<Scheduler> {
+        Scheduler::ALL.into_iter().find(|x| x.name() == s)
+    }
+
+    /// "rr, wrr, ..., twos", for error messages.
+    pub fn list() -> String {
+        Scheduler::ALL.map(Scheduler::name).join(", ")
+    }
+}
+
+impl fmt::Display for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Scheduler flags (`ipvsadm --sched-flags`): only meaningful for sh and mh.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct SchedFlags {
+    /// sh: pick another server when the hashed one is unavailable.
+    pub sh_fallback: bool,
+    /// sh: include the source port in the hash.
+    pub sh_port: bool,
+    /// mh: pick another server when the hashed one is unavailable.
+    pub mh_fallback: bool,
+    /// mh: include the source port in the hash.
+    pub mh_port: bool,
+}
+
+impl SchedFlags {
+    /// True when no flag is set.
+    pub fn is_empty(&self) -> bool {
+        *self == SchedFlags::default()
+    }
+
+    /// Names of the set flags, in ipvsadm's order.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.sh_fallback {
+            v.push("sh-fallback");
+        }
+        if self.sh_port {
+            v.push("sh-port");
+        }
+        if self.mh_fallback {
+            v.push("mh-fallback");
+        }
+        if self.mh_port {
+            v.push("mh-port");
+        }
+        v
+    }
+
+    /// Sets the flag called `name`; checks it suits `sched`.
+    /// Errors are ipvsadm's: "invalid scheduler flag `x'" and
+    /// "incompatible scheduler flag `x'".
+    pub fn set(&mut self, name: &str, sched: &str) -> Result<(), String> {
+        let (slot, needs) = match name {
+            "sh-fallback" => (&mut self.sh_fallback, "sh"),
+            "sh-port" => (&mut self.sh_port, "sh"),
+            "mh-fallback" => (&mut self.mh_fallback, "mh"),
+            "mh-port" => (&mut self.mh_port, "mh"),
+            _ => return Err(format!("invalid scheduler flag `{name}'")),
+        };
+        if sched != needs {
+            return Err(format!("incompatible scheduler flag `{name}'"));
+        }
+        *slot = true;
+        Ok(())
+    }
+
+    /// Whether every set flag belongs to `sched`.
+    pub fn fits(&self, sched: Scheduler) -> bool {
+        let sh = self.sh_fallback || self.sh_port;
+        let mh = self.mh_fallback || self.mh_port;
+        (!sh || sched == Scheduler::Sh) && (!mh || sched == Scheduler::Mh)
+    }
+}
+
+/// Persistence granularity: an IPv4 netmask or an IPv6 prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Netmask {
+    /// IPv4 mask, 255.255.255.255 by default.
+    V4(Ipv4Addr),
+    /// IPv6 prefix length 1..=128, 128 by default.
+    V6(u8),
+}
+
+impl Netmask {
+    /// The default (one client address per entry) for an address family.
+    pub fn full_for(addr: IpAddr) -> Netmask {
+        match addr {
+            IpAddr::V4(_) => Netmask::V4(Ipv4Addr::BROADCAST),
+            IpAddr::V6(_) => Netmask::V6(128),
+        }
+    }
+    /// Whether this is the default mask (ipvsadm omits it in listings).
+    pub fn is_full(&self) -> bool {
+        matches!(self, Netmask::V4(m) if *m == Ipv4Addr::BROADCAST)
+            || matches!(self, Netmask::V6(128))
+    }
+    /// Whether the mask suits the family of `addr`.
+    pub fn same_family(&self, addr: IpAddr) -> bool {
+        matches!(
+            (self, addr),
+            (Netmask::V4(_), IpAddr::V4(_)) | (Netmask::V6(_), IpAddr::V6(_))
+        )
+    }
+}
+
+impl fmt::Display for Netmask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Netmask::V4(m) => write!(f, "{m}"),
+            Netmask::V6(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+/// What identifies a virtual service: protocol, VIP and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    /// TCP or UDP.
+    pub proto: Protocol,
+    /// Virtual IP and port.
+    pub addr: SocketAddr,
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.proto.lower(), self.addr)
+    }
+}
+
+/// Traffic counters, as `ipvsadm --stats` shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections scheduled.
+    pub conns: u64,
+    /// Packets client → server.
+    pub inpkts: u64,
+    /// Packets server → client.
+    pub outpkts: u64,
+    /// Bytes client → server.
+    pub inbytes: u64,
+    /// Bytes server → client.
+    pub outbytes: u64,
+}
+
+impl Stats {
+    /// Adds `o` to `self`, saturating.
+    pub fn add(&mut self, o: &Stats) {
+        self.conns = self.conns.saturating_add(o.conns);
+        self.inpkts = self.inpkts.saturating_add(o.inpkts);
+        self.outpkts = self.outpkts.saturating_add(o.outpkts);
+        self.inbytes = self.inbytes.saturating_add(o.inbytes);
+        self.outbytes = self.outbytes.saturating_add(o.outbytes);
+    }
+}
+
+/// Rates per second, as `ipvsadm --rate` shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rates {
+    /// Connections per second.
+    pub cps: u64,
+    /// Packets per second client → server.
+    pub inpps: u64,
+    /// Packets per second server → client.
+    pub outpps: u64,
+    /// Bytes per second client → server.
+    pub inbps: u64,
+    /// Bytes per second server → client.
+    pub outbps: u64,
+}
+
+/// A FullNAT local address (DPVS `--add-laddr -z ADDR -F IFNAME`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LocalAddr {
+    /// The source address used towards real servers.
+    pub addr: IpAddr,
+    /// The port (interface) it lives on.
+    pub ifname: String,
+}
+
+/// A real server (destination) of a virtual service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealServer {
+    /// Real server address and port.
+    pub addr: SocketAddr,
+    /// How packets reach it.
+    pub forward: Forward,
+    /// Scheduling weight, 0..=65535; 0 takes no new connections.
+    pub weight: u32,
+    /// Upper connection threshold; 0 means none.
+    pub u_threshold: u32,
+    /// Lower connection threshold; 0 means none.
+    pub l_threshold: u32,
+    /// Established connections now (filled by the daemon).
+    pub active_conns: u32,
+    /// Other connections now (filled by the daemon).
+    pub inact_conns: u32,
+    /// Persistence templates now (filled by the daemon).
+    pub persist_conns: u32,
+    /// Counters since creation or the last zero.
+    pub stats: Stats,
+    /// Current rates.
+    pub rates: Rates,
+}
+
+impl RealServer {
+    /// A real server with ipvsadm's defaults: weight 1, no thresholds.
+    pub fn new(addr: SocketAddr, forward: Forward) -> RealServer {
+        RealServer {
+            addr,
+            forward,
+            weight: 1,
+            u_threshold: 0,
+            l_threshold: 0,
+            active_conns: 0,
+            inact_conns: 0,
+            persist_conns: 0,
+            stats: Stats::default(),
+            rates: Rates::default(),
+        }
+    }
+}
+
+/// A virtual service with its real servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Protocol, VIP and port.
+    pub key: ServiceKey,
+    /// Scheduling algorithm.
+    pub scheduler: Scheduler,
+    /// Scheduler flags.
+    pub flags: SchedFlags,
+    /// Persistence timeout in seconds, when persistent.
+    pub persistent: Option<u32>,
+    /// Persistence granularity.
+    pub netmask: Netmask,
+    /// FullNAT local address pool.
+    pub laddrs: Vec<LocalAddr>,
+    /// Real servers, in insertion order.
+    pub reals: Vec<RealServer>,
+    /// Counters since creation or the last zero.
+    pub stats: Stats,
+    /// Current rates.
+    pub rates: Rates,
+}
+
+impl Service {
+    /// A service with defaults: wlc, not persistent, no real servers.
+    pub fn new(key: ServiceKey) -> Service {
+        Service {
+            key,
+            scheduler: DEFAULT_SCHEDULER,
+            flags: SchedFlags::default(),
+            persistent: None,
+            netmask: Netmask::full_for(key.addr.ip()),
+            laddrs: Vec::new(),
+            reals: Vec::new(),
+            stats: Stats::default(),
+            rates: Rates::default(),
+        }
+    }
+
+    /// The real server at `addr`, if any.
+    pub fn real(&self, addr: SocketAddr) -> Option<&RealServer> {
+        self.reals.iter().find(|r| r.addr == addr)
+    }
+}
+
+/// Connection timeouts (`ipvsadm --set tcp tcpfin udp`), in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Established TCP.
+    pub tcp: u32,
+    /// TCP after FIN.
+    pub tcp_fin: u32,
+    /// UDP.
+    pub udp: u32,
+}
+
+impl Default for Timeouts {
+    /// The Linux IPVS defaults: 900 120 300.
+    fn default() -> Self {
+        Timeouts {
+            tcp: 900,
+            tcp_fin: 120,
+            udp: 300,
+        }
+    }
+}
+
+/// One connection, for `ipvsadm -L -c`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnEntry {
+    /// TCP or UDP.
+    pub proto: Protocol,
+    /// Seconds until it expires.
+    pub expire_secs: u32,
+    /// IPVS state name (ESTABLISHED, SYN_RECV, FIN_WAIT, UDP, ...).
+    pub state: String,
+    /// Client address.
+    pub client: SocketAddr,
+    /// Virtual service address.
+    pub virt: SocketAddr,
+    /// Real server address.
+    pub dest: SocketAddr,
+}
+
+/// An `ipvsadm`-style error: the text ipvsadm prints for the kernel's
+/// answer to an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelError {
+    /// Adding a service that exists.
+    ServiceExists,
+    /// Unknown scheduler name.
+    SchedulerNotFound,
+    /// Editing, deleting or zeroing a service that does not exist.
+    NoSuchService,
+    /// A real-server or local-address operation on a missing service.
+    ServiceNotDefined,
+    /// Adding a real server that exists.
+    DestExists,
+    /// Editing or deleting a real server that does not exist.
+    NoSuchDest,
+    /// Adding a local address that exists.
+    LaddrExists,
+    /// Deleting a local address that does not exist.
+    NoSuchLaddr,
+    /// Any other refused request; the text says why.
+    Invalid(String),
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelError::ServiceExists => f.write_str("Service already exists"),
+            ModelError::SchedulerNotFound => f.write_str("Scheduler not found"),
+            ModelError::NoSuchService => f.write_str("No such service"),
+            ModelError::ServiceNotDefined => f.write_str("Service not defined"),
+            ModelError::DestExists => f.write_str("Destination already exists"),
+            ModelError::NoSuchDest => f.write_str("No such destination"),
+            ModelError::LaddrExists => f.write_str("Local address already exists"),
+            ModelError::NoSuchLaddr => f.write_str("No such Local address"),
+            ModelError::Invalid(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+/// A request to add or edit a virtual service. `None` fields keep the
+/// current value on edit and take the default on add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    /// Which service.
+    pub key: ServiceKey,
+    /// Scheduler name, checked by the model ("Scheduler not found").
+    pub scheduler: Option<String>,
+    /// Scheduler flags.
+    pub flags: Option<SchedFlags>,
+    /// Persistence timeout.
+    pub persistent: Option<u32>,
+    /// Persistence granularity.
+    pub netmask: Option<Netmask>,
+}
+
+/// A request to add or edit a real server. `None` fields keep the current
+/// value on edit and take ipvsadm's default on add (route, weight 1, 0, 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealSpec {
+    /// Real server address and port.
+    pub addr: SocketAddr,
+    /// Forwarding method.
+    pub forward: Option<Forward>,
+    /// Weight.
+    pub weight: Option<u32>,
+    /// Upper threshold.
+    pub u_threshold: Option<u32>,
+    /// Lower threshold.
+    pub l_threshold: Option<u32>,
+}
+
+/// The whole operator-visible state: what `ipvsadm -L` lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Model {
+    /// Virtual services in insertion order (listings sort them).
+    pub services: Vec<Service>,
+    /// Connection timeouts.
+    pub timeouts: Timeouts,
+    /// Connection table size shown in the listing header ("size=").
+    pub conn_table_size: u64,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model {
+            services: Vec::new(),
+            timeouts: Timeouts::default(),
+            conn_table_size: 4096,
+        }
+    }
+}
+
+fn family_mismatch(a: IpAddr, b: IpAddr) -> bool {
+    a.is_ipv4() != b.is_ipv4()
+}
+
+impl Model {
+    /// An empty model.
+    pub fn new() -> Model {
+        Model::default()
+    }
+
+    /// The service `key`, if any.
+    pub fn service(&self, key: &ServiceKey) -> Option<&Service> {
+        self.services.iter().find(|s| s.key == *key)
+    }
+
+    fn index(&self, key: &ServiceKey) -> Option<usize> {
+        self.services.iter().position(|s| s.key == *key)
+    }
+
+    fn check_service_fields(spec: &ServiceSpec, s: &mut Service) -> Result<(), ModelError> {
+        if let Some(name) = &spec.scheduler {
+            s.scheduler = Scheduler::from_name(name).ok_or(ModelError::SchedulerNotFound)?;
+        }
+        if let Some(fl) = spec.flags {
+            s.flags = fl;
+        }
+        if !s.flags.fits(s.scheduler) {
+            let bad = s.flags.names().join(",");
+            return Err(ModelError::Invalid(format!(
+                "incompatible scheduler flag `{bad}'"
+            )));
+        }
+        if let Some(t) = spec.persistent {
+            if t == 0 || t > MAX_TIMEOUT {
+                return Err(ModelError::Invalid(format!(
+                    "invalid timeout value `{t}' specified"
+                )));
+            }
+            s.persistent = Some(t);
+        }
+        if let Some(m) = spec.netmask {
+            if !m.same_family(s.key.addr.ip()) || matches!(m, Netmask::V6(p) if p == 0 || p > 128) {
+                return Err(ModelError::Invalid(
+                    "illegal virtual server persistent mask specified".into(),
+                ));
+            }
+            s.netmask = m;
+        }
+        if s.key.addr.port() == 0 && s.persistent.is_none() {
+            return Err(ModelError::Invalid(
+                "Zero port specified for no-match and non-persistent service".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `ipvsadm -A`: adds a service.
+    pub fn add_service(&mut self, spec: &ServiceSpec) -> Result<(), ModelError> {
+        if self.index(&spec.key).is_some() {
+            return Err(ModelError::ServiceExists);
+        }
+        let mut s = Service::new(spec.key);
+        Self::check_service_fields(spec, &mut s)?;
+        self.services.push(s);
+        Ok(())
+    }
+
+    /// `ipvsadm -E`: changes the given fields of a service.
+    pub fn edit_service(&mut self, spec: &ServiceSpec) -> Result<(), ModelError> {
+        let i = self.index(&spec.key).ok_or(ModelError::NoSuchService)?;
+        let mut s = self.services[i].clone();
+        Self::check_service_fields(spec, &mut s)?;
+        self.services[i] = s;
+        Ok(())
+    }
+
+    /// `ipvsadm -D`: deletes a service and its real servers.
+    pub fn delete_service(&mut self, key: &ServiceKey) -> Result<(), ModelError> {
+        let i = self.index(key).ok_or(ModelError::NoSuchService)?;
+        self.services.remove(i);
+        Ok(())
+    }
+
+    fn check_real(svc: &Service, r: &RealServer) -> Result<(), ModelError> {
+        if family_mismatch(svc.key.addr.ip(), r.addr.ip()) {
+            return Err(ModelError::Invalid(
+                "Invalid operation.  Possibly wrong module version, address not unicast, ..."
+                    .into(),
+            ));
+        }
+        if r.weight > MAX_WEIGHT {
+            return Err(ModelError::Invalid("illegal weight specified".into()));
+        }
+        if r.u_threshold != 0 && r.l_threshold > r.u_threshold {
+            return Err(ModelError::Invalid(
+                "Numerical result out of range (lower threshold above upper threshold)".into(),
+            ));
+        }
+        if r.forward.keeps_port() && r.addr.port() != svc.key.addr.port() {
+            return Err(ModelError::Invalid(format!(
+                "{} real server {} must use the virtual port {}",
+                r.forward.column(),
+                r.addr,
+                svc.key.addr.port()
+            )));
+        }
+        Ok(())
+    }
+
+    fn apply_real(spec: &RealSpec, r: &mut RealServer) {
+        if let Some(f) = spec.forward {
+            r.forward = f;
+        }
+        if let Some(w) = spec.weight {
+            r.weight = w;
+        }
+        if let Some(x) = spec.u_threshold {
+            r.u_threshold = x;
+        }
+        if let Some(y) = spec.l_threshold {
+            r.l_threshold = y;
+        }
+    }
+
+    /// `ipvsadm -a`: adds a real server to a service.
+    pub fn add_real(&mut self, key: &ServiceKey, spec: &RealSpec) -> Result<(), ModelError> {
+        let i = self.index(key).ok_or(ModelError::ServiceNotDefined)?;
+        let svc = &self.services[i];
+        if svc.real(spec.addr).is_some() {
+            return Err(ModelError::DestExists);
+        }
+        let mut r = RealServer::new(spec.addr, Forward::Route);
+        Self::apply_real(spec, &mut r);
+        Self::check_real(svc, &r)?;
+        self.services[i].reals.push(r);
+        Ok(())
+    }
+
+    /// `ipvsadm -e`: changes the given fields of a real server.
+    pub fn edit_real(&mut self, key: &ServiceKey, spec: &RealSpec) -> Result<(), ModelError> {
+        let i = self.index(key).ok_or(ModelError::ServiceNotDefined)?;
+        let svc = &self.services[i];
+        let j = svc
+            .reals
+            .iter()
+            .position(|r| r.addr == spec.addr)
+            .ok_or(ModelError::NoSuchDest)?;
+        let mut r = svc.reals[j].clone();
+        Self::apply_real(spec, &mut r);
+        Self::check_real(svc, &r)?;
+        self.services[i].reals[j] = r;
+        Ok(())
+    }
+
+    /// `ipvsadm -d`: removes a real server from a service.
+    pub fn delete_real(&mut self, key: &ServiceKey, addr: SocketAddr) -> Result<(), ModelError> {
+        let i = self.index(key).ok_or(ModelError::ServiceNotDefined)?;
+        let j = self.services[i]
+            .reals
+            .iter()
+            .position(|r| r.addr == addr)
+            .ok_or(ModelError::NoSuchDest)?;
+        self.services[i].reals.remove(j);
+        Ok(())
+    }
+
+    /// `ipvsadm -C`: removes every service.
+    pub fn clear(&mut self) {
+        self.services.clear();
+    }
+
+    /// `ipvsadm -Z`: zeroes the counters of one service or all.
+    pub fn zero(&mut self, key: Option<&ServiceKey>) -> Result<(), ModelError> {
+        let zero = |s: &mut Service| {
+            s.stats = Stats::default();
+            s.rates = Rates::default();
+            for r in &mut s.reals {
+                r.stats = Stats::default();
+                r.rates = Rates::default();
+            }
+        };
+        match key {
+            Some(k) => {
+                let i = self.index(k).ok_or(ModelError::NoSuchService)?;
+                zero(&mut self.services[i]);
+            }
+            None => self.services.iter_mut().for_each(zero),
+        }
+        Ok(())
+    }
+
+    /// `ipvsadm --set tcp tcpfin udp`. Zero keeps the current value, as in IPVS.
+    pub fn set_timeouts(&mut self, t: Timeouts) -> Result<(), ModelError> {
+        if t.tcp > MAX_TIMEOUT || t.tcp_fin > MAX_TIMEOUT || t.udp > MAX_TIMEOUT {
+            return Err(ModelError::Invalid(
+                "Invalid operation.  Possibly wrong module version, address not unicast, ..."
+                    .into(),
+            ));
+        }
+        if t.tcp != 0 {
+            self.timeouts.tcp = t.tcp;
+        }
+        if t.tcp_fin != 0 {
+            self.timeouts.tcp_fin = t.tcp_fin;
+        }
+        if t.udp != 0 {
+            self.timeouts.udp = t.udp;
+        }
+        Ok(())
+    }
+
+    /// DPVS `--add-laddr`: adds a FullNAT local address to a service.
+    pub fn add_laddr(&mut self, key: &ServiceKey, laddr: LocalAddr) -> Result<(), ModelError> {
+        let i = self.index(key).ok_or(ModelError::ServiceNotDefined)?;
+        if self.services[i].laddrs.iter().any(|l| l.addr == laddr.addr) {
+            return Err(ModelError::LaddrExists);
+        }
+        self.services[i].laddrs.push(laddr);
+        Ok(())
+    }
+
+    /// DPVS `--del-laddr`: removes a FullNAT local address.
+    pub fn del_laddr(&mut self, key: &ServiceKey, addr: IpAddr) -> Result<(), ModelError> {
+        let i = self.index(key).ok_or(ModelError::ServiceNotDefined)?;
+        let j = self.services[i]
+            .laddrs
+            .iter()
+            .position(|l| l.addr == addr)
+            .ok_or(ModelError::NoSuchLaddr)?;
+        self.services[i].laddrs.remove(j);
+        Ok(())
+    }
+
+    /// Services sorted as ipvsadm lists them (protocol, address, port),
+    /// each with its real servers sorted by address and port.
+    pub fn sorted(&self) -> Vec<Service> {
+        let mut v = self.services.clone();
+        v.sort_by_key(|s| (s.key.proto, s.key.addr.ip(), s.key.addr.port()));
+        for s in &mut v {
+            s.reals.sort_by_key(|r| (r.addr.ip(), r.addr.port()));
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> ServiceKey {
+        ServiceKey {
+            proto: Protocol::Tcp,
+            addr: s.parse().unwrap(),
+        }
+    }
+    fn spec(k: ServiceKey, sched: &str) -> ServiceSpec {
+        ServiceSpec {
+            key: k,
+            scheduler: Some(sched.into()),
+            flags: None,
+            persistent: None,
+            netmask: None,
+        }
+    }
+    fn real(a: &str, f: Forward, w: u32) -> RealSpec {
+        RealSpec {
+            addr: a.parse().unwrap(),
+            forward: Some(f),
+            weight: Some(w),
+            u_threshold: None,
+            l_threshold: None,
+        }
+    }
+
+    #[test]
+    fn errors_leave_model_untouched() {
+        let mut m = Model::new();
+        let k = key("198.18.0.1:80");
+        m.add_service(&spec(k, "rr")).unwrap();
+        m.add_real(&k, &real("198.19.0.2:80", Forward::Masq, 1))
+            .unwrap();
+        let before = m.clone();
+        assert_eq!(
+            m.add_service(&spec(k, "rr")).unwrap_err().to_string(),
+            "Service already exists"
+        );
+        assert_eq!(
+            m.add_service(&spec(key("198.18.0.2:80"), "foo"))
+                .unwrap_err()
+                .to_string(),
+            "Scheduler not found"
+        );
+        assert_eq!(
+            m.edit_service(&spec(k, "foo")).unwrap_err().to_string(),
+            "Scheduler not found"
+        );
+        assert_eq!(
+            m.add_real(&k, &real("198.19.0.2:80", Forward::Masq, 1))
+                .unwrap_err()
+                .to_string(),
+            "Destination already exists"
+        );
+        assert_eq!(
+            m.add_real(
+                &key("198.18.0.9:80"),
+                &real("198.19.0.2:80", Forward::Masq, 1)
+            )
+            .unwrap_err()
+            .to_string(),
+            "Service not defined"
+        );
+        assert_eq!(
+            m.delete_real(&k, "198.19.0.3:80".parse().unwrap())
+                .unwrap_err()
+                .to_string(),
+            "No such destination"
+        );
+        assert_eq!(
+            m.edit_real(&k, &real("198.19.0.2:80", Forward::Masq, 70000))
+                .unwrap_err()
+                .to_string(),
+            "illegal weight specified"
+        );
+        assert_eq!(
+            m.add_real(&k, &real("198.19.0.3:81", Forward::Route, 1))
+                .unwrap_err()
+                .to_string(),
+            "Route real server 198.19.0.3:81 must use the virtual port 80"
+        );
+        assert_eq!(
+            m.delete_service(&key("198.18.0.9:80"))
+                .unwrap_err()
+                .to_string(),
+            "No such service"
+        );
+        assert_eq!(m, before);
+    }
+
+    #[test]
+    fn edit_keeps_unspecified_fields() {
+        let mut m = Model::new();
+        let k = key("198.18.0.1:80");
+        m.add_service(&ServiceSpec {
+            persistent: Some(600),
+            ..spec(k, "sh")
+        })
+        .unwrap();
+        m.edit_service(&ServiceSpec {
+            key: k,
+            scheduler: None,
+            flags: Some(SchedFlags {
+                sh_port: true,
+                ..Default::default()
+            }),
+            persistent: None,
+            netmask: None,
+        })
+        .unwrap();
+        let s = m.service(&k).unwrap();
+        assert_eq!(s.scheduler, Scheduler::Sh);
+        assert_eq!(s.persistent, Some(600));
+        assert!(s.flags.sh_port);
+        // sh flags on an rr service are refused
+        let mut e = spec(k, "rr");
+        e.flags = None;
+        assert!(m.edit_service(&e).is_err());
+        assert_eq!(m.service(&k).unwrap().scheduler, Scheduler::Sh);
+    }
+}

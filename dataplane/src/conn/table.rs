@@ -353,7 +353,8 @@ impl<F: Family> ConnTable<F> {
     fn candidates(&self, h: u64) -> (usize, usize, u16) {
         let b1 = reduce(h, self.nbuckets) as usize;
         let b2 = reduce(h << 32, self.nbuckets) as usize;
-        let sig = (h as u16) ^ ((h >> 32) as u16);
+        // Never 0: empty entries have signature 0 and never match.
+        let sig = ((h as u16) ^ ((h >> 32) as u16)).max(1);
         (b1, b2, sig)
     }
 
@@ -375,22 +376,24 @@ impl<F: Family> ConnTable<F> {
     #[inline(always)]
     fn probe(&self, b: usize, sig: u16, key: &FlowKey<F>) -> Option<(RecordIdx, Direction)> {
         let bucket = self.buckets.get(b)?;
-        for i in 0..BUCKET_ENTRIES {
-            if bucket.sig[i] == sig {
-                let v = bucket.val[i];
-                if v == NIL {
-                    continue;
-                }
-                let r = v & !OUT_BIT;
-                let dir = if v & OUT_BIT != 0 {
-                    Direction::Out
-                } else {
-                    Direction::In
-                };
-                if let Some(c) = self.recs.get(r as usize) {
-                    if c.matches(key, dir) {
-                        return Some((RecordIdx(r), dir));
-                    }
+        // Branch-free signature compare (vectorises), then visit matches.
+        let mut m = 0u32;
+        for (i, s) in bucket.sig.iter().enumerate() {
+            m |= u32::from(*s == sig) << i;
+        }
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let Some(&v) = bucket.val.get(i) else { break };
+            let r = v & !OUT_BIT;
+            let dir = if v & OUT_BIT != 0 {
+                Direction::Out
+            } else {
+                Direction::In
+            };
+            if let Some(c) = self.recs.get(r as usize) {
+                if c.matches(key, dir) {
+                    return Some((RecordIdx(r), dir));
                 }
             }
         }

@@ -641,3 +641,33 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn remove_and_extend_while_slot_is_half_drained() {
+    let mut t = table(64);
+    let idxs: Vec<RecordIdx> = (0..10).map(|i| t.insert(&nat(i), 0).unwrap()).collect();
+    // All due at 2; drain only three.
+    let mut first = BTreeSet::new();
+    assert_eq!(
+        t.expire(2, 3, |i, _| {
+            first.insert(i.get());
+        }),
+        3
+    );
+    let rest: Vec<RecordIdx> = idxs
+        .iter()
+        .copied()
+        .filter(|i| !first.contains(&i.get()))
+        .collect();
+    assert_eq!(rest.len(), 7);
+    // The caller removes one and refreshes another (SYN: 60 s) mid-drain.
+    assert!(t.remove(rest[0]).is_some());
+    t.update_state(rest[1], TCP_SYN, Direction::In, 2).unwrap();
+    let want: BTreeSet<u32> = rest[2..].iter().map(|i| i.get()).collect();
+    assert_eq!(expire_set(&mut t, 2), want);
+    assert_eq!(expire_set(&mut t, 61), BTreeSet::new());
+    assert_eq!(expire_set(&mut t, 62), BTreeSet::from([rest[1].get()]));
+    assert!(t.is_empty());
+    let s = t.stats();
+    assert_eq!((s.inserts, s.removes, s.expirations), (10, 1, 9));
+}

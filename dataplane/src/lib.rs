@@ -11,6 +11,8 @@
 )]
 
 pub mod buf;
+pub mod conn;
 pub mod dpdk;
+pub mod flow;
 pub mod parse;
 pub mod wire;

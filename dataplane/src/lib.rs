@@ -15,4 +15,5 @@ pub mod conn;
 pub mod dpdk;
 pub mod flow;
 pub mod parse;
+pub mod stats;
 pub mod wire;

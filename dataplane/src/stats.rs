@@ -1,0 +1,308 @@
+//! Per-worker counters: written only by their worker, read and summed by
+//! the control thread.
+//!
+//! Each counter is an `AtomicU64` that its single writer bumps with a
+//! relaxed load and store (a plain `mov`, no locked instruction), so the
+//! control thread can read it without a data race and the worker pays no
+//! more than for a plain integer. Each worker's block is cache-line
+//! aligned so that two workers never share a line.
+
+use crate::parse::DropReason;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A single-writer counter.
+#[derive(Debug, Default)]
+#[repr(transparent)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n` (single writer only).
+    #[inline(always)]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// Adds one (single writer only).
+    #[inline(always)]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Sets the value (single writer only).
+    #[inline(always)]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    /// Reads the value (any thread).
+    #[inline(always)]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Traffic through one virtual service or real server (IPVS's
+/// `ip_vs_stats`: conns, inpkts, outpkts, inbytes, outbytes).
+#[derive(Debug, Default)]
+pub struct TrafficCounters {
+    /// Connections scheduled.
+    pub conns: Counter,
+    /// Packets client → real server.
+    pub inpkts: Counter,
+    /// Packets real server → client.
+    pub outpkts: Counter,
+    /// Bytes client → real server.
+    pub inbytes: Counter,
+    /// Bytes real server → client.
+    pub outbytes: Counter,
+}
+
+/// Plain copy of [`TrafficCounters`], summable.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    /// Connections.
+    pub conns: u64,
+    /// Incoming packets.
+    pub inpkts: u64,
+    /// Outgoing packets.
+    pub outpkts: u64,
+    /// Incoming bytes.
+    pub inbytes: u64,
+    /// Outgoing bytes.
+    pub outbytes: u64,
+}
+
+impl TrafficCounters {
+    /// Reads a copy.
+    pub fn read(&self) -> Traffic {
+        Traffic {
+            conns: self.conns.get(),
+            inpkts: self.inpkts.get(),
+            outpkts: self.outpkts.get(),
+            inbytes: self.inbytes.get(),
+            outbytes: self.outbytes.get(),
+        }
+    }
+}
+
+impl std::ops::AddAssign for Traffic {
+    fn add_assign(&mut self, o: Traffic) {
+        self.conns += o.conns;
+        self.inpkts += o.inpkts;
+        self.outpkts += o.outpkts;
+        self.inbytes += o.inbytes;
+        self.outbytes += o.outbytes;
+    }
+}
+
+/// RX/TX of one port on one worker.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    /// Packets received.
+    pub rx_packets: Counter,
+    /// Bytes received.
+    pub rx_bytes: Counter,
+    /// Packets sent.
+    pub tx_packets: Counter,
+    /// Bytes sent.
+    pub tx_bytes: Counter,
+    /// Packets the driver kept refusing (freed).
+    pub tx_dropped: Counter,
+}
+
+/// Why a packet was dropped after it parsed: the packet path's own
+/// reasons, next to the parser's [`DropReason`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PathDrop {
+    /// Not for any VIP, local address or port address of ours.
+    NotOurs,
+    /// TCP segment without SYN and without a connection (IPVS drops it).
+    TcpNoConn,
+    /// No real server available and no sorry server.
+    NoRealServer,
+    /// Reply from a real server that matches no connection.
+    ReplyNoConn,
+    /// FullNAT: no free local port.
+    NoLocalPort,
+    /// No route to the destination.
+    NoRoute,
+    /// Next hop unresolved and its queue full.
+    NeighQueueFull,
+    /// Rewrite refused the packet.
+    RewriteFailed,
+    /// Needs fragmenting (IPv4 without DF over the MTU); rvs does not
+    /// fragment.
+    NeedsFragmentation,
+    /// Non-first fragment whose first fragment was never seen.
+    FragUnknownFirst,
+    /// Handoff ring to the owning worker was full.
+    HandoffFull,
+    /// Multi-segment mbuf (not handled).
+    MultiSegment,
+    /// This director is a backup and does not serve VIPs.
+    Backup,
+    /// ICMP error about no tracked connection.
+    IcmpNoConn,
+    /// Could not allocate a buffer for a generated packet.
+    NoBuffer,
+}
+
+impl PathDrop {
+    /// Every reason, in index order.
+    pub const ALL: [PathDrop; 15] = [
+        PathDrop::NotOurs,
+        PathDrop::TcpNoConn,
+        PathDrop::NoRealServer,
+        PathDrop::ReplyNoConn,
+        PathDrop::NoLocalPort,
+        PathDrop::NoRoute,
+        PathDrop::NeighQueueFull,
+        PathDrop::RewriteFailed,
+        PathDrop::NeedsFragmentation,
+        PathDrop::FragUnknownFirst,
+        PathDrop::HandoffFull,
+        PathDrop::MultiSegment,
+        PathDrop::Backup,
+        PathDrop::IcmpNoConn,
+        PathDrop::NoBuffer,
+    ];
+    /// Number of reasons.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Stable snake_case name for listings and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            PathDrop::NotOurs => "not_ours",
+            PathDrop::TcpNoConn => "tcp_no_conn",
+            PathDrop::NoRealServer => "no_real_server",
+            PathDrop::ReplyNoConn => "reply_no_conn",
+            PathDrop::NoLocalPort => "no_local_port",
+            PathDrop::NoRoute => "no_route",
+            PathDrop::NeighQueueFull => "neigh_queue_full",
+            PathDrop::RewriteFailed => "rewrite_failed",
+            PathDrop::NeedsFragmentation => "needs_fragmentation",
+            PathDrop::FragUnknownFirst => "frag_unknown_first",
+            PathDrop::HandoffFull => "handoff_full",
+            PathDrop::MultiSegment => "multi_segment",
+            PathDrop::Backup => "backup_role",
+            PathDrop::IcmpNoConn => "icmp_no_conn",
+            PathDrop::NoBuffer => "no_buffer",
+        }
+    }
+
+    /// Index into [`PathDrop::ALL`].
+    #[inline(always)]
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Everything one worker counts. Allocated once by control with fixed
+/// sizes; the worker only writes, control only reads.
+#[derive(Debug)]
+#[repr(align(64))]
+pub struct WorkerCounters {
+    /// Per service (indexed by service id).
+    pub services: Box<[TrafficCounters]>,
+    /// Per real server (indexed by real-server id).
+    pub reals: Box<[TrafficCounters]>,
+    /// Per port.
+    pub ports: Box<[PortCounters]>,
+    /// Parser drops by reason.
+    pub parse_drops: Box<[Counter]>,
+    /// Packet-path drops by reason.
+    pub path_drops: Box<[Counter]>,
+    /// Packets handed to each other worker (indexed by destination).
+    pub handoff_out: Box<[Counter]>,
+    /// Packets received from other workers.
+    pub handoff_in: Counter,
+    /// Connections in this worker's tables.
+    pub conn_entries: Counter,
+    /// Capacity of this worker's tables.
+    pub conn_capacity: Counter,
+    /// New flows forwarded statelessly because the table was full.
+    pub stateless_fallbacks: Counter,
+    /// ARP/ND requests answered.
+    pub neigh_answered: Counter,
+    /// Snapshot generation this worker runs.
+    pub generation: Counter,
+    /// Polling iterations (liveness).
+    pub loops: Counter,
+}
+
+fn boxed<T: Default>(n: usize) -> Box<[T]> {
+    (0..n).map(|_| T::default()).collect()
+}
+
+impl WorkerCounters {
+    /// Counters for `services` service ids, `reals` real-server ids,
+    /// `ports` ports and `workers` workers.
+    pub fn new(services: usize, reals: usize, ports: usize, workers: usize) -> Self {
+        WorkerCounters {
+            services: boxed(services),
+            reals: boxed(reals),
+            ports: boxed(ports),
+            parse_drops: boxed(DropReason::COUNT),
+            path_drops: boxed(PathDrop::COUNT),
+            handoff_out: boxed(workers),
+            handoff_in: Counter::default(),
+            conn_entries: Counter::default(),
+            conn_capacity: Counter::default(),
+            stateless_fallbacks: Counter::default(),
+            neigh_answered: Counter::default(),
+            generation: Counter::default(),
+            loops: Counter::default(),
+        }
+    }
+
+    /// Counts a parser drop.
+    #[inline(always)]
+    pub fn parse_drop(&self, r: DropReason) {
+        if let Some(c) = self.parse_drops.get(r.index()) {
+            c.inc();
+        }
+    }
+
+    /// Counts a packet-path drop.
+    #[inline(always)]
+    pub fn path_drop(&self, r: PathDrop) {
+        if let Some(c) = self.path_drops.get(r.index()) {
+            c.inc();
+        }
+    }
+
+    /// All drops by name, parser and path reasons together.
+    pub fn drops(&self) -> Vec<(&'static str, u64)> {
+        let mut v: Vec<(&'static str, u64)> =
+            DropReason::ALL.iter().map(|r| (r.name(), self.parse_drops.get(r.index()).map_or(0, Counter::get))).collect();
+        v.extend(PathDrop::ALL.iter().map(|r| (r.name(), self.path_drops.get(r.index()).map_or(0, Counter::get))));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_count_and_name_every_reason() {
+        let c = WorkerCounters::new(4, 8, 2, 2);
+        c.path_drop(PathDrop::NoRoute);
+        c.path_drop(PathDrop::NoRoute);
+        c.parse_drop(DropReason::ALL[0]);
+        c.services[1].conns.inc();
+        c.services[1].inbytes.add(1500);
+        let d = c.drops();
+        assert_eq!(d.len(), DropReason::COUNT + PathDrop::COUNT);
+        assert!(d.contains(&("no_route", 2)));
+        assert!(d.contains(&(DropReason::ALL[0].name(), 1)));
+        let t = c.services[1].read();
+        assert_eq!((t.conns, t.inbytes), (1, 1500));
+        let names: std::collections::HashSet<_> = d.iter().map(|x| x.0).collect();
+        assert_eq!(names.len(), d.len(), "names are unique");
+        for (i, r) in PathDrop::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+    }
+}

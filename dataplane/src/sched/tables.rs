@@ -1,7 +1,12 @@
 //! Table construction for the hashing schedulers (control thread only;
 //! allocates): sh/dh weighted buckets and the Maglev lookup table.
 
-use super::{HashKey, RealServer, EMPTY};
+use super::{HashKey, RealServer, EMPTY, MH_MAX_TABLE};
+
+/// Bitmap words for the largest Maglev table (131071 slots), a power of
+/// two.
+const USED_WORDS: usize = 2048;
+const _: () = assert!(USED_WORDS * 64 > MH_MAX_TABLE as usize && USED_WORDS.is_power_of_two());
 
 /// Trial division; table sizes are at most 131071.
 pub(crate) fn is_prime(n: u32) -> bool {
@@ -86,7 +91,7 @@ pub(crate) fn maglev(reals: &[RealServer], m: u32, k_off: HashKey, k_skip: HashK
     let size = m as usize;
     let mut table = vec![EMPTY; size].into_boxed_slice();
     let turns = turns(reals, m);
-    if turns.iter().all(|&t| t == 0) || m < 2 {
+    if turns.iter().all(|&t| t == 0) || !(2..=MH_MAX_TABLE).contains(&m) {
         return table;
     }
     // (next candidate, skip, turns) per server.
@@ -99,21 +104,25 @@ pub(crate) fn maglev(reals: &[RealServer], m: u32, k_off: HashKey, k_skip: HashK
             (off, skip, t)
         })
         .collect();
-    let mut used = vec![0u64; size.div_ceil(64)];
+    // One bit per slot; sized for the largest table so the index mask
+    // below proves every access in bounds (no checks in the hot loop).
+    let mut used = [0u64; USED_WORDS];
     let mut filled = 0usize;
     loop {
         for (i, (next, skip, t)) in perm.iter_mut().enumerate() {
             for _ in 0..*t {
                 let mut c = *next;
-                while used[(c >> 6) as usize] & (1 << (c & 63)) != 0 {
+                while used[(c >> 6) as usize & (USED_WORDS - 1)] & (1 << (c & 63)) != 0 {
                     c += *skip;
                     if c >= m {
                         c -= m;
                     }
                 }
                 *next = c;
-                used[(c >> 6) as usize] |= 1 << (c & 63);
-                table[c as usize] = i as u32;
+                used[(c >> 6) as usize & (USED_WORDS - 1)] |= 1 << (c & 63);
+                if let Some(slot) = table.get_mut(c as usize) {
+                    *slot = i as u32;
+                }
                 filled += 1;
                 if filled == size {
                     return table;

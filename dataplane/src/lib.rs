@@ -15,5 +15,6 @@ pub mod conn;
 pub mod dpdk;
 pub mod flow;
 pub mod parse;
+pub mod sched;
 pub mod stats;
 pub mod wire;

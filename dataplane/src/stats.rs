@@ -19,7 +19,10 @@ impl Counter {
     /// Adds `n` (single writer only).
     #[inline(always)]
     pub fn add(&self, n: u64) {
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     /// Adds one (single writer only).
@@ -274,9 +277,21 @@ impl WorkerCounters {
 
     /// All drops by name, parser and path reasons together.
     pub fn drops(&self) -> Vec<(&'static str, u64)> {
-        let mut v: Vec<(&'static str, u64)> =
-            DropReason::ALL.iter().map(|r| (r.name(), self.parse_drops.get(r.index()).map_or(0, Counter::get))).collect();
-        v.extend(PathDrop::ALL.iter().map(|r| (r.name(), self.path_drops.get(r.index()).map_or(0, Counter::get))));
+        let mut v: Vec<(&'static str, u64)> = DropReason::ALL
+            .iter()
+            .map(|r| {
+                (
+                    r.name(),
+                    self.parse_drops.get(r.index()).map_or(0, Counter::get),
+                )
+            })
+            .collect();
+        v.extend(PathDrop::ALL.iter().map(|r| {
+            (
+                r.name(),
+                self.path_drops.get(r.index()).map_or(0, Counter::get),
+            )
+        }));
         v
     }
 }

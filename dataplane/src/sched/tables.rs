@@ -1,0 +1,182 @@
+//! Table construction for the hashing schedulers (control thread only;
+//! allocates): sh/dh weighted buckets and the Maglev lookup table.
+
+use super::{HashKey, RealServer, EMPTY, MH_MAX_TABLE};
+
+/// Bitmap words for the largest Maglev table (131071 slots), a power of
+/// two.
+const USED_WORDS: usize = 2048;
+const _: () = assert!(USED_WORDS * 64 > MH_MAX_TABLE as usize && USED_WORDS.is_power_of_two());
+
+/// Trial division; table sizes are at most 131071.
+pub(crate) fn is_prime(n: u32) -> bool {
+    if n < 2 {
+        return false;
+    }
+    let mut d = 2u32;
+    while d * d <= n {
+        if n.is_multiple_of(d) {
+            return false;
+        }
+        d += 1;
+    }
+    true
+}
+
+/// IPVS `ip_vs_sh_reassign`: walk the buckets, giving each server
+/// `weight` consecutive buckets in turn (a weight-0 server still gets one,
+/// which then reads as unavailable), wrapping round the list.
+pub(crate) fn weighted_buckets(reals: &[RealServer], size: usize) -> Box<[u32]> {
+    let mut table = vec![EMPTY; size].into_boxed_slice();
+    if reals.is_empty() {
+        return table;
+    }
+    let mut p = 0usize;
+    let mut count = 0u32;
+    for slot in table.iter_mut() {
+        *slot = p as u32;
+        count += 1;
+        let w = reals.get(p).map_or(0, |r| r.weight);
+        if count >= w {
+            p = (p + 1) % reals.len();
+            count = 0;
+        }
+    }
+    table
+}
+
+fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        let t = a % b;
+        a = b;
+        b = t;
+    }
+    a
+}
+
+/// Turns per server in IPVS's weighted Maglev (`ip_vs_mh_permutate`):
+/// `last_weight / gcd`, shifted right so the largest stays within
+/// `2^(log2(m) / 2)` turns (IPVS: `IP_VS_MH_TAB_BITS`), at least 1 for a
+/// non-zero weight.
+fn turns(reals: &[RealServer], m: u32) -> Vec<u32> {
+    let g = reals
+        .iter()
+        .map(|r| r.last_weight)
+        .filter(|&w| w > 0)
+        .fold(0, |g, w| if g == 0 { w } else { gcd(g, w) });
+    if g == 0 {
+        return vec![0; reals.len()];
+    }
+    let mw = reals.iter().map(|r| r.last_weight).max().unwrap_or(0) / g;
+    let fls = 32 - mw.leading_zeros();
+    let bits = (31 - m.leading_zeros()) / 2;
+    let shift = fls.saturating_sub(bits);
+    reals
+        .iter()
+        .map(|r| {
+            let t = (r.last_weight / g) >> shift;
+            if t == 0 {
+                u32::from(r.last_weight != 0)
+            } else {
+                t
+            }
+        })
+        .collect()
+}
+
+/// The Maglev lookup table (IPVS `ip_vs_mh_populate`): each server walks
+/// its permutation (offset, offset + skip, ... mod `m`), taking `turns`
+/// free slots per round, until all `m` slots are filled.
+pub(crate) fn maglev(reals: &[RealServer], m: u32, k_off: HashKey, k_skip: HashKey) -> Box<[u32]> {
+    let size = m as usize;
+    let mut table = vec![EMPTY; size].into_boxed_slice();
+    let turns = turns(reals, m);
+    if turns.iter().all(|&t| t == 0) || !(2..=MH_MAX_TABLE).contains(&m) {
+        return table;
+    }
+    // (next candidate, skip, turns) per server.
+    let mut perm: Vec<(u32, u32, u32)> = reals
+        .iter()
+        .zip(&turns)
+        .map(|(r, &t)| {
+            let off = (k_off.hash(r.addr, r.port, 0) % u64::from(m)) as u32;
+            let skip = (k_skip.hash(r.addr, r.port, 0) % u64::from(m - 1)) as u32 + 1;
+            (off, skip, t)
+        })
+        .collect();
+    // One bit per slot; sized for the largest table so the index mask
+    // below proves every access in bounds (no checks in the hot loop).
+    let mut used = [0u64; USED_WORDS];
+    let mut filled = 0usize;
+    loop {
+        for (i, (next, skip, t)) in perm.iter_mut().enumerate() {
+            for _ in 0..*t {
+                let mut c = *next;
+                while used[(c >> 6) as usize & (USED_WORDS - 1)] & (1 << (c & 63)) != 0 {
+                    c += *skip;
+                    if c >= m {
+                        c -= m;
+                    }
+                }
+                *next = c;
+                used[(c >> 6) as usize & (USED_WORDS - 1)] |= 1 << (c & 63);
+                if let Some(slot) = table.get_mut(c as usize) {
+                    *slot = i as u32;
+                }
+                filled += 1;
+                if filled == size {
+                    return table;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn reals(ws: &[u32]) -> Vec<RealServer> {
+        ws.iter()
+            .enumerate()
+            .map(|(i, &w)| {
+                let a = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i as u32 + 1));
+                RealServer::new(i as u32, a, 80, w)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn primes() {
+        assert!(is_prime(251) && is_prime(65537) && is_prime(131071));
+        assert!(!is_prime(65536) && !is_prime(1) && !is_prime(255));
+    }
+
+    #[test]
+    fn sh_buckets_follow_weights() {
+        let t = weighted_buckets(&reals(&[2, 1, 0, 3]), 16);
+        // 2 x A, 1 x B, 1 x C (weight 0 still takes one), 3 x D, wrap.
+        assert_eq!(&t[..9], &[0, 0, 1, 2, 3, 3, 3, 0, 0]);
+        assert!(weighted_buckets(&[], 8).iter().all(|&e| e == EMPTY));
+    }
+
+    #[test]
+    fn maglev_fills_every_slot() {
+        let k1 = HashKey::new(9, 2);
+        let k2 = HashKey::new(9, 3);
+        let t = maglev(&reals(&[1; 7]), 251, k1, k2);
+        assert!(t.iter().all(|&e| (e as usize) < 7));
+        let t = maglev(&reals(&[0, 0]), 251, k1, k2);
+        assert!(t.iter().all(|&e| e == EMPTY));
+    }
+
+    #[test]
+    fn maglev_turns_shift_large_weights() {
+        let t = turns(&reals(&[65535, 1, 0]), 65537);
+        assert_eq!(t[2], 0);
+        assert_eq!(t[1], 1);
+        assert!(t[0] <= 256, "{t:?}");
+        assert_eq!(turns(&reals(&[4, 6]), 65537), vec![2, 3]);
+    }
+}

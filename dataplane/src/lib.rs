@@ -12,5 +12,7 @@
 
 pub mod buf;
 pub mod dpdk;
+pub mod neigh;
 pub mod parse;
+pub mod route;
 pub mod wire;

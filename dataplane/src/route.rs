@@ -373,7 +373,14 @@ impl RouteTableBuilder {
                             })
                         }
                     };
-                    v4.push((k.mask(p.len), p.len, Route { port: p.port, gateway }));
+                    v4.push((
+                        k.mask(p.len),
+                        p.len,
+                        Route {
+                            port: p.port,
+                            gateway,
+                        },
+                    ));
                 }
                 IpAddr::V6(a) => {
                     if p.len > u128::BITS as u8 {
@@ -393,7 +400,14 @@ impl RouteTableBuilder {
                             })
                         }
                     };
-                    v6.push((k.mask(p.len), p.len, Route { port: p.port, gateway }));
+                    v6.push((
+                        k.mask(p.len),
+                        p.len,
+                        Route {
+                            port: p.port,
+                            gateway,
+                        },
+                    ));
                 }
             }
         }
@@ -441,7 +455,7 @@ fn check_duplicates<K: Key, A>(
     v: &mut [(K, u8, Route<A>)],
     addr: impl Fn(K) -> IpAddr,
 ) -> Result<(), RouteError> {
-    v.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+    v.sort_by_key(|a| (a.1, a.0));
     for w in v.windows(2) {
         if let [a, b] = w {
             if a.0 == b.0 && a.1 == b.1 {
@@ -525,10 +539,7 @@ mod tests {
             }
         );
         assert_eq!(h("198.51.100.8").addr, v4("10.0.0.254"));
-        assert_eq!(
-            t.lookup(ip("10.0.0.200")).unwrap().addr,
-            ip("10.0.0.200")
-        );
+        assert_eq!(t.lookup(ip("10.0.0.200")).unwrap().addr, ip("10.0.0.200"));
     }
 
     #[test]

@@ -78,6 +78,9 @@ neigh_counters! {
     resolution_failed,
     /// Queued packets dropped because their resolution failed.
     queue_dropped_failed,
+    /// ARP/ND from another MAC claiming one of our addresses (the HA peer
+    /// taking a VIP over, or a duplicate address); never learned.
+    addr_conflict,
     /// Entries removed after staying stale past the stale timeout.
     aged_out,
     /// Entries evicted to make room for a new one.
@@ -85,8 +88,8 @@ neigh_counters! {
     /// New neighbours refused because the table was full of entries that
     /// could not be evicted.
     table_full,
-    /// Packets that could not get a MAC written (shorter than an Ethernet
-    /// header) and were dropped.
+    /// Packets handed to output that were dropped before resolution: not
+    /// an Ethernet frame, or an unknown port.
     bad_frame,
 }
 

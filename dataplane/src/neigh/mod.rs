@@ -63,8 +63,8 @@ pub struct PortInfo {
     pub ipv6: Option<Ipv6Addr>,
 }
 
-/// Sizes and timers. Times are in the unit of `now` (nanoseconds by
-/// default values).
+/// Sizes and timers. Times are in the unit of `now`; the
+/// [`Default`] values are in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NeighConfig {
     /// Most neighbours in the table.
@@ -279,8 +279,8 @@ impl<T: PacketBuf> Neigh<T> {
         (e.state != NeighState::Incomplete).then_some(e.mac)
     }
 
-    /// Adds a static (permanent until overwritten) entry, reachable now.
-    /// `false` if the table is full.
+    /// Adds or refreshes an entry, confirmed reachable now (it then ages
+    /// like any other). `false` if the table is full.
     pub fn insert_static(&mut self, ip: IpAddr, port: u16, mac: MacAddr, now: u64) -> bool {
         let how = LearnHow {
             create: true,
@@ -428,27 +428,40 @@ impl<T: PacketBuf> Neigh<T> {
             return Handled::verdict(Verdict::NotOurs);
         };
         let sender = IpAddr::V4(a.sender_ip);
+        if addrs.contains(sender) {
+            // Someone else speaks for one of our addresses (the HA peer
+            // taking a VIP over, or a misconfiguration): never learn our
+            // own address as a neighbour.
+            if a.sender_mac != port_info.mac {
+                self.counters.addr_conflict += 1;
+            }
+            return Handled::verdict(Verdict::Consumed);
+        }
         let probe = a.sender_ip.is_unspecified();
         let gratuitous = !probe && a.sender_ip == a.target_ip;
         let ours = addrs
             .get(IpAddr::V4(a.target_ip))
             .filter(|o| o.port == port)
             .copied();
+        // Replies to the source address of our requests count as ours
+        // even if that address is not in `addrs`.
+        let reply_to_us =
+            a.operation == arp::OP_REPLY && (ours.is_some() || port_info.ipv4 == Some(a.target_ip));
+        if reply_to_us && !gratuitous {
+            self.counters.arp_replies_received += 1;
+            let how = LearnHow {
+                create: false,
+                confirm: true,
+                override_mac: true,
+            };
+            let learned = self.learn(sender, port, a.sender_mac, now, how);
+            return Handled {
+                verdict: Verdict::Consumed,
+                learned,
+            };
+        }
         match ours {
-            Some(o) if !gratuitous => {
-                if a.operation == arp::OP_REPLY {
-                    self.counters.arp_replies_received += 1;
-                    let how = LearnHow {
-                        create: false,
-                        confirm: true,
-                        override_mac: true,
-                    };
-                    let learned = self.learn(sender, port, a.sender_mac, now, how);
-                    return Handled {
-                        verdict: Verdict::Consumed,
-                        learned,
-                    };
-                }
+            Some(o) if !gratuitous && a.operation == arp::OP_REQUEST => {
                 let learned = if probe {
                     None
                 } else {
@@ -545,6 +558,11 @@ impl<T: PacketBuf> Neigh<T> {
         {
             return Handled::verdict(Verdict::NotOurs);
         }
+        if meta.is_fragment() {
+            // RFC 6980: ND messages are never fragmented.
+            self.counters.nd_malformed += 1;
+            return Handled::verdict(Verdict::Malformed);
+        }
         if meta.ttl != packets::ND_HOP_LIMIT {
             self.counters.nd_bad_hop_limit += 1;
             return Handled::verdict(Verdict::Malformed);
@@ -599,6 +617,10 @@ impl<T: PacketBuf> Neigh<T> {
             .unwrap_or(MacAddr::ZERO);
         if nd.msg_type == types::NEIGHBOR_ADVERT {
             return self.handle_na(addrs, &nd, port, now);
+        }
+        if addrs.contains(IpAddr::V6(src)) {
+            self.counters.addr_conflict += 1;
+            return Handled::verdict(Verdict::Consumed);
         }
         let ours = addrs
             .get(IpAddr::V6(nd.target))
@@ -671,7 +693,9 @@ impl<T: PacketBuf> Neigh<T> {
         let ip = IpAddr::V6(nd.target);
         if addrs.contains(ip) {
             // Someone else claims our address; nothing to learn.
-            self.counters.nd_not_ours += 1;
+            if nd.ll_addr != self.port(port).map(|p| p.mac) {
+                self.counters.addr_conflict += 1;
+            }
             return Handled::verdict(Verdict::Consumed);
         }
         let Some(i) = self.table.find(ip, port) else {

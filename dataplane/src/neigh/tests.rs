@@ -1068,3 +1068,88 @@ fn arbitrary_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn conflicts_counted_never_learned() {
+    let mut n = neigh();
+    let a = addrs();
+    // The HA peer announces our VIP: not learned, counted.
+    let garp = arp_frame(
+        MacAddr::BROADCAST,
+        1,
+        PEER_MAC,
+        v4("10.0.0.100"),
+        MacAddr::ZERO,
+        v4("10.0.0.100"),
+        None,
+    );
+    let (h, out) = handle_arp(&mut n, &a, &garp, 0, 0);
+    assert_eq!(h, Handled::verdict(Verdict::Consumed));
+    assert_eq!(out.data(), &garp[..]);
+    // A request from someone using our port address.
+    let req = arp_request_for("10.0.0.100", "10.0.0.1", PEER_MAC);
+    assert_eq!(
+        handle_arp(&mut n, &a, &req, 0, 0).0.verdict,
+        Verdict::Consumed
+    );
+    // Our own GARP looped back is not a conflict.
+    let mut b = [0u8; packets::MAX_FRAME_LEN];
+    let len = n.build_announce(ip("10.0.0.100"), 0, &mut b).unwrap();
+    handle_arp(&mut n, &a, &b[..len], 0, 0);
+    // ND: an NA for our VIP from another MAC, an NS from our address.
+    let na = nd_frame(
+        PEER_MAC,
+        MacAddr([0x33, 0x33, 0, 0, 0, 1]),
+        v6("2001:db8::100"),
+        packets::ALL_NODES,
+        255,
+        136,
+        0x20,
+        v6("2001:db8::100"),
+        Some(PEER_MAC),
+    );
+    assert_eq!(
+        handle_nd(&mut n, &a, &na, 0, 0).0.verdict,
+        Verdict::Consumed
+    );
+    let ns = ns_for("2001:db8::100", "2001:db8::1");
+    assert_eq!(
+        handle_nd(&mut n, &a, &ns, 0, 0).0.verdict,
+        Verdict::Consumed
+    );
+    assert_eq!(n.counters.addr_conflict, 4);
+    assert_eq!(n.counters.arp_requests_answered, 0);
+    assert_eq!(n.counters.nd_solicits_answered, 0);
+    assert!(n.is_empty());
+}
+
+#[test]
+fn reply_to_port_source_address_resolves() {
+    // The port's address is not among `addrs`, but our requests use it as
+    // their source: replies to it still resolve.
+    let mut n = neigh();
+    let a = OurAddrs::new([]);
+    let hop = ip("10.0.0.254");
+    let _ = n.output(data_packet(0), hop, 0, 0);
+    let (h, _) = handle_arp(
+        &mut n,
+        &a,
+        &arp_reply_from("10.0.0.254", PEER_MAC, "10.0.0.1"),
+        0,
+        1,
+    );
+    assert_eq!(h.verdict, Verdict::Consumed);
+    assert_eq!(h.learned.unwrap().pending, 1);
+    // An unsolicited reply for a neighbour we never asked about is not
+    // learned (Linux with arp_accept=0).
+    let (h, _) = handle_arp(
+        &mut n,
+        &a,
+        &arp_reply_from("10.0.0.9", PEER_MAC, "10.0.0.1"),
+        0,
+        1,
+    );
+    assert!(h.learned.is_none());
+    assert!(n.get(ip("10.0.0.9"), 0).is_none());
+    assert_eq!(n.counters.arp_replies_received, 2);
+}

@@ -589,6 +589,7 @@ impl<T: PacketBuf> Neigh<T> {
         let unspecified = src.is_unspecified();
         let bad = p.msg_code() != 0
             || !p.is_nd()
+            || src.is_multicast()
             || opts_len != msg.len().saturating_sub(icmpv6::ND_LEN)
             || nd.target.is_multicast()
             || nd
@@ -603,10 +604,8 @@ impl<T: PacketBuf> Neigh<T> {
                     unspecified
                         && (nd.ll_addr.is_some() || dst != packets::solicited_node(nd.target))
                 }
-                _ => {
-                    src.is_multicast()
-                        || (dst.is_multicast() && nd.flags & nd_flags::SOLICITED != 0)
-                }
+                // A solicited NA is never multicast.
+                _ => dst.is_multicast() && nd.flags & nd_flags::SOLICITED != 0,
             };
         if bad {
             self.counters.nd_malformed += 1;

@@ -598,7 +598,8 @@ fn nd_bad_hop_limit_and_malformed() {
 
     // Option length 0 (checksum fixed up so only the option is wrong).
     let fix = |mut f: Vec<u8>| {
-        let (s, d) = (v6("2001:db8::2"), packets::solicited_node(t));
+        let s = Ipv6Addr::from(<[u8; 16]>::try_from(&f[22..38]).unwrap());
+        let d = packets::solicited_node(t);
         f[56] = 0;
         f[57] = 0;
         let c = checksum::l4_checksum_v6(s, d, ip_proto::ICMPV6, &f[54..]);
@@ -613,13 +614,15 @@ fn nd_bad_hop_limit_and_malformed() {
     mcast_target[14 + 40 + 8] = 0xff;
     let mut mcast_ll = good.clone();
     mcast_ll[14 + 40 + 26] = 0x01;
-    for f in [zero_opt, code1, mcast_target, mcast_ll] {
+    let mut mcast_src = good.clone();
+    mcast_src[14 + 8] = 0xff;
+    for f in [zero_opt, code1, mcast_target, mcast_ll, mcast_src] {
         let f = fix(f);
         let (h, out) = handle_nd(&mut n, &a, &f, 0, 0);
         assert_eq!(h.verdict, Verdict::Malformed);
         assert_eq!(out.data(), &f[..]);
     }
-    assert_eq!(n.counters.nd_malformed, 4);
+    assert_eq!(n.counters.nd_malformed, 5);
     // NS for an address that is not ours.
     let other = ns_for("2001:db8::77", "2001:db8::2");
     assert_eq!(

@@ -9,7 +9,7 @@
 //! here reads a clock, allocates after [`Neigh::new`], or panics.
 //!
 //! The worker's use:
-//! - ARP frame ([`L3::Arp`](crate::parse::L3::Arp)): [`Neigh::handle_arp`];
+//! - ARP frame ([`L3::Arp`]): [`Neigh::handle_arp`];
 //!   NS/NA (ICMPv6 types 135/136): [`Neigh::handle_nd`]. On
 //!   [`Verdict::Reply`] the buffer now holds the answer: transmit it on the
 //!   port it came from. When the result reports [`Learned`] with packets

@@ -111,7 +111,7 @@ impl Eal {
                 }
             }
         }
-        // EAL keeps pointers into argv (it permutes it, and keeps argv[0]);
+        // EAL keeps pointers into argv (it permutes it, and keeps the program name);
         // the strings live for the rest of the process, once per process.
         let mut argv: Vec<*mut c_char> = c_args.into_iter().map(CString::into_raw).collect();
         let argc = argv.len() as i32;

@@ -52,6 +52,10 @@ pub trait Family: sealed::Sealed + Copy + Eq + Debug + Send + Sync + 'static {
     fn hash_tuple(key: &HashKey, src: Self::Addr, dst: Self::Addr, ports: u32, proto: u8) -> u64;
     /// Keyed hash of one endpoint (address, port), used for ownership.
     fn hash_endpoint(key: &HashKey, addr: Self::Addr, port: u16) -> u64;
+    /// The address as this family's type, if it is of this family.
+    fn from_ip(a: std::net::IpAddr) -> Option<Self::Addr>;
+    /// The address as a std `IpAddr`.
+    fn to_ip(a: Self::Addr) -> std::net::IpAddr;
 }
 
 /// IPv4 family marker.
@@ -83,6 +87,19 @@ impl Family for V4 {
     const NAME: &'static str = "ipv4";
 
     #[inline(always)]
+    fn from_ip(a: std::net::IpAddr) -> Option<Ipv4Addr> {
+        match a {
+            std::net::IpAddr::V4(v) => Some(v),
+            std::net::IpAddr::V6(_) => None,
+        }
+    }
+
+    #[inline(always)]
+    fn to_ip(a: Ipv4Addr) -> std::net::IpAddr {
+        std::net::IpAddr::V4(a)
+    }
+
+    #[inline(always)]
     fn hash_tuple(key: &HashKey, src: Ipv4Addr, dst: Ipv4Addr, ports: u32, proto: u8) -> u64 {
         let a = (u64::from(u32::from(src)) << 32) | u64::from(u32::from(dst));
         let b = (u64::from(ports) << 8) | u64::from(proto);
@@ -102,6 +119,19 @@ impl Family for V6 {
     type Addr = Ipv6Addr;
     const UNSPECIFIED: Ipv6Addr = Ipv6Addr::UNSPECIFIED;
     const NAME: &'static str = "ipv6";
+
+    #[inline(always)]
+    fn from_ip(a: std::net::IpAddr) -> Option<Ipv6Addr> {
+        match a {
+            std::net::IpAddr::V6(v) => Some(v),
+            std::net::IpAddr::V4(_) => None,
+        }
+    }
+
+    #[inline(always)]
+    fn to_ip(a: Ipv6Addr) -> std::net::IpAddr {
+        std::net::IpAddr::V6(a)
+    }
 
     #[inline(always)]
     fn hash_tuple(key: &HashKey, src: Ipv6Addr, dst: Ipv6Addr, ports: u32, proto: u8) -> u64 {

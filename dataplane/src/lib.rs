@@ -18,5 +18,6 @@ pub mod neigh;
 pub mod parse;
 pub mod route;
 pub mod sched;
+pub mod snapshot;
 pub mod stats;
 pub mod wire;

@@ -1,0 +1,399 @@
+//! The immutable configuration a worker runs on. Control builds a new
+//! [`Snapshot`] for every change and publishes it to the workers as an
+//! `Arc`; a worker swaps it in between bursts. Nothing in a snapshot is
+//! ever mutated once published.
+
+use crate::conn::{FwdMode, Timeouts};
+use crate::neigh::{AddrClass, OurAddr, OurAddrs, PortInfo};
+use crate::route::RouteTable;
+use crate::sched::ServiceSched;
+use crate::wire::ethernet::MacAddr;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A small, fast, unkeyed hasher for control-built maps whose keys are
+/// chosen by the operator (VIPs, real servers), never by clients.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+const FX_K: u64 = 0x517c_c1b7_2722_0a95;
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(FX_K);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// (protocol, address, port): how a virtual service or a real server is
+/// found.
+pub type Endpoint = (u8, IpAddr, u16);
+
+/// One virtual service.
+#[derive(Debug)]
+pub struct Service {
+    /// Stable id assigned by control (indexes counters and connections).
+    pub id: u16,
+    /// IP protocol (6 TCP, 17 UDP).
+    pub proto: u8,
+    /// Virtual address.
+    pub vip: IpAddr,
+    /// Virtual port.
+    pub vport: u16,
+    /// The scheduler with its real servers (shared, immutable).
+    pub sched: ServiceSched,
+    /// Forwarding method per real server, parallel to `sched.reals()`.
+    pub fwd: Box<[FwdMode]>,
+    /// Forwarding method of the sorry server.
+    pub sorry_fwd: FwdMode,
+    /// FullNAT local address pool (IPv4 and IPv6 mixed; the family of the
+    /// real server picks).
+    pub laddrs: Box<[IpAddr]>,
+}
+
+impl Service {
+    /// The forwarding method for real server index `i` (the sorry server
+    /// when `i` is out of range).
+    #[inline]
+    pub fn fwd_of(&self, i: usize) -> FwdMode {
+        self.fwd.get(i).copied().unwrap_or(self.sorry_fwd)
+    }
+
+    /// A FullNAT local address of the same family as `rip`, chosen by
+    /// `hash` when there are several.
+    #[inline]
+    pub fn laddr_for(&self, rip: IpAddr, hash: u64) -> Option<IpAddr> {
+        let v4 = rip.is_ipv4();
+        let n = self.laddrs.iter().filter(|a| a.is_ipv4() == v4).count();
+        if n == 0 {
+            return None;
+        }
+        let k = (hash % n as u64) as usize;
+        self.laddrs
+            .iter()
+            .filter(|a| a.is_ipv4() == v4)
+            .nth(k)
+            .copied()
+    }
+}
+
+/// A port as the packet path sees it.
+#[derive(Debug, Clone)]
+pub struct PortSnap {
+    /// MAC address.
+    pub mac: MacAddr,
+    /// MTU (bytes of IP packet).
+    pub mtu: u16,
+    /// The port's IPv4 address and prefix, if any.
+    pub v4: Option<(Ipv4Addr, u8)>,
+    /// The port's IPv6 address and prefix, if any.
+    pub v6: Option<(Ipv6Addr, u8)>,
+}
+
+/// HA role: a backup holds configuration and connections but does not
+/// answer for the VIPs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Serves the VIPs.
+    Master,
+    /// Holds state, answers nothing for the VIPs, drops their traffic.
+    Backup,
+}
+
+/// Everything a worker reads. Built by [`SnapshotBuilder`].
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Changes with every publication.
+    pub generation: u64,
+    services: Box<[Option<Service>]>,
+    vips: FxMap<Endpoint, u16>,
+    /// Real server (proto, RIP, rport) → service id, for NAT replies whose
+    /// connection is gone (table full: stateless reverse NAT). Only
+    /// unambiguous real servers are listed.
+    nat_reverse: FxMap<Endpoint, u16>,
+    /// The ports, by port index.
+    pub ports: Box<[PortSnap]>,
+    /// Routes.
+    pub routes: RouteTable,
+    /// Addresses we own and answer ARP/ND for.
+    pub addrs: OurAddrs,
+    /// Connection timeouts.
+    pub timeouts: Timeouts,
+    /// FullNAT local port range (inclusive).
+    pub local_ports: (u16, u16),
+    /// HA role.
+    pub role: Role,
+}
+
+impl Snapshot {
+    /// The service for a destination, if it is a VIP:port.
+    #[inline]
+    pub fn service_for(&self, proto: u8, dst: IpAddr, dport: u16) -> Option<&Service> {
+        let id = *self.vips.get(&(proto, dst, dport))?;
+        self.service(id)
+    }
+
+    /// The service with stable id `id`.
+    #[inline]
+    pub fn service(&self, id: u16) -> Option<&Service> {
+        self.services.get(id as usize)?.as_ref()
+    }
+
+    /// Every service.
+    pub fn services(&self) -> impl Iterator<Item = &Service> {
+        self.services.iter().flatten()
+    }
+
+    /// Highest service id + 1.
+    pub fn service_slots(&self) -> usize {
+        self.services.len()
+    }
+
+    /// The NAT service whose real server is (proto, rip, rport), if only
+    /// one service uses it.
+    #[inline]
+    pub fn nat_reverse(&self, proto: u8, rip: IpAddr, rport: u16) -> Option<&Service> {
+        let id = *self.nat_reverse.get(&(proto, rip, rport))?;
+        self.service(id)
+    }
+
+    /// True when `addr` is a VIP of any service.
+    #[inline]
+    pub fn is_vip(&self, addr: IpAddr) -> bool {
+        self.addrs
+            .get(addr)
+            .is_some_and(|a| a.class == AddrClass::Vip)
+    }
+
+    /// The neighbour view of the ports.
+    pub fn port_infos(&self) -> Vec<PortInfo> {
+        self.ports
+            .iter()
+            .map(|p| PortInfo {
+                mac: p.mac,
+                tci: None,
+                ipv4: p.v4.map(|a| a.0),
+                ipv6: p.v6.map(|a| a.0),
+            })
+            .collect()
+    }
+
+    /// The address of `port` in the family of `like` (the outer source of
+    /// tunnelled packets, the source of generated ICMP errors).
+    #[inline]
+    pub fn port_addr(&self, port: u16, like: IpAddr) -> Option<IpAddr> {
+        let p = self.ports.get(port as usize)?;
+        match like {
+            IpAddr::V4(_) => p.v4.map(|a| IpAddr::V4(a.0)),
+            IpAddr::V6(_) => p.v6.map(|a| IpAddr::V6(a.0)),
+        }
+    }
+}
+
+/// Why a snapshot could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotError {
+    /// Two services with the same (proto, VIP, port).
+    DuplicateService(Endpoint),
+    /// Two services with the same id.
+    DuplicateId(u16),
+    /// A service's `fwd` list does not match its real servers.
+    FwdMismatch(u16),
+}
+
+impl std::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotError::DuplicateService((p, a, port)) => {
+                write!(f, "duplicate service proto {p} {a}:{port}")
+            }
+            SnapshotError::DuplicateId(id) => write!(f, "duplicate service id {id}"),
+            SnapshotError::FwdMismatch(id) => {
+                write!(
+                    f,
+                    "service {id}: one forwarding method per real server needed"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+/// Builds a [`Snapshot`].
+#[derive(Debug)]
+pub struct SnapshotBuilder {
+    generation: u64,
+    services: Vec<Service>,
+    ports: Vec<PortSnap>,
+    routes: RouteTable,
+    extra_addrs: Vec<OurAddr>,
+    timeouts: Timeouts,
+    local_ports: (u16, u16),
+    role: Role,
+}
+
+impl SnapshotBuilder {
+    /// Starts a snapshot with `generation`, the ports and routes.
+    pub fn new(generation: u64, ports: Vec<PortSnap>, routes: RouteTable) -> Self {
+        SnapshotBuilder {
+            generation,
+            services: Vec::new(),
+            ports,
+            routes,
+            extra_addrs: Vec::new(),
+            timeouts: Timeouts::default(),
+            local_ports: (1024, 65535),
+            role: Role::Master,
+        }
+    }
+
+    /// Adds a service.
+    pub fn service(mut self, s: Service) -> Self {
+        self.services.push(s);
+        self
+    }
+
+    /// Sets the timeouts.
+    pub fn timeouts(mut self, t: Timeouts) -> Self {
+        self.timeouts = t;
+        self
+    }
+
+    /// Sets the FullNAT local port range.
+    pub fn local_ports(mut self, lo: u16, hi: u16) -> Self {
+        self.local_ports = (lo.min(hi), hi.max(lo));
+        self
+    }
+
+    /// Sets the HA role.
+    pub fn role(mut self, r: Role) -> Self {
+        self.role = r;
+        self
+    }
+
+    /// Builds it: indexes services, collects the addresses to answer for
+    /// (port addresses, VIPs on the port their route says, FullNAT local
+    /// addresses).
+    pub fn build(self) -> Result<Snapshot, SnapshotError> {
+        let max_id = self
+            .services
+            .iter()
+            .map(|s| s.id as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut services: Vec<Option<Service>> = (0..max_id).map(|_| None).collect();
+        let mut vips: FxMap<Endpoint, u16> = FxMap::default();
+        let mut reverse_count: FxMap<Endpoint, (u16, u32)> = FxMap::default();
+        let mut addrs: Vec<OurAddr> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            for a in [p.v4.map(|a| IpAddr::V4(a.0)), p.v6.map(|a| IpAddr::V6(a.0))]
+                .into_iter()
+                .flatten()
+            {
+                if seen.insert(a) {
+                    addrs.push(OurAddr {
+                        addr: a,
+                        port: i as u16,
+                        class: AddrClass::Port,
+                        answer: true,
+                    });
+                }
+            }
+        }
+        for s in self.services {
+            if s.fwd.len() != s.sched.reals().len() {
+                return Err(SnapshotError::FwdMismatch(s.id));
+            }
+            let key = (s.proto, s.vip, s.vport);
+            if vips.insert(key, s.id).is_some() {
+                return Err(SnapshotError::DuplicateService(key));
+            }
+            for (i, r) in s.sched.reals().iter().enumerate() {
+                if s.fwd.get(i) == Some(&FwdMode::Nat) {
+                    let e = reverse_count
+                        .entry((s.proto, r.addr, r.port))
+                        .or_insert((s.id, 0));
+                    e.1 += 1;
+                }
+            }
+            // A VIP is answered on the port its address routes out of (the
+            // client side); a VIP no route covers is answered on port 0.
+            let vport_idx = self.routes.lookup(s.vip).map_or(0, |h| h.port);
+            if seen.insert(s.vip) {
+                addrs.push(OurAddr {
+                    addr: s.vip,
+                    port: vport_idx,
+                    class: AddrClass::Vip,
+                    answer: self.role == Role::Master,
+                });
+            }
+            for l in s.laddrs.iter() {
+                let lport = self.routes.lookup(*l).map_or(0, |h| h.port);
+                if seen.insert(*l) {
+                    addrs.push(OurAddr {
+                        addr: *l,
+                        port: lport,
+                        class: AddrClass::Local,
+                        answer: true,
+                    });
+                }
+            }
+            let id = s.id as usize;
+            match services.get_mut(id) {
+                Some(slot @ None) => *slot = Some(s),
+                _ => return Err(SnapshotError::DuplicateId(s.id)),
+            }
+        }
+        addrs.extend(self.extra_addrs);
+        let nat_reverse = reverse_count
+            .into_iter()
+            .filter(|(_, (_, n))| *n == 1)
+            .map(|(k, (id, _))| (k, id))
+            .collect();
+        Ok(Snapshot {
+            generation: self.generation,
+            services: services.into_boxed_slice(),
+            vips,
+            nat_reverse,
+            ports: self.ports.into_boxed_slice(),
+            routes: self.routes,
+            addrs: OurAddrs::new(addrs),
+            timeouts: self.timeouts,
+            local_ports: self.local_ports,
+            role: self.role,
+        })
+    }
+}

@@ -12,5 +12,7 @@
 
 pub mod buf;
 pub mod dpdk;
+pub mod forward;
+pub mod frag;
 pub mod parse;
 pub mod wire;

@@ -940,3 +940,209 @@ fn no_pmtu_reply_about_icmp_errors_or_multicast() {
     );
     assert_eq!(b.data(), &g[..]);
 }
+
+// ---- property tests ----
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every entry point, on a copy of `frame` with `meta` (which may not
+    /// describe it); an error must leave the buffer unchanged, and a
+    /// rewritten packet must carry valid checksums when `valid` says the
+    /// input did.
+    fn run_all(frame: &[u8], meta: &PacketMeta, t4: &Translation, t6: &Translation, valid: bool) {
+        for t in [t4, t6] {
+            for mode in [Mode::Nat, Mode::FullNat, Mode::Dr, Mode::Tun] {
+                for dir in [Direction::In, Direction::Out] {
+                    for mtu in [1500u16, 576, 0] {
+                        let mut t = *t;
+                        t.mode = mode;
+                        if mode == Mode::FullNat && t.laddr.is_none() {
+                            t.laddr = Some(t.rip);
+                        }
+                        let v6 = t.rip.addr.is_ipv6();
+                        let mut b = VecBuf::from_slice(frame, 128, 16);
+                        let r = forward(&mut b, meta, &t, dir, &to_rs(mtu), &tun_params(v6));
+                        match r {
+                            Ok(Verdict::Transmit) => {
+                                if valid {
+                                    verify_frame(b.data());
+                                }
+                            }
+                            Ok(Verdict::TooBig { mtu }) => {
+                                assert_eq!(b.data(), frame);
+                                let from: IpAddr = if meta.l3 == dataplane::parse::L3::Ipv6 {
+                                    V6.into()
+                                } else {
+                                    V4.into()
+                                };
+                                if pmtu_reply(&mut b, meta, from, MacAddr(DIR_MAC), mtu)
+                                    == Ok(Verdict::Reply)
+                                    && valid
+                                {
+                                    verify_frame(b.data());
+                                }
+                            }
+                            Ok(Verdict::Reply) => panic!("forward never replies"),
+                            Err(_) => assert_eq!(b.data(), frame, "{mode:?} {dir:?} {r:?}"),
+                        }
+                    }
+                }
+            }
+        }
+        let _ = icmp_inner_flow(frame, meta);
+        let mut b = VecBuf::from_slice(frame, 128, 0);
+        let r = pmtu_reply(&mut b, meta, V4.into(), MacAddr(DIR_MAC), 68);
+        if r.is_err() {
+            assert_eq!(b.data(), frame);
+        }
+    }
+
+    fn trans(
+        v6: bool,
+        c: [u8; 16],
+        v: [u8; 16],
+        r: [u8; 16],
+        l: [u8; 16],
+        p: [u16; 4],
+    ) -> Translation {
+        let a = |x: [u8; 16]| -> IpAddr {
+            if v6 {
+                Ipv6Addr::from(x).into()
+            } else {
+                Ipv4Addr::new(x[0], x[1], x[2], x[3]).into()
+            }
+        };
+        Translation {
+            mode: Mode::Nat,
+            client: Endpoint::new(a(c), p[0]),
+            vip: Endpoint::new(a(v), p[1]),
+            rip: Endpoint::new(a(r), p[2]),
+            laddr: Some(Endpoint::new(a(l), p[3])),
+        }
+    }
+
+    fn l4_strategy() -> impl Strategy<Value = u8> {
+        0u8..6
+    }
+
+    /// A valid frame: family, L4 kind (TCP, UDP, echo, ICMP error quoting
+    /// TCP, ICMP error quoting UDP truncated, UDP with zero checksum),
+    /// addresses, ports, payload, VLAN.
+    #[allow(clippy::too_many_arguments)]
+    fn valid_frame(
+        v6: bool,
+        kind: u8,
+        s: [u8; 16],
+        d: [u8; 16],
+        sp: u16,
+        dp: u16,
+        payload: Vec<u8>,
+        vlan: Option<u16>,
+        df: bool,
+    ) -> Vec<u8> {
+        let a = |x: [u8; 16]| -> IpAddr {
+            if v6 {
+                Ipv6Addr::from(x).into()
+            } else {
+                Ipv4Addr::new(x[0], x[1], x[2], x[3]).into()
+            }
+        };
+        let l4 = match kind {
+            0 => L4::Tcp,
+            1 | 5 => L4::Udp,
+            2 => L4::Echo(sp),
+            3 => {
+                let q = ip_only(&pkt(a(d), dp, a(s), sp, L4::Tcp));
+                icmp_frag_needed(1400, q, v6)
+            }
+            _ => {
+                let mut q = ip_only(&pkt(a(d), dp, a(s), sp, L4::Udp));
+                q.truncate(if v6 { 48 } else { 28 });
+                icmp_port_unreach(q, v6)
+            }
+        };
+        let mut p = pkt(a(s), sp, a(d), dp, l4);
+        p.payload = payload;
+        p.df = df;
+        let mut f = frame((GW_MAC, DIR_MAC, vlan), &p);
+        if kind == 5 && !v6 {
+            let at = if vlan.is_some() { 18 } else { 14 } + 20 + 6;
+            f[at] = 0;
+            f[at + 1] = 0;
+        }
+        f
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn rewrites_keep_checksums_valid(
+            v6 in any::<bool>(),
+            kind in l4_strategy(),
+            s in any::<[u8; 16]>(),
+            d in any::<[u8; 16]>(),
+            sp in any::<u16>(),
+            dp in any::<u16>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..700),
+            vlan in proptest::option::of(0u16..4095),
+            df in any::<bool>(),
+            addrs in any::<[[u8; 16]; 4]>(),
+            ports in any::<[u16; 4]>(),
+        ) {
+            let f = valid_frame(v6, kind, s, d, sp, dp, payload, vlan, df);
+            let m = parse(&f).unwrap();
+            let t4 = trans(false, addrs[0], addrs[1], addrs[2], addrs[3], ports);
+            let t6 = trans(true, addrs[0], addrs[1], addrs[2], addrs[3], ports);
+            run_all(&f, &m, &t4, &t6, true);
+        }
+
+        #[test]
+        fn mutated_packets_never_panic(
+            v6 in any::<bool>(),
+            kind in l4_strategy(),
+            s in any::<[u8; 16]>(),
+            d in any::<[u8; 16]>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..64),
+            vlan in proptest::option::of(0u16..4095),
+            muts in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+            cut in any::<usize>(),
+        ) {
+            let mut f = valid_frame(v6, kind, s, d, 40000, 80, payload, vlan, true);
+            let orig_meta = parse(&f).unwrap();
+            for (at, v) in muts {
+                let n = f.len();
+                f[at % n] = v;
+            }
+            let t4 = trans(false, s, d, s, d, [1, 2, 3, 4]);
+            let t6 = trans(true, s, d, s, d, [1, 2, 3, 4]);
+            if let Ok(m) = parse(&f) {
+                run_all(&f, &m, &t4, &t6, false);
+            }
+            // A stale meta (from before the mutation and a cut) must not
+            // panic either.
+            let n = f.len();
+            f.truncate(cut % (n + 1));
+            run_all(&f, &orig_meta, &t4, &t6, false);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            mut data in proptest::collection::vec(any::<u8>(), 0..200),
+            ethertype in prop_oneof![Just(0x0800u16), Just(0x86dd), Just(0x8100), any::<u16>()],
+            version in prop_oneof![Just(0x45u8), Just(0x60), any::<u8>()],
+        ) {
+            if data.len() >= 15 {
+                data[12..14].copy_from_slice(&ethertype.to_be_bytes());
+                data[14] = version;
+            }
+            let t4 = trans(false, [1; 16], [2; 16], [3; 16], [4; 16], [1, 2, 3, 4]);
+            let t6 = trans(true, [1; 16], [2; 16], [3; 16], [4; 16], [1, 2, 3, 4]);
+            if let Ok(m) = parse(&data) {
+                run_all(&data, &m, &t4, &t6, false);
+            }
+        }
+    }
+}

@@ -49,7 +49,7 @@
 use crate::buf::PacketBuf;
 use crate::parse::{PacketMeta, L3};
 use crate::wire::ethernet::MacAddr;
-use crate::wire::{ip_proto, ipv6};
+use crate::wire::{icmpv4, icmpv6, ip_proto, ipv6};
 use core::net::IpAddr;
 
 mod icmp;
@@ -343,7 +343,12 @@ fn ports(meta: &PacketMeta) -> Ports {
     }
     match meta.l4_proto {
         ip_proto::TCP | ip_proto::UDP => Ports::TcpUdp,
-        ip_proto::ICMP | ip_proto::ICMPV6 if !meta.is_icmp_error() => Ports::Echo,
+        ip_proto::ICMP if meta.l3 == L3::Ipv4 && icmpv4::is_echo_type(meta.icmp_type) => {
+            Ports::Echo
+        }
+        ip_proto::ICMPV6 if meta.l3 == L3::Ipv6 && icmpv6::is_echo_type(meta.icmp_type) => {
+            Ports::Echo
+        }
         _ => Ports::None,
     }
 }
@@ -373,4 +378,142 @@ fn rewrite(
         IpAddr::V6(a) => crate::wire::nat::rewrite_ipv6(ip, side, a, port)?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buf::VecBuf;
+    use crate::parse::parse;
+    use core::net::{Ipv4Addr, Ipv6Addr};
+    use etherparse::PacketBuilder;
+
+    fn v4_frame(payload: usize, df: bool) -> Vec<u8> {
+        let mut h = etherparse::Ipv4Header::new(
+            0,
+            64,
+            etherparse::IpNumber::UDP,
+            [10, 0, 0, 1],
+            [192, 0, 2, 10],
+        )
+        .unwrap();
+        h.dont_fragment = df;
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ip(etherparse::IpHeaders::Ipv4(h, Default::default()))
+            .udp(40000, 53)
+            .write(&mut out, &vec![0u8; payload])
+            .unwrap();
+        out
+    }
+
+    fn v6_frame(payload: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv6(
+                Ipv6Addr::LOCALHOST.octets(),
+                Ipv6Addr::LOCALHOST.octets(),
+                64,
+            )
+            .udp(40000, 53)
+            .write(&mut out, &vec![0u8; payload])
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn error_names_are_unique_snake_case() {
+        for (i, a) in ForwardError::ALL.iter().enumerate() {
+            assert!(a.name().starts_with("fwd_"));
+            assert!(a.name().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            for b in &ForwardError::ALL[i + 1..] {
+                assert_ne!(a.name(), b.name());
+            }
+        }
+        assert_eq!(ForwardError::NoHeadroom.to_string(), "fwd_no_headroom");
+    }
+
+    #[test]
+    fn mtu_boundaries() {
+        // 28 bytes of headers + 972 = 1000 exactly.
+        let f = v4_frame(972, true);
+        let b = VecBuf::new(&f);
+        let m = parse(&f).unwrap();
+        assert_eq!(check_mtu(&b, &m, 0, 1000), Ok(None));
+        assert_eq!(
+            check_mtu(&b, &m, 0, 999),
+            Ok(Some(Verdict::TooBig { mtu: 999 }))
+        );
+        assert_eq!(
+            check_mtu(&b, &m, 20, 1000),
+            Ok(Some(Verdict::TooBig { mtu: 980 }))
+        );
+        // Absurd MTUs report the IPv4 minimum.
+        assert_eq!(
+            check_mtu(&b, &m, 20, 30),
+            Ok(Some(Verdict::TooBig { mtu: 68 }))
+        );
+        let f = v4_frame(972, false);
+        let m = parse(&f).unwrap();
+        let b = VecBuf::new(&f);
+        assert_eq!(
+            check_mtu(&b, &m, 0, 999),
+            Err(ForwardError::NeedsFragmentation)
+        );
+        // IPv6: never below 1280; a packet of 1280 that does not fit after
+        // encapsulation cannot be helped by the sender.
+        let f = v6_frame(1280 - 48);
+        let m = parse(&f).unwrap();
+        let b = VecBuf::new(&f);
+        assert_eq!(
+            check_mtu(&b, &m, 40, 1300),
+            Err(ForwardError::NeedsFragmentation)
+        );
+        let f = v6_frame(1400);
+        let m = parse(&f).unwrap();
+        let b = VecBuf::new(&f);
+        assert_eq!(
+            check_mtu(&b, &m, 40, 1300),
+            Ok(Some(Verdict::TooBig { mtu: 1280 }))
+        );
+    }
+
+    #[test]
+    fn dispatcher_refuses_replies_for_dr_and_tun_and_arp() {
+        let f = v4_frame(10, true);
+        let m = parse(&f).unwrap();
+        let a: IpAddr = Ipv4Addr::LOCALHOST.into();
+        let e = Endpoint::new(a, 1);
+        let out = L2Out {
+            src_mac: MacAddr([1; 6]),
+            dst_mac: MacAddr([2; 6]),
+            mtu: 1500,
+        };
+        let tp = TunParams {
+            src: a,
+            ttl: None,
+            ident: 0,
+        };
+        for mode in [Mode::Dr, Mode::Tun] {
+            let t = Translation {
+                mode,
+                client: e,
+                vip: e,
+                rip: e,
+                laddr: None,
+            };
+            let mut b = VecBuf::new(&f);
+            assert_eq!(
+                forward(&mut b, &m, &t, Direction::Out, &out, &tp),
+                Err(ForwardError::WrongMode)
+            );
+        }
+        // An ARP meta.
+        let mut arp = vec![0xffu8; 12];
+        arp.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+        arp.resize(42, 0);
+        let m = parse(&arp).unwrap();
+        let mut b = VecBuf::new(&arp);
+        assert_eq!(dr(&mut b, &m, &out), Err(ForwardError::NotIp));
+    }
 }

@@ -100,9 +100,12 @@ pub fn fullnat_in<B: PacketBuf + ?Sized>(
     if meta.is_icmp_error() {
         icmp::translate(buf, meta, &icmp::fullnat_in_plan(t, l))?;
     } else {
+        // The client side first: its port check is the stricter (ICMP echo
+        // identifiers count), so if it passes the second cannot fail and
+        // the pair is all-or-nothing.
         let ip = ip_mut(buf, meta)?;
-        rewrite(ip, Side::Dst, t.rip.addr, server_port(meta, t.rip.port))?;
         rewrite(ip, Side::Src, l.addr, client_port(meta, l.port))?;
+        rewrite(ip, Side::Dst, t.rip.addr, server_port(meta, t.rip.port))?;
     }
     set_l2(buf, out);
     Ok(Verdict::Transmit)
@@ -129,13 +132,10 @@ pub fn fullnat_out<B: PacketBuf + ?Sized>(
         icmp::translate(buf, meta, &icmp::fullnat_out_plan(t))?;
     } else {
         let ip = ip_mut(buf, meta)?;
+        // The client side first (see `fullnat_in`).
+        let port = client_port(meta, t.client.port);
+        rewrite(ip, Side::Dst, t.client.addr, port)?;
         rewrite(ip, Side::Src, t.vip.addr, server_port(meta, t.vip.port))?;
-        rewrite(
-            ip,
-            Side::Dst,
-            t.client.addr,
-            client_port(meta, t.client.port),
-        )?;
     }
     set_l2(buf, out);
     Ok(Verdict::Transmit)

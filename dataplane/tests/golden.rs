@@ -564,6 +564,38 @@ fn cases() -> Vec<Case> {
             )),
         });
 
+        // Time exceeded on the way to the client, about a reply.
+        let te = |q: Vec<u8>| {
+            if v6 {
+                L4::Icmp6(
+                    Icmpv6Type::TimeExceeded(
+                        etherparse::icmpv6::TimeExceededCode::HopLimitExceeded,
+                    ),
+                    q,
+                )
+            } else {
+                L4::Icmp4(
+                    Icmpv4Type::TimeExceeded(
+                        etherparse::icmpv4::TimeExceededCode::TtlExceededInTransit,
+                    ),
+                    q,
+                )
+            }
+        };
+        cs.push(Case {
+            desc: format!("NAT in {fam} ICMP time exceeded, VLAN-tagged"),
+            input: frame(
+                (GW_MAC, DIR_MAC, Some(7)),
+                &pkt(x, 0, v, 0, te(reply_as_sent.clone())),
+            ),
+            op: fwd(t, Direction::In, to_rs(1500), v6),
+            verdict: Ok(Verdict::Transmit),
+            output: Some(frame(
+                (DIR_MAC, RS_MAC, Some(7)),
+                &pkt(x, 0, r, 0, te(reply_as_rs_sent.clone())),
+            )),
+        });
+
         // ICMP errors about a FullNAT connection.
         let t = translation(v6, Mode::FullNat);
         let reply_from_rs = ip_only(&pkt(r, RPORT, l, LPORT, L4::Tcp));
@@ -650,6 +682,41 @@ fn cases() -> Vec<Case> {
             // Turned around: to the sender's MAC, from ours.
             output: Some(frame((DIR_MAC, GW_MAC, None), &reply)),
         });
+        // TUN, VLAN-tagged: the reply keeps the tag and reports the MTU
+        // less the encapsulation.
+        let t = translation(v6, Mode::Tun);
+        let mut tagged_reply = pkt(
+            dir_addr,
+            0,
+            c,
+            0,
+            icmp_frag_needed(
+                1500 - overhead as u16,
+                ip_only(&big)[..quote_len].to_vec(),
+                v6,
+            ),
+        );
+        tagged_reply.ttl = 64;
+        tagged_reply.df = false;
+        tagged_reply.ident = 0;
+        tagged_reply.payload = Vec::new();
+        cs.push(Case {
+            desc: format!("TUN {fam} VLAN 9 over MTU 1500: PMTU reply"),
+            input: frame((GW_MAC, DIR_MAC, Some(9)), &big_1490(&big, big_len)),
+            op: Box::new(
+                move |b, m| match tun(b, m, &t, &tun_params(v6), &to_rs(1500))? {
+                    Verdict::TooBig { mtu } => pmtu_reply(b, m, dir_addr, MacAddr(DIR_MAC), mtu),
+                    v => Ok(v),
+                },
+            ),
+            verdict: Ok(Verdict::Reply),
+            output: Some(frame((DIR_MAC, GW_MAC, Some(9)), &{
+                let mut r = tagged_reply;
+                let q = ip_only(&big_1490(&big, big_len))[..quote_len].to_vec();
+                r.l4 = icmp_frag_needed(1500 - overhead as u16, q, v6);
+                r
+            })),
+        });
         if !v6 {
             // Without DF: no ICMP, the caller drops.
             let mut nodf = big.clone();
@@ -685,6 +752,13 @@ fn cases() -> Vec<Case> {
         });
     }
     cs
+}
+
+/// `big` with its payload resized so the IP packet is 1490 bytes.
+fn big_1490(big: &Pkt, big_len: usize) -> Pkt {
+    let mut p = big.clone();
+    p.payload = vec![7; 1490 - (big_len - 1400)];
+    p
 }
 
 fn t_nat(v6: bool) -> Translation {
@@ -1145,4 +1219,36 @@ mod props {
             }
         }
     }
+}
+
+#[test]
+fn redirects_are_not_translated() {
+    let reply = ip_only(&pkt(V4, VPORT, C4, CPORT, L4::Tcp));
+    let f = frame(
+        IN_L2,
+        &pkt(
+            X4,
+            0,
+            V4,
+            0,
+            L4::Icmp4(
+                Icmpv4Type::Redirect(etherparse::icmpv4::RedirectHeader {
+                    code: etherparse::icmpv4::RedirectCode::RedirectForNetwork,
+                    gateway_internet_address: [1, 2, 3, 4],
+                }),
+                reply,
+            ),
+        ),
+    );
+    let m = parse(&f).unwrap();
+    assert_eq!(
+        icmp_inner_flow(&f, &m),
+        Err(ForwardError::IcmpUntranslatable)
+    );
+    let mut b = VecBuf::new(&f);
+    assert_eq!(
+        nat_in(&mut b, &m, &translation(false, Mode::Nat), &to_rs(1500)),
+        Err(ForwardError::IcmpUntranslatable)
+    );
+    assert_eq!(b.data(), &f[..]);
 }

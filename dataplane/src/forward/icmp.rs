@@ -19,7 +19,7 @@ use super::{ip_mut, Endpoint, ForwardError};
 use crate::buf::PacketBuf;
 use crate::parse::{PacketMeta, L3};
 use crate::wire::checksum::update;
-use crate::wire::{be16, ip_proto, ipv4, ipv6, put16};
+use crate::wire::{be16, icmpv4, icmpv6, ip_proto, ipv4, ipv6, put16};
 use core::net::IpAddr;
 
 /// The flow of the packet quoted in an ICMP error, as that packet
@@ -94,18 +94,45 @@ fn quote(msg: &[u8], v6: bool) -> Result<Quote, ForwardError> {
     })
 }
 
+/// Whether an ICMP error is one rvs translates: IPv4 destination
+/// unreachable (fragmentation needed included), time exceeded, parameter
+/// problem; ICMPv6 destination unreachable, packet too big, time exceeded,
+/// parameter problem.
+fn translatable(meta: &PacketMeta) -> bool {
+    match meta.l3 {
+        L3::Ipv4 => matches!(
+            meta.icmp_type,
+            icmpv4::types::DEST_UNREACHABLE
+                | icmpv4::types::TIME_EXCEEDED
+                | icmpv4::types::PARAM_PROBLEM
+        ),
+        L3::Ipv6 => matches!(
+            meta.icmp_type,
+            icmpv6::types::DEST_UNREACHABLE
+                | icmpv6::types::PACKET_TOO_BIG
+                | icmpv6::types::TIME_EXCEEDED
+                | icmpv6::types::PARAM_PROBLEM
+        ),
+        L3::Arp => false,
+    }
+}
+
 /// The ICMP message of an error packet: offset in the frame and length.
 fn message(meta: &PacketMeta) -> Result<(usize, usize), ForwardError> {
     if !meta.is_icmp_error() {
         return Err(ForwardError::Malformed);
+    }
+    if !translatable(meta) {
+        return Err(ForwardError::IcmpUntranslatable);
     }
     Ok((usize::from(meta.l4_offset), usize::from(meta.l4_len)))
 }
 
 /// The flow of the packet quoted in the ICMP error `meta` describes (see
 /// [`InnerFlow::reversed`] for the lookup). Errors: `Malformed` if it is
-/// not an ICMP error, `BadIcmpQuote` if the quote is a non-first fragment
-/// or too short.
+/// not an ICMP error, `IcmpUntranslatable` for redirects, source quench and
+/// unknown ICMPv6 errors, `BadIcmpQuote` if the quote is a non-first
+/// fragment or too short.
 pub fn icmp_inner_flow(frame: &[u8], meta: &PacketMeta) -> Result<InnerFlow, ForwardError> {
     let (off, len) = message(meta)?;
     let msg = frame

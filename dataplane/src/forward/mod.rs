@@ -192,6 +192,10 @@ forward_errors! {
     /// An ICMP error quoting a non-first fragment, or a quote too short to
     /// hold the ports.
     BadIcmpQuote = "fwd_bad_icmp_quote",
+    /// An ICMP error of a type rvs does not translate (redirect, source
+    /// quench, unknown ICMPv6 errors): it concerns the director's own
+    /// routing, not the connection (IPVS leaves them alone too).
+    IcmpUntranslatable = "fwd_icmp_untranslatable",
     /// Not enough headroom to encapsulate or build a reply.
     NoHeadroom = "fwd_no_headroom",
     /// Too big for the output MTU and the sender cannot be told (IPv4

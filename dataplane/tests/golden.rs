@@ -690,11 +690,7 @@ fn cases() -> Vec<Case> {
             0,
             c,
             0,
-            icmp_frag_needed(
-                1500 - overhead as u16,
-                ip_only(&big)[..quote_len].to_vec(),
-                v6,
-            ),
+            icmp_frag_needed(1500 - overhead, ip_only(&big)[..quote_len].to_vec(), v6),
         );
         tagged_reply.ttl = 64;
         tagged_reply.df = false;
@@ -713,7 +709,7 @@ fn cases() -> Vec<Case> {
             output: Some(frame((DIR_MAC, GW_MAC, Some(9)), &{
                 let mut r = tagged_reply;
                 let q = ip_only(&big_1490(&big, big_len))[..quote_len].to_vec();
-                r.l4 = icmp_frag_needed(1500 - overhead as u16, q, v6);
+                r.l4 = icmp_frag_needed(1500 - overhead, q, v6);
                 r
             })),
         });

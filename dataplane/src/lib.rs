@@ -14,6 +14,8 @@ pub mod buf;
 pub mod conn;
 pub mod dpdk;
 pub mod flow;
+pub mod forward;
+pub mod frag;
 pub mod neigh;
 pub mod parse;
 pub mod route;

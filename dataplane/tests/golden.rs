@@ -1322,3 +1322,29 @@ fn fragments_follow_their_first_through_the_table() {
     // And after the timeout the followers miss too.
     assert_eq!(table.lookup(&k2, 2000), Err(FragMiss::UnknownFirst));
 }
+
+#[test]
+fn fullnat_of_non_echo_icmpv6_rewrites_addresses_only() {
+    // Regression (found by `mutated_packets_never_panic`): an ICMPv6
+    // informational message that is not an echo has no identifier to map;
+    // FullNAT once rewrote the destination, then refused the source and
+    // left the packet half translated.
+    let ty = Icmpv6Type::Unknown {
+        type_u8: 156,
+        code_u8: 0,
+        bytes5to8: [0x12, 0x34, 0, 1],
+    };
+    let mut input = pkt(C6, 0, V6, 0, L4::Icmp6(ty, b"data".to_vec()));
+    input.payload.clear();
+    let mut output = pkt(L6A, 0, R6, 0, L4::Icmp6(ty, b"data".to_vec()));
+    output.payload.clear();
+    let f = frame(IN_L2, &input);
+    let m = parse(&f).unwrap();
+    let mut b = VecBuf::new(&f);
+    assert_eq!(
+        fullnat_in(&mut b, &m, &translation(true, Mode::FullNat), &to_rs(1500)),
+        Ok(Verdict::Transmit)
+    );
+    assert_eq!(b.data(), &frame(OUT_TO_RS, &output)[..]);
+    verify_frame(b.data());
+}

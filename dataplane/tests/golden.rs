@@ -618,6 +618,18 @@ fn cases() -> Vec<Case> {
                 &pkt(l, 0, r, 0, icmp_frag_needed(1400, reply_from_rs, v6)),
             )),
         });
+        // Time exceeded about a ping reply: the quoted identifier maps too.
+        let mut echo_q_in = pkt(v, 0, c, 0, L4::Echo(CPORT));
+        echo_q_in.payload = b"ping".to_vec();
+        let mut echo_q_out = pkt(r, 0, l, 0, L4::Echo(LPORT));
+        echo_q_out.payload = b"ping".to_vec();
+        cs.push(Case {
+            desc: format!("FullNAT in {fam} ICMP time exceeded about an echo"),
+            input: frame(IN_L2, &pkt(x, 0, v, 0, te(ip_only(&echo_q_in)))),
+            op: fwd(t, Direction::In, to_rs(1500), v6),
+            verdict: Ok(Verdict::Transmit),
+            output: Some(frame(OUT_TO_RS, &pkt(l, 0, r, 0, te(ip_only(&echo_q_out))))),
+        });
         let req_fnat = ip_only(&pkt(l, LPORT, r, RPORT, L4::Udp));
         cs.push(Case {
             desc: format!("FullNAT out {fam} ICMP port unreachable from the real server"),
@@ -1247,4 +1259,92 @@ fn redirects_are_not_translated() {
         Err(ForwardError::IcmpUntranslatable)
     );
     assert_eq!(b.data(), &f[..]);
+}
+
+#[test]
+fn fragments_follow_their_first_through_the_table() {
+    use dataplane::frag::{classify, FragClass, FragMiss, FragTable};
+    let mk = |offset: u16, more: bool, data: &[u8]| {
+        let mut h = Ipv4Header::new(0, 64, IpNumber::UDP, C4.octets(), V4.octets()).unwrap();
+        h.identification = 0x99;
+        h.more_fragments = more;
+        h.fragment_offset = IpFragOffset::try_new(offset).unwrap();
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2(GW_MAC, DIR_MAC)
+            .ip(IpHeaders::Ipv4(h, Default::default()))
+            .write(&mut out, IpNumber::UDP, data)
+            .unwrap();
+        out
+    };
+    // UDP header (40000 -> 80, length 24) and 8 bytes, then 8 more bytes.
+    let mut first = vec![0x9c, 0x40, 0, 80, 0, 24, 0, 0];
+    first.extend_from_slice(&[1; 8]);
+    let f1 = mk(0, true, &first);
+    let f2 = mk(2, false, &[2; 8]);
+    let mut table: FragTable<Translation> = FragTable::new(64, 1000, 42);
+    let t = translation(false, Mode::Nat);
+
+    let m1 = parse(&f1).unwrap();
+    let FragClass::First(k1) = classify(&m1) else {
+        panic!("first fragment")
+    };
+    assert_eq!((m1.src_port, m1.dst_port), (CPORT, VPORT));
+    table.insert(k1, t, 0);
+    let mut b = VecBuf::new(&f1);
+    assert_eq!(nat_in(&mut b, &m1, &t, &to_rs(1500)), Ok(Verdict::Transmit));
+    let out1 = parse(b.data()).unwrap();
+    assert_eq!((out1.dst, out1.dst_port), (IpAddr::V4(R4), RPORT));
+
+    let m2 = parse(&f2).unwrap();
+    let FragClass::NonFirst(k2) = classify(&m2) else {
+        panic!("non-first fragment")
+    };
+    let t2 = table.lookup(&k2, 10).unwrap();
+    let mut b = VecBuf::new(&f2);
+    assert_eq!(
+        nat_in(&mut b, &m2, &t2, &to_rs(1500)),
+        Ok(Verdict::Transmit)
+    );
+    assert_eq!(parse(b.data()).unwrap().dst, IpAddr::V4(R4));
+    assert_eq!(dataplane::wire::checksum::checksum(&b.data()[14..34]), 0);
+
+    // A fragment of another datagram: unknown first, dropped and counted.
+    let other = mk(2, false, &[3; 8]);
+    let mut m3 = parse(&other).unwrap();
+    m3.frag = m3.frag.map(|mut f| {
+        f.ident = 0x98;
+        f
+    });
+    let FragClass::NonFirst(k3) = classify(&m3) else {
+        panic!("non-first fragment")
+    };
+    assert_eq!(table.lookup(&k3, 10), Err(FragMiss::UnknownFirst));
+    // And after the timeout the followers miss too.
+    assert_eq!(table.lookup(&k2, 2000), Err(FragMiss::UnknownFirst));
+}
+
+#[test]
+fn fullnat_of_non_echo_icmpv6_rewrites_addresses_only() {
+    // Regression (found by `mutated_packets_never_panic`): an ICMPv6
+    // informational message that is not an echo has no identifier to map;
+    // FullNAT once rewrote the destination, then refused the source and
+    // left the packet half translated.
+    let ty = Icmpv6Type::Unknown {
+        type_u8: 156,
+        code_u8: 0,
+        bytes5to8: [0x12, 0x34, 0, 1],
+    };
+    let mut input = pkt(C6, 0, V6, 0, L4::Icmp6(ty, b"data".to_vec()));
+    input.payload.clear();
+    let mut output = pkt(L6A, 0, R6, 0, L4::Icmp6(ty, b"data".to_vec()));
+    output.payload.clear();
+    let f = frame(IN_L2, &input);
+    let m = parse(&f).unwrap();
+    let mut b = VecBuf::new(&f);
+    assert_eq!(
+        fullnat_in(&mut b, &m, &translation(true, Mode::FullNat), &to_rs(1500)),
+        Ok(Verdict::Transmit)
+    );
+    assert_eq!(b.data(), &frame(OUT_TO_RS, &output)[..]);
+    verify_frame(b.data());
 }

@@ -7,7 +7,7 @@
 //! real-server side quotes a request (client or laddr → RIP).
 //!
 //! The translation changes the outer addresses, the quoted addresses and
-//! TCP/UDP ports, the quoted IPv4 header checksum, the quoted TCP/UDP
+//! TCP/UDP ports (FullNAT: a quoted ICMP echo's identifier too), the quoted IPv4 header checksum, the quoted TCP/UDP
 //! checksum when the quote holds it (updated incrementally, so a truncated
 //! quote does not matter; IPVS leaves it stale, rvs makes the quote exactly
 //! the packet the receiver sent), and the ICMP checksum, incrementally over
@@ -169,6 +169,9 @@ pub(super) struct Plan {
     outer_dst: Option<IpAddr>,
     quote_src: Option<Endpoint>,
     quote_dst: Option<Endpoint>,
+    /// FullNAT: the identifier of a quoted ICMP echo (the client side's
+    /// "port").
+    quote_echo: Option<u16>,
 }
 
 /// NAT, error from the client side about a reply VIP → client.
@@ -178,6 +181,7 @@ pub(super) fn nat_in_plan(t: &super::Translation) -> Plan {
         outer_dst: Some(t.rip.addr),
         quote_src: Some(t.rip),
         quote_dst: None,
+        quote_echo: None,
     }
 }
 
@@ -188,6 +192,7 @@ pub(super) fn nat_out_plan(t: &super::Translation) -> Plan {
         outer_dst: None,
         quote_src: None,
         quote_dst: Some(t.vip),
+        quote_echo: None,
     }
 }
 
@@ -198,6 +203,7 @@ pub(super) fn fullnat_in_plan(t: &super::Translation, l: Endpoint) -> Plan {
         outer_dst: Some(t.rip.addr),
         quote_src: Some(t.rip),
         quote_dst: Some(l),
+        quote_echo: Some(l.port),
     }
 }
 
@@ -208,6 +214,7 @@ pub(super) fn fullnat_out_plan(t: &super::Translation) -> Plan {
         outer_dst: Some(t.client.addr),
         quote_src: Some(t.client),
         quote_dst: Some(t.vip),
+        quote_echo: Some(t.client.port),
     }
 }
 
@@ -304,6 +311,29 @@ fn quote_endpoint(ed: &mut Editor<'_>, q: &Quote, src: bool, e: Endpoint) {
     }
 }
 
+/// Rewrites the identifier of a quoted ICMP(v6) echo and its checksum
+/// (both within the 8 quoted bytes); other quoted protocols are left alone.
+fn quote_echo_ident(ed: &mut Editor<'_>, q: &Quote, id: u16) {
+    let l4 = q.at + q.l4;
+    let ty = ed.get::<1>(l4)[0];
+    let echo = match (q.v6, q.proto) {
+        (false, ip_proto::ICMP) => icmpv4::is_echo_type(ty),
+        (true, ip_proto::ICMPV6) => icmpv6::is_echo_type(ty),
+        _ => false,
+    };
+    if !echo {
+        return;
+    }
+    let old = ed.get::<2>(l4 + 4);
+    let c = update(
+        u16::from_be_bytes(ed.get::<2>(l4 + 2)),
+        &old,
+        &id.to_be_bytes(),
+    );
+    ed.set(l4 + 2, &c.to_be_bytes());
+    ed.set(l4 + 4, &id.to_be_bytes());
+}
+
 /// Rewrites an outer address; for IPv6 the ICMPv6 checksum follows the
 /// pseudo-header change.
 fn outer_addr(ip: &mut [u8], ed: &mut Editor<'_>, v6: bool, src: bool, a: IpAddr) {
@@ -378,6 +408,9 @@ pub(super) fn translate<B: PacketBuf + ?Sized>(
     }
     if let Some(e) = plan.quote_dst {
         quote_endpoint(&mut ed, &q, false, e);
+    }
+    if let Some(id) = plan.quote_echo {
+        quote_echo_ident(&mut ed, &q, id);
     }
     let c = ed.csum;
     put16(ed.msg, 2, c);

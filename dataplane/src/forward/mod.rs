@@ -43,8 +43,9 @@
 //!
 //! Limits: no NAT46/64 (the translation's addresses and the packet are the
 //! same family); TUN is IPv4-in-IPv4 and IPv6-in-IPv6 only; quoted packets
-//! in ICMP errors get their ports translated for TCP and UDP only (other
-//! protocols: addresses).
+//! in ICMP errors get their ports translated for TCP and UDP (and, in
+//! FullNAT, the ICMP echo identifier); SCTP and other protocols get their
+//! addresses only. No TCP sequence adjustment (rvs has no SYN proxy).
 
 use crate::buf::PacketBuf;
 use crate::parse::{PacketMeta, L3};

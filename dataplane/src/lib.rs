@@ -18,6 +18,7 @@ pub mod forward;
 pub mod frag;
 pub mod neigh;
 pub mod parse;
+pub mod pipeline;
 pub mod route;
 pub mod sched;
 pub mod snapshot;

@@ -80,6 +80,10 @@ pub struct Service {
     /// FullNAT local address pool (IPv4 and IPv6 mixed; the family of the
     /// real server picks).
     pub laddrs: Box<[IpAddr]>,
+    /// A Maglev table over the same real servers, for flows that find the
+    /// connection table full (forwarded statelessly, Maglev's behaviour);
+    /// `None` uses the service's own scheduler.
+    pub stateless: Option<ServiceSched>,
 }
 
 impl Service {

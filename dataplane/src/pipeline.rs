@@ -1,0 +1,800 @@
+//! What one worker does with one packet, independent of DPDK: parse,
+//! answer ARP/ND, check flow ownership (hand the packet to its owner),
+//! look the connection up or schedule a new one, rewrite for the
+//! forwarding method, route, resolve the next hop and hand the packet to a
+//! [`Sink`] for transmission.
+//!
+//! It runs on any [`PacketBuf`]: DPDK mbufs in the worker loop, `VecBuf`
+//! in tests and benches. Nothing here allocates or panics per packet; a
+//! packet that is not forwarded is dropped with a named counter.
+
+use crate::buf::PacketBuf;
+use crate::conn::{
+    Activity, ConnConfig, ConnTable, Direction as ConnDir, FwdMode, InsertError, NewConn,
+};
+use crate::flow::{Family, FlowKey, HashKey, Ownership, IPPROTO_TCP, V4, V6};
+use crate::forward::{self, Direction, Endpoint, ForwardError, L2Out, Mode, TunParams, Verdict};
+use crate::frag::{FragClass, FragTable};
+use crate::neigh::{self, Neigh, NeighConfig, Output, TickEvent, Verdict as NVerdict};
+use crate::parse::{parse, PacketMeta, L3};
+use crate::sched::{Pick, PickInput, RealId, WorkerSched, WorkerSchedConfig};
+use crate::snapshot::{Role, Service, Snapshot};
+use crate::stats::{PathDrop, WorkerCounters};
+use crate::wire::ethernet::MacAddr;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+const NS: u64 = 1_000_000_000;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
+
+/// Where the pipeline's output goes. The worker loop implements it with
+/// per-port TX bursts and handoff rings; tests collect into vectors.
+pub trait Sink<B> {
+    /// Transmit on `port`.
+    fn tx(&mut self, port: u16, pkt: B);
+    /// Hand to the worker that owns the flow; gives the packet back when
+    /// the ring is full.
+    fn handoff(&mut self, worker: u16, pkt: B) -> Result<(), B>;
+    /// A fresh empty buffer for a generated packet (ARP request, ND).
+    fn alloc(&mut self) -> Option<B>;
+    /// Tells control something (neighbour learned).
+    fn event(&mut self, ev: Event);
+}
+
+/// Worker → control events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A neighbour was learned or changed MAC; control tells every worker.
+    NeighLearned {
+        /// Its address.
+        ip: IpAddr,
+        /// Port it is on.
+        port: u16,
+        /// Its MAC.
+        mac: MacAddr,
+    },
+}
+
+/// Sizes of one worker's tables.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineConfig {
+    /// This worker's index.
+    pub worker: u16,
+    /// Number of workers.
+    pub workers: u16,
+    /// IPv4 connection table capacity.
+    pub conns_v4: u32,
+    /// IPv6 connection table capacity.
+    pub conns_v6: u32,
+    /// Neighbour table.
+    pub neigh: NeighConfig,
+    /// Fragment table capacity.
+    pub frags: usize,
+    /// Persistence templates per service.
+    pub persist_per_service: usize,
+}
+
+impl PipelineConfig {
+    /// A worker `worker` of `workers` with the given table sizes.
+    pub fn new(worker: u16, workers: u16, conns_v4: u32, conns_v6: u32) -> Self {
+        PipelineConfig {
+            worker,
+            workers,
+            conns_v4,
+            conns_v6,
+            neigh: NeighConfig::default(),
+            frags: 4096,
+            persist_per_service: 4096,
+        }
+    }
+}
+
+/// Why a pipeline could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineError(pub String);
+
+impl std::fmt::Display for PipelineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PipelineError {}
+
+/// Picks the table of an address family.
+trait Tables: Family {
+    fn table(st: &mut State) -> &mut ConnTable<Self>;
+}
+impl Tables for V4 {
+    #[inline(always)]
+    fn table(st: &mut State) -> &mut ConnTable<V4> {
+        &mut st.conns4
+    }
+}
+impl Tables for V6 {
+    #[inline(always)]
+    fn table(st: &mut State) -> &mut ConnTable<V6> {
+        &mut st.conns6
+    }
+}
+
+/// The mutable per-worker state (everything but the snapshot).
+struct State {
+    worker: u16,
+    own: Ownership,
+    conns4: ConnTable<V4>,
+    conns6: ConnTable<V6>,
+    scheds: Vec<Option<WorkerSched>>,
+    fallbacks: Vec<Option<WorkerSched>>,
+    frags: FragTable<(u16, u16)>,
+    counters: Arc<WorkerCounters>,
+    sched_cfg: WorkerSchedConfig,
+    lport_cursor: u16,
+    tun_ident: u16,
+    now_ns: u64,
+}
+
+/// One worker's packet path.
+pub struct Pipeline<B> {
+    snap: Arc<Snapshot>,
+    st: State,
+    neigh: Neigh<B>,
+}
+
+fn fwd_mode(m: FwdMode) -> Mode {
+    match m {
+        FwdMode::Nat => Mode::Nat,
+        FwdMode::Dr => Mode::Dr,
+        FwdMode::Tun => Mode::Tun,
+        FwdMode::FullNat => Mode::FullNat,
+    }
+}
+
+impl<B: PacketBuf> Pipeline<B> {
+    /// Builds a worker's tables for `snap`. `flow_key` must be the same for
+    /// every worker (it decides ownership); each table gets its own random
+    /// key.
+    pub fn new(
+        cfg: &PipelineConfig,
+        snap: Arc<Snapshot>,
+        flow_key: HashKey,
+        counters: Arc<WorkerCounters>,
+    ) -> Result<Self, PipelineError> {
+        let mk = |cap: u32| {
+            let mut c = ConnConfig::new(cap.max(64));
+            c.timeouts = snap.timeouts;
+            c
+        };
+        let conns4 = ConnTable::new(&mk(cfg.conns_v4), HashKey::random())
+            .map_err(|e| PipelineError(format!("{e:?}")))?;
+        let conns6 = ConnTable::new(&mk(cfg.conns_v6), HashKey::random())
+            .map_err(|e| PipelineError(format!("{e:?}")))?;
+        counters
+            .conn_capacity
+            .set(u64::from(conns4.capacity()) + u64::from(conns6.capacity()));
+        let neigh = Neigh::new(snap.port_infos(), cfg.neigh);
+        let mut p = Pipeline {
+            st: State {
+                worker: cfg.worker,
+                own: Ownership::new(flow_key, cfg.workers.max(1)),
+                conns4,
+                conns6,
+                scheds: Vec::new(),
+                fallbacks: Vec::new(),
+                frags: FragTable::new(cfg.frags.max(16), 2 * NS, 0x5eed ^ u64::from(cfg.worker)),
+                counters,
+                sched_cfg: WorkerSchedConfig {
+                    worker: u32::from(cfg.worker),
+                    persist_capacity: cfg.persist_per_service,
+                    locality_capacity: 4096,
+                },
+                lport_cursor: 0,
+                tun_ident: 0,
+                now_ns: 0,
+            },
+            neigh,
+            snap: snap.clone(),
+        };
+        p.install(snap);
+        Ok(p)
+    }
+
+    /// The snapshot in use.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snap
+    }
+
+    /// The IPv4 connection table.
+    pub fn conns_v4(&self) -> &ConnTable<V4> {
+        &self.st.conns4
+    }
+
+    /// The IPv6 connection table.
+    pub fn conns_v6(&self) -> &ConnTable<V6> {
+        &self.st.conns6
+    }
+
+    /// The neighbour state.
+    pub fn neigh(&self) -> &Neigh<B> {
+        &self.neigh
+    }
+
+    /// Swaps in a new snapshot (between bursts; may allocate per-service
+    /// scheduler state). Returns the old one so the caller can hand it
+    /// back to control to free.
+    pub fn install(&mut self, snap: Arc<Snapshot>) -> Arc<Snapshot> {
+        let slots = snap.service_slots();
+        if self.st.scheds.len() < slots {
+            self.st.scheds.resize_with(slots, || None);
+            self.st.fallbacks.resize_with(slots, || None);
+        }
+        for s in snap.services() {
+            let i = s.id as usize;
+            match self.st.scheds.get_mut(i) {
+                Some(Some(ws)) => ws.prepare(&s.sched),
+                Some(slot) => *slot = Some(WorkerSched::new(&s.sched, self.st.sched_cfg)),
+                None => {}
+            }
+            if let Some(fb) = &s.stateless {
+                match self.st.fallbacks.get_mut(i) {
+                    Some(Some(ws)) => ws.prepare(fb),
+                    Some(slot) => *slot = Some(WorkerSched::new(fb, self.st.sched_cfg)),
+                    None => {}
+                }
+            }
+        }
+        self.st.conns4.set_timeouts(&snap.timeouts);
+        self.st.conns6.set_timeouts(&snap.timeouts);
+        self.st.counters.generation.set(snap.generation);
+        std::mem::replace(&mut self.snap, snap)
+    }
+
+    /// A neighbour another worker learned (relayed by control): remember it
+    /// and release what waits for it.
+    pub fn learn(
+        &mut self,
+        ip: IpAddr,
+        port: u16,
+        mac: MacAddr,
+        now_ns: u64,
+        sink: &mut impl Sink<B>,
+    ) {
+        self.neigh.insert_static(ip, port, mac, now_ns);
+        self.neigh.release(ip, port, |p| sink.tx(port, p));
+    }
+
+    /// Periodic work between bursts: connection expiry (bounded by
+    /// `budget`), neighbour aging and retransmissions, fragment expiry,
+    /// occupancy counters.
+    pub fn housekeeping(&mut self, now_ns: u64, budget: usize, sink: &mut impl Sink<B>) {
+        self.st.now_ns = now_ns;
+        let tick = (now_ns / NS) as u32;
+        let snap = &*self.snap;
+        let st = &mut self.st;
+        st.conns4.expire(tick, budget, |_, c| {
+            unbind(snap, c.svc(), c.rs(), c.is_active())
+        });
+        st.conns6.expire(tick, budget, |_, c| {
+            unbind(snap, c.svc(), c.rs(), c.is_active())
+        });
+        st.frags.expire(now_ns);
+        st.counters
+            .conn_entries
+            .set(u64::from(st.conns4.len()) + u64::from(st.conns6.len()));
+        let mut solicits = [None; 16];
+        let mut n = 0;
+        self.neigh.tick(now_ns, |ev| match ev {
+            TickEvent::Solicit(s) => {
+                if let Some(slot) = solicits.get_mut(n) {
+                    *slot = Some(s);
+                    n += 1;
+                }
+            }
+            TickEvent::Dropped(p) => {
+                st.counters.path_drop(PathDrop::NeighQueueFull);
+                drop(p);
+            }
+        });
+        for s in solicits.into_iter().flatten() {
+            send_solicit(&self.neigh, &self.st.counters, s, sink);
+        }
+    }
+
+    /// Processes one packet received on `in_port`. `from_handoff` is set
+    /// for packets another worker handed over (they are never handed on).
+    #[inline]
+    pub fn process(
+        &mut self,
+        mut pkt: B,
+        in_port: u16,
+        now_ns: u64,
+        from_handoff: bool,
+        sink: &mut impl Sink<B>,
+    ) {
+        self.st.now_ns = now_ns;
+        let meta = match parse(pkt.data()) {
+            Ok(m) => m,
+            Err(r) => {
+                self.st.counters.parse_drop(r);
+                return;
+            }
+        };
+        match meta.l3 {
+            L3::Arp => {
+                let h = self
+                    .neigh
+                    .handle_arp(&self.snap.addrs, &mut pkt, &meta, in_port, now_ns);
+                self.after_neigh(pkt, h, in_port, sink);
+            }
+            L3::Ipv6
+                if meta.l4_proto == 58
+                    && (133..=137).contains(&meta.icmp_type)
+                    && !meta.is_icmp_error() =>
+            {
+                let h = self
+                    .neigh
+                    .handle_nd(&self.snap.addrs, &mut pkt, &meta, in_port, now_ns);
+                self.after_neigh(pkt, h, in_port, sink);
+            }
+            L3::Ipv4 => self.ip::<V4>(pkt, &meta, in_port, from_handoff, sink),
+            L3::Ipv6 => self.ip::<V6>(pkt, &meta, in_port, from_handoff, sink),
+        }
+    }
+
+    fn after_neigh(&mut self, pkt: B, h: neigh::Handled, in_port: u16, sink: &mut impl Sink<B>) {
+        match h.verdict {
+            NVerdict::Reply => {
+                self.st.counters.neigh_answered.inc();
+                sink.tx(in_port, pkt);
+            }
+            NVerdict::NotOurs => {
+                self.st.counters.path_drop(PathDrop::NotOurs);
+            }
+            NVerdict::Consumed | NVerdict::Malformed => {}
+        }
+        if let Some(l) = h.learned {
+            sink.event(Event::NeighLearned {
+                ip: l.ip,
+                port: l.port,
+                mac: l.mac,
+            });
+            self.neigh.release(l.ip, l.port, |p| sink.tx(l.port, p));
+        }
+    }
+
+    fn drop_pkt(&self, r: PathDrop) {
+        self.st.counters.path_drop(r);
+    }
+
+    #[inline]
+    fn ip<F: Tables>(
+        &mut self,
+        pkt: B,
+        meta: &PacketMeta,
+        in_port: u16,
+        from_handoff: bool,
+        sink: &mut impl Sink<B>,
+    ) {
+        // The flow this packet belongs to: its own ports, the ports of its
+        // first fragment, or for an ICMP error the quoted flow turned around.
+        let icmp_error = meta.is_icmp_error();
+        let (proto, src, sport, dst, dport) = if icmp_error {
+            match forward::icmp_inner_flow(pkt.data(), meta) {
+                Ok(inner) => {
+                    let r = inner.reversed();
+                    (r.proto, r.src, r.src_port, r.dst, r.dst_port)
+                }
+                Err(_) => return self.drop_pkt(PathDrop::IcmpNoConn),
+            }
+        } else {
+            match crate::frag::classify(meta) {
+                FragClass::Whole => (
+                    meta.l4_proto,
+                    meta.src,
+                    meta.src_port,
+                    meta.dst,
+                    meta.dst_port,
+                ),
+                FragClass::First(k) => {
+                    let _ = self
+                        .st
+                        .frags
+                        .insert(k, (meta.src_port, meta.dst_port), self.st.now_ns);
+                    (
+                        meta.l4_proto,
+                        meta.src,
+                        meta.src_port,
+                        meta.dst,
+                        meta.dst_port,
+                    )
+                }
+                FragClass::NonFirst(k) => {
+                    let ports = self.st.frags.lookup(&k, self.st.now_ns).ok();
+                    match ports {
+                        Some((s, d)) => (meta.l4_proto, meta.src, s, meta.dst, d),
+                        None => return self.drop_pkt(PathDrop::FragUnknownFirst),
+                    }
+                }
+            }
+        };
+        let (Some(fsrc), Some(fdst)) = (F::from_ip(src), F::from_ip(dst)) else {
+            return self.drop_pkt(PathDrop::NotOurs);
+        };
+        let snap = &*self.snap;
+        let svc = snap.service_for(proto, dst, dport);
+
+        // Ownership: client→VIP by the client endpoint; anything else (NAT
+        // replies to the client, FullNAT replies to a local port) by its
+        // destination endpoint.
+        if !from_handoff && self.st.own.workers() > 1 {
+            let owner = if svc.is_some() {
+                self.st.own.owner::<F>(fsrc, sport)
+            } else {
+                self.st.own.owner::<F>(fdst, dport)
+            };
+            if owner != self.st.worker {
+                let c = self.st.counters.handoff_out.get(owner as usize);
+                match sink.handoff(owner, pkt) {
+                    Ok(()) => {
+                        if let Some(c) = c {
+                            c.inc();
+                        }
+                    }
+                    Err(p) => {
+                        drop(p);
+                        self.drop_pkt(PathDrop::HandoffFull);
+                    }
+                }
+                return;
+            }
+        }
+        if from_handoff {
+            self.st.counters.handoff_in.inc();
+        }
+
+        let key = FlowKey::<F>::new(proto, fsrc, sport, fdst, dport);
+        let tick = (self.st.now_ns / NS) as u32;
+        let bytes = pkt.len() as u64;
+        let table = F::table(&mut self.st);
+        if let Some((idx, dir)) = table.lookup(&key) {
+            let Some(c) = table.get(idx) else {
+                return self.drop_pkt(PathDrop::ReplyNoConn);
+            };
+            let t = forward::Translation {
+                mode: fwd_mode(c.fwd()),
+                client: Endpoint::new(F::to_ip(c.client()), c.cport()),
+                vip: Endpoint::new(F::to_ip(c.vip()), c.vport()),
+                rip: Endpoint::new(F::to_ip(c.rip()), c.rport()),
+                laddr: (c.fwd() == FwdMode::FullNat)
+                    .then(|| Endpoint::new(F::to_ip(c.local()), c.lport())),
+            };
+            let (svc_id, rs) = (c.svc(), c.rs());
+            if !icmp_error {
+                if proto == IPPROTO_TCP {
+                    if let Some(ch) = table.update_state(idx, meta.tcp_flags, dir, tick) {
+                        activity(snap, svc_id, rs, ch.activity);
+                    }
+                } else {
+                    table.touch(idx, tick);
+                }
+            }
+            let out = dir == ConnDir::Out;
+            count_traffic(&self.st.counters, svc_id, rs, out, bytes);
+            let d = if out { Direction::Out } else { Direction::In };
+            return self.emit(pkt, meta, &t, d, in_port, sink);
+        }
+        if icmp_error {
+            return self.drop_pkt(PathDrop::IcmpNoConn);
+        }
+        let Some(svc) = svc else {
+            // A reply from a NAT real server without a connection (table
+            // full, flow forwarded statelessly): reverse NAT statelessly.
+            if let Some(s) = snap.nat_reverse(proto, src, sport) {
+                let t = forward::Translation {
+                    mode: Mode::Nat,
+                    client: Endpoint::new(dst, dport),
+                    vip: Endpoint::new(s.vip, s.vport),
+                    rip: Endpoint::new(src, sport),
+                    laddr: None,
+                };
+                return self.emit(pkt, meta, &t, Direction::Out, in_port, sink);
+            }
+            let r = if snap.addrs.contains(dst) {
+                PathDrop::ReplyNoConn
+            } else {
+                PathDrop::NotOurs
+            };
+            return self.drop_pkt(r);
+        };
+        if snap.role == Role::Backup {
+            return self.drop_pkt(PathDrop::Backup);
+        }
+        if proto == IPPROTO_TCP && (meta.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN {
+            return self.drop_pkt(PathDrop::TcpNoConn);
+        }
+        self.new_conn::<F>(pkt, meta, svc_id_of(svc), key, in_port, sink);
+    }
+
+    fn new_conn<F: Tables>(
+        &mut self,
+        pkt: B,
+        meta: &PacketMeta,
+        svc_id: u16,
+        key: FlowKey<F>,
+        in_port: u16,
+        sink: &mut impl Sink<B>,
+    ) {
+        let snap = self.snap.clone();
+        let Some(svc) = snap.service(svc_id) else {
+            return self.drop_pkt(PathDrop::NotOurs);
+        };
+        let input = PickInput {
+            client: F::to_ip(key.src),
+            client_port: key.sport,
+            vip: F::to_ip(key.dst),
+            vport: key.dport,
+            proto: key.proto,
+        };
+        let now_s = (self.st.now_ns / NS) as u32;
+        let Some(Some(ws)) = self.st.scheds.get_mut(svc_id as usize) else {
+            return self.drop_pkt(PathDrop::NoRealServer);
+        };
+        let (real, fwd) = match ws.schedule(&svc.sched, &input, now_s) {
+            Pick::Real(i) => match svc.sched.reals().get(i) {
+                Some(r) => (r, svc.fwd_of(i)),
+                None => return self.drop_pkt(PathDrop::NoRealServer),
+            },
+            Pick::Sorry => match svc.sched.sorry() {
+                Some(r) => (r, svc.sorry_fwd),
+                None => return self.drop_pkt(PathDrop::NoRealServer),
+            },
+            Pick::Unavailable => return self.drop_pkt(PathDrop::NoRealServer),
+        };
+        let Some(rip) = F::from_ip(real.addr) else {
+            return self.drop_pkt(PathDrop::NoRealServer);
+        };
+        let rport = if real.port == 0 { key.dport } else { real.port };
+        let mut nc = NewConn::<F> {
+            proto: key.proto,
+            fwd,
+            client: key.src,
+            cport: key.sport,
+            vip: key.dst,
+            vport: key.dport,
+            rip,
+            rport,
+            local: F::UNSPECIFIED,
+            lport: 0,
+            rs: real.id.0,
+            svc: svc_id,
+        };
+        let tick = (self.st.now_ns / NS) as u32;
+        let mut attempts = if fwd == FwdMode::FullNat { 8 } else { 1 };
+        let inserted = loop {
+            if fwd == FwdMode::FullNat {
+                let h = F::hash_endpoint(&HashKey::from_seed(0), key.src, key.sport);
+                let Some(l) = svc.laddr_for(real.addr, h).and_then(F::from_ip) else {
+                    return self.drop_pkt(PathDrop::NoLocalPort);
+                };
+                let Some(p) = self.next_lport::<F>(l, snap.local_ports) else {
+                    return self.drop_pkt(PathDrop::NoLocalPort);
+                };
+                nc.local = l;
+                nc.lport = p;
+            }
+            let table = F::table(&mut self.st);
+            match table.insert(&nc, tick) {
+                Ok(idx) => break Some(idx),
+                Err(InsertError::Exists(_)) if attempts > 1 => attempts -= 1,
+                Err(InsertError::Exists(_)) => return self.drop_pkt(PathDrop::NoLocalPort),
+                Err(InsertError::Full | InsertError::NoSlot) => break None,
+            }
+        };
+        let t = forward::Translation {
+            mode: fwd_mode(fwd),
+            client: Endpoint::new(F::to_ip(key.src), key.sport),
+            vip: Endpoint::new(F::to_ip(key.dst), key.dport),
+            rip: Endpoint::new(real.addr, rport),
+            laddr: (fwd == FwdMode::FullNat).then(|| Endpoint::new(F::to_ip(nc.local), nc.lport)),
+        };
+        match inserted {
+            Some(idx) => {
+                real.counters.conn_bound(false, real.thresholds);
+                let table = F::table(&mut self.st);
+                if key.proto == IPPROTO_TCP {
+                    if let Some(ch) = table.update_state(idx, meta.tcp_flags, ConnDir::In, tick) {
+                        activity(&snap, svc_id, real.id.0, ch.activity);
+                    }
+                }
+                if let Some(c) = self.st.counters.services.get(svc_id as usize) {
+                    c.conns.inc();
+                }
+                if let Some(c) = self.st.counters.reals.get(real.id.0 as usize) {
+                    c.conns.inc();
+                }
+                count_traffic(
+                    &self.st.counters,
+                    svc_id,
+                    real.id.0,
+                    false,
+                    pkt.len() as u64,
+                );
+                self.emit(pkt, meta, &t, Direction::In, in_port, sink);
+            }
+            None => {
+                // Table full: forward statelessly by the service's Maglev
+                // table so every packet of the flow picks the same server.
+                self.st.counters.stateless_fallbacks.inc();
+                if fwd == FwdMode::FullNat {
+                    return self.drop_pkt(PathDrop::NoLocalPort);
+                }
+                let pick = match (
+                    svc.stateless.as_ref(),
+                    self.st.fallbacks.get_mut(svc_id as usize),
+                ) {
+                    (Some(fb), Some(Some(ws))) => {
+                        ws.pick(fb, &input, now_s).and_then(|i| fb.reals().get(i))
+                    }
+                    _ => Some(real),
+                };
+                let Some(r) = pick else {
+                    return self.drop_pkt(PathDrop::NoRealServer);
+                };
+                let t = forward::Translation {
+                    rip: Endpoint::new(r.addr, if r.port == 0 { key.dport } else { r.port }),
+                    ..t
+                };
+                self.emit(pkt, meta, &t, Direction::In, in_port, sink);
+            }
+        }
+    }
+
+    /// The next local port (in `range`) whose replies come back to this
+    /// worker.
+    fn next_lport<F: Family>(&mut self, laddr: F::Addr, range: (u16, u16)) -> Option<u16> {
+        let (lo, hi) = range;
+        let span = u32::from(hi - lo) + 1;
+        let tries = 64 * u32::from(self.st.own.workers());
+        for _ in 0..tries.min(span) {
+            self.st.lport_cursor = self.st.lport_cursor.wrapping_add(1);
+            let p = lo + (u32::from(self.st.lport_cursor) % span) as u16;
+            if self.st.own.owns_local_port::<F>(laddr, p, self.st.worker) {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    /// Rewrites, routes and sends one packet of a connection.
+    fn emit(
+        &mut self,
+        mut pkt: B,
+        meta: &PacketMeta,
+        t: &forward::Translation,
+        dir: Direction,
+        in_port: u16,
+        sink: &mut impl Sink<B>,
+    ) {
+        let snap = &*self.snap;
+        let to = match dir {
+            Direction::In => t.rip.addr,
+            Direction::Out => t.client.addr,
+        };
+        let Some(hop) = snap.routes.lookup(to) else {
+            return self.drop_pkt(PathDrop::NoRoute);
+        };
+        let Some(port) = snap.ports.get(hop.port as usize) else {
+            return self.drop_pkt(PathDrop::NoRoute);
+        };
+        let out = L2Out {
+            src_mac: port.mac,
+            dst_mac: MacAddr::ZERO,
+            mtu: port.mtu,
+        };
+        self.st.tun_ident = self.st.tun_ident.wrapping_add(1);
+        let tunnel = TunParams {
+            src: snap.port_addr(hop.port, to).unwrap_or(to),
+            ttl: Some(TunParams::DEFAULT_TTL),
+            ident: self.st.tun_ident,
+        };
+        match forward::forward(&mut pkt, meta, t, dir, &out, &tunnel) {
+            Ok(Verdict::Transmit) => {
+                let r = self.neigh.output(pkt, hop.addr, hop.port, self.st.now_ns);
+                match r.output {
+                    Output::Send(p) => sink.tx(hop.port, p),
+                    Output::Queued => {}
+                    Output::Dropped(p) => {
+                        drop(p);
+                        self.drop_pkt(PathDrop::NeighQueueFull);
+                    }
+                }
+                if let Some(s) = r.solicit {
+                    send_solicit(&self.neigh, &self.st.counters, s, sink);
+                }
+            }
+            Ok(Verdict::TooBig { mtu }) => {
+                let (Some(from), Some(inp)) = (
+                    snap.port_addr(in_port, meta.src),
+                    snap.ports.get(in_port as usize),
+                ) else {
+                    return self.drop_pkt(PathDrop::NeedsFragmentation);
+                };
+                match forward::pmtu_reply(&mut pkt, meta, from, inp.mac, mtu) {
+                    Ok(_) => sink.tx(in_port, pkt),
+                    Err(_) => self.drop_pkt(PathDrop::NeedsFragmentation),
+                }
+            }
+            Ok(Verdict::Reply) => sink.tx(in_port, pkt),
+            Err(ForwardError::NeedsFragmentation) => self.drop_pkt(PathDrop::NeedsFragmentation),
+            Err(_) => self.drop_pkt(PathDrop::RewriteFailed),
+        }
+    }
+}
+
+fn svc_id_of(s: &Service) -> u16 {
+    s.id
+}
+
+fn send_solicit<B: PacketBuf>(
+    neigh: &Neigh<B>,
+    counters: &WorkerCounters,
+    s: neigh::Solicit,
+    sink: &mut impl Sink<B>,
+) {
+    let Some(mut b) = sink.alloc() else {
+        counters.path_drop(PathDrop::NoBuffer);
+        return;
+    };
+    let n = match b.append(neigh::packets::MAX_FRAME_LEN) {
+        Some(buf) => neigh.build_solicit(&s, buf).ok(),
+        None => None,
+    };
+    match n {
+        Some(n) if b.trim(neigh::packets::MAX_FRAME_LEN - n) => sink.tx(s.port, b),
+        _ => counters.path_drop(PathDrop::NoBuffer),
+    }
+}
+
+#[inline]
+fn count_traffic(c: &WorkerCounters, svc: u16, rs: u32, out: bool, bytes: u64) {
+    for t in [c.services.get(svc as usize), c.reals.get(rs as usize)]
+        .into_iter()
+        .flatten()
+    {
+        if out {
+            t.outpkts.inc();
+            t.outbytes.add(bytes);
+        } else {
+            t.inpkts.inc();
+            t.inbytes.add(bytes);
+        }
+    }
+}
+
+fn real_of(snap: &Snapshot, svc: u16, rs: u32) -> Option<&crate::sched::RealServer> {
+    let s = snap.service(svc)?;
+    let i = s.sched.index_of(RealId(rs))?;
+    s.sched
+        .reals()
+        .get(i)
+        .or(s.sched.sorry().filter(|r| r.id.0 == rs))
+}
+
+#[inline]
+fn activity(snap: &Snapshot, svc: u16, rs: u32, a: Activity) {
+    if let Some(r) = real_of(snap, svc, rs) {
+        match a {
+            Activity::BecameActive => r.counters.conn_activated(),
+            Activity::BecameInactive => r.counters.conn_deactivated(),
+            Activity::Unchanged => {}
+        }
+    }
+}
+
+fn unbind(snap: &Snapshot, svc: u16, rs: u32, active: bool) {
+    if let Some(r) = real_of(snap, svc, rs) {
+        r.counters.conn_unbound(active, r.thresholds);
+    }
+}

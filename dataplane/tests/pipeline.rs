@@ -1,0 +1,635 @@
+//! The worker's packet path end to end on byte buffers: packets in,
+//! exact packets out, counters. No EAL: the same code runs on mbufs.
+
+use dataplane::buf::{PacketBuf, VecBuf};
+use dataplane::conn::FwdMode;
+use dataplane::flow::HashKey;
+use dataplane::pipeline::{Event, Pipeline, PipelineConfig, Sink};
+use dataplane::route::RouteTableBuilder;
+use dataplane::sched::{RealServer, SchedConfig, SchedKind, ServiceSched};
+use dataplane::snapshot::{PortSnap, Role, Service, Snapshot, SnapshotBuilder};
+use dataplane::stats::{PathDrop, WorkerCounters};
+use dataplane::wire::ethernet::MacAddr;
+use etherparse::{PacketBuilder, SlicedPacket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+const CLIENT_PORT: u16 = 0;
+const SERVER_PORT: u16 = 1;
+const MAC_P0: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+const MAC_P1: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+const MAC_GW: [u8; 6] = [0x02, 0, 0, 0, 0, 0xaa];
+const MAC_RS1: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
+const MAC_RS2: [u8; 6] = [0x02, 0, 0, 0, 0, 0x12];
+
+fn v4(s: &str) -> IpAddr {
+    IpAddr::V4(s.parse::<Ipv4Addr>().expect("addr"))
+}
+fn v6(s: &str) -> IpAddr {
+    IpAddr::V6(s.parse::<Ipv6Addr>().expect("addr"))
+}
+
+#[derive(Default)]
+struct Collect {
+    tx: Vec<(u16, Vec<u8>)>,
+    handoffs: Vec<(u16, Vec<u8>)>,
+    events: Vec<Event>,
+}
+
+impl Sink<VecBuf> for Collect {
+    fn tx(&mut self, port: u16, pkt: VecBuf) {
+        self.tx.push((port, pkt.data().to_vec()));
+    }
+    fn handoff(&mut self, worker: u16, pkt: VecBuf) -> Result<(), VecBuf> {
+        self.handoffs.push((worker, pkt.data().to_vec()));
+        Ok(())
+    }
+    fn alloc(&mut self) -> Option<VecBuf> {
+        Some(VecBuf::with_room(128, 256))
+    }
+    fn event(&mut self, ev: Event) {
+        self.events.push(ev);
+    }
+}
+
+fn service(
+    id: u16,
+    vip: IpAddr,
+    vport: u16,
+    kind: SchedKind,
+    reals: &[(IpAddr, u16)],
+    fwd: FwdMode,
+) -> Service {
+    let rs: Vec<RealServer> = reals
+        .iter()
+        .enumerate()
+        .map(|(i, (a, p))| RealServer::new(u32::from(id) * 100 + i as u32, *a, *p, 1))
+        .collect();
+    let mh = ServiceSched::new(SchedConfig::new(SchedKind::Mh), rs.clone(), None, 1).expect("mh");
+    Service {
+        id,
+        proto: 6,
+        vip,
+        vport,
+        sched: ServiceSched::new(SchedConfig::new(kind), rs, None, 1).expect("sched"),
+        fwd: vec![fwd; reals.len()].into_boxed_slice(),
+        sorry_fwd: fwd,
+        laddrs: vec![v4("198.19.0.250"), v6("2001:db8:1::250")].into_boxed_slice(),
+        stateless: Some(mh),
+    }
+}
+
+fn snapshot(services: Vec<Service>, role: Role) -> Arc<Snapshot> {
+    let routes = RouteTableBuilder::new()
+        .connected(CLIENT_PORT, v4("198.18.0.1"), 24)
+        .connected(SERVER_PORT, v4("198.19.0.1"), 24)
+        .connected(CLIENT_PORT, v6("2001:db8::1"), 64)
+        .connected(SERVER_PORT, v6("2001:db8:1::1"), 64)
+        .route(v4("0.0.0.0"), 0, CLIENT_PORT, Some(v4("198.18.0.254")))
+        .build()
+        .expect("routes");
+    let ports = vec![
+        PortSnap {
+            mac: MacAddr(MAC_P0),
+            mtu: 1500,
+            v4: Some(("198.18.0.1".parse().expect("a"), 24)),
+            v6: Some(("2001:db8::1".parse().expect("a"), 64)),
+        },
+        PortSnap {
+            mac: MacAddr(MAC_P1),
+            mtu: 1500,
+            v4: Some(("198.19.0.1".parse().expect("a"), 24)),
+            v6: Some(("2001:db8:1::1".parse().expect("a"), 64)),
+        },
+    ];
+    let mut b = SnapshotBuilder::new(1, ports, routes).role(role);
+    for s in services {
+        b = b.service(s);
+    }
+    Arc::new(b.build().expect("snapshot"))
+}
+
+fn pipeline(
+    snap: Arc<Snapshot>,
+    worker: u16,
+    workers: u16,
+    cap: u32,
+) -> (Pipeline<VecBuf>, Arc<WorkerCounters>) {
+    let counters = Arc::new(WorkerCounters::new(16, 4096, 2, workers as usize));
+    let p = Pipeline::new(
+        &PipelineConfig::new(worker, workers, cap, cap),
+        snap,
+        HashKey::from_seed(7),
+        counters.clone(),
+    )
+    .expect("pipeline");
+    (p, counters)
+}
+
+fn tcp4(
+    src: &str,
+    sport: u16,
+    dst: &str,
+    dport: u16,
+    syn: bool,
+    ack: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let s: Ipv4Addr = src.parse().expect("src");
+    let d: Ipv4Addr = dst.parse().expect("dst");
+    let mut t = PacketBuilder::ethernet2(MAC_GW, MAC_P0)
+        .ipv4(s.octets(), d.octets(), 64)
+        .tcp(sport, dport, 1000, 65535);
+    if syn {
+        t = t.syn();
+    }
+    if ack {
+        t = t.ack(1);
+    }
+    let mut out = Vec::new();
+    t.write(&mut out, payload).expect("build");
+    out
+}
+
+fn arp_reply(
+    sender_mac: [u8; 6],
+    sender_ip: &str,
+    target_mac: [u8; 6],
+    target_ip: &str,
+) -> Vec<u8> {
+    let s: Ipv4Addr = sender_ip.parse().expect("ip");
+    let t: Ipv4Addr = target_ip.parse().expect("ip");
+    let mut f = Vec::new();
+    f.extend_from_slice(&target_mac);
+    f.extend_from_slice(&sender_mac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
+    f.extend_from_slice(&sender_mac);
+    f.extend_from_slice(&s.octets());
+    f.extend_from_slice(&target_mac);
+    f.extend_from_slice(&t.octets());
+    f
+}
+
+/// Destination IP and port, destination MAC, and valid checksums.
+fn check_out(frame: &[u8]) -> (IpAddr, u16, IpAddr, u16, [u8; 6]) {
+    let p = SlicedPacket::from_ethernet(frame).expect("etherparse parses the output");
+    let (src, dst) = match p.net {
+        Some(etherparse::NetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            let mut hh = h.to_header();
+            hh.header_checksum = hh.calc_header_checksum();
+            assert_eq!(
+                hh.header_checksum,
+                h.header_checksum(),
+                "IPv4 header checksum"
+            );
+            (
+                IpAddr::V4(h.source_addr()),
+                IpAddr::V4(h.destination_addr()),
+            )
+        }
+        Some(etherparse::NetSlice::Ipv6(ip)) => {
+            let h = ip.header();
+            (
+                IpAddr::V6(h.source_addr()),
+                IpAddr::V6(h.destination_addr()),
+            )
+        }
+        _ => panic!("not IP"),
+    };
+    let (sport, dport) = match p.transport {
+        Some(etherparse::TransportSlice::Tcp(t)) => {
+            let want = match (src, dst) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => {
+                    t.to_header()
+                        .calc_checksum_ipv4_raw(s.octets(), d.octets(), t.payload())
+                }
+                (IpAddr::V6(s), IpAddr::V6(d)) => {
+                    t.to_header()
+                        .calc_checksum_ipv6_raw(s.octets(), d.octets(), t.payload())
+                }
+                _ => panic!("mixed"),
+            }
+            .expect("checksum");
+            assert_eq!(t.checksum(), want, "TCP checksum");
+            (t.source_port(), t.destination_port())
+        }
+        _ => panic!("not TCP"),
+    };
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&frame[..6]);
+    let _ = src;
+    (src, sport, dst, dport, mac)
+}
+
+#[test]
+fn nat_connection_resolves_next_hop_then_forwards_both_ways() {
+    let snap = snapshot(
+        vec![service(
+            0,
+            v4("198.18.0.100"),
+            80,
+            SchedKind::Rr,
+            &[(v4("198.19.0.11"), 8080), (v4("198.19.0.12"), 8080)],
+            FwdMode::Nat,
+        )],
+        Role::Master,
+    );
+    let (mut p, counters) = pipeline(snap, 0, 1, 1024);
+    let mut out = Collect::default();
+    let syn = tcp4("198.18.0.10", 40000, "198.18.0.100", 80, true, false, b"");
+    p.process(
+        VecBuf::new(&syn),
+        CLIENT_PORT,
+        1_000_000_000,
+        false,
+        &mut out,
+    );
+    // The real server's MAC is unknown: an ARP request goes out of the
+    // server port, the SYN waits.
+    assert_eq!(out.tx.len(), 1, "{:?}", out.tx);
+    let (port, arp) = &out.tx[0];
+    assert_eq!(*port, SERVER_PORT);
+    assert_eq!(&arp[12..14], &[0x08, 0x06]);
+    assert_eq!(&arp[0..6], &[0xff; 6]);
+    assert_eq!(&arp[38..42], &[198, 19, 0, 11], "asks for rs1");
+    out.tx.clear();
+
+    // rs1 answers; the SYN leaves rewritten to rs1:8080.
+    let reply = arp_reply(MAC_RS1, "198.19.0.11", MAC_P1, "198.19.0.1");
+    p.process(
+        VecBuf::new(&reply),
+        SERVER_PORT,
+        1_100_000_000,
+        false,
+        &mut out,
+    );
+    assert_eq!(out.tx.len(), 1);
+    assert_eq!(out.events.len(), 1, "learning is reported to control");
+    let (port, fwd) = &out.tx[0];
+    assert_eq!(*port, SERVER_PORT);
+    let (src, sport, dst, dport, mac) = check_out(fwd);
+    assert_eq!((src, sport), (v4("198.18.0.10"), 40000));
+    assert_eq!((dst, dport), (v4("198.19.0.11"), 8080));
+    assert_eq!(mac, MAC_RS1);
+    assert_eq!(&fwd[6..12], &MAC_P1);
+    out.tx.clear();
+
+    // The SYN-ACK comes back from rs1 and leaves as VIP:80 → client,
+    // through the default gateway's MAC (learned from its ARP reply).
+    p.learn(
+        v4("198.18.0.10"),
+        CLIENT_PORT,
+        MacAddr(MAC_GW),
+        1_200_000_000,
+        &mut out,
+    );
+    let synack = tcp4("198.19.0.11", 8080, "198.18.0.10", 40000, true, true, b"");
+    p.process(
+        VecBuf::new(&synack),
+        SERVER_PORT,
+        1_300_000_000,
+        false,
+        &mut out,
+    );
+    assert_eq!(out.tx.len(), 1);
+    let (port, back) = &out.tx[0];
+    assert_eq!(*port, CLIENT_PORT);
+    let (src, sport, dst, dport, mac) = check_out(back);
+    assert_eq!(
+        (src, sport, dst, dport),
+        (v4("198.18.0.100"), 80, v4("198.18.0.10"), 40000)
+    );
+    assert_eq!(mac, MAC_GW);
+    out.tx.clear();
+
+    // Data on the established connection follows it; a second client goes
+    // to rs2 (round robin).
+    let data = tcp4(
+        "198.18.0.10",
+        40000,
+        "198.18.0.100",
+        80,
+        false,
+        true,
+        b"GET / HTTP/1.0\r\n\r\n",
+    );
+    p.process(
+        VecBuf::new(&data),
+        CLIENT_PORT,
+        1_400_000_000,
+        false,
+        &mut out,
+    );
+    assert_eq!(check_out(&out.tx[0].1).2, v4("198.19.0.11"));
+    p.learn(
+        v4("198.19.0.12"),
+        SERVER_PORT,
+        MacAddr(MAC_RS2),
+        1_400_000_000,
+        &mut out,
+    );
+    out.tx.clear();
+    let syn2 = tcp4("198.18.0.11", 40001, "198.18.0.100", 80, true, false, b"");
+    p.process(
+        VecBuf::new(&syn2),
+        CLIENT_PORT,
+        1_500_000_000,
+        false,
+        &mut out,
+    );
+    let (_, _, dst, dport, mac) = check_out(&out.tx[0].1);
+    assert_eq!((dst, dport, mac), (v4("198.19.0.12"), 8080, MAC_RS2));
+
+    let s = counters.services[0].read();
+    assert_eq!(s.conns, 2);
+    assert_eq!(s.inpkts, 3);
+    assert_eq!(s.outpkts, 1);
+    assert_eq!(p.conns_v4().len(), 2);
+}
+
+#[test]
+fn drops_are_counted_by_reason() {
+    let snap = snapshot(
+        vec![service(
+            0,
+            v4("198.18.0.100"),
+            80,
+            SchedKind::Rr,
+            &[(v4("198.19.0.11"), 80)],
+            FwdMode::Nat,
+        )],
+        Role::Master,
+    );
+    let (mut p, c) = pipeline(snap, 0, 1, 1024);
+    let mut out = Collect::default();
+    // ACK without a connection: IPVS drops it.
+    p.process(
+        VecBuf::new(&tcp4(
+            "198.18.0.10",
+            1,
+            "198.18.0.100",
+            80,
+            false,
+            true,
+            b"",
+        )),
+        0,
+        0,
+        false,
+        &mut out,
+    );
+    // Not for us.
+    p.process(
+        VecBuf::new(&tcp4(
+            "198.18.0.10",
+            1,
+            "198.18.0.200",
+            80,
+            true,
+            false,
+            b"",
+        )),
+        0,
+        0,
+        false,
+        &mut out,
+    );
+    // Truncated.
+    p.process(VecBuf::new(&[0u8; 20]), 0, 0, false, &mut out);
+    assert!(out.tx.is_empty());
+    assert_eq!(c.path_drops[PathDrop::TcpNoConn.index()].get(), 1);
+    assert_eq!(c.path_drops[PathDrop::NotOurs.index()].get(), 1);
+    assert_eq!(c.parse_drops.iter().map(|x| x.get()).sum::<u64>(), 1);
+}
+
+#[test]
+fn backup_role_serves_no_vip() {
+    let snap = snapshot(
+        vec![service(
+            0,
+            v4("198.18.0.100"),
+            80,
+            SchedKind::Rr,
+            &[(v4("198.19.0.11"), 80)],
+            FwdMode::Nat,
+        )],
+        Role::Backup,
+    );
+    let (mut p, c) = pipeline(snap, 0, 1, 1024);
+    let mut out = Collect::default();
+    p.process(
+        VecBuf::new(&tcp4(
+            "198.18.0.10",
+            1,
+            "198.18.0.100",
+            80,
+            true,
+            false,
+            b"",
+        )),
+        0,
+        0,
+        false,
+        &mut out,
+    );
+    assert!(out.tx.is_empty());
+    assert_eq!(c.path_drops[PathDrop::Backup.index()].get(), 1);
+}
+
+#[test]
+fn packets_of_another_workers_flow_are_handed_over() {
+    let snap = snapshot(
+        vec![service(
+            0,
+            v4("198.18.0.100"),
+            80,
+            SchedKind::Rr,
+            &[(v4("198.19.0.11"), 80)],
+            FwdMode::Nat,
+        )],
+        Role::Master,
+    );
+    let (mut w0, c0) = pipeline(snap.clone(), 0, 2, 1024);
+    let (mut w1, _) = pipeline(snap, 1, 2, 1024);
+    let mut out = Collect::default();
+    let mut handed = 0;
+    for port in 1000..1100u16 {
+        let syn = tcp4("198.18.0.10", port, "198.18.0.100", 80, true, false, b"");
+        w0.process(VecBuf::new(&syn), 0, 0, false, &mut out);
+        if let Some((to, pkt)) = out.handoffs.pop() {
+            assert_eq!(to, 1);
+            handed += 1;
+            // The owner processes it (no second handoff) and creates the
+            // connection in its own table.
+            w1.process(VecBuf::new(&pkt), 0, 0, true, &mut out);
+            assert!(out.handoffs.is_empty());
+        }
+    }
+    assert!(handed > 20 && handed < 80, "about half: {handed}");
+    assert_eq!(c0.handoff_out[1].get(), handed);
+    assert_eq!(w0.conns_v4().len() as u64 + handed, 100);
+    assert_eq!(w1.conns_v4().len() as u64, handed);
+}
+
+#[test]
+fn full_table_falls_back_to_stateless_consistent_hashing() {
+    let snap = snapshot(
+        vec![service(
+            0,
+            v4("198.18.0.100"),
+            80,
+            SchedKind::Rr,
+            &[(v4("198.19.0.11"), 80), (v4("198.19.0.12"), 80)],
+            FwdMode::Nat,
+        )],
+        Role::Master,
+    );
+    let (mut p, c) = pipeline(snap, 0, 1, 64);
+    let mut out = Collect::default();
+    p.learn(
+        v4("198.19.0.11"),
+        SERVER_PORT,
+        MacAddr(MAC_RS1),
+        0,
+        &mut out,
+    );
+    p.learn(
+        v4("198.19.0.12"),
+        SERVER_PORT,
+        MacAddr(MAC_RS2),
+        0,
+        &mut out,
+    );
+    let cap = p.conns_v4().capacity();
+    let mut first_dst = Vec::new();
+    for port in 0..(cap as u16 + 50) {
+        let syn = tcp4(
+            "198.18.0.10",
+            2000 + port,
+            "198.18.0.100",
+            80,
+            true,
+            false,
+            b"",
+        );
+        p.process(VecBuf::new(&syn), 0, 0, false, &mut out);
+        first_dst.push(check_out(&out.tx.last().expect("forwarded").1).2);
+    }
+    assert!(c.stateless_fallbacks.get() >= 50);
+    // The same flows again (no connection for the overflow): each goes
+    // where it went the first time.
+    for port in cap as u16..(cap as u16 + 50) {
+        let ack = tcp4(
+            "198.18.0.10",
+            2000 + port,
+            "198.18.0.100",
+            80,
+            true,
+            false,
+            b"x",
+        );
+        p.process(VecBuf::new(&ack), 0, 0, false, &mut out);
+        assert_eq!(
+            check_out(&out.tx.last().expect("forwarded").1).2,
+            first_dst[port as usize]
+        );
+    }
+}
+
+#[test]
+fn dr_changes_only_the_destination_mac() {
+    let snap = snapshot(
+        vec![service(
+            0,
+            v4("198.18.0.100"),
+            80,
+            SchedKind::Rr,
+            &[(v4("198.19.0.11"), 80)],
+            FwdMode::Dr,
+        )],
+        Role::Master,
+    );
+    let (mut p, _) = pipeline(snap, 0, 1, 1024);
+    let mut out = Collect::default();
+    p.learn(
+        v4("198.19.0.11"),
+        SERVER_PORT,
+        MacAddr(MAC_RS1),
+        0,
+        &mut out,
+    );
+    let syn = tcp4("198.18.0.10", 4000, "198.18.0.100", 80, true, false, b"");
+    p.process(VecBuf::new(&syn), CLIENT_PORT, 0, false, &mut out);
+    let (port, f) = &out.tx[0];
+    assert_eq!(*port, SERVER_PORT);
+    assert_eq!(&f[0..6], &MAC_RS1);
+    assert_eq!(&f[6..12], &MAC_P1);
+    assert_eq!(&f[12..], &syn[12..], "IP packet untouched");
+}
+
+#[test]
+fn fullnat_replies_return_to_the_creating_worker() {
+    let snap = snapshot(
+        vec![service(
+            0,
+            v4("198.18.0.100"),
+            80,
+            SchedKind::Rr,
+            &[(v4("198.19.0.11"), 80)],
+            FwdMode::FullNat,
+        )],
+        Role::Master,
+    );
+    let workers = 4;
+    let mut pipes: Vec<_> = (0..workers)
+        .map(|w| pipeline(snap.clone(), w, workers, 1024).0)
+        .collect();
+    let mut out = Collect::default();
+    for p in pipes.iter_mut() {
+        p.learn(
+            v4("198.19.0.11"),
+            SERVER_PORT,
+            MacAddr(MAC_RS1),
+            0,
+            &mut out,
+        );
+        p.learn(v4("198.18.0.10"), CLIENT_PORT, MacAddr(MAC_GW), 0, &mut out);
+    }
+    for cport in 5000..5040u16 {
+        out.tx.clear();
+        out.handoffs.clear();
+        let syn = tcp4("198.18.0.10", cport, "198.18.0.100", 80, true, false, b"");
+        pipes[0].process(VecBuf::new(&syn), CLIENT_PORT, 0, false, &mut out);
+        let owner = match out.handoffs.pop() {
+            Some((w, pkt)) => {
+                pipes[w as usize].process(VecBuf::new(&pkt), CLIENT_PORT, 0, true, &mut out);
+                w as usize
+            }
+            None => 0,
+        };
+        let (src, lport, dst, dport, _) = check_out(&out.tx.last().expect("sent").1);
+        assert_eq!(
+            (src, dst, dport),
+            (v4("198.19.0.250"), v4("198.19.0.11"), 80)
+        );
+        // The reply (RS → laddr:lport) arrives on worker 0 and is owned by
+        // the creating worker.
+        let reply = tcp4("198.19.0.11", 80, "198.19.0.250", lport, true, true, b"");
+        out.tx.clear();
+        pipes[0].process(VecBuf::new(&reply), SERVER_PORT, 0, false, &mut out);
+        let to = match out.handoffs.pop() {
+            Some((w, pkt)) => {
+                pipes[w as usize].process(VecBuf::new(&pkt), SERVER_PORT, 0, true, &mut out);
+                w as usize
+            }
+            None => 0,
+        };
+        assert_eq!(to, owner, "reply handled by the creating worker");
+        let (src, sport, dst, dport, _) = check_out(&out.tx.last().expect("reply").1);
+        assert_eq!(
+            (src, sport, dst, dport),
+            (v4("198.18.0.100"), 80, v4("198.18.0.10"), cport)
+        );
+    }
+}

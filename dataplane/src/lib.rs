@@ -24,3 +24,4 @@ pub mod sched;
 pub mod snapshot;
 pub mod stats;
 pub mod wire;
+pub mod worker;

@@ -57,6 +57,68 @@ pub enum Event {
     },
 }
 
+/// One connection as an operator listing shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// Protocol.
+    pub proto: u8,
+    /// Client endpoint.
+    pub client: (IpAddr, u16),
+    /// Virtual service endpoint.
+    pub vip: (IpAddr, u16),
+    /// Real server endpoint.
+    pub rip: (IpAddr, u16),
+    /// FullNAT local endpoint.
+    pub local: Option<(IpAddr, u16)>,
+    /// State name (IPVS's: ESTABLISHED, SYN_RECV, ..., UDP).
+    pub state: &'static str,
+    /// Seconds until it expires.
+    pub expires_in: u32,
+    /// Worker that owns it.
+    pub worker: u16,
+}
+
+impl ConnInfo {
+    fn of<F: Family>(c: &crate::conn::Conn<F>, now: u32, worker: u16) -> Self {
+        ConnInfo {
+            proto: c.proto(),
+            client: (F::to_ip(c.client()), c.cport()),
+            vip: (F::to_ip(c.vip()), c.vport()),
+            rip: (F::to_ip(c.rip()), c.rport()),
+            local: (c.fwd() == FwdMode::FullNat).then(|| (F::to_ip(c.local()), c.lport())),
+            state: if c.is_tcp() {
+                c.tcp_state().name()
+            } else if c.proto() == 17 {
+                "UDP"
+            } else {
+                "ICMP"
+            },
+            expires_in: c.expires().wrapping_sub(now).min(1 << 30),
+            worker,
+        }
+    }
+}
+
+/// A request for a connection listing, filled by every worker between
+/// bursts (preallocated by control: no allocation on the worker).
+#[derive(Debug)]
+pub struct DumpRequest {
+    /// Where workers put connections.
+    pub out: crossbeam::queue::ArrayQueue<ConnInfo>,
+    /// Workers that have answered.
+    pub done: std::sync::atomic::AtomicUsize,
+}
+
+impl DumpRequest {
+    /// Room for `n` connections.
+    pub fn new(n: usize) -> Self {
+        DumpRequest {
+            out: crossbeam::queue::ArrayQueue::new(n.max(1)),
+            done: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
 /// Sizes of one worker's tables.
 #[derive(Debug, Clone, Copy)]
 pub struct PipelineConfig {
@@ -249,6 +311,20 @@ impl<B: PacketBuf> Pipeline<B> {
         self.st.conns6.set_timeouts(&snap.timeouts);
         self.st.counters.generation.set(snap.generation);
         std::mem::replace(&mut self.snap, snap)
+    }
+
+    /// Copies this worker's connections into `req` (as many as fit).
+    pub fn dump(&self, req: &DumpRequest) {
+        let now = (self.st.now_ns / NS) as u32;
+        let w = self.st.worker;
+        let full = self.st.conns4.iter().map(|(_, c)| ConnInfo::of(c, now, w));
+        let full = full.chain(self.st.conns6.iter().map(|(_, c)| ConnInfo::of(c, now, w)));
+        for c in full {
+            if req.out.push(c).is_err() {
+                break;
+            }
+        }
+        req.done.fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     /// A neighbour another worker learned (relayed by control): remember it

@@ -1,0 +1,247 @@
+//! The polling loop of one worker core on DPDK: RX bursts from queue q of
+//! every port, the [`Pipeline`] per packet, per-port TX bursts flushed at
+//! the end of every iteration (or when full), handoff rings to and from
+//! the other workers, and between bursts: commands from control (new
+//! snapshots, learned neighbours, stop) and housekeeping.
+
+use crate::dpdk::{tsc, tsc_hz, Burst, Consumer, Mbuf, Mempool, Producer, RxQueue, TxQueue};
+use crate::pipeline::{Event, Pipeline, Sink};
+use crate::snapshot::Snapshot;
+use crate::stats::{PathDrop, WorkerCounters};
+use crate::wire::ethernet::MacAddr;
+use crossbeam::queue::ArrayQueue;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Control → worker.
+#[derive(Debug)]
+pub enum Command {
+    /// Run on this snapshot from now on; the old one goes back to control.
+    Snapshot(Arc<Snapshot>),
+    /// A neighbour some worker learned.
+    Learn {
+        /// Address.
+        ip: IpAddr,
+        /// Port.
+        port: u16,
+        /// MAC.
+        mac: MacAddr,
+    },
+    /// Copy connections into the request (operator listing).
+    Dump(Arc<crate::pipeline::DumpRequest>),
+    /// Leave the loop (TX drained first).
+    Stop,
+}
+
+/// The rings between control and one worker.
+#[derive(Debug, Clone)]
+pub struct Channels {
+    /// Commands for the worker.
+    pub commands: Arc<ArrayQueue<Command>>,
+    /// Snapshots the worker no longer uses (control drops them, so freeing
+    /// never happens on a worker core).
+    pub retired: Arc<ArrayQueue<Arc<Snapshot>>>,
+    /// Events for control.
+    pub events: Arc<ArrayQueue<Event>>,
+}
+
+impl Channels {
+    /// Rings of the given depth.
+    pub fn new(depth: usize) -> Self {
+        Channels {
+            commands: Arc::new(ArrayQueue::new(depth)),
+            retired: Arc::new(ArrayQueue::new(depth)),
+            events: Arc::new(ArrayQueue::new(depth)),
+        }
+    }
+}
+
+/// The queues a worker owns: queue q of every port, and its ends of the
+/// handoff rings.
+pub struct WorkerIo {
+    /// RX queue of each port, by port index.
+    pub rx: Vec<RxQueue>,
+    /// TX queue of each port, by port index.
+    pub tx: Vec<TxQueue>,
+    /// Handoff rings from every other worker.
+    pub handoff_in: Vec<Consumer<Mbuf>>,
+    /// Handoff rings to each worker (None for itself).
+    pub handoff_out: Vec<Option<Producer<Mbuf>>>,
+    /// Pool for generated packets.
+    pub pool: Arc<Mempool>,
+}
+
+struct MbufSink<'a> {
+    txb: &'a mut [Burst],
+    tx: &'a mut [TxQueue],
+    handoff: &'a mut [Option<Producer<Mbuf>>],
+    pool: &'a Mempool,
+    events: &'a ArrayQueue<Event>,
+    counters: &'a WorkerCounters,
+}
+
+impl MbufSink<'_> {
+    #[inline]
+    fn flush_port(&mut self, port: usize) {
+        if let (Some(b), Some(q)) = (self.txb.get_mut(port), self.tx.get_mut(port)) {
+            if !b.is_empty() {
+                let before = q.stats().dropped;
+                q.send(b);
+                if let Some(c) = self.counters.ports.get(port) {
+                    c.tx_dropped.add(q.stats().dropped - before);
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        for p in 0..self.txb.len() {
+            self.flush_port(p);
+        }
+    }
+}
+
+impl Sink<Mbuf> for MbufSink<'_> {
+    #[inline]
+    fn tx(&mut self, port: u16, pkt: Mbuf) {
+        let p = port as usize;
+        if let Some(c) = self.counters.ports.get(p) {
+            c.tx_packets.inc();
+            c.tx_bytes.add(pkt.len() as u64);
+        }
+        let full = match self.txb.get_mut(p) {
+            Some(b) => {
+                if let Err(m) = b.push(pkt) {
+                    drop(m);
+                }
+                b.is_full()
+            }
+            None => false,
+        };
+        if full {
+            self.flush_port(p);
+        }
+    }
+
+    #[inline]
+    fn handoff(&mut self, worker: u16, pkt: Mbuf) -> Result<(), Mbuf> {
+        match self.handoff.get_mut(worker as usize) {
+            Some(Some(p)) => p.enqueue(pkt),
+            _ => Err(pkt),
+        }
+    }
+
+    fn alloc(&mut self) -> Option<Mbuf> {
+        self.pool.alloc()
+    }
+
+    fn event(&mut self, ev: Event) {
+        let _ = self.events.push(ev);
+    }
+}
+
+/// Loop settings.
+#[derive(Debug, Clone, Copy)]
+pub struct LoopConfig {
+    /// Housekeeping period in nanoseconds.
+    pub housekeeping_ns: u64,
+    /// Connections expired at most per housekeeping round.
+    pub expire_budget: usize,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        LoopConfig {
+            housekeeping_ns: 10_000_000,
+            expire_budget: 4096,
+        }
+    }
+}
+
+/// Runs the polling loop until [`Command::Stop`]; returns the queues so the
+/// caller can drop them in order (workers before ports).
+pub fn run(
+    mut pipe: Pipeline<Mbuf>,
+    mut io: WorkerIo,
+    ch: Channels,
+    counters: Arc<WorkerCounters>,
+    cfg: LoopConfig,
+) -> WorkerIo {
+    let hz = tsc_hz().max(1);
+    let t0 = tsc();
+    let ns = |t: u64| ((u128::from(t.wrapping_sub(t0)) * 1_000_000_000) / u128::from(hz)) as u64;
+    let nports = io.rx.len();
+    let mut txb: Vec<Burst> = (0..io.tx.len()).map(|_| Burst::new()).collect();
+    let mut rxb = Burst::new();
+    let mut next_house = 0u64;
+    let mut loops: u64 = 0;
+    loop {
+        let now = ns(tsc());
+        {
+            let mut sink = MbufSink {
+                txb: &mut txb,
+                tx: &mut io.tx,
+                handoff: &mut io.handoff_out,
+                pool: &io.pool,
+                events: &ch.events,
+                counters: &counters,
+            };
+            for p in 0..nports {
+                let Some(q) = io.rx.get_mut(p) else { continue };
+                if q.rx_burst(&mut rxb) == 0 {
+                    continue;
+                }
+                if let Some(c) = counters.ports.get(p) {
+                    c.rx_packets.add(rxb.len() as u64);
+                    c.rx_bytes
+                        .add(rxb.as_slice().iter().map(|m| m.len() as u64).sum());
+                }
+                for m in rxb.drain() {
+                    if m.segments() > 1 {
+                        counters.path_drop(PathDrop::MultiSegment);
+                        continue;
+                    }
+                    pipe.process(m, p as u16, now, false, &mut sink);
+                }
+            }
+            for c in io.handoff_in.iter_mut() {
+                if c.dequeue_burst(&mut rxb) == 0 {
+                    continue;
+                }
+                for m in rxb.drain() {
+                    let port = m.port();
+                    pipe.process(m, port, now, true, &mut sink);
+                }
+            }
+            sink.flush();
+
+            loops += 1;
+            if now >= next_house {
+                next_house = now + cfg.housekeeping_ns;
+                counters.loops.set(loops);
+                let mut stop = false;
+                while let Some(cmd) = ch.commands.pop() {
+                    match cmd {
+                        Command::Snapshot(s) => {
+                            // The old snapshot goes back to control, which
+                            // frees it; only if control stopped draining is
+                            // it dropped here.
+                            let _ = ch.retired.push(pipe.install(s));
+                        }
+                        Command::Learn { ip, port, mac } => {
+                            pipe.learn(ip, port, mac, now, &mut sink)
+                        }
+                        Command::Dump(req) => pipe.dump(&req),
+                        Command::Stop => stop = true,
+                    }
+                }
+                pipe.housekeeping(now, cfg.expire_budget, &mut sink);
+                sink.flush();
+                if stop {
+                    break;
+                }
+            }
+        }
+    }
+    io
+}

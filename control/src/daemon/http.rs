@@ -35,7 +35,11 @@ pub fn read_request(r: &mut impl Read) -> io::Result<Route> {
         if head.len() >= MAX_HEAD {
             return Ok(Route::BadRequest);
         }
-        let n = r.read(&mut buf)?;
+        let n = match r.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             break;
         }

@@ -164,7 +164,14 @@ impl Daemon {
                 let mut scratch = Model::new();
                 ipvsadm::execute(&mut scratch, &cmd, &[], "").map(text)
             }
-            _ => self.change(&cmd, &req.stdin),
+            _ => {
+                let r = self.change(&cmd, &req.stdin);
+                if r.is_ok() {
+                    // an audit trail of changes (never the -R input itself)
+                    log::log(format!("rvsadm {}: applied", req.args.join(" ")));
+                }
+                r
+            }
         };
         match result {
             Ok(stdout) => Reply {
@@ -249,6 +256,12 @@ impl Daemon {
         }
         // keep what the running process was started with
         cfg.eal = b.eal.clone();
+        cfg.ports = b.ports.clone();
+        cfg.routes = b.routes.clone();
+        cfg.dataplane.workers = b.dataplane.workers;
+        cfg.dataplane.conn_table_size = b.dataplane.conn_table_size;
+        cfg.metrics = b.metrics.clone();
+        cfg.control = b.control.clone();
         let mut next = cfg.to_model();
         next.conn_table_size = self.model.conn_table_size;
         let role = role_of(&cfg);

@@ -121,11 +121,15 @@ enum Event {
 /// Runs rvsd: returns the process exit status. `build` makes the
 /// dataplane from the validated config (see [`super::backend`]).
 pub fn run(opts: &Options, build: fn(&Config) -> Result<Box<dyn Dataplane>, String>) -> i32 {
-    let mut cfg = match config::load(&opts.config) {
+    let cfg = match config::load(&opts.config) {
         Ok(c) => c,
         Err(errs) => {
             for e in &errs.0 {
-                log(format!("config error: {e}"));
+                if opts.check {
+                    eprintln!("{e}");
+                } else {
+                    log(format!("config error: {e}"));
+                }
             }
             return 1;
         }
@@ -134,7 +138,6 @@ pub fn run(opts: &Options, build: fn(&Config) -> Result<Box<dyn Dataplane>, Stri
         println!("{}: OK", opts.config.display());
         return 0;
     }
-    cfg.eal.extra_args.extend(opts.eal_args.iter().cloned());
     match start(opts, cfg, build) {
         Ok(code) => code,
         Err(e) => {
@@ -160,7 +163,11 @@ fn start(
     let signals = Signals::new([SIGHUP, SIGTERM, SIGINT])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
 
-    let dp = build(&cfg)?;
+    // the dataplane gets the command line's EAL arguments too; the daemon
+    // keeps the file's config, which is what a reload compares with
+    let mut dp_cfg = cfg.clone();
+    dp_cfg.eal.extra_args.extend(opts.eal_args.iter().cloned());
+    let dp = build(&dp_cfg)?;
     let mut daemon = Daemon::start(&opts.config, cfg, dp)?;
 
     let (tx, rx) = mpsc::channel();
@@ -243,7 +250,8 @@ fn main_loop(daemon: &mut Daemon, rx: &Receiver<Event>) {
                 let _ = notify("READY=1");
             }
             Ok(Event::Signal(sig)) => {
-                log(format!("signal {sig}: stopping"));
+                let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+                log(format!("{name}: stopping"));
                 return;
             }
             Err(RecvTimeoutError::Timeout) => {}

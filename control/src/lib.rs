@@ -3,11 +3,13 @@
 //! The pure-logic parts live here: [`model`] (what `ipvsadm -L` shows and
 //! the operations on it), [`config`] (the rvsd TOML file, validated whole),
 //! [`ipvsadm`] (the `rvsadm` command line, listings, save/restore) and
-//! [`metrics`] (Prometheus text exposition).
+//! [`metrics`] (Prometheus text exposition); [`daemon`] runs them as rvsd
+//! and rvsadm.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod daemon;
 pub mod ipvsadm;
 pub mod metrics;
 pub mod model;

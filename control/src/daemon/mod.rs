@@ -1,0 +1,371 @@
+//! rvsd, the daemon: the control thread's state and what it does with it.
+//!
+//! [`Daemon`] owns the running [`Config`], the operator-visible [`Model`]
+//! and the [`Dataplane`]. Every change (an `rvsadm` rule command, `-R`, a
+//! reload) is made on a copy of the model, published to the dataplane, and
+//! only when the dataplane accepted it does the copy replace the model:
+//! nothing is ever half-applied. Listings are rendered from the model with
+//! counters read from the dataplane and rates from IPVS-style estimators
+//! ([`est`]).
+//!
+//! Reload (SIGHUP) semantics: the config file is the source of truth, as
+//! with keepalived. The new file is parsed and validated whole; if it is
+//! bad, the error is logged and nothing changes. If it is good, the
+//! services and timeouts become exactly the file's: services added at run
+//! time with `rvsadm` and not in the file are removed, and runtime edits
+//! of services in the file are reverted. Sections that need a restart
+//! (`[eal]`, ports, routes, worker count, table size, the metrics and
+//! control addresses) keep their running values; a changed one is logged.
+//!
+//! [`server`] runs the daemon as a process: control socket, metrics
+//! endpoint, signals, systemd notification.
+
+pub mod backend;
+pub mod client;
+pub mod dataplane;
+pub mod est;
+pub mod http;
+pub mod log;
+pub mod mock;
+pub mod notify;
+pub mod proto;
+pub mod server;
+
+use self::dataplane::{Dataplane, DataplaneStats, Role};
+use self::est::Estimator;
+use self::proto::{Reply, Request};
+use crate::config::{self, Config};
+use crate::ipvsadm::{self, AdmError, Command, Outcome};
+use crate::metrics::{self, MetricsSnapshot};
+use crate::model::{Model, Service, ServiceKey};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The control thread's state.
+pub struct Daemon {
+    config_path: PathBuf,
+    /// The config rvsd started with (restart-only sections come from it).
+    boot: Config,
+    /// The config last applied (start or reload).
+    config: Config,
+    model: Model,
+    role: Role,
+    dp: Box<dyn Dataplane>,
+    service_est: HashMap<ServiceKey, Estimator>,
+    real_est: HashMap<(ServiceKey, SocketAddr), Estimator>,
+}
+
+fn role_of(cfg: &Config) -> Role {
+    // config validation only lets the three names through
+    Role::from_name(&cfg.ha.role).unwrap_or(Role::Standalone)
+}
+
+fn err_reply(e: &AdmError) -> Reply {
+    Reply {
+        status: e.status,
+        stdout: String::new(),
+        stderr: format!("{}\n", e.message),
+    }
+}
+
+/// The `-Z` commands a rule command or a `-R` input contains, in order.
+fn zeros_in(cmd: &Command, stdin: &str) -> Vec<Option<ServiceKey>> {
+    match cmd {
+        Command::Zero(k) => vec![*k],
+        Command::Restore => stdin
+            .lines()
+            .map(ipvsadm::split_line)
+            .filter(|a| !a.is_empty())
+            .filter_map(|a| match ipvsadm::parse(&a) {
+                Ok(Command::Zero(k)) => Some(k),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Counts of services added, removed and changed from `old` to `new`.
+fn diff(old: &Model, new: &Model) -> (usize, usize, usize) {
+    let added = new
+        .services
+        .iter()
+        .filter(|s| old.service(&s.key).is_none())
+        .count();
+    let removed = old
+        .services
+        .iter()
+        .filter(|s| new.service(&s.key).is_none())
+        .count();
+    let changed = new
+        .services
+        .iter()
+        .filter(|s| old.service(&s.key).is_some_and(|o| o != *s))
+        .count();
+    (added, removed, changed)
+}
+
+impl Daemon {
+    /// Publishes the model built from `config` to `dp` and returns the
+    /// running daemon. `config_path` is what SIGHUP re-reads.
+    pub fn start(
+        config_path: &Path,
+        config: Config,
+        mut dp: Box<dyn Dataplane>,
+    ) -> Result<Daemon, String> {
+        let model = config.to_model();
+        let role = role_of(&config);
+        dp.set_role(role)
+            .map_err(|e| format!("dataplane refused role {role}: {e}"))?;
+        dp.set_timeouts(model.timeouts)
+            .map_err(|e| format!("dataplane refused the timeouts: {e}"))?;
+        dp.apply(&model)
+            .map_err(|e| format!("dataplane refused the services: {e}"))?;
+        Ok(Daemon {
+            config_path: config_path.to_path_buf(),
+            boot: config.clone(),
+            config,
+            model,
+            role,
+            dp,
+            service_est: HashMap::new(),
+            real_est: HashMap::new(),
+        })
+    }
+
+    /// The model in force (without counters).
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The config last applied.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Executes one `rvsadm` request.
+    pub fn handle(&mut self, req: &Request) -> Reply {
+        let cmd = match ipvsadm::parse(&req.args) {
+            Ok(c) => c,
+            Err(e) => return err_reply(&e),
+        };
+        let result = match &cmd {
+            Command::Extra(e) => Ok(self.dp.extra(*e)),
+            Command::List(_) | Command::Save(_) | Command::GetLaddr(_) => {
+                let conns = match &cmd {
+                    Command::List(o) if o.connections => self.dp.connections(),
+                    _ => Vec::new(),
+                };
+                let mut view = self.view(&self.dp.stats());
+                ipvsadm::execute(&mut view, &cmd, &conns, "").map(text)
+            }
+            Command::Help | Command::Version => {
+                let mut scratch = Model::new();
+                ipvsadm::execute(&mut scratch, &cmd, &[], "").map(text)
+            }
+            _ => {
+                let r = self.change(&cmd, &req.stdin);
+                if r.is_ok() {
+                    // an audit trail of changes (never the -R input itself)
+                    log::log(format!("rvsadm {}: applied", req.args.join(" ")));
+                }
+                r
+            }
+        };
+        match result {
+            Ok(stdout) => Reply {
+                status: 0,
+                stdout,
+                stderr: String::new(),
+            },
+            Err(e) => err_reply(&e),
+        }
+    }
+
+    /// A rule command or `-R`: on a copy, then published, then swapped in.
+    fn change(&mut self, cmd: &Command, stdin: &str) -> Result<String, AdmError> {
+        let mut next = self.model.clone();
+        let out = ipvsadm::execute(&mut next, cmd, &[], stdin).map(text)?;
+        self.commit(next, &zeros_in(cmd, stdin))
+            .map_err(|e| AdmError {
+                message: format!("rvsd: the dataplane refused the change: {e}"),
+                status: 255,
+            })?;
+        Ok(out)
+    }
+
+    /// Publishes `next` (timeouts first, then services) and makes it the
+    /// model; on any refusal restores what was published and keeps the
+    /// old model.
+    fn commit(&mut self, next: Model, zeros: &[Option<ServiceKey>]) -> Result<(), String> {
+        let timeouts_changed = next.timeouts != self.model.timeouts;
+        if timeouts_changed {
+            self.dp.set_timeouts(next.timeouts)?;
+        }
+        if next.services != self.model.services {
+            if let Err(e) = self.dp.apply(&next) {
+                if timeouts_changed {
+                    let _ = self.dp.set_timeouts(self.model.timeouts);
+                }
+                log::log(format!("dataplane refused a change: {e}"));
+                return Err(e);
+            }
+        }
+        for z in zeros {
+            self.dp.zero(z.as_ref());
+            // as ip_vs_zero_estimator: rates restart from the zeroed counters
+            self.service_est.retain(|k, _| z.is_some_and(|zk| zk != *k));
+            self.real_est
+                .retain(|(k, _), _| z.is_some_and(|zk| zk != *k));
+        }
+        self.model = next;
+        Ok(())
+    }
+
+    /// Re-reads the config file and applies it (see the module docs).
+    /// Returns a summary for the log, or every error; on error nothing
+    /// changed.
+    pub fn reload(&mut self) -> Result<String, String> {
+        let cfg = config::load(&self.config_path).map_err(|e| e.to_string())?;
+        self.reload_with(cfg)
+    }
+
+    /// Applies an already validated config, as [`Daemon::reload`] does.
+    pub fn reload_with(&mut self, mut cfg: Config) -> Result<String, String> {
+        let mut notes = Vec::new();
+        let b = &self.boot;
+        for (changed, what) in [
+            (cfg.eal != b.eal, "[eal]"),
+            (cfg.ports != b.ports, "[[port]]"),
+            (cfg.routes != b.routes, "[[route]]"),
+            (
+                cfg.dataplane.workers != b.dataplane.workers,
+                "dataplane.workers",
+            ),
+            (
+                cfg.dataplane.conn_table_size != b.dataplane.conn_table_size,
+                "dataplane.conn_table_size",
+            ),
+            (cfg.metrics != b.metrics, "metrics.listen"),
+            (cfg.control != b.control, "control.socket"),
+        ] {
+            if changed {
+                notes.push(what);
+            }
+        }
+        // keep what the running process was started with
+        cfg.eal = b.eal.clone();
+        cfg.ports = b.ports.clone();
+        cfg.routes = b.routes.clone();
+        cfg.dataplane.workers = b.dataplane.workers;
+        cfg.dataplane.conn_table_size = b.dataplane.conn_table_size;
+        cfg.metrics = b.metrics.clone();
+        cfg.control = b.control.clone();
+        let mut next = cfg.to_model();
+        next.conn_table_size = self.model.conn_table_size;
+        let role = role_of(&cfg);
+        let (added, removed, changed) = diff(&self.model, &next);
+        self.commit(next, &[])?;
+        if role != self.role {
+            self.dp.set_role(role)?;
+            self.role = role;
+        }
+        self.config = cfg;
+        let mut summary = format!(
+            "reloaded {}: {added} service(s) added, {removed} removed, {changed} changed",
+            self.config_path.display()
+        );
+        if !notes.is_empty() {
+            summary.push_str(&format!(
+                "; changes to {} take effect only on restart",
+                notes.join(", ")
+            ));
+        }
+        Ok(summary)
+    }
+
+    /// Samples the counters into the rate estimators; call every
+    /// [`est::INTERVAL`].
+    pub fn sample_rates(&mut self) {
+        let st = self.dp.stats();
+        let mut seen_s = HashMap::new();
+        for c in &st.services {
+            seen_s.insert(c.key, ());
+            match self.service_est.get_mut(&c.key) {
+                Some(e) => e.sample(&c.stats),
+                None => {
+                    self.service_est.insert(c.key, Estimator::new(&c.stats));
+                }
+            }
+        }
+        self.service_est.retain(|k, _| seen_s.contains_key(k));
+        let mut seen_r = HashMap::new();
+        for c in &st.reals {
+            let k = (c.service, c.addr);
+            seen_r.insert(k, ());
+            match self.real_est.get_mut(&k) {
+                Some(e) => e.sample(&c.stats),
+                None => {
+                    self.real_est.insert(k, Estimator::new(&c.stats));
+                }
+            }
+        }
+        self.real_est.retain(|k, _| seen_r.contains_key(k));
+    }
+
+    /// The model with counters, connection gauges and rates filled in.
+    fn view(&self, st: &DataplaneStats) -> Model {
+        let svc: HashMap<_, _> = st.services.iter().map(|c| (c.key, c)).collect();
+        let real: HashMap<_, _> = st.reals.iter().map(|c| ((c.service, c.addr), c)).collect();
+        let mut v = self.model.clone();
+        for s in &mut v.services {
+            let Service { key, .. } = *s;
+            if let Some(c) = svc.get(&key) {
+                s.stats = c.stats;
+            }
+            if let Some(e) = self.service_est.get(&key) {
+                s.rates = e.rates();
+            }
+            for r in &mut s.reals {
+                if let Some(c) = real.get(&(key, r.addr)) {
+                    r.stats = c.stats;
+                    r.active_conns = c.active_conns;
+                    r.inact_conns = c.inact_conns;
+                    r.persist_conns = c.persist_conns;
+                }
+                if let Some(e) = self.real_est.get(&(key, r.addr)) {
+                    r.rates = e.rates();
+                }
+            }
+        }
+        v
+    }
+
+    /// The Prometheus exposition for GET /metrics.
+    pub fn metrics(&self) -> String {
+        let st = self.dp.stats();
+        let mut m = MetricsSnapshot::from_model(&self.view(&st));
+        m.ports = st.ports;
+        m.drops = st.drops;
+        m.handoffs = st.handoffs;
+        m.conn_tables = st.conn_tables;
+        metrics::render(&m)
+    }
+
+    /// Stops the dataplane.
+    pub fn shutdown(self) {
+        self.dp.shutdown();
+    }
+}
+
+fn text(o: Outcome) -> String {
+    match o {
+        Outcome::Text(t) => t,
+        // handled before execute; an Extra here renders nothing
+        Outcome::Extra(_) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

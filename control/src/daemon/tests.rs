@@ -1,0 +1,283 @@
+//! The control thread's core against the mock dataplane.
+
+use super::dataplane::{RealCounters, ServiceCounters};
+use super::mock::{MockDataplane, MockHandle};
+use super::*;
+use crate::model::{Protocol, Stats};
+
+const CONFIG: &str = r#"
+[eal]
+cores = [0, 1, 2, 3]
+
+[[port]]
+name = "d0"
+device = "net_null0"
+addresses = ["198.18.0.1/24"]
+
+[dataplane]
+workers = 2
+conn_table_size = 1024
+
+[[service]]
+protocol = "tcp"
+address = "198.18.0.100:80"
+scheduler = "wrr"
+forward = "masq"
+
+  [[service.real]]
+  address = "198.19.0.2:8080"
+  weight = 2
+
+[control]
+socket = "/tmp/unused.sock"
+"#;
+
+fn daemon() -> (Daemon, MockHandle) {
+    let cfg = config::parse(CONFIG, "test.toml").unwrap();
+    let mock = MockDataplane::from_config(&cfg);
+    let h = mock.handle();
+    let d = Daemon::start(Path::new("/nonexistent.toml"), cfg, Box::new(mock)).unwrap();
+    (d, h)
+}
+
+fn run(d: &mut Daemon, line: &str) -> Reply {
+    d.handle(&Request {
+        args: ipvsadm::split_line(line),
+        stdin: String::new(),
+    })
+}
+
+fn ok(d: &mut Daemon, line: &str) -> String {
+    let r = run(d, line);
+    assert_eq!(r.status, 0, "{line}: {}", r.stderr);
+    r.stdout
+}
+
+fn key(s: &str) -> ServiceKey {
+    ServiceKey {
+        proto: Protocol::Tcp,
+        addr: s.parse().unwrap(),
+    }
+}
+
+#[test]
+fn start_publishes_config() {
+    let (d, h) = daemon();
+    let st = h.lock();
+    assert_eq!(st.applied.len(), 1);
+    assert_eq!(st.applied[0], d.model().clone());
+    assert_eq!(st.applied[0].services.len(), 1);
+    assert_eq!(st.roles, vec![Role::Standalone]);
+    assert_eq!(st.timeouts.len(), 1);
+}
+
+#[test]
+fn rule_commands_reach_the_dataplane() {
+    let (mut d, h) = daemon();
+    ok(&mut d, "-A -t 198.18.0.9:80 -s wlc");
+    ok(&mut d, "-a -t 198.18.0.9:80 -r 198.19.0.5:8080 -m -w 2");
+    let last = h.lock().applied.last().unwrap().clone();
+    assert_eq!(&last, d.model());
+    let s = last.service(&key("198.18.0.9:80")).unwrap();
+    assert_eq!(s.reals[0].weight, 2);
+    assert!(ok(&mut d, "-Ln").contains("  -> 198.19.0.5:8080              Masq    2"));
+    ok(&mut d, "-e -t 198.18.0.9:80 -r 198.19.0.5:8080 -m -w 5");
+    assert_eq!(
+        h.lock()
+            .applied
+            .last()
+            .unwrap()
+            .service(&key("198.18.0.9:80"))
+            .unwrap()
+            .reals[0]
+            .weight,
+        5
+    );
+    ok(&mut d, "-d -t 198.18.0.9:80 -r 198.19.0.5:8080");
+    ok(&mut d, "-D -t 198.18.0.9:80");
+    assert_eq!(h.lock().applied.last().unwrap().services.len(), 1);
+    assert_eq!(h.lock().applied.len(), 6);
+    // listings do not publish
+    ok(&mut d, "-Ln");
+    ok(&mut d, "-S");
+    assert_eq!(h.lock().applied.len(), 6);
+}
+
+#[test]
+fn refused_commands_change_nothing() {
+    let (mut d, h) = daemon();
+    let before = ok(&mut d, "-Ln");
+    for (line, err) in [
+        ("-A -t 198.18.0.9:80 -s nosuch", "Scheduler not found\n"),
+        ("-A -t 198.18.0.100:80", "Service already exists\n"),
+        (
+            "-d -t 198.18.0.100:80 -r 198.19.0.9:8080",
+            "No such destination\n",
+        ),
+        (
+            "-A -t 300.1.1.1:80",
+            "illegal virtual server address[:port] specified\n",
+        ),
+    ] {
+        let r = run(&mut d, line);
+        assert_ne!(r.status, 0, "{line}");
+        assert_eq!(r.stderr, err, "{line}");
+    }
+    assert_eq!(ok(&mut d, "-Ln"), before);
+    assert_eq!(h.lock().applied.len(), 1);
+}
+
+#[test]
+fn dataplane_refusal_keeps_the_old_model() {
+    let (mut d, h) = daemon();
+    let before = d.model().clone();
+    h.lock().fail_next_apply = Some("ring full".into());
+    let r = run(&mut d, "-A -t 198.18.0.9:80");
+    assert_eq!(r.status, 255);
+    assert!(r.stderr.contains("ring full"), "{}", r.stderr);
+    assert_eq!(d.model(), &before);
+    // timeouts were put back when the services were refused
+    h.lock().fail_next_apply = Some("nope".into());
+    let r = run(&mut d, "-R");
+    assert_eq!(r.status, 0); // empty restore: nothing to publish
+    let r = d.handle(&Request {
+        args: vec!["-R".into()],
+        stdin: "--set 10 20 30\n-A -t 198.18.0.9:80\n".into(),
+    });
+    assert_eq!(r.status, 255);
+    assert_eq!(d.model(), &before);
+    let t = h.lock().timeouts.clone();
+    assert_eq!(t.last(), Some(&before.timeouts));
+}
+
+#[test]
+fn save_clear_restore_round_trip() {
+    let (mut d, h) = daemon();
+    ok(&mut d, "-A -u [2001:db8::1]:53 -s sh -p 60");
+    ok(
+        &mut d,
+        "-a -u [2001:db8::1]:53 -r [2001:db8:1::2]:53 -g -w 3",
+    );
+    let listing = ok(&mut d, "-Ln");
+    let saved = ok(&mut d, "-S -n");
+    ok(&mut d, "-C");
+    assert_eq!(d.model().services.len(), 0);
+    let r = d.handle(&Request {
+        args: vec!["-R".into()],
+        stdin: saved,
+    });
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(ok(&mut d, "-Ln"), listing);
+    assert_eq!(h.lock().applied.last().unwrap(), d.model());
+}
+
+/// The words of the first line of `text` starting with `start`.
+fn words<'a>(text: &'a str, start: &str) -> Vec<&'a str> {
+    let line = text.lines().find(|l| l.starts_with(start)).unwrap_or("");
+    line.split_whitespace().collect()
+}
+
+#[test]
+fn stats_rates_zero_and_metrics() {
+    let (mut d, h) = daemon();
+    let k = key("198.18.0.100:80");
+    let real = "198.19.0.2:8080".parse().unwrap();
+    let mut total = Stats::default();
+    let set = |h: &MockHandle, s: Stats| {
+        let mut st = h.lock();
+        st.stats.services = vec![ServiceCounters { key: k, stats: s }];
+        st.stats.reals = vec![RealCounters {
+            service: k,
+            addr: real,
+            stats: s,
+            active_conns: 7,
+            inact_conns: 3,
+            persist_conns: 0,
+        }];
+    };
+    set(&h, total);
+    d.sample_rates(); // starts the estimators
+    for _ in 0..3 {
+        total.conns += 100;
+        total.inpkts += 1000;
+        set(&h, total);
+        d.sample_rates();
+    }
+    let stats = ok(&mut d, "-Ln --stats");
+    assert!(stats.contains("     300     3000"), "{stats}");
+    let rate = ok(&mut d, "-Ln --rate");
+    // after three samples of 50 conn/s and 500 packets/s: 29 and 289
+    // (the sequence in est.rs)
+    assert_eq!(
+        words(&rate, "TCP"),
+        ["TCP", "198.18.0.100:80", "29", "289", "0", "0", "0"]
+    );
+    let plain = ok(&mut d, "-Ln");
+    assert!(plain.contains("Masq    2      7          3"), "{plain}");
+    let m = d.metrics();
+    assert!(m.contains("node_ipvs_connections_total 300\n"), "{m}");
+    assert!(m.contains("node_ipvs_backend_connections_active{"));
+    assert!(m.contains("rvs_conn_table_capacity{worker=\"1\"} 1024\n"));
+    ok(&mut d, "-Z -t 198.18.0.100:80");
+    assert_eq!(h.lock().zeroed, vec![Some(k)]);
+    let stats = ok(&mut d, "-Ln --stats");
+    assert!(!stats.contains("3000"), "{stats}");
+    let rate = ok(&mut d, "-Ln --rate");
+    assert_eq!(
+        words(&rate, "TCP"),
+        ["TCP", "198.18.0.100:80", "0", "0", "0", "0", "0"]
+    );
+    let r = run(&mut d, "-Z -t 198.18.0.7:80");
+    assert_eq!(r.stderr, "No such service\n");
+}
+
+#[test]
+fn reload_makes_the_file_the_truth() {
+    let (mut d, h) = daemon();
+    ok(&mut d, "-A -t 198.18.0.9:80"); // runtime-only: dropped by reload
+    let new = CONFIG
+        .replace("weight = 2", "weight = 4")
+        .replace("workers = 2", "workers = 3")
+        + "\n[[service]]\nprotocol = \"udp\"\naddress = \"198.18.0.100:53\"\n";
+    let cfg = config::parse(&new, "new.toml").unwrap();
+    let summary = d.reload_with(cfg).unwrap();
+    assert!(
+        summary.contains("1 service(s) added, 1 removed, 1 changed"),
+        "{summary}"
+    );
+    assert!(summary.contains("dataplane.workers"), "{summary}");
+    let m = h.lock().applied.last().unwrap().clone();
+    assert_eq!(&m, d.model());
+    assert_eq!(m.services.len(), 2);
+    assert!(m.service(&key("198.18.0.9:80")).is_none());
+    assert_eq!(
+        m.service(&key("198.18.0.100:80")).unwrap().reals[0].weight,
+        4
+    );
+    // a bad file changes nothing
+    let before = d.model().clone();
+    let n = h.lock().applied.len();
+    assert!(d.reload().unwrap_err().contains("/nonexistent.toml"));
+    assert_eq!(d.model(), &before);
+    assert_eq!(h.lock().applied.len(), n);
+}
+
+#[test]
+fn extras_and_connections_come_from_the_dataplane() {
+    let (mut d, h) = daemon();
+    assert!(ok(&mut d, "--workers").contains("1024"));
+    assert!(ok(&mut d, "--ports").contains("d0"));
+    h.lock().conns = vec![crate::model::ConnEntry {
+        proto: Protocol::Tcp,
+        expire_secs: 890,
+        state: "ESTABLISHED".into(),
+        client: "198.18.0.50:40000".parse().unwrap(),
+        virt: "198.18.0.100:80".parse().unwrap(),
+        dest: "198.19.0.2:8080".parse().unwrap(),
+    }];
+    let c = ok(&mut d, "-Lnc");
+    assert!(c.contains("ESTABLISHED"), "{c}");
+    assert!(ok(&mut d, "-h").starts_with("Usage:"));
+    d.shutdown();
+    assert!(h.lock().shut_down);
+}

@@ -20,6 +20,7 @@ pub mod neigh;
 pub mod parse;
 pub mod pipeline;
 pub mod route;
+pub mod runtime;
 pub mod sched;
 pub mod snapshot;
 pub mod stats;

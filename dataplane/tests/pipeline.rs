@@ -1,33 +1,18 @@
 //! The worker's packet path end to end on byte buffers: packets in,
 //! exact packets out, counters. No EAL: the same code runs on mbufs.
 
+mod common;
+
+use common::*;
 use dataplane::buf::{PacketBuf, VecBuf};
 use dataplane::conn::FwdMode;
 use dataplane::flow::HashKey;
 use dataplane::pipeline::{Event, Pipeline, PipelineConfig, Sink};
-use dataplane::route::RouteTableBuilder;
-use dataplane::sched::{RealServer, SchedConfig, SchedKind, ServiceSched};
-use dataplane::snapshot::{PortSnap, Role, Service, Snapshot, SnapshotBuilder};
+use dataplane::sched::SchedKind;
+use dataplane::snapshot::{Role, Snapshot};
 use dataplane::stats::{PathDrop, WorkerCounters};
 use dataplane::wire::ethernet::MacAddr;
-use etherparse::{PacketBuilder, SlicedPacket};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
-
-const CLIENT_PORT: u16 = 0;
-const SERVER_PORT: u16 = 1;
-const MAC_P0: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-const MAC_P1: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
-const MAC_GW: [u8; 6] = [0x02, 0, 0, 0, 0, 0xaa];
-const MAC_RS1: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
-const MAC_RS2: [u8; 6] = [0x02, 0, 0, 0, 0, 0x12];
-
-fn v4(s: &str) -> IpAddr {
-    IpAddr::V4(s.parse::<Ipv4Addr>().expect("addr"))
-}
-fn v6(s: &str) -> IpAddr {
-    IpAddr::V6(s.parse::<Ipv6Addr>().expect("addr"))
-}
 
 #[derive(Default)]
 struct Collect {
@@ -52,63 +37,6 @@ impl Sink<VecBuf> for Collect {
     }
 }
 
-fn service(
-    id: u16,
-    vip: IpAddr,
-    vport: u16,
-    kind: SchedKind,
-    reals: &[(IpAddr, u16)],
-    fwd: FwdMode,
-) -> Service {
-    let rs: Vec<RealServer> = reals
-        .iter()
-        .enumerate()
-        .map(|(i, (a, p))| RealServer::new(u32::from(id) * 100 + i as u32, *a, *p, 1))
-        .collect();
-    let mh = ServiceSched::new(SchedConfig::new(SchedKind::Mh), rs.clone(), None, 1).expect("mh");
-    Service {
-        id,
-        proto: 6,
-        vip,
-        vport,
-        sched: ServiceSched::new(SchedConfig::new(kind), rs, None, 1).expect("sched"),
-        fwd: vec![fwd; reals.len()].into_boxed_slice(),
-        sorry_fwd: fwd,
-        laddrs: vec![v4("198.19.0.250"), v6("2001:db8:1::250")].into_boxed_slice(),
-        stateless: Some(mh),
-    }
-}
-
-fn snapshot(services: Vec<Service>, role: Role) -> Arc<Snapshot> {
-    let routes = RouteTableBuilder::new()
-        .connected(CLIENT_PORT, v4("198.18.0.1"), 24)
-        .connected(SERVER_PORT, v4("198.19.0.1"), 24)
-        .connected(CLIENT_PORT, v6("2001:db8::1"), 64)
-        .connected(SERVER_PORT, v6("2001:db8:1::1"), 64)
-        .route(v4("0.0.0.0"), 0, CLIENT_PORT, Some(v4("198.18.0.254")))
-        .build()
-        .expect("routes");
-    let ports = vec![
-        PortSnap {
-            mac: MacAddr(MAC_P0),
-            mtu: 1500,
-            v4: Some(("198.18.0.1".parse().expect("a"), 24)),
-            v6: Some(("2001:db8::1".parse().expect("a"), 64)),
-        },
-        PortSnap {
-            mac: MacAddr(MAC_P1),
-            mtu: 1500,
-            v4: Some(("198.19.0.1".parse().expect("a"), 24)),
-            v6: Some(("2001:db8:1::1".parse().expect("a"), 64)),
-        },
-    ];
-    let mut b = SnapshotBuilder::new(1, ports, routes).role(role);
-    for s in services {
-        b = b.service(s);
-    }
-    Arc::new(b.build().expect("snapshot"))
-}
-
 fn pipeline(
     snap: Arc<Snapshot>,
     worker: u16,
@@ -124,102 +52,6 @@ fn pipeline(
     )
     .expect("pipeline");
     (p, counters)
-}
-
-fn tcp4(
-    src: &str,
-    sport: u16,
-    dst: &str,
-    dport: u16,
-    syn: bool,
-    ack: bool,
-    payload: &[u8],
-) -> Vec<u8> {
-    let s: Ipv4Addr = src.parse().expect("src");
-    let d: Ipv4Addr = dst.parse().expect("dst");
-    let mut t = PacketBuilder::ethernet2(MAC_GW, MAC_P0)
-        .ipv4(s.octets(), d.octets(), 64)
-        .tcp(sport, dport, 1000, 65535);
-    if syn {
-        t = t.syn();
-    }
-    if ack {
-        t = t.ack(1);
-    }
-    let mut out = Vec::new();
-    t.write(&mut out, payload).expect("build");
-    out
-}
-
-fn arp_reply(
-    sender_mac: [u8; 6],
-    sender_ip: &str,
-    target_mac: [u8; 6],
-    target_ip: &str,
-) -> Vec<u8> {
-    let s: Ipv4Addr = sender_ip.parse().expect("ip");
-    let t: Ipv4Addr = target_ip.parse().expect("ip");
-    let mut f = Vec::new();
-    f.extend_from_slice(&target_mac);
-    f.extend_from_slice(&sender_mac);
-    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
-    f.extend_from_slice(&sender_mac);
-    f.extend_from_slice(&s.octets());
-    f.extend_from_slice(&target_mac);
-    f.extend_from_slice(&t.octets());
-    f
-}
-
-/// Destination IP and port, destination MAC, and valid checksums.
-fn check_out(frame: &[u8]) -> (IpAddr, u16, IpAddr, u16, [u8; 6]) {
-    let p = SlicedPacket::from_ethernet(frame).expect("etherparse parses the output");
-    let (src, dst) = match p.net {
-        Some(etherparse::NetSlice::Ipv4(ip)) => {
-            let h = ip.header();
-            let mut hh = h.to_header();
-            hh.header_checksum = hh.calc_header_checksum();
-            assert_eq!(
-                hh.header_checksum,
-                h.header_checksum(),
-                "IPv4 header checksum"
-            );
-            (
-                IpAddr::V4(h.source_addr()),
-                IpAddr::V4(h.destination_addr()),
-            )
-        }
-        Some(etherparse::NetSlice::Ipv6(ip)) => {
-            let h = ip.header();
-            (
-                IpAddr::V6(h.source_addr()),
-                IpAddr::V6(h.destination_addr()),
-            )
-        }
-        _ => panic!("not IP"),
-    };
-    let (sport, dport) = match p.transport {
-        Some(etherparse::TransportSlice::Tcp(t)) => {
-            let want = match (src, dst) {
-                (IpAddr::V4(s), IpAddr::V4(d)) => {
-                    t.to_header()
-                        .calc_checksum_ipv4_raw(s.octets(), d.octets(), t.payload())
-                }
-                (IpAddr::V6(s), IpAddr::V6(d)) => {
-                    t.to_header()
-                        .calc_checksum_ipv6_raw(s.octets(), d.octets(), t.payload())
-                }
-                _ => panic!("mixed"),
-            }
-            .expect("checksum");
-            assert_eq!(t.checksum(), want, "TCP checksum");
-            (t.source_port(), t.destination_port())
-        }
-        _ => panic!("not TCP"),
-    };
-    let mut mac = [0u8; 6];
-    mac.copy_from_slice(&frame[..6]);
-    let _ = src;
-    (src, sport, dst, dport, mac)
 }
 
 #[test]

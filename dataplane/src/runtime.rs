@@ -1,0 +1,348 @@
+//! The running dataplane: EAL, the packet pool, the ports (one RX and one
+//! TX queue per worker), the handoff rings between every ordered pair of
+//! workers, the pinned worker threads, and a relay thread that carries
+//! events between them. The control thread drives it through
+//! [`Runtime::publish`] and reads its counters; [`Runtime::shutdown`]
+//! stops it in order: workers, then ports, then the pool, then EAL.
+
+use crate::dpdk::{
+    spawn_worker, Eal, EalArgs, LinkStatus, Mbuf, Mempool, Port, PortConfig, PortStats, Ring,
+    WorkerHandle,
+};
+use crate::flow::HashKey;
+use crate::neigh::NeighConfig;
+use crate::pipeline::{ConnInfo, DumpRequest, Event, Pipeline, PipelineConfig};
+use crate::snapshot::{PortSnap, Snapshot};
+use crate::stats::WorkerCounters;
+use crate::wire::ethernet::MacAddr;
+use crate::worker::{self, Channels, Command, LoopConfig, WorkerIo};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One port to open.
+#[derive(Debug, Clone)]
+pub struct PortSpec {
+    /// Name (for listings and metrics).
+    pub name: String,
+    /// DPDK devargs or PCI address.
+    pub device: String,
+    /// IP MTU.
+    pub mtu: u16,
+    /// IPv4 address and prefix.
+    pub v4: Option<(Ipv4Addr, u8)>,
+    /// IPv6 address and prefix.
+    pub v6: Option<(Ipv6Addr, u8)>,
+}
+
+/// How to start.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// EAL arguments.
+    pub eal: EalArgs,
+    /// Ports, in index order.
+    pub ports: Vec<PortSpec>,
+    /// Worker count.
+    pub workers: u16,
+    /// Core of each worker (None: unpinned).
+    pub worker_cores: Vec<Option<usize>>,
+    /// IPv4 connections per worker.
+    pub conns_v4: u32,
+    /// IPv6 connections per worker.
+    pub conns_v6: u32,
+    /// Mbufs in the pool.
+    pub mbufs: u32,
+    /// Service ids counted (highest id + 1).
+    pub max_services: usize,
+    /// Real-server ids counted (highest id + 1).
+    pub max_reals: usize,
+}
+
+struct Worker {
+    handle: Option<WorkerHandle<WorkerIo>>,
+    ch: Channels,
+}
+
+/// The running dataplane.
+pub struct Runtime {
+    workers: Vec<Worker>,
+    counters: Vec<Arc<WorkerCounters>>,
+    current: Arc<Snapshot>,
+    ports: Vec<Port>,
+    port_specs: Vec<PortSpec>,
+    port_snaps: Vec<PortSnap>,
+    relay: Option<std::thread::JoinHandle<()>>,
+    stop_relay: Arc<AtomicBool>,
+    pool: Arc<Mempool>,
+    eal: Eal,
+}
+
+impl Runtime {
+    /// Starts EAL, the ports and the workers. `build` makes the first
+    /// snapshot once the ports' MACs are known.
+    pub fn start(
+        cfg: RuntimeConfig,
+        build: impl FnOnce(&[PortSnap]) -> Result<Snapshot, String>,
+    ) -> Result<Runtime, String> {
+        let eal = Eal::init(&cfg.eal).map_err(|e| format!("EAL: {e}"))?;
+        let pool = Self::pool(&eal, &cfg)?;
+        let pcfg = Self::port_config(&cfg);
+        let mut ports = Vec::new();
+        for spec in &cfg.ports {
+            ports.push(
+                Port::open(&eal, &spec.device, &pcfg, &pool)
+                    .map_err(|e| format!("port {}: {e}", spec.name))?,
+            );
+        }
+        Self::start_on(&eal, pool, ports, cfg, build)
+    }
+
+    /// The packet pool `start` creates.
+    pub fn pool(eal: &Eal, cfg: &RuntimeConfig) -> Result<Arc<Mempool>, String> {
+        Mempool::new(eal, "rvs_pkt", cfg.mbufs.max(4095), 256, 2176)
+            .map_err(|e| format!("mempool: {e}"))
+    }
+
+    /// The port configuration `start` uses: one RX and one TX queue per
+    /// worker.
+    pub fn port_config(cfg: &RuntimeConfig) -> PortConfig {
+        let workers = cfg.workers.max(1);
+        PortConfig {
+            rx_queues: workers,
+            tx_queues: workers,
+            ..PortConfig::default()
+        }
+    }
+
+    /// Starts on an initialised EAL and ports opened with
+    /// [`Runtime::port_config`] (in `cfg.ports` order), their RX pool `pool`.
+    pub fn start_on(
+        eal: &Eal,
+        pool: Arc<Mempool>,
+        mut ports: Vec<Port>,
+        cfg: RuntimeConfig,
+        build: impl FnOnce(&[PortSnap]) -> Result<Snapshot, String>,
+    ) -> Result<Runtime, String> {
+        let eal = eal.clone();
+        let workers = cfg.workers.max(1);
+        let mut port_snaps = Vec::new();
+        for (p, spec) in ports.iter().zip(&cfg.ports) {
+            let mac = p.mac().map_err(|e| format!("port {}: {e}", spec.name))?;
+            port_snaps.push(PortSnap {
+                mac: MacAddr(mac),
+                mtu: spec.mtu,
+                v4: spec.v4,
+                v6: spec.v6,
+            });
+        }
+        let snap = Arc::new(build(&port_snaps)?);
+        let flow_key = HashKey::random();
+        let channels: Vec<Channels> = (0..workers).map(|_| Channels::new(1024)).collect();
+        let counters: Vec<Arc<WorkerCounters>> = (0..workers)
+            .map(|_| {
+                Arc::new(WorkerCounters::new(
+                    cfg.max_services,
+                    cfg.max_reals,
+                    ports.len(),
+                    workers as usize,
+                ))
+            })
+            .collect();
+        // Handoff rings: rings[from][to].
+        let mut producers: Vec<Vec<Option<crate::dpdk::Producer<Mbuf>>>> = Vec::new();
+        let mut consumers: Vec<Vec<crate::dpdk::Consumer<Mbuf>>> =
+            (0..workers).map(|_| Vec::new()).collect();
+        for from in 0..workers {
+            let mut row = Vec::new();
+            for to in 0..workers {
+                if from == to {
+                    row.push(None);
+                    continue;
+                }
+                let (p, c) = Ring::spsc::<Mbuf>(&eal, &format!("rvs_ho_{from}_{to}"), 2047)
+                    .map_err(|e| format!("handoff ring: {e}"))?;
+                row.push(Some(p));
+                consumers[to as usize].push(c);
+            }
+            producers.push(row);
+        }
+        let mut started = Vec::new();
+        for (w, (out, inn)) in producers.into_iter().zip(consumers).enumerate() {
+            let mut pc = PipelineConfig::new(w as u16, workers, cfg.conns_v4, cfg.conns_v6);
+            pc.neigh = NeighConfig::default();
+            let pipe = Pipeline::<Mbuf>::new(&pc, snap.clone(), flow_key, counters[w].clone())
+                .map_err(|e| format!("worker {w}: {e}"))?;
+            let mut rx = Vec::new();
+            let mut tx = Vec::new();
+            for p in ports.iter_mut() {
+                rx.push(p.take_rx_queue(w as u16).ok_or("RX queue taken")?);
+                tx.push(p.take_tx_queue(w as u16).ok_or("TX queue taken")?);
+            }
+            let io = WorkerIo {
+                rx,
+                tx,
+                handoff_in: inn,
+                handoff_out: out,
+                pool: pool.clone(),
+            };
+            let ch = channels[w].clone();
+            let ctr = counters[w].clone();
+            let core = cfg.worker_cores.get(w).copied().flatten();
+            let h = spawn_worker(&eal, &format!("rvs-w{w}"), core, move |_| {
+                worker::run(pipe, io, ch, ctr, LoopConfig::default())
+            })
+            .map_err(|e| format!("worker {w}: {e}"))?;
+            started.push(Worker {
+                handle: Some(h),
+                ch: channels[w].clone(),
+            });
+        }
+        let stop_relay = Arc::new(AtomicBool::new(false));
+        let relay = {
+            let stop = stop_relay.clone();
+            let chans = channels.clone();
+            std::thread::Builder::new()
+                .name("rvs-relay".into())
+                .spawn(move || relay_loop(&chans, &stop))
+                .map_err(|e| format!("relay thread: {e}"))?
+        };
+        Ok(Runtime {
+            workers: started,
+            counters,
+            current: snap,
+            ports,
+            port_specs: cfg.ports,
+            port_snaps,
+            relay: Some(relay),
+            stop_relay,
+            pool,
+            eal,
+        })
+    }
+
+    /// The ports as snapshots see them (MACs included).
+    pub fn port_snaps(&self) -> &[PortSnap] {
+        &self.port_snaps
+    }
+
+    /// The ports' specs.
+    pub fn port_specs(&self) -> &[PortSpec] {
+        &self.port_specs
+    }
+
+    /// The snapshot last published.
+    pub fn current(&self) -> &Arc<Snapshot> {
+        &self.current
+    }
+
+    /// Every worker's counters.
+    pub fn counters(&self) -> &[Arc<WorkerCounters>] {
+        &self.counters
+    }
+
+    /// Publishes a new snapshot to every worker. Workers swap it in
+    /// between bursts; their old one comes back to the relay thread.
+    pub fn publish(&mut self, snap: Snapshot) -> Result<(), String> {
+        let snap = Arc::new(snap);
+        for (i, w) in self.workers.iter().enumerate() {
+            push_cmd(&w.ch, Command::Snapshot(snap.clone()))
+                .map_err(|_| format!("worker {i} is not taking commands"))?;
+        }
+        self.current = snap;
+        Ok(())
+    }
+
+    /// Collects up to `max` connections from every worker.
+    pub fn connections(&self, max: usize) -> Vec<ConnInfo> {
+        let req = Arc::new(DumpRequest::new(max));
+        let mut asked = 0;
+        for w in &self.workers {
+            if push_cmd(&w.ch, Command::Dump(req.clone())).is_ok() {
+                asked += 1;
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while req.done.load(Ordering::Acquire) < asked && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let mut v = Vec::new();
+        while let Some(c) = req.out.pop() {
+            v.push(c);
+        }
+        v
+    }
+
+    /// Port counters and link state, by port index.
+    pub fn port_status(&self) -> Vec<(String, Option<PortStats>, Option<LinkStatus>)> {
+        self.ports
+            .iter()
+            .zip(&self.port_specs)
+            .map(|(p, s)| (s.name.clone(), p.stats().ok(), p.link().ok()))
+            .collect()
+    }
+
+    /// Mbufs in use / pool size.
+    pub fn pool_usage(&self) -> (u32, u32) {
+        (self.pool.in_use(), self.pool.size())
+    }
+
+    /// The DPDK version.
+    pub fn dpdk_version(&self) -> String {
+        self.eal.version()
+    }
+
+    /// Stops the workers (they drain TX), then the ports, the pool and EAL.
+    pub fn shutdown(mut self) {
+        for w in &self.workers {
+            let _ = push_cmd(&w.ch, Command::Stop);
+        }
+        for w in self.workers.iter_mut() {
+            if let Some(h) = w.handle.take() {
+                // The queues come back and are dropped here, before ports.
+                let _ = h.join();
+            }
+        }
+        self.stop_relay.store(true, Ordering::Relaxed);
+        if let Some(r) = self.relay.take() {
+            let _ = r.join();
+        }
+        for w in &self.workers {
+            while w.ch.retired.pop().is_some() {}
+            while w.ch.commands.pop().is_some() {}
+        }
+        self.ports.clear();
+    }
+}
+
+fn push_cmd(ch: &Channels, mut cmd: Command) -> Result<(), Command> {
+    for _ in 0..2000 {
+        match ch.commands.push(cmd) {
+            Ok(()) => return Ok(()),
+            Err(c) => {
+                cmd = c;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+    Err(cmd)
+}
+
+/// Relays learned neighbours to every other worker and frees retired
+/// snapshots, so neither happens on a worker core.
+fn relay_loop(chans: &[Channels], stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        for (i, ch) in chans.iter().enumerate() {
+            while ch.retired.pop().is_some() {}
+            while let Some(ev) = ch.events.pop() {
+                let Event::NeighLearned { ip, port, mac } = ev;
+                for (j, other) in chans.iter().enumerate() {
+                    if i != j {
+                        let _ = other.commands.push(Command::Learn { ip, port, mac });
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

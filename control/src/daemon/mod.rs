@@ -23,6 +23,7 @@
 pub mod backend;
 pub mod client;
 pub mod dataplane;
+pub mod dpdk;
 pub mod est;
 pub mod http;
 pub mod log;

@@ -1,0 +1,614 @@
+//! The DPDK dataplane behind rvsd's [`Dataplane`] trait: starts the
+//! [`Runtime`] from the config and turns every operator model into a new
+//! immutable [`Snapshot`].
+//!
+//! Identities survive changes: each virtual service keeps its service id
+//! and each (service, real server) its real-server id and its shared
+//! active/inactive counters for as long as it exists, so a reload or an
+//! `rvsadm -e` never disturbs established connections or their counts.
+
+use super::dataplane::{
+    Dataplane, DataplaneStats, RealCounters as RealStats, Role, ServiceCounters,
+};
+use crate::config::{Cidr, Config};
+use crate::ipvsadm::Extra;
+use crate::metrics::{ConnTable, DropCounter, Handoff, PortCounters};
+use crate::model::{ConnEntry, Forward, Model, Netmask, Protocol, ServiceKey, Stats, Timeouts};
+use dataplane::conn::{FwdMode, Timeouts as ConnTimeouts};
+use dataplane::dpdk::EalArgs;
+use dataplane::route::{RouteTable, RouteTableBuilder};
+use dataplane::runtime::{PortSpec, Runtime, RuntimeConfig};
+use dataplane::sched::{
+    Persistence, RealCounters, RealServer, SchedConfig, SchedKind, ServiceSched, Thresholds,
+};
+use dataplane::snapshot::{PortSnap, Role as SnapRole, Service, Snapshot, SnapshotBuilder};
+use dataplane::stats::Traffic;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// Seed of the scheduler hashes (sh, dh, mh): the same on every director,
+/// so every instance picks the same real server for a client.
+const SCHED_SEED: u128 = 0x7276_735f_7363_6865_645f_7365_6564_0001;
+/// Most services and real servers counted per worker.
+const MAX_SERVICES: usize = 4096;
+const MAX_REALS: usize = 65536;
+
+type RealKey = (ServiceKey, SocketAddr);
+
+/// rvsd's DPDK dataplane.
+pub struct DpdkDataplane {
+    rt: Option<Runtime>,
+    routes: RouteTable,
+    ports: Vec<PortSnap>,
+    port_names: Vec<String>,
+    svc_ids: HashMap<ServiceKey, u16>,
+    real_ids: HashMap<RealKey, (u32, Arc<RealCounters>, Thresholds)>,
+    next_svc: u16,
+    next_real: u32,
+    generation: u64,
+    timeouts: ConnTimeouts,
+    role: SnapRole,
+    model: Model,
+    /// Counters at the last `-Z`, subtracted from what workers report.
+    svc_base: HashMap<u16, Traffic>,
+    real_base: HashMap<u32, Traffic>,
+}
+
+fn parse_cidrs(list: &[String]) -> Vec<Cidr> {
+    list.iter().filter_map(|a| a.parse().ok()).collect()
+}
+
+fn build_routes(cfg: &Config) -> Result<RouteTable, String> {
+    let mut b = RouteTableBuilder::new();
+    for (i, p) in cfg.ports.iter().enumerate() {
+        for c in parse_cidrs(&p.addresses) {
+            b.connected(i as u16, c.addr, c.prefix);
+        }
+    }
+    for (i, r) in cfg.routes.iter().enumerate() {
+        let pfx: Cidr = r
+            .prefix
+            .parse()
+            .map_err(|_| format!("route[{i}].prefix: bad prefix {}", r.prefix))?;
+        let port = cfg
+            .ports
+            .iter()
+            .position(|p| p.name == r.port)
+            .ok_or_else(|| format!("route[{i}].port: no port named {}", r.port))?;
+        let via = match &r.via {
+            Some(v) => Some(
+                v.parse::<IpAddr>()
+                    .map_err(|_| format!("route[{i}].via: bad address {v}"))?,
+            ),
+            None => None,
+        };
+        b.route(pfx.addr, pfx.prefix, port as u16, via);
+    }
+    b.build().map_err(|e| format!("routes: {e:?}"))
+}
+
+/// EAL arguments from `[eal]`: main lcore on the first core, workers on
+/// the others (registered threads, not EAL lcores).
+pub fn eal_args(cfg: &Config) -> EalArgs {
+    let mut a: Vec<String> = vec!["rvsd".into()];
+    if let Some(c) = cfg.eal.cores.first() {
+        a.push("-l".into());
+        a.push(c.to_string());
+    }
+    if !cfg.eal.hugepages {
+        a.push("--no-huge".into());
+    }
+    if let Some(m) = cfg.eal.memory_mb {
+        a.push("-m".into());
+        a.push(m.to_string());
+    }
+    a.extend(cfg.eal.extra_args.iter().cloned());
+    EalArgs::new(a)
+}
+
+fn sched_kind(name: &str) -> SchedKind {
+    SchedKind::ALL
+        .iter()
+        .copied()
+        .find(|k| k.name() == name)
+        .unwrap_or(SchedKind::Wlc)
+}
+
+fn fwd(f: Forward) -> FwdMode {
+    match f {
+        Forward::Masq => FwdMode::Nat,
+        Forward::Route => FwdMode::Dr,
+        Forward::Tunnel => FwdMode::Tun,
+        Forward::FullNat => FwdMode::FullNat,
+    }
+}
+
+fn proto(p: Protocol) -> u8 {
+    match p {
+        Protocol::Tcp => 6,
+        Protocol::Udp => 17,
+    }
+}
+
+fn stats_of(t: Traffic) -> Stats {
+    Stats {
+        conns: t.conns,
+        inpkts: t.inpkts,
+        outpkts: t.outpkts,
+        inbytes: t.inbytes,
+        outbytes: t.outbytes,
+    }
+}
+
+fn minus(a: Traffic, b: Option<&Traffic>) -> Traffic {
+    let Some(b) = b else { return a };
+    Traffic {
+        conns: a.conns.saturating_sub(b.conns),
+        inpkts: a.inpkts.saturating_sub(b.inpkts),
+        outpkts: a.outpkts.saturating_sub(b.outpkts),
+        inbytes: a.inbytes.saturating_sub(b.inbytes),
+        outbytes: a.outbytes.saturating_sub(b.outbytes),
+    }
+}
+
+impl DpdkDataplane {
+    /// Starts EAL, ports and workers for a validated config and publishes
+    /// its services.
+    pub fn start(cfg: &Config) -> Result<DpdkDataplane, String> {
+        let routes = build_routes(cfg)?;
+        let mut specs = Vec::new();
+        for p in &cfg.ports {
+            let cidrs = parse_cidrs(&p.addresses);
+            specs.push(PortSpec {
+                name: p.name.clone(),
+                device: p.device.clone(),
+                mtu: p.mtu.and_then(|m| u16::try_from(m).ok()).unwrap_or(1500),
+                v4: cidrs.iter().find_map(|c| match c.addr {
+                    IpAddr::V4(a) => Some((a, c.prefix)),
+                    IpAddr::V6(_) => None,
+                }),
+                v6: cidrs.iter().find_map(|c| match c.addr {
+                    IpAddr::V6(a) => Some((a, c.prefix)),
+                    IpAddr::V4(_) => None,
+                }),
+            });
+        }
+        let workers = u16::try_from(cfg.dataplane.workers.clamp(1, 128)).unwrap_or(1);
+        let per_worker =
+            u32::try_from(cfg.dataplane.conn_table_size.clamp(64, 1 << 26)).unwrap_or(1 << 20);
+        let worker_cores = (0..workers as usize)
+            .map(|w| {
+                cfg.eal
+                    .cores
+                    .get(w + 1)
+                    .and_then(|c| usize::try_from(*c).ok())
+            })
+            .collect();
+        let rcfg = RuntimeConfig {
+            eal: eal_args(cfg),
+            ports: specs,
+            workers,
+            worker_cores,
+            conns_v4: per_worker,
+            conns_v6: (per_worker / 4).max(64),
+            mbufs: 16383,
+            max_services: MAX_SERVICES,
+            max_reals: MAX_REALS,
+        };
+        let mut dp = DpdkDataplane {
+            rt: None,
+            routes: routes.clone(),
+            ports: Vec::new(),
+            port_names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
+            svc_ids: HashMap::new(),
+            real_ids: HashMap::new(),
+            next_svc: 0,
+            next_real: 0,
+            generation: 0,
+            timeouts: ConnTimeouts::default(),
+            role: if cfg.ha.role == "backup" {
+                SnapRole::Backup
+            } else {
+                SnapRole::Master
+            },
+            model: Model::new(),
+            svc_base: HashMap::new(),
+            real_base: HashMap::new(),
+        };
+        let model = cfg.to_model();
+        dp.set_conn_timeouts(model.timeouts);
+        let rt = Runtime::start(rcfg, |ports| {
+            dp.ports = ports.to_vec();
+            dp.snapshot(&model)
+        })?;
+        dp.rt = Some(rt);
+        dp.model = model;
+        Ok(dp)
+    }
+
+    fn rt(&self) -> Option<&Runtime> {
+        self.rt.as_ref()
+    }
+
+    fn set_conn_timeouts(&mut self, t: Timeouts) {
+        let mut ct = ConnTimeouts::default();
+        ct.set_ipvsadm(t.tcp, t.tcp_fin, t.udp);
+        self.timeouts = ct;
+    }
+
+    fn svc_id(&mut self, k: &ServiceKey) -> Option<u16> {
+        if let Some(id) = self.svc_ids.get(k) {
+            return Some(*id);
+        }
+        let used: std::collections::HashSet<u16> = self.svc_ids.values().copied().collect();
+        let id = (0..MAX_SERVICES as u16)
+            .map(|i| self.next_svc.wrapping_add(i) % MAX_SERVICES as u16)
+            .find(|i| !used.contains(i))?;
+        self.next_svc = id.wrapping_add(1);
+        self.svc_ids.insert(*k, id);
+        Some(id)
+    }
+
+    fn real_entry(&mut self, k: RealKey, th: Thresholds) -> Option<(u32, Arc<RealCounters>)> {
+        if let Some(e) = self.real_ids.get_mut(&k) {
+            if e.2 != th {
+                e.1.thresholds_changed(e.2, th);
+                e.2 = th;
+            }
+            return Some((e.0, e.1.clone()));
+        }
+        let used: std::collections::HashSet<u32> = self.real_ids.values().map(|e| e.0).collect();
+        let id = (0..MAX_REALS as u32)
+            .map(|i| (self.next_real + i) % MAX_REALS as u32)
+            .find(|i| !used.contains(i))?;
+        self.next_real = id + 1;
+        let c = Arc::new(RealCounters::new());
+        self.real_ids.insert(k, (id, c.clone(), th));
+        Some((id, c))
+    }
+
+    /// Builds the snapshot for `model`, assigning ids to new services and
+    /// real servers. Ids of services and real servers that left the model
+    /// are released (their connections keep running on their records).
+    fn snapshot(&mut self, model: &Model) -> Result<Snapshot, String> {
+        self.generation += 1;
+        let mut b = SnapshotBuilder::new(self.generation, self.ports.clone(), self.routes.clone())
+            .timeouts(self.timeouts)
+            .role(self.role);
+        let live_svcs: std::collections::HashSet<ServiceKey> =
+            model.services.iter().map(|s| s.key).collect();
+        self.svc_ids.retain(|k, _| live_svcs.contains(k));
+        let live_reals: std::collections::HashSet<RealKey> = model
+            .services
+            .iter()
+            .flat_map(|s| s.reals.iter().map(move |r| (s.key, r.addr)))
+            .collect();
+        self.real_ids.retain(|k, _| live_reals.contains(k));
+        for s in &model.services {
+            let id = self.svc_id(&s.key).ok_or("too many services")?;
+            let mut reals = Vec::new();
+            let mut fwds = Vec::new();
+            for r in &s.reals {
+                let th = Thresholds {
+                    upper: r.u_threshold,
+                    lower: r.l_threshold,
+                };
+                let (rid, counters) = self
+                    .real_entry((s.key, r.addr), th)
+                    .ok_or("too many real servers")?;
+                reals.push(RealServer {
+                    id: dataplane::sched::RealId(rid),
+                    addr: r.addr.ip(),
+                    port: r.addr.port(),
+                    weight: r.weight,
+                    last_weight: r.weight.max(1),
+                    thresholds: th,
+                    counters,
+                });
+                fwds.push(fwd(r.forward));
+            }
+            let mut sc = SchedConfig::new(sched_kind(s.scheduler.name()));
+            sc.seed = SCHED_SEED;
+            sc.fallback = s.flags.sh_fallback || s.flags.mh_fallback;
+            sc.hash_port = s.flags.sh_port || s.flags.mh_port;
+            if let Some(t) = s.persistent {
+                let mut p = Persistence::new(t);
+                match s.netmask {
+                    Netmask::V4(m) => p.netmask_v4 = u32::from(m).leading_ones() as u8,
+                    Netmask::V6(l) => p.netmask_v6 = l,
+                }
+                sc.persistence = Some(p);
+            }
+            let sched = ServiceSched::new(sc, reals.clone(), None, self.generation)
+                .map_err(|e| format!("{}: {e}", s.key))?;
+            let mut mh = SchedConfig::new(SchedKind::Mh);
+            mh.seed = SCHED_SEED;
+            let stateless = ServiceSched::new(mh, reals, None, self.generation).ok();
+            let sorry_fwd = fwds.first().copied().unwrap_or(FwdMode::Dr);
+            b = b.service(Service {
+                id,
+                proto: proto(s.key.proto),
+                vip: s.key.addr.ip(),
+                vport: s.key.addr.port(),
+                sched,
+                fwd: fwds.into_boxed_slice(),
+                sorry_fwd,
+                laddrs: s.laddrs.iter().map(|l| l.addr).collect(),
+                stateless,
+            });
+        }
+        b.build().map_err(|e| e.to_string())
+    }
+
+    fn publish(&mut self, model: &Model) -> Result<(), String> {
+        let saved = (
+            self.svc_ids.clone(),
+            self.real_ids.clone(),
+            self.next_svc,
+            self.next_real,
+        );
+        let snap = match self.snapshot(model) {
+            Ok(s) => s,
+            Err(e) => {
+                (self.svc_ids, self.real_ids, self.next_svc, self.next_real) = saved;
+                return Err(e);
+            }
+        };
+        match self.rt.as_mut() {
+            Some(rt) => rt.publish(snap),
+            None => Err("dataplane not running".into()),
+        }
+    }
+
+    fn traffic_svc(&self, id: u16) -> Traffic {
+        let mut t = Traffic::default();
+        for w in self.rt().map(|r| r.counters()).unwrap_or(&[]) {
+            if let Some(c) = w.services.get(id as usize) {
+                t += c.read();
+            }
+        }
+        minus(t, self.svc_base.get(&id))
+    }
+
+    fn traffic_real(&self, id: u32) -> Traffic {
+        let mut t = Traffic::default();
+        for w in self.rt().map(|r| r.counters()).unwrap_or(&[]) {
+            if let Some(c) = w.reals.get(id as usize) {
+                t += c.read();
+            }
+        }
+        minus(t, self.real_base.get(&id))
+    }
+}
+
+impl Dataplane for DpdkDataplane {
+    fn apply(&mut self, model: &Model) -> Result<(), String> {
+        self.publish(model)?;
+        self.model = model.clone();
+        Ok(())
+    }
+
+    fn set_timeouts(&mut self, timeouts: Timeouts) -> Result<(), String> {
+        let old = self.timeouts;
+        self.set_conn_timeouts(timeouts);
+        let model = self.model.clone();
+        if let Err(e) = self.publish(&model) {
+            self.timeouts = old;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> DataplaneStats {
+        let mut st = DataplaneStats::default();
+        for s in &self.model.services {
+            let Some(id) = self.svc_ids.get(&s.key) else {
+                continue;
+            };
+            st.services.push(ServiceCounters {
+                key: s.key,
+                stats: stats_of(self.traffic_svc(*id)),
+            });
+            for r in &s.reals {
+                let Some((rid, c, _)) = self.real_ids.get(&(s.key, r.addr)) else {
+                    continue;
+                };
+                st.reals.push(RealStats {
+                    service: s.key,
+                    addr: r.addr,
+                    stats: stats_of(self.traffic_real(*rid)),
+                    active_conns: c.active(),
+                    inact_conns: c.inactive(),
+                    persist_conns: 0,
+                });
+            }
+        }
+        let Some(rt) = self.rt() else { return st };
+        for (w, c) in rt.counters().iter().enumerate() {
+            let w = w as u32;
+            for (p, pc) in c.ports.iter().enumerate() {
+                st.ports.push(PortCounters {
+                    port: self
+                        .port_names
+                        .get(p)
+                        .cloned()
+                        .unwrap_or_else(|| p.to_string()),
+                    worker: w,
+                    rx_packets: pc.rx_packets.get(),
+                    tx_packets: pc.tx_packets.get(),
+                    rx_bytes: pc.rx_bytes.get(),
+                    tx_bytes: pc.tx_bytes.get(),
+                });
+            }
+            for (reason, n) in c.drops() {
+                st.drops.push(DropCounter {
+                    reason: reason.to_string(),
+                    worker: w,
+                    packets: n,
+                });
+            }
+            for (to, h) in c.handoff_out.iter().enumerate() {
+                if to as u32 != w {
+                    st.handoffs.push(Handoff {
+                        from: w,
+                        to: to as u32,
+                        packets: h.get(),
+                    });
+                }
+            }
+            st.conn_tables.push(ConnTable {
+                worker: w,
+                entries: c.conn_entries.get(),
+                capacity: c.conn_capacity.get(),
+            });
+        }
+        st
+    }
+
+    fn connections(&self) -> Vec<ConnEntry> {
+        let Some(rt) = self.rt() else {
+            return Vec::new();
+        };
+        rt.connections(65536)
+            .into_iter()
+            .map(|c| ConnEntry {
+                proto: if c.proto == 17 {
+                    Protocol::Udp
+                } else {
+                    Protocol::Tcp
+                },
+                expire_secs: c.expires_in,
+                state: c.state.to_string(),
+                client: SocketAddr::new(c.client.0, c.client.1),
+                virt: SocketAddr::new(c.vip.0, c.vip.1),
+                dest: SocketAddr::new(c.rip.0, c.rip.1),
+            })
+            .collect()
+    }
+
+    fn zero(&mut self, service: Option<&ServiceKey>) {
+        let keys: Vec<ServiceKey> = self
+            .model
+            .services
+            .iter()
+            .map(|s| s.key)
+            .filter(|k| service.is_none_or(|s| s == k))
+            .collect();
+        for k in keys {
+            if let Some(id) = self.svc_ids.get(&k).copied() {
+                let t = self.traffic_svc(id);
+                let base = self.svc_base.entry(id).or_default();
+                *base += t;
+            }
+            let reals: Vec<u32> = self
+                .real_ids
+                .iter()
+                .filter(|(rk, _)| rk.0 == k)
+                .map(|(_, e)| e.0)
+                .collect();
+            for rid in reals {
+                let t = self.traffic_real(rid);
+                let base = self.real_base.entry(rid).or_default();
+                *base += t;
+            }
+        }
+    }
+
+    fn extra(&self, what: Extra) -> String {
+        let mut out = String::new();
+        let Some(rt) = self.rt() else { return out };
+        let st = self.stats();
+        match what {
+            Extra::Ports => {
+                out.push_str("Port     Link  Speed     RxPackets   TxPackets     RxBytes     TxBytes  RxMissed  RxNoMbuf\n");
+                for (name, s, l) in rt.port_status() {
+                    let s = s.unwrap_or_default();
+                    let (up, speed) = l.map_or(("?", 0), |l| {
+                        (if l.up { "up" } else { "down" }, l.speed_mbps)
+                    });
+                    let _ = writeln!(
+                        out,
+                        "{:<8} {:<5} {:>5} {:>13} {:>11} {:>11} {:>11} {:>9} {:>9}",
+                        name,
+                        up,
+                        speed,
+                        s.rx_packets,
+                        s.tx_packets,
+                        s.rx_bytes,
+                        s.tx_bytes,
+                        s.rx_missed,
+                        s.rx_nombuf
+                    );
+                }
+                let (used, size) = rt.pool_usage();
+                let _ = writeln!(out, "mbufs in use: {used}/{size} ({})", rt.dpdk_version());
+            }
+            Extra::Drops => {
+                out.push_str("Reason                   Worker     Packets\n");
+                for d in st.drops.iter().filter(|d| d.packets > 0) {
+                    let _ = writeln!(out, "{:<24} {:>6} {:>11}", d.reason, d.worker, d.packets);
+                }
+            }
+            Extra::Workers => {
+                out.push_str("Worker   Conns    Capacity  Handoffs-out  Stateless  Generation\n");
+                for (w, c) in rt.counters().iter().enumerate() {
+                    let h: u64 = c.handoff_out.iter().map(|x| x.get()).sum();
+                    let _ = writeln!(
+                        out,
+                        "{:>6} {:>7} {:>11} {:>13} {:>10} {:>11}",
+                        w,
+                        c.conn_entries.get(),
+                        c.conn_capacity.get(),
+                        h,
+                        c.stateless_fallbacks.get(),
+                        c.generation.get()
+                    );
+                }
+            }
+            Extra::Routes => {
+                out.push_str("Destination                               Port      Gateway\n");
+                for (i, name) in self.port_names.iter().enumerate() {
+                    if let Some(p) = self.ports.get(i) {
+                        for (a, l) in [
+                            p.v4.map(|(a, l)| (IpAddr::V4(a), l)),
+                            p.v6.map(|(a, l)| (IpAddr::V6(a), l)),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        {
+                            let _ =
+                                writeln!(out, "{:<41} {:<9} connected", format!("{a}/{l}"), name);
+                        }
+                    }
+                }
+            }
+            Extra::Neigh => {
+                out.push_str("Neighbour tables are per worker; learned entries are shared through control.\n");
+            }
+        }
+        out
+    }
+
+    fn set_role(&mut self, role: Role) -> Result<(), String> {
+        let old = self.role;
+        self.role = if role == Role::Backup {
+            SnapRole::Backup
+        } else {
+            SnapRole::Master
+        };
+        let model = self.model.clone();
+        if let Err(e) = self.publish(&model) {
+            self.role = old;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn shutdown(mut self: Box<Self>) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown();
+        }
+    }
+}

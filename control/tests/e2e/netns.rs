@@ -24,7 +24,10 @@
 //!
 //! Every kernel-side veth end has checksum offload off (`ethtool -K tx off rx
 //! off tso off gso off gro off`) so the frames af_packet reads carry finished
-//! checksums, and the kernel verifies every checksum the director writes.
+//! checksums (a switch port without tx checksumming finishes them in
+//! software even if a sender had offload on; `director_port_sees_finished_
+//! checksums` proves it), no GSO/GRO super-frames appear, and no receiving
+//! end claims hardware-verified checksums for what rvsd writes.
 //! Bridges have multicast snooping off so IPv6 neighbour solicitations reach
 //! the DPDK ports, which send no MLD reports.
 //!
@@ -686,6 +689,11 @@ pub struct Topology {
     namespaces: Vec<String>,
 }
 
+/// The switch-namespace bridge ports facing the director's client and
+/// server ports.
+pub const SW_PORT_DIR_CLI: &str = "p-dir-c";
+pub const SW_PORT_DIR_SRV: &str = "p-dir-s";
+
 /// Device of the client (and of every real server) in its namespace.
 pub const CLIENT_DEV: &str = "eth0";
 /// Router legs.
@@ -812,8 +820,8 @@ impl Topology {
         );
         let dc = format!("{}-dc", self.tag);
         let ds = format!("{}-ds", self.tag);
-        self.attach(&d, &dc, "brc", "p-dir-c");
-        self.attach(&d, &ds, "brs", "p-dir-s");
+        self.attach(&d, &dc, "brc", SW_PORT_DIR_CLI);
+        self.attach(&d, &ds, "brs", SW_PORT_DIR_SRV);
         for (iface, ip4, ip6) in [
             (dc, plan::DIR_CLI4, plan::DIR_CLI6),
             (ds, plan::DIR_SRV4, plan::DIR_SRV6),

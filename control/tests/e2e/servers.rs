@@ -337,3 +337,52 @@ pub fn server_of_mac<'a>(topo: &'a Topology, mac: &str) -> Option<&'a RealServer
         .iter()
         .find(|s| super::netns::mac_of(&s.ns, &s.dev) == mac)
 }
+
+/// A packet capture on an interface (`capture.py`, a packet socket: what
+/// DPDK `net_af_packet` reads), checking every checksum.
+pub struct Capture {
+    proc: Proc,
+}
+
+/// One captured TCP/UDP packet.
+#[derive(Clone, Debug)]
+pub struct Captured {
+    pub proto: String,
+    pub src: String,
+    /// None for IPv6.
+    pub ip_csum_ok: Option<bool>,
+    pub l4_csum_ok: bool,
+}
+
+impl Capture {
+    /// Starts capturing TCP/UDP packets to `dst` on `dev` in `ns`; returns
+    /// once the socket is bound. Stops after `count` packets or `secs`.
+    pub fn start(ns: &str, dev: &str, dst: &str, count: usize, secs: u64) -> Capture {
+        let path = script("capture.py");
+        let (c, t) = (count.to_string(), secs.to_string());
+        let mut proc = spawn(
+            ns,
+            &["python3", &path, dev, dst, "--count", &c, "--timeout", &t],
+        );
+        ready(&mut proc);
+        Capture { proc }
+    }
+
+    /// Waits for the capture to end; the packets seen.
+    pub fn finish(self, timeout: Duration) -> Vec<Captured> {
+        let text = self.proc.finish(timeout).join("\n");
+        parse_lines(&text)
+            .iter()
+            .map(|o| Captured {
+                proto: o.str("proto").unwrap_or_default().to_string(),
+                src: o.str("src").unwrap_or_default().to_string(),
+                ip_csum_ok: if o.is_null("ip_csum_ok") {
+                    None
+                } else {
+                    Some(o.bool("ip_csum_ok"))
+                },
+                l4_csum_ok: o.bool("l4_csum_ok"),
+            })
+            .collect()
+    }
+}

@@ -22,7 +22,8 @@ success) and the exit status is 0 unless the arguments are wrong.
         ok = still open after T seconds, no reset, no early EOF.
   udp   HOST PORT [--count N] [--payload P] [--source IP] [--timeout S]
         [--retries R]: N datagrams "P-I", each retried up to R times:
-        {"mode":"udp","i":I,"ok":B,"reply":"rs1:P-I","server":"rs1","error":E}
+        {"mode":"udp","i":I,"ok":B,"reply":"rs1:P-I","server":"rs1",
+         "from":IP (the reply's source address),"error":E}
   wait-tcp HOST PORT [--timeout S]
         retry connecting until it works: {"mode":"wait-tcp","ok":B,"error":E}
 """
@@ -155,17 +156,17 @@ def do_udp(args):
     for i in range(args.count):
         msg = "%s-%d" % (args.payload, i)
         res = {"mode": "udp", "i": i, "ok": False, "reply": None,
-               "server": None, "error": None}
+               "server": None, "from": None, "error": None}
         for _ in range(args.retries + 1):
             try:
                 s.sendto(msg.encode(), (args.host, args.port))
                 while True:
-                    data, _peer = s.recvfrom(65535)
+                    data, peer = s.recvfrom(65535)
                     reply = data.decode(errors="replace")
                     if reply.endswith(":" + msg):  # skip late answers
                         break
                 res.update(ok=True, reply=reply, server=reply.split(":", 1)[0],
-                           error=None)
+                           error=None, **{"from": peer[0]})
                 break
             except Exception as e:  # noqa: BLE001
                 res["error"] = "%s: %s" % (type(e).__name__, e)

@@ -179,6 +179,8 @@ pub struct UdpResult {
     pub reply: Option<String>,
     /// The name before the ':' of the reply.
     pub server: Option<String>,
+    /// The source address of the reply (must be the address asked).
+    pub from: Option<String>,
     pub error: Option<String>,
 }
 
@@ -213,6 +215,7 @@ pub fn udp_echo(
             ok: o.bool("ok"),
             reply: o.str("reply").map(str::to_string),
             server: o.str("server").map(str::to_string),
+            from: o.str("from").map(str::to_string),
             error: o.str("error").map(str::to_string),
         })
         .collect()

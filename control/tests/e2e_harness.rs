@@ -632,8 +632,9 @@ fn director_port_sees_finished_checksums() {
 /// the client resolves the VIP to the director port's MAC, requests reach
 /// every real server with only the MAC rewritten, replies return from the
 /// VIP through the router, TCP (4 MB verified) and UDP (answered from the
-/// VIP) both work. Proves the layout, addresses and real-server set-up a
-/// DR scenario will use.
+/// VIP) both work, IPv4 and IPv6 (NDP answered by the toy director).
+/// Proves the layout, addresses and real-server set-up a DR scenario will
+/// use.
 #[test]
 fn userspace_dr_director_over_packet_sockets() {
     if netns::skip_unless_root("userspace_dr_director_over_packet_sockets") {
@@ -649,63 +650,70 @@ fn userspace_dr_director_over_packet_sockets() {
         .map(|s| netns::mac_of(&s.ns, &s.dev))
         .collect();
     let script = servers::script("mini_dr.py");
-    let mut argv = vec!["python3", script.as_str(), &cp.iface, &sp.iface, plan::VIP4];
+    let mut argv = vec![
+        "python3",
+        script.as_str(),
+        "--vip6",
+        plan::VIP6,
+        &cp.iface,
+        &sp.iface,
+        plan::VIP4,
+    ];
     argv.extend(macs.iter().map(String::as_str));
     let mut director = topo.spawn(&topo.director, &argv);
-    assert!(
-        director
-            .wait_line(Duration::from_secs(30), |l| l == "READY")
-            .is_some(),
-        "{}",
-        director.stderr()
-    );
+    let ready = director.wait_line(Duration::from_secs(30), |l| l == "READY");
+    assert!(ready.is_some(), "{}", director.stderr());
 
-    servers::wait_tcp(&topo.client, plan::VIP4, HTTP_PORT, Duration::from_secs(30)).unwrap();
+    for (vip, sources, seed) in [
+        (plan::VIP4, &topo.clients4, 11),
+        (plan::VIP6, &topo.clients6, 12),
+    ] {
+        servers::wait_tcp(&topo.client, vip, HTTP_PORT, Duration::from_secs(30)).unwrap();
+        assert_eq!(
+            netns::neighbour_mac(&topo.client, vip),
+            Some(cp.mac.clone())
+        );
+
+        let mut seen = BTreeSet::new();
+        for src in sources {
+            for r in servers::http_get(&topo.client, Some(src), vip, HTTP_PORT, "/whoami", 3) {
+                assert!(r.ok, "{src}: {r:?}");
+                // The server saw the client's own address and the VIP.
+                let f: Vec<&str> = r.body.split_whitespace().collect();
+                assert_eq!((f[1], f[3]), (src.as_str(), vip), "{r:?}");
+                seen.insert(r.server.unwrap());
+            }
+        }
+        assert_eq!(seen.len(), topo.servers.len(), "{vip}: {seen:?}");
+
+        let b = servers::fetch_bytes(
+            &topo.client,
+            Some(&sources[2]),
+            vip,
+            HTTP_PORT,
+            4 << 20,
+            seed,
+        );
+        assert!(b.ok, "{vip}: {b:?}");
+
+        let u = servers::udp_echo(&topo.client, Some(&sources[3]), vip, UDP_PORT, "dr", 3);
+        for r in &u {
+            let name = r.server.as_deref().unwrap_or_default();
+            assert!(r.ok && name.starts_with("rs"), "{u:?}");
+            // Answered from the VIP (udp_echo.py replies from the address
+            // asked, not from the server's own address).
+            assert_eq!(r.from.as_deref(), Some(vip), "{u:?}");
+        }
+        // One flow, one server.
+        assert!(u.iter().all(|r| r.server == u[0].server), "{u:?}");
+    }
+
+    // No real server ever answered ARP / NDP for a VIP on the client
+    // segment: the only MAC the client has for them is the director port's.
     assert_eq!(
         netns::neighbour_mac(&topo.client, plan::VIP4),
         Some(cp.mac.clone())
     );
-
-    let mut seen = BTreeSet::new();
-    for src in &topo.clients4 {
-        for r in servers::http_get(&topo.client, Some(src), plan::VIP4, HTTP_PORT, "/whoami", 3) {
-            assert!(r.ok, "{src}: {r:?}");
-            // The server saw the client's own address and the VIP.
-            let f: Vec<&str> = r.body.split_whitespace().collect();
-            assert_eq!((f[1], f[3]), (src.as_str(), plan::VIP4), "{r:?}");
-            seen.insert(r.server.unwrap());
-        }
-    }
-    assert_eq!(seen.len(), topo.servers.len(), "{seen:?}");
-
-    let b = servers::fetch_bytes(
-        &topo.client,
-        Some(&topo.clients4[2]),
-        plan::VIP4,
-        HTTP_PORT,
-        4 << 20,
-        11,
-    );
-    assert!(b.ok, "{b:?}");
-
-    let u = servers::udp_echo(
-        &topo.client,
-        Some(&topo.clients4[3]),
-        plan::VIP4,
-        UDP_PORT,
-        "dr",
-        3,
-    );
-    for r in &u {
-        assert!(
-            r.ok && r.server.as_deref().is_some_and(|s| s.starts_with("rs")),
-            "{u:?}"
-        );
-    }
-    // One flow, one server.
-    assert!(u.iter().all(|r| r.server == u[0].server), "{u:?}");
-
-    // No real server ever answered ARP for the VIP on the client segment.
-    assert_eq!(netns::neighbour_mac(&topo.client, plan::VIP4), Some(cp.mac));
+    assert_eq!(netns::neighbour_mac(&topo.client, plan::VIP6), Some(cp.mac));
     assert!(director.alive(), "{}", director.stderr());
 }

@@ -115,15 +115,16 @@ fn kernel_director_forwards_http_udp_and_bulk_v4_v6() {
     assert!(h.ok && !h.reset && !h.eof && h.lines >= 2, "{h:?}");
 }
 
-/// A corrupted stream is caught: the client compares against a different
-/// seed's bytes and must report a mismatch (the check is not vacuous).
+/// The clients' checks are not vacuous: a stream that differs from the
+/// expected bytes is reported with the offset of the first difference, and
+/// a long-lived connection whose server goes away is reported broken.
 #[test]
-fn bytes_check_detects_mismatch() {
-    if netns::skip_unless_root("bytes_check_detects_mismatch") {
+fn client_checks_detect_failures() {
+    if netns::skip_unless_root("client_checks_detect_failures") {
         return;
     }
     let topo = Topology::builder().servers(1).clients(1).build();
-    let _h = servers::start_http(&topo.servers[0].ns, "rs1", HTTP_PORT);
+    let mut h = servers::start_http(&topo.servers[0].ns, "rs1", HTTP_PORT);
     let ns = &topo.servers[0].ns;
     let ok = servers::fetch_bytes(ns, None, "127.0.0.1", HTTP_PORT, 100_000, 3);
     assert!(ok.ok && ok.len == 100_000, "{ok:?}");
@@ -145,6 +146,13 @@ fn bytes_check_detects_mismatch() {
     let o = &e2e::json::parse_lines(&out)[0];
     assert!(!o.bool("ok"), "{out}");
     assert_eq!(o.u64("first_mismatch"), Some(0), "{out}");
+
+    // A held connection whose server dies ends early: not ok.
+    let hold = servers::Hold::start(ns, None, "127.0.0.1", HTTP_PORT, 20);
+    h.kill();
+    let r = hold.finish();
+    assert!(!r.ok && (r.eof || r.reset), "{r:?}");
+    assert!(r.lines >= 1, "{r:?}");
 }
 
 /// DR real-server set-up: VIPs on `lo` with arp_ignore=1 / arp_announce=2,

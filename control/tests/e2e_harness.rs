@@ -135,6 +135,7 @@ fn client_checks_detect_failures() {
         ns,
         &[
             "python3",
+            "-B",
             "-c",
             &format!(
                 "import importlib.util,sys;sp=importlib.util.spec_from_file_location('c','{path}');c=importlib.util.module_from_spec(sp);sp.loader.exec_module(c);\

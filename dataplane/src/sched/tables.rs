@@ -185,10 +185,10 @@ pub(crate) fn maglev(reals: &[RealServer], m: u32, k_off: HashKey, k_skip: HashK
             for t in 0..walk.turns {
                 let mut c = walk.next;
                 while used[(c >> 6) as usize & (USED_WORDS - 1)] & (1 << (c & 63)) != 0 {
-                    c += walk.skip;
-                    if c >= m {
-                        c -= m;
-                    }
+                    // (c + skip) mod m without a branch: the wrap is taken
+                    // about half the time, a branch would mispredict.
+                    let t = c + walk.skip;
+                    c = t.min(t.wrapping_sub(m));
                 }
                 walk.next = c;
                 used[(c >> 6) as usize & (USED_WORDS - 1)] |= 1 << (c & 63);
@@ -219,11 +219,9 @@ pub(crate) fn maglev(reals: &[RealServer], m: u32, k_off: HashKey, k_skip: HashK
         }
         let mut best = (u64::MAX, 0usize);
         for (pos, &f) in free.iter().enumerate() {
-            let d = if f >= walk.next {
-                f - walk.next
-            } else {
-                f + m - walk.next
-            };
+            // (f - next) mod m, branch-free as above.
+            let d = f.wrapping_sub(walk.next);
+            let d = d.min(d.wrapping_add(m));
             let steps = bar.reduce(u64::from(d) * walk.inv);
             if steps < best.0 {
                 best = (steps, pos);

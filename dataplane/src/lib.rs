@@ -5,8 +5,5 @@
 //! production and on a `Vec<u8>` in unit tests, fuzzers and benches without
 //! starting EAL. Only [`dpdk`] may use `unsafe`.
 #![deny(unsafe_code)]
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 pub mod sched;

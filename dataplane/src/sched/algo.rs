@@ -57,6 +57,21 @@ pub(crate) fn wrr_init(reals: &[RealServer]) -> WrrState {
     }
 }
 
+/// `ip_vs_wrr_dest_changed`: on a new generation the cursor goes back to
+/// the head and gcd/max are recomputed; the current weight carries over
+/// when it is still within (0, mw], rounded to the new gcd step.
+pub(crate) fn wrr_changed(reals: &[RealServer], old: WrrState) -> WrrState {
+    let mut st = wrr_init(reals);
+    if old.cw > 0 && old.cw <= st.mw {
+        st.cw = if st.di > 1 {
+            (old.cw / st.di) * st.di + 1
+        } else {
+            old.cw
+        };
+    }
+    st
+}
+
 /// `ip_vs_wrr_schedule`: continue after the last pick for a server whose
 /// weight is at least the current weight; at the end of the list lower the
 /// current weight by the gcd, wrapping to the max. Stops (None) once every
@@ -320,6 +335,24 @@ mod tests {
         assert_eq!(seq(&reals(&[6, 4, 2]), 12), "AABABCAABABC");
         // Equal weights degenerate to rr.
         assert_eq!(seq(&reals(&[5, 5, 5]), 6), "ABCABC");
+    }
+
+    #[test]
+    fn wrr_dest_changed_keeps_cw() {
+        let old = WrrState {
+            cl: Some(1),
+            cw: 4,
+            mw: 4,
+            di: 1,
+        };
+        // gcd 2: cw rounded to the step, (4 / 2) * 2 + 1 = 5 <= mw 5.
+        let st = wrr_changed(&reals(&[6, 4, 2]), old);
+        assert_eq!((st.cl, st.cw, st.mw, st.di), (None, 5, 5, 2));
+        // cw above the new mw, or 0: back to mw.
+        let st = wrr_changed(&reals(&[2, 1]), old);
+        assert_eq!((st.cw, st.mw), (2, 2));
+        let st = wrr_changed(&reals(&[3, 1]), WrrState::default());
+        assert_eq!((st.cw, st.mw), (3, 3));
     }
 
     #[test]

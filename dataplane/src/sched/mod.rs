@@ -24,6 +24,20 @@
 //! keys; dh weights its buckets like sh; the sh/dh table size is
 //! configurable (IPVS: 256); the persistence and locality tables are per
 //! worker, bounded, and evict their oldest entry when a bucket is full.
+//!
+//! Limits:
+//! - Persistence templates are per worker. A client keeps its real server
+//!   across connections only while its connections reach the same worker;
+//!   flow ownership by (client address, client port) does not promise
+//!   that, so persistent services want ownership by the (masked) client
+//!   address alone. Templates live `timeout` after their last use; unlike
+//!   IPVS they are not kept alive by still-open connections.
+//! - An lblcr set holds at most 8 servers (IPVS: unbounded).
+//! - lc, wlc, sed, nq, fo, ovf, twos and the lblc/lblcr scheduling step
+//!   walk every real server (O(N), as IPVS); wrr with all servers
+//!   overloaded walks down from the largest weight before giving up.
+//! - lblc/lblcr key on the destination address, as IPVS: on a VIP service
+//!   that is one entry; they are meant for transparent cache clusters.
 
 mod algo;
 mod assoc;
@@ -570,7 +584,9 @@ impl WorkerSched {
         self.reset(svc);
     }
 
-    /// Resets cursors when `svc` is a new generation (no allocation).
+    /// Resets cursors when `svc` is a new generation (no allocation): rr
+    /// and wrr restart from the head, wrr keeping its current weight as
+    /// IPVS's `dest_changed` does.
     /// Persistence and locality entries survive: they name servers by id.
     #[inline]
     fn sync(&mut self, svc: &ServiceSched) {
@@ -582,7 +598,7 @@ impl WorkerSched {
     fn reset(&mut self, svc: &ServiceSched) {
         self.generation = svc.generation;
         self.rr_cursor = None;
-        self.wrr = algo::wrr_init(&svc.reals);
+        self.wrr = algo::wrr_changed(&svc.reals, self.wrr);
         let tseed = HashKey::new(svc.cfg.seed, DOM_TWOS).hash_words(u64::from(self.cfg.worker), 0);
         self.rng = SplitMix64::new(tseed);
     }

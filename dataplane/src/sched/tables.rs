@@ -84,9 +84,69 @@ fn turns(reals: &[RealServer], m: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Reduction mod `m` by multiplication (Barrett): exact for any `a`.
+#[derive(Clone, Copy)]
+struct Barrett {
+    m: u64,
+    mu: u64,
+}
+
+impl Barrett {
+    fn new(m: u32) -> Self {
+        let m = u64::from(m.max(1));
+        Self {
+            m,
+            mu: ((1u128 << 64) / u128::from(m)) as u64,
+        }
+    }
+
+    #[inline]
+    fn reduce(self, a: u64) -> u64 {
+        let q = ((u128::from(a) * u128::from(self.mu)) >> 64) as u64;
+        let r = a - q * self.m;
+        if r >= self.m {
+            r - self.m
+        } else {
+            r
+        }
+    }
+
+    /// `a^-1 mod m` for prime `m` (Fermat: `a^(m-2)`); `m` < 2^17.
+    fn inverse(self, a: u64) -> u64 {
+        let (mut r, mut b, mut e) = (1u64, self.reduce(a), self.m - 2);
+        while e > 0 {
+            if e & 1 == 1 {
+                r = self.reduce(r * b);
+            }
+            b = self.reduce(b * b);
+            e >>= 1;
+        }
+        r
+    }
+}
+
+/// One server's walk through its Maglev permutation.
+#[derive(Clone, Copy)]
+struct Walk {
+    index: u32,
+    next: u32,
+    skip: u32,
+    turns: u32,
+    /// `skip^-1 mod m`, turning a distance into a number of steps;
+    /// computed when first needed (0 until then).
+    inv: u64,
+}
+
 /// The Maglev lookup table (IPVS `ip_vs_mh_populate`): each server walks
 /// its permutation (offset, offset + skip, ... mod `m`), taking `turns`
 /// free slots per round, until all `m` slots are filled.
+///
+/// Same result as probing slot after slot, faster: while the table is
+/// mostly empty a server probes; once at most √m slots are free, it
+/// takes the free slot fewest steps ahead of it in its permutation,
+/// computed as `(slot - next) · skip⁻¹ mod m` (m is prime), instead of
+/// probing through the ever longer runs of taken slots (the last few
+/// hundred free slots would otherwise cost about half of all probes).
 pub(crate) fn maglev(reals: &[RealServer], m: u32, k_off: HashKey, k_skip: HashKey) -> Box<[u32]> {
     let size = m as usize;
     let mut table = vec![EMPTY; size].into_boxed_slice();
@@ -94,7 +154,103 @@ pub(crate) fn maglev(reals: &[RealServer], m: u32, k_off: HashKey, k_skip: HashK
     if turns.iter().all(|&t| t == 0) || !(2..=MH_MAX_TABLE).contains(&m) {
         return table;
     }
-    // (next candidate, skip, turns) per server.
+    let bar = Barrett::new(m);
+    let bar_skip = Barrett::new(m - 1);
+    let mut walks: Vec<Walk> = reals
+        .iter()
+        .zip(&turns)
+        .enumerate()
+        .filter(|(_, (_, &t))| t > 0)
+        .map(|(i, (r, &t))| {
+            let next = bar.reduce(k_off.hash(r.addr, r.port, 0)) as u32;
+            let skip = bar_skip.reduce(k_skip.hash(r.addr, r.port, 0)) as u32 + 1;
+            Walk {
+                index: i as u32,
+                next,
+                skip,
+                turns: t,
+                inv: 0,
+            }
+        })
+        .collect();
+    // Free slots left when probing gives way to the free-slot scan: the
+    // two cost the same around √m (m/k probes against k candidates).
+    let tail = ((m as f64).sqrt() as usize).max(1);
+    // One bit per slot; sized for the largest table so the index mask
+    // below proves every access in bounds (no checks in the hot loop).
+    let mut used = [0u64; USED_WORDS];
+    let mut filled = 0usize;
+    let (mut w, mut dt) = 'probe: loop {
+        for (wi, walk) in walks.iter_mut().enumerate() {
+            for t in 0..walk.turns {
+                let mut c = walk.next;
+                while used[(c >> 6) as usize & (USED_WORDS - 1)] & (1 << (c & 63)) != 0 {
+                    // (c + skip) mod m without a branch: the wrap is taken
+                    // about half the time, a branch would mispredict.
+                    let t = c + walk.skip;
+                    c = t.min(t.wrapping_sub(m));
+                }
+                walk.next = c;
+                used[(c >> 6) as usize & (USED_WORDS - 1)] |= 1 << (c & 63);
+                if let Some(slot) = table.get_mut(c as usize) {
+                    *slot = walk.index;
+                }
+                filled += 1;
+                if size - filled <= tail {
+                    break 'probe if t + 1 < walk.turns {
+                        (wi, t + 1)
+                    } else {
+                        (wi + 1, 0)
+                    };
+                }
+            }
+        }
+    };
+    let mut free: Vec<u32> = (0..m)
+        .filter(|&c| used[(c >> 6) as usize & (USED_WORDS - 1)] & (1 << (c & 63)) == 0)
+        .collect();
+    while !free.is_empty() {
+        let Some(walk) = walks.get_mut(w) else {
+            w = 0;
+            continue;
+        };
+        if walk.inv == 0 {
+            walk.inv = bar.inverse(u64::from(walk.skip));
+        }
+        let mut best = (u64::MAX, 0usize);
+        for (pos, &f) in free.iter().enumerate() {
+            // (f - next) mod m, branch-free as above.
+            let d = f.wrapping_sub(walk.next);
+            let d = d.min(d.wrapping_add(m));
+            let steps = bar.reduce(u64::from(d) * walk.inv);
+            if steps < best.0 {
+                best = (steps, pos);
+            }
+        }
+        let c = free.swap_remove(best.1);
+        walk.next = c;
+        if let Some(slot) = table.get_mut(c as usize) {
+            *slot = walk.index;
+        }
+        dt += 1;
+        if dt >= walk.turns {
+            dt = 0;
+            w += 1;
+        }
+    }
+    table
+}
+
+/// The plain probing fill, kept as the reference the fast one is tested
+/// against.
+#[cfg(test)]
+fn maglev_reference(reals: &[RealServer], m: u32, k_off: HashKey, k_skip: HashKey) -> Box<[u32]> {
+    let size = m as usize;
+    let mut table = vec![EMPTY; size].into_boxed_slice();
+    let turns = turns(reals, m);
+    if turns.iter().all(|&t| t == 0) {
+        return table;
+    }
     let mut perm: Vec<(u32, u32, u32)> = reals
         .iter()
         .zip(&turns)
@@ -104,25 +260,18 @@ pub(crate) fn maglev(reals: &[RealServer], m: u32, k_off: HashKey, k_skip: HashK
             (off, skip, t)
         })
         .collect();
-    // One bit per slot; sized for the largest table so the index mask
-    // below proves every access in bounds (no checks in the hot loop).
-    let mut used = [0u64; USED_WORDS];
+    let mut used = vec![false; size];
     let mut filled = 0usize;
     loop {
         for (i, (next, skip, t)) in perm.iter_mut().enumerate() {
             for _ in 0..*t {
                 let mut c = *next;
-                while used[(c >> 6) as usize & (USED_WORDS - 1)] & (1 << (c & 63)) != 0 {
-                    c += *skip;
-                    if c >= m {
-                        c -= m;
-                    }
+                while used[c as usize] {
+                    c = (c + *skip) % m;
                 }
                 *next = c;
-                used[(c >> 6) as usize & (USED_WORDS - 1)] |= 1 << (c & 63);
-                if let Some(slot) = table.get_mut(c as usize) {
-                    *slot = i as u32;
-                }
+                used[c as usize] = true;
+                table[c as usize] = i as u32;
                 filled += 1;
                 if filled == size {
                     return table;
@@ -169,6 +318,37 @@ mod tests {
         assert!(t.iter().all(|&e| (e as usize) < 7));
         let t = maglev(&reals(&[0, 0]), 251, k1, k2);
         assert!(t.iter().all(|&e| e == EMPTY));
+    }
+
+    #[test]
+    fn maglev_fast_fill_matches_reference() {
+        for (ws, m) in [
+            (vec![1u32; 1000], 65_537u32),
+            (vec![1; 3], 251),
+            (vec![1, 2, 3, 0, 4], 4093),
+            (vec![7; 40], 131_071),
+            ((0..300).map(|i| 1 + i % 9).collect(), 16_381),
+        ] {
+            for seed in [1u128, 2] {
+                let k1 = HashKey::new(seed, 2);
+                let k2 = HashKey::new(seed, 3);
+                let rs = reals(&ws);
+                assert!(
+                    maglev(&rs, m, k1, k2) == maglev_reference(&rs, m, k1, k2),
+                    "N={} M={m}",
+                    ws.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn inverse_mod_prime() {
+        for (a, m) in [(1u64, 251u32), (250, 251), (12345, 65_537), (2, 131_071)] {
+            let b = Barrett::new(m);
+            assert_eq!(a * b.inverse(a) % u64::from(m), 1);
+            assert_eq!(b.reduce(u64::MAX), u64::MAX % u64::from(m));
+        }
     }
 
     #[test]

@@ -117,14 +117,18 @@ fn wrr_weight_change_resets_state() {
     let s1 = svc(cfg(SchedKind::Wrr), reals(&[4, 3, 2]), 1);
     let mut w = WorkerSched::new(&s1, WorkerSchedConfig::default());
     assert_eq!(letters(&s1, &mut w, 4), "AABA");
-    // Control publishes B=5 as generation 2: the worker starts over from
-    // the head with cw = mw = 5 (gcd 1), as IPVS's dest_changed does.
+    // cw is 2 now. Control publishes B=5 as generation 2: as IPVS's
+    // dest_changed, the cursor goes back to the head and cw = 2 carries
+    // over (0 < 2 <= mw = 5): cw 2: A B C | 1: A B C | 5: B | 4: A B |
+    // 3: A B | 2: A B C.
     let s2 = svc(cfg(SchedKind::Wrr), reals(&[4, 5, 2]), 2);
-    // cw 5: B | 4: A B | 3: A B | 2: A B C | 1: A B C.
-    assert_eq!(letters(&s2, &mut w, 13), "BABABABCABCBA");
+    assert_eq!(letters(&s2, &mut w, 13), "ABCABCBABABAB");
     // Same generation number again: no reset, the stream continues.
-    assert_eq!(letters(&s2, &mut w, 1), "B");
-    // prepare() on a new generation resets as well.
+    assert_eq!(letters(&s2, &mut w, 1), "C");
+    // A fresh worker on generation 2 starts at cw = mw = 5.
+    let mut fresh = WorkerSched::new(&s2, WorkerSchedConfig::default());
+    assert_eq!(letters(&s2, &mut fresh, 11), "BABABABCABC");
+    // prepare() on a new generation resets as well; cw 2 > mw 1 -> 1.
     let s3 = svc(cfg(SchedKind::Wrr), reals(&[1, 1, 1]), 3);
     w.prepare(&s3);
     assert_eq!(letters(&s3, &mut w, 4), "ABCA");

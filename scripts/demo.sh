@@ -117,7 +117,7 @@ say "driving traffic for ${SECONDS_TOTAL}s; rvsadm -Ln --stats and --rate every 
     done
 ) &
 LOAD=$!
-PIDS+=($LOAD)
+PIDS+=("$LOAD")
 end=$((SECONDS + SECONDS_TOTAL))
 while ((SECONDS < end)); do
     sleep 5

@@ -55,6 +55,16 @@ pub enum Event {
         /// Its MAC.
         mac: MacAddr,
     },
+    /// A new connection of a persistent service: the other workers adopt
+    /// the template so the client keeps its real server on every core.
+    Template {
+        /// Service id.
+        svc: u16,
+        /// Client address (unmasked; each worker masks).
+        client: IpAddr,
+        /// Real-server id.
+        rs: u32,
+    },
 }
 
 /// One connection as an operator listing shows it.
@@ -339,6 +349,15 @@ impl<B: PacketBuf> Pipeline<B> {
     ) {
         self.neigh.insert_static(ip, port, mac, now_ns);
         self.neigh.release(ip, port, |p| sink.tx(port, p));
+    }
+
+    /// A persistence template another worker created.
+    pub fn adopt_template(&mut self, svc: u16, client: IpAddr, rs: u32, now_ns: u64) {
+        let snap = &*self.snap;
+        if let (Some(s), Some(Some(ws))) = (snap.service(svc), self.st.scheds.get_mut(svc as usize))
+        {
+            ws.adopt_template(&s.sched, client, RealId(rs), (now_ns / NS) as u32);
+        }
     }
 
     /// Periodic work between bursts: connection expiry (bounded by

@@ -335,10 +335,17 @@ fn relay_loop(chans: &[Channels], stop: &AtomicBool) {
         for (i, ch) in chans.iter().enumerate() {
             while ch.retired.pop().is_some() {}
             while let Some(ev) = ch.events.pop() {
-                let Event::NeighLearned { ip, port, mac } = ev;
                 for (j, other) in chans.iter().enumerate() {
                     if i != j {
-                        let _ = other.commands.push(Command::Learn { ip, port, mac });
+                        let cmd = match ev {
+                            Event::NeighLearned { ip, port, mac } => {
+                                Command::Learn { ip, port, mac }
+                            }
+                            Event::Template { svc, client, rs } => {
+                                Command::Template { svc, client, rs }
+                            }
+                        };
+                        let _ = other.commands.push(cmd);
                     }
                 }
             }

@@ -27,6 +27,15 @@ pub enum Command {
         /// MAC.
         mac: MacAddr,
     },
+    /// A persistence template another worker created.
+    Template {
+        /// Service id.
+        svc: u16,
+        /// Client address.
+        client: IpAddr,
+        /// Real-server id.
+        rs: u32,
+    },
     /// Copy connections into the request (operator listing).
     Dump(Arc<crate::pipeline::DumpRequest>),
     /// Leave the loop (TX drained first).
@@ -232,6 +241,9 @@ pub fn run(
                             pipe.learn(ip, port, mac, now, &mut sink)
                         }
                         Command::Dump(req) => pipe.dump(&req),
+                        Command::Template { svc, client, rs } => {
+                            pipe.adopt_template(svc, client, rs, now)
+                        }
                         Command::Stop => stop = true,
                     }
                 }

@@ -465,3 +465,78 @@ fn fullnat_replies_return_to_the_creating_worker() {
         );
     }
 }
+
+#[test]
+fn persistence_holds_across_workers_through_relayed_templates() {
+    use dataplane::sched::{Persistence, SchedConfig, ServiceSched};
+    let mut svc = service(
+        0,
+        v4("198.18.0.100"),
+        80,
+        SchedKind::Rr,
+        &[(v4("198.19.0.11"), 80), (v4("198.19.0.12"), 80)],
+        FwdMode::Nat,
+    );
+    let mut sc = SchedConfig::new(SchedKind::Rr);
+    sc.persistence = Some(Persistence::new(300));
+    svc.sched = ServiceSched::new(sc, svc.sched.reals().to_vec(), None, 1).expect("sched");
+    let snap = snapshot(vec![svc], Role::Master);
+    let mut w = [
+        pipeline(snap.clone(), 0, 2, 1024).0,
+        pipeline(snap, 1, 2, 1024).0,
+    ];
+    let mut out = Collect::default();
+    for p in w.iter_mut() {
+        p.learn(
+            v4("198.19.0.11"),
+            SERVER_PORT,
+            MacAddr(MAC_RS1),
+            0,
+            &mut out,
+        );
+        p.learn(
+            v4("198.19.0.12"),
+            SERVER_PORT,
+            MacAddr(MAC_RS2),
+            0,
+            &mut out,
+        );
+    }
+    let mut servers = std::collections::HashSet::new();
+    let mut owners = std::collections::HashSet::new();
+    for cport in 30000..30040u16 {
+        out.tx.clear();
+        let syn = tcp4("198.18.0.10", cport, "198.18.0.100", 80, true, false, b"");
+        w[0].process(
+            VecBuf::new(&syn),
+            CLIENT_PORT,
+            1_000_000_000,
+            false,
+            &mut out,
+        );
+        let owner = match out.handoffs.pop() {
+            Some((to, pkt)) => {
+                w[to as usize].process(
+                    VecBuf::new(&pkt),
+                    CLIENT_PORT,
+                    1_000_000_000,
+                    true,
+                    &mut out,
+                );
+                to as usize
+            }
+            None => 0,
+        };
+        owners.insert(owner);
+        // What control's relay does: every template event reaches the
+        // other worker.
+        for ev in std::mem::take(&mut out.events) {
+            if let Event::Template { svc, client, rs } = ev {
+                w[1 - owner].adopt_template(svc, client, rs, 1_000_000_000);
+            }
+        }
+        servers.insert(check_out(&out.tx.last().expect("forwarded").1).2);
+    }
+    assert_eq!(owners.len(), 2, "connections landed on both workers");
+    assert_eq!(servers.len(), 1, "one client, one real server: {servers:?}");
+}

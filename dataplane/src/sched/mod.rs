@@ -603,6 +603,17 @@ impl WorkerSched {
         self.rng = SplitMix64::new(tseed);
     }
 
+    /// Adopts a persistence template another worker created (relayed by
+    /// control), so the client's next connection keeps its real server
+    /// whichever worker owns it. No-op for services without persistence.
+    pub fn adopt_template(&mut self, svc: &ServiceSched, client: IpAddr, real: RealId, now: u32) {
+        if let Some(p) = svc.cfg.persistence {
+            if self.persist.capacity() > 0 && svc.index_of(real).is_some() {
+                self.persist.insert(&p, client, real, now);
+            }
+        }
+    }
+
     /// The persistence templates of this worker.
     pub fn persist_table(&self) -> &PersistTable {
         &self.persist

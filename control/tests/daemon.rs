@@ -244,7 +244,7 @@ TCP  [2001:db8::100]:80 rr
 #[test]
 fn commands_take_effect_in_the_listing_and_the_dataplane() {
     let d = Rvsd::start();
-    d.wait_log("no DPDK dataplane linked yet");
+    d.wait_log("using the mock dataplane");
     assert_eq!(d.ok(&["-Ln"]), NAT_LISTING);
     assert_eq!(d.last_applied(), d.ok(&["-S", "-n"]));
 

@@ -213,6 +213,11 @@ pub struct Pipeline<B> {
     snap: Arc<Snapshot>,
     st: State,
     neigh: Neigh<B>,
+    /// Addresses to announce (gratuitous ARP / unsolicited NA), rounds
+    /// left and when the next round is due. Worker 0 announces.
+    announce: Vec<(IpAddr, u16)>,
+    announce_rounds: u8,
+    announce_next: u64,
 }
 
 fn fwd_mode(m: FwdMode) -> Mode {
@@ -268,8 +273,14 @@ impl<B: PacketBuf> Pipeline<B> {
             },
             neigh,
             snap: snap.clone(),
+            announce: Vec::new(),
+            announce_rounds: 0,
+            announce_next: 0,
         };
         p.install(snap);
+        // Coming up: announce everything we answer for.
+        p.announce = p.snap.announced().collect();
+        p.announce_rounds = if cfg.worker == 0 { p.snap.garp.0 } else { 0 };
         Ok(p)
     }
 
@@ -320,6 +331,19 @@ impl<B: PacketBuf> Pipeline<B> {
         self.st.conns4.set_timeouts(&snap.timeouts);
         self.st.conns6.set_timeouts(&snap.timeouts);
         self.st.counters.generation.set(snap.generation);
+        if self.st.worker == 0 {
+            // New VIPs, or VIPs we now answer for (takeover as master).
+            let old = &self.snap;
+            let fresh: Vec<(IpAddr, u16)> = snap
+                .announced()
+                .filter(|(a, _)| !old.announced().any(|(b, _)| b == *a))
+                .collect();
+            if !fresh.is_empty() {
+                self.announce = fresh;
+                self.announce_rounds = snap.garp.0;
+                self.announce_next = 0;
+            }
+        }
         std::mem::replace(&mut self.snap, snap)
     }
 
@@ -394,6 +418,24 @@ impl<B: PacketBuf> Pipeline<B> {
         });
         for s in solicits.into_iter().flatten() {
             send_solicit(&self.neigh, &self.st.counters, s, sink);
+        }
+        if self.announce_rounds > 0 && now_ns >= self.announce_next {
+            self.announce_rounds -= 1;
+            self.announce_next = now_ns.saturating_add(self.snap.garp.1);
+            for (addr, port) in self.announce.iter().copied() {
+                let Some(mut b) = sink.alloc() else {
+                    self.st.counters.path_drop(PathDrop::NoBuffer);
+                    continue;
+                };
+                let n = match b.append(neigh::packets::MAX_FRAME_LEN) {
+                    Some(buf) => self.neigh.build_announce(addr, port, buf).ok(),
+                    None => None,
+                };
+                match n {
+                    Some(n) if b.trim(neigh::packets::MAX_FRAME_LEN - n) => sink.tx(port, b),
+                    _ => self.st.counters.path_drop(PathDrop::NoBuffer),
+                }
+            }
         }
     }
 

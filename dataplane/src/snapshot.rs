@@ -158,9 +158,21 @@ pub struct Snapshot {
     pub local_ports: (u16, u16),
     /// HA role.
     pub role: Role,
+    /// Gratuitous ARP / unsolicited NA for addresses that appear (VIPs
+    /// added, takeover as master): how many rounds, and nanoseconds between
+    /// them (keepalived's `vrrp_garp_master_repeat` / `_refresh`).
+    pub garp: (u8, u64),
 }
 
 impl Snapshot {
+    /// Addresses we answer for now (VIPs only as master), with their port.
+    pub fn announced(&self) -> impl Iterator<Item = (IpAddr, u16)> + '_ {
+        self.addrs
+            .iter()
+            .filter(|a| self.addrs.should_answer(a))
+            .map(|a| (a.addr, a.port))
+    }
+
     /// The service for a destination, if it is a VIP:port.
     #[inline]
     pub fn service_for(&self, proto: u8, dst: IpAddr, dport: u16) -> Option<&Service> {
@@ -266,6 +278,7 @@ pub struct SnapshotBuilder {
     timeouts: Timeouts,
     local_ports: (u16, u16),
     role: Role,
+    garp: (u8, u64),
 }
 
 impl SnapshotBuilder {
@@ -280,7 +293,14 @@ impl SnapshotBuilder {
             timeouts: Timeouts::default(),
             local_ports: (1024, 65535),
             role: Role::Master,
+            garp: (3, 1_000_000_000),
         }
+    }
+
+    /// Gratuitous ARP rounds and the interval between them (ms).
+    pub fn garp(mut self, count: u8, interval_ms: u64) -> Self {
+        self.garp = (count, interval_ms.saturating_mul(1_000_000));
+        self
     }
 
     /// Adds a service.
@@ -398,6 +418,7 @@ impl SnapshotBuilder {
             timeouts: self.timeouts,
             local_ports: self.local_ports,
             role: self.role,
+            garp: self.garp,
         })
     }
 }

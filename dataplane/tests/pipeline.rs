@@ -540,3 +540,58 @@ fn persistence_holds_across_workers_through_relayed_templates() {
     assert_eq!(owners.len(), 2, "connections landed on both workers");
     assert_eq!(servers.len(), 1, "one client, one real server: {servers:?}");
 }
+
+#[test]
+fn gratuitous_arp_on_start_and_on_takeover() {
+    let svc = || {
+        vec![service(
+            0,
+            v4("198.18.0.100"),
+            80,
+            SchedKind::Rr,
+            &[(v4("198.19.0.11"), 80)],
+            FwdMode::Nat,
+        )]
+    };
+    let (mut p, _) = pipeline(snapshot(svc(), Role::Backup), 0, 1, 1024);
+    let mut out = Collect::default();
+    p.housekeeping(0, 64, &mut out);
+    // A backup announces its own port addresses, never the VIP.
+    let targets = |out: &Collect| -> Vec<[u8; 4]> {
+        out.tx
+            .iter()
+            .filter(|(_, f)| f[12..14] == [0x08, 0x06])
+            .map(|(_, f)| [f[28], f[29], f[30], f[31]])
+            .collect()
+    };
+    let t = targets(&out);
+    assert!(t.contains(&[198, 18, 0, 1]) && t.contains(&[198, 19, 0, 1]));
+    assert!(!t.contains(&[198, 18, 0, 100]));
+    out.tx.clear();
+    // Becoming master: the VIP is announced, out of the client port, with
+    // sender = target = VIP and the port's MAC, three rounds a second apart.
+    let _old = p.install(snapshot(svc(), Role::Master));
+    let mut rounds = 0;
+    for s in 1..=5u64 {
+        p.housekeeping(s * 1_000_000_000 + 1, 64, &mut out);
+        let vip: Vec<_> = out
+            .tx
+            .iter()
+            .filter(|(_, f)| f[12..14] == [0x08, 0x06] && f[28..32] == [198, 18, 0, 100])
+            .collect();
+        if !vip.is_empty() {
+            rounds += 1;
+            let (port, f) = vip[0];
+            assert_eq!(*port, CLIENT_PORT);
+            assert_eq!(&f[0..6], &[0xff; 6]);
+            assert_eq!(&f[22..28], &MAC_P0, "sender MAC is the port's");
+            assert_eq!(
+                &f[38..42],
+                &[198, 18, 0, 100],
+                "target = sender (gratuitous)"
+            );
+        }
+        out.tx.clear();
+    }
+    assert_eq!(rounds, 3);
+}

@@ -84,6 +84,12 @@ pub struct Port {
     /// MTU; 1500 when absent.
     #[serde(default)]
     pub mtu: Option<i64>,
+    /// Kernel TAP interface for this port's exception path (ARP/ND, VRRP,
+    /// SSH, BGP, ICMP to the port's own addresses go to the kernel there;
+    /// what the kernel sends on it leaves through the port). Absent: such
+    /// packets are dropped and counted.
+    #[serde(default)]
+    pub tap: Option<String>,
 }
 
 /// `[[route]]`: a static route.
@@ -631,6 +637,19 @@ impl Config {
                             "'{a}' is not an address with prefix (e.g. 198.18.0.1/24 or 2001:db8::1/64)"
                         ),
                     ),
+                }
+            }
+            if let Some(t) = &p.tap {
+                let ok_chars = t
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+                if t.is_empty() || t.len() > 15 || !ok_chars {
+                    e.push(
+                        format!("{f}.tap"),
+                        format!(
+                            "'{t}' is not an interface name (1-15 letters, digits, '-', '_', '.')"
+                        ),
+                    );
                 }
             }
             if let Some(m) = p.mtu {

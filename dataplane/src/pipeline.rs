@@ -41,6 +41,12 @@ pub trait Sink<B> {
     fn alloc(&mut self) -> Option<B>;
     /// Tells control something (neighbour learned).
     fn event(&mut self, ev: Event);
+    /// Hands a packet for the host (not a service) to the kernel through
+    /// the port's TAP interface; gives it back when there is none.
+    fn to_kernel(&mut self, port: u16, pkt: B) -> Result<(), B> {
+        let _ = port;
+        Err(pkt)
+    }
 }
 
 /// Worker → control events.
@@ -146,6 +152,8 @@ pub struct PipelineConfig {
     pub frags: usize,
     /// Persistence templates per service.
     pub persist_per_service: usize,
+    /// Most packets per second handed to the kernel (exception path).
+    pub kernel_pps: u32,
 }
 
 impl PipelineConfig {
@@ -159,6 +167,7 @@ impl PipelineConfig {
             neigh: NeighConfig::default(),
             frags: 4096,
             persist_per_service: 4096,
+            kernel_pps: 20_000,
         }
     }
 }
@@ -206,6 +215,9 @@ struct State {
     lport_cursor: u16,
     tun_ident: u16,
     now_ns: u64,
+    /// Token bucket for the exception path (packets to the kernel).
+    kernel_tokens: u32,
+    kernel_rate: u32,
 }
 
 /// One worker's packet path.
@@ -270,6 +282,8 @@ impl<B: PacketBuf> Pipeline<B> {
                 lport_cursor: 0,
                 tun_ident: 0,
                 now_ns: 0,
+                kernel_tokens: cfg.kernel_pps,
+                kernel_rate: cfg.kernel_pps,
             },
             neigh,
             snap: snap.clone(),
@@ -389,6 +403,12 @@ impl<B: PacketBuf> Pipeline<B> {
     /// occupancy counters.
     pub fn housekeeping(&mut self, now_ns: u64, budget: usize, sink: &mut impl Sink<B>) {
         self.st.now_ns = now_ns;
+        let refill = (self.st.kernel_rate / 100).max(1);
+        self.st.kernel_tokens = self
+            .st
+            .kernel_tokens
+            .saturating_add(refill)
+            .min(self.st.kernel_rate);
         let tick = (now_ns / NS) as u32;
         let snap = &*self.snap;
         let st = &mut self.st;
@@ -480,16 +500,33 @@ impl<B: PacketBuf> Pipeline<B> {
         }
     }
 
+    /// The exception path: to the kernel through the port's TAP, within
+    /// the rate limit; otherwise dropped as not ours.
+    fn kernel(&mut self, pkt: B, port: u16, sink: &mut impl Sink<B>) {
+        if self.st.kernel_tokens == 0 {
+            self.st.counters.path_drop(PathDrop::KernelRateLimited);
+            return;
+        }
+        match sink.to_kernel(port, pkt) {
+            Ok(()) => {
+                self.st.kernel_tokens -= 1;
+                self.st.counters.to_kernel.inc();
+            }
+            Err(p) => {
+                drop(p);
+                self.st.counters.path_drop(PathDrop::NotOurs);
+            }
+        }
+    }
+
     fn after_neigh(&mut self, pkt: B, h: neigh::Handled, in_port: u16, sink: &mut impl Sink<B>) {
         match h.verdict {
             NVerdict::Reply => {
                 self.st.counters.neigh_answered.inc();
                 sink.tx(in_port, pkt);
             }
-            NVerdict::NotOurs => {
-                self.st.counters.path_drop(PathDrop::NotOurs);
-            }
-            NVerdict::Consumed | NVerdict::Malformed => {}
+            NVerdict::NotOurs | NVerdict::Consumed => self.kernel(pkt, in_port, sink),
+            NVerdict::Malformed => {}
         }
         if let Some(l) = h.learned {
             sink.event(Event::NeighLearned {
@@ -637,6 +674,18 @@ impl<B: PacketBuf> Pipeline<B> {
                     laddr: None,
                 };
                 return self.emit(pkt, meta, &t, Direction::Out, in_port, sink);
+            }
+            // For the host (its own addresses, multicast such as VRRP,
+            // link-local): the exception path to the kernel.
+            let host = match meta.dst {
+                IpAddr::V4(a) => a.is_multicast() || a.is_broadcast(),
+                IpAddr::V6(a) => a.is_multicast() || (a.segments()[0] & 0xffc0) == 0xfe80,
+            } || snap
+                .addrs
+                .get(meta.dst)
+                .is_some_and(|a| a.class == crate::neigh::AddrClass::Port);
+            if host {
+                return self.kernel(pkt, in_port, sink);
             }
             let r = if snap.addrs.contains(dst) {
                 PathDrop::ReplyNoConn

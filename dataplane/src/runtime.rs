@@ -34,6 +34,10 @@ pub struct PortSpec {
     pub v4: Option<(Ipv4Addr, u8)>,
     /// IPv6 address and prefix.
     pub v6: Option<(Ipv6Addr, u8)>,
+    /// Name of a kernel TAP interface for this port's exception path
+    /// (host traffic: ARP/ND, VRRP, SSH, BGP, ICMP to the port's
+    /// addresses); None: such packets are dropped and counted.
+    pub tap: Option<String>,
 }
 
 /// How to start.
@@ -70,6 +74,7 @@ pub struct Runtime {
     counters: Vec<Arc<WorkerCounters>>,
     current: Arc<Snapshot>,
     ports: Vec<Port>,
+    taps: Vec<Port>,
     port_specs: Vec<PortSpec>,
     port_snaps: Vec<PortSnap>,
     relay: Option<std::thread::JoinHandle<()>>,
@@ -136,6 +141,29 @@ impl Runtime {
                 v6: spec.v6,
             });
         }
+        // Exception-path TAPs: a kernel interface per port that asks for
+        // one, with the port's MAC, one queue per worker.
+        let mut taps: Vec<Option<Port>> = Vec::new();
+        for (i, spec) in cfg.ports.iter().enumerate() {
+            match (&spec.tap, port_snaps.get(i)) {
+                (Some(name), Some(ps)) => {
+                    let m = ps.mac.0;
+                    let dev = format!(
+                        "net_tap_rvs{i},iface={name},mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                        m[0], m[1], m[2], m[3], m[4], m[5]
+                    );
+                    let pc = PortConfig {
+                        promiscuous: false,
+                        ..Self::port_config(&cfg)
+                    };
+                    taps.push(Some(
+                        Port::open(&eal, &dev, &pc, &pool)
+                            .map_err(|e| format!("tap {name}: {e}"))?,
+                    ));
+                }
+                _ => taps.push(None),
+            }
+        }
         let snap = Arc::new(build(&port_snaps)?);
         let flow_key = HashKey::random();
         let channels: Vec<Channels> = (0..workers).map(|_| Channels::new(1024)).collect();
@@ -179,12 +207,29 @@ impl Runtime {
                 rx.push(p.take_rx_queue(w as u16).ok_or("RX queue taken")?);
                 tx.push(p.take_tx_queue(w as u16).ok_or("TX queue taken")?);
             }
+            let mut tap_tx = Vec::new();
+            let mut tap_rx = Vec::new();
+            for t in taps.iter_mut() {
+                match t {
+                    Some(t) => {
+                        tap_tx.push(t.take_tx_queue(w as u16));
+                        // Only worker 0 polls what the kernel sends.
+                        tap_rx.push(if w == 0 { t.take_rx_queue(0) } else { None });
+                    }
+                    None => {
+                        tap_tx.push(None);
+                        tap_rx.push(None);
+                    }
+                }
+            }
             let io = WorkerIo {
                 rx,
                 tx,
                 handoff_in: inn,
                 handoff_out: out,
                 pool: pool.clone(),
+                tap_tx,
+                tap_rx,
             };
             let ch = channels[w].clone();
             let ctr = counters[w].clone();
@@ -212,6 +257,7 @@ impl Runtime {
             counters,
             current: snap,
             ports,
+            taps: taps.into_iter().flatten().collect(),
             port_specs: cfg.ports,
             port_snaps,
             relay: Some(relay),
@@ -311,6 +357,7 @@ impl Runtime {
             while w.ch.retired.pop().is_some() {}
             while w.ch.commands.pop().is_some() {}
         }
+        self.taps.clear();
         self.ports.clear();
     }
 }

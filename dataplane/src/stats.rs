@@ -149,11 +149,13 @@ pub enum PathDrop {
     IcmpNoConn,
     /// Could not allocate a buffer for a generated packet.
     NoBuffer,
+    /// Exception path over its rate limit.
+    KernelRateLimited,
 }
 
 impl PathDrop {
     /// Every reason, in index order.
-    pub const ALL: [PathDrop; 15] = [
+    pub const ALL: [PathDrop; 16] = [
         PathDrop::NotOurs,
         PathDrop::TcpNoConn,
         PathDrop::NoRealServer,
@@ -169,6 +171,7 @@ impl PathDrop {
         PathDrop::Backup,
         PathDrop::IcmpNoConn,
         PathDrop::NoBuffer,
+        PathDrop::KernelRateLimited,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -191,6 +194,7 @@ impl PathDrop {
             PathDrop::Backup => "backup_role",
             PathDrop::IcmpNoConn => "icmp_no_conn",
             PathDrop::NoBuffer => "no_buffer",
+            PathDrop::KernelRateLimited => "kernel_rate_limited",
         }
     }
 
@@ -228,6 +232,10 @@ pub struct WorkerCounters {
     pub stateless_fallbacks: Counter,
     /// ARP/ND requests answered.
     pub neigh_answered: Counter,
+    /// Packets handed to the kernel (exception path).
+    pub to_kernel: Counter,
+    /// Packets the kernel sent out through a port.
+    pub from_kernel: Counter,
     /// Snapshot generation this worker runs.
     pub generation: Counter,
     /// Polling iterations (liveness).
@@ -254,6 +262,8 @@ impl WorkerCounters {
             conn_capacity: Counter::default(),
             stateless_fallbacks: Counter::default(),
             neigh_answered: Counter::default(),
+            to_kernel: Counter::default(),
+            from_kernel: Counter::default(),
             generation: Counter::default(),
             loops: Counter::default(),
         }

@@ -78,11 +78,18 @@ pub struct WorkerIo {
     pub handoff_out: Vec<Option<Producer<Mbuf>>>,
     /// Pool for generated packets.
     pub pool: Arc<Mempool>,
+    /// TX queue of each port's kernel TAP (exception path), if any.
+    pub tap_tx: Vec<Option<TxQueue>>,
+    /// RX queue of each port's kernel TAP: what the kernel sends goes out
+    /// of the port (polled by one worker only).
+    pub tap_rx: Vec<Option<RxQueue>>,
 }
 
 struct MbufSink<'a> {
     txb: &'a mut [Burst],
     tx: &'a mut [TxQueue],
+    tapb: &'a mut [Burst],
+    taptx: &'a mut [Option<TxQueue>],
     handoff: &'a mut [Option<Producer<Mbuf>>],
     pool: &'a Mempool,
     events: &'a ArrayQueue<Event>,
@@ -106,6 +113,13 @@ impl MbufSink<'_> {
     fn flush(&mut self) {
         for p in 0..self.txb.len() {
             self.flush_port(p);
+        }
+        for (b, q) in self.tapb.iter_mut().zip(self.taptx.iter_mut()) {
+            if let Some(q) = q {
+                if !b.is_empty() {
+                    q.send(b);
+                }
+            }
         }
     }
 }
@@ -147,6 +161,20 @@ impl Sink<Mbuf> for MbufSink<'_> {
     fn event(&mut self, ev: Event) {
         let _ = self.events.push(ev);
     }
+
+    fn to_kernel(&mut self, port: u16, pkt: Mbuf) -> Result<(), Mbuf> {
+        let p = port as usize;
+        match (self.tapb.get_mut(p), self.taptx.get_mut(p)) {
+            (Some(b), Some(Some(q))) => {
+                b.push(pkt)?;
+                if b.is_full() {
+                    q.send(b);
+                }
+                Ok(())
+            }
+            _ => Err(pkt),
+        }
+    }
 }
 
 /// Loop settings.
@@ -181,6 +209,7 @@ pub fn run(
     let ns = |t: u64| ((u128::from(t.wrapping_sub(t0)) * 1_000_000_000) / u128::from(hz)) as u64;
     let nports = io.rx.len();
     let mut txb: Vec<Burst> = (0..io.tx.len()).map(|_| Burst::new()).collect();
+    let mut tapb: Vec<Burst> = (0..io.tap_tx.len()).map(|_| Burst::new()).collect();
     let mut rxb = Burst::new();
     let mut next_house = 0u64;
     let mut loops: u64 = 0;
@@ -190,6 +219,8 @@ pub fn run(
             let mut sink = MbufSink {
                 txb: &mut txb,
                 tx: &mut io.tx,
+                tapb: &mut tapb,
+                taptx: &mut io.tap_tx,
                 handoff: &mut io.handoff_out,
                 pool: &io.pool,
                 events: &ch.events,
@@ -211,6 +242,16 @@ pub fn run(
                         continue;
                     }
                     pipe.process(m, p as u16, now, false, &mut sink);
+                }
+            }
+            for (p, q) in io.tap_rx.iter_mut().enumerate() {
+                let Some(q) = q else { continue };
+                if q.rx_burst(&mut rxb) == 0 {
+                    continue;
+                }
+                counters.from_kernel.add(rxb.len() as u64);
+                for m in rxb.drain() {
+                    sink.tx(p as u16, m);
                 }
             }
             for c in io.handoff_in.iter_mut() {

@@ -19,6 +19,9 @@ struct Collect {
     tx: Vec<(u16, Vec<u8>)>,
     handoffs: Vec<(u16, Vec<u8>)>,
     events: Vec<Event>,
+    kernel: Vec<(u16, Vec<u8>)>,
+    /// Ports with a TAP (exception path).
+    taps: Vec<u16>,
 }
 
 impl Sink<VecBuf> for Collect {
@@ -34,6 +37,13 @@ impl Sink<VecBuf> for Collect {
     }
     fn event(&mut self, ev: Event) {
         self.events.push(ev);
+    }
+    fn to_kernel(&mut self, port: u16, pkt: VecBuf) -> Result<(), VecBuf> {
+        if !self.taps.contains(&port) {
+            return Err(pkt);
+        }
+        self.kernel.push((port, pkt.data().to_vec()));
+        Ok(())
     }
 }
 
@@ -594,4 +604,59 @@ fn gratuitous_arp_on_start_and_on_takeover() {
         out.tx.clear();
     }
     assert_eq!(rounds, 3);
+}
+
+#[test]
+fn host_traffic_takes_the_exception_path_to_the_kernel() {
+    let snap = snapshot(
+        vec![service(
+            0,
+            v4("198.18.0.100"),
+            80,
+            SchedKind::Rr,
+            &[(v4("198.19.0.11"), 80)],
+            FwdMode::Nat,
+        )],
+        Role::Master,
+    );
+    let (mut p, c) = pipeline(snap, 0, 1, 1024);
+    let mut out = Collect {
+        taps: vec![CLIENT_PORT],
+        ..Collect::default()
+    };
+    // SSH to the director's own address, VRRP (multicast), a reply to the
+    // kernel's own ARP request: all for the host.
+    let ssh = tcp4("198.18.0.10", 50000, "198.18.0.1", 22, true, false, b"");
+    p.process(VecBuf::new(&ssh), CLIENT_PORT, 0, false, &mut out);
+    let mut vrrp = tcp4("198.18.0.2", 1, "224.0.0.18", 1, false, false, b"");
+    vrrp[0..6].copy_from_slice(&[0x01, 0x00, 0x5e, 0, 0, 0x12]);
+    p.process(VecBuf::new(&vrrp), CLIENT_PORT, 0, false, &mut out);
+    let arp = arp_reply(MAC_GW, "198.18.0.254", MAC_P0, "198.18.0.1");
+    p.process(VecBuf::new(&arp), CLIENT_PORT, 0, false, &mut out);
+    assert_eq!(
+        out.kernel.len(),
+        3,
+        "{:?}",
+        out.kernel.iter().map(|k| k.1.len()).collect::<Vec<_>>()
+    );
+    assert_eq!(out.kernel[0].1, ssh, "handed over untouched");
+    assert!(out.tx.is_empty());
+    assert_eq!(c.to_kernel.get(), 3);
+    // The VIP is not the host's: a SYN to it is load balanced, not passed up.
+    p.learn(
+        v4("198.19.0.11"),
+        SERVER_PORT,
+        MacAddr(MAC_RS1),
+        0,
+        &mut out,
+    );
+    let syn = tcp4("198.18.0.10", 50001, "198.18.0.100", 80, true, false, b"");
+    p.process(VecBuf::new(&syn), CLIENT_PORT, 0, false, &mut out);
+    assert_eq!(out.kernel.len(), 3);
+    assert_eq!(out.tx.len(), 1);
+    // A port without a TAP drops host traffic as not ours.
+    let ssh2 = tcp4("198.19.0.11", 50000, "198.19.0.1", 22, true, false, b"");
+    p.process(VecBuf::new(&ssh2), SERVER_PORT, 0, false, &mut out);
+    assert_eq!(out.kernel.len(), 3);
+    assert_eq!(c.path_drops[PathDrop::NotOurs.index()].get(), 1);
 }

@@ -68,6 +68,7 @@ fn two_workers_forward_nat_over_net_ring_with_handoff_and_arp() {
                 mtu: 1500,
                 v4: None,
                 v6: None,
+                tap: None,
             },
             PortSpec {
                 name: "server".into(),
@@ -75,6 +76,7 @@ fn two_workers_forward_nat_over_net_ring_with_handoff_and_arp() {
                 mtu: 1500,
                 v4: None,
                 v6: None,
+                tap: None,
             },
         ],
         workers,

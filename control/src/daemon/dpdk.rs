@@ -89,6 +89,34 @@ fn build_routes(cfg: &Config) -> Result<RouteTable, String> {
     b.build().map_err(|e| format!("routes: {e:?}"))
 }
 
+/// Gives the kernel side of a port's TAP the port's addresses and brings it
+/// up, so the host's own services (VRRP, SSH, BGP) answer there.
+fn setup_tap(name: &str, addrs: &[String]) -> Result<(), String> {
+    let run = |args: &[&str]| -> Result<(), String> {
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .map_err(|e| format!("tap {name}: running ip: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "tap {name}: ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    };
+    for a in addrs {
+        if a.contains(':') {
+            run(&["-6", "addr", "replace", a, "dev", name, "nodad"])?;
+        } else {
+            run(&["addr", "replace", a, "dev", name])?;
+        }
+    }
+    run(&["link", "set", name, "up"])
+}
+
 /// EAL arguments from `[eal]`: main lcore on the first core, workers on
 /// the others (registered threads, not EAL lcores).
 pub fn eal_args(cfg: &Config) -> EalArgs {
@@ -173,6 +201,7 @@ impl DpdkDataplane {
                     IpAddr::V6(a) => Some((a, c.prefix)),
                     IpAddr::V4(_) => None,
                 }),
+                tap: p.tap.clone(),
             });
         }
         let workers = u16::try_from(cfg.dataplane.workers.clamp(1, 128)).unwrap_or(1);
@@ -225,6 +254,11 @@ impl DpdkDataplane {
         })?;
         dp.rt = Some(rt);
         dp.model = model;
+        for p in &cfg.ports {
+            if let Some(tap) = &p.tap {
+                setup_tap(tap, &p.addresses)?;
+            }
+        }
         Ok(dp)
     }
 

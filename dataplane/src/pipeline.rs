@@ -115,6 +115,26 @@ impl ConnInfo {
     }
 }
 
+/// A request for the neighbour tables, filled by every worker between
+/// bursts (worker index, entry).
+#[derive(Debug)]
+pub struct NeighDump {
+    /// Where workers put entries.
+    pub out: crossbeam::queue::ArrayQueue<(u16, crate::neigh::NeighInfo)>,
+    /// Workers that have answered.
+    pub done: std::sync::atomic::AtomicUsize,
+}
+
+impl NeighDump {
+    /// Room for `n` entries.
+    pub fn new(n: usize) -> Self {
+        NeighDump {
+            out: crossbeam::queue::ArrayQueue::new(n.max(1)),
+            done: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
 /// A request for a connection listing, filled by every worker between
 /// bursts (preallocated by control: no allocation on the worker).
 #[derive(Debug)]
@@ -369,6 +389,16 @@ impl<B: PacketBuf> Pipeline<B> {
         let full = full.chain(self.st.conns6.iter().map(|(_, c)| ConnInfo::of(c, now, w)));
         for c in full {
             if req.out.push(c).is_err() {
+                break;
+            }
+        }
+        req.done.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Copies this worker's neighbour table into `req`.
+    pub fn dump_neigh(&self, req: &NeighDump) {
+        for e in self.neigh.entries() {
+            if req.out.push((self.st.worker, e)).is_err() {
                 break;
             }
         }

@@ -319,6 +319,27 @@ impl Runtime {
         v
     }
 
+    /// Every worker's neighbour table (worker index, entry).
+    pub fn neighbours(&self) -> Vec<(u16, crate::neigh::NeighInfo)> {
+        let req = Arc::new(crate::pipeline::NeighDump::new(65536));
+        let mut asked = 0;
+        for w in &self.workers {
+            if push_cmd(&w.ch, Command::DumpNeigh(req.clone())).is_ok() {
+                asked += 1;
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while req.done.load(Ordering::Acquire) < asked && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let mut v = Vec::new();
+        while let Some(e) = req.out.pop() {
+            v.push(e);
+        }
+        v.sort_by_key(|(w, e)| (e.port, e.ip, *w));
+        v
+    }
+
     /// Port counters and link state, by port index.
     pub fn port_status(&self) -> Vec<(String, Option<PortStats>, Option<LinkStatus>)> {
         self.ports

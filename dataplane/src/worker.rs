@@ -38,6 +38,8 @@ pub enum Command {
     },
     /// Copy connections into the request (operator listing).
     Dump(Arc<crate::pipeline::DumpRequest>),
+    /// Copy the neighbour table into the request.
+    DumpNeigh(Arc<crate::pipeline::NeighDump>),
     /// Leave the loop (TX drained first).
     Stop,
 }
@@ -282,6 +284,7 @@ pub fn run(
                             pipe.learn(ip, port, mac, now, &mut sink)
                         }
                         Command::Dump(req) => pipe.dump(&req),
+                        Command::DumpNeigh(req) => pipe.dump_neigh(&req),
                         Command::Template { svc, client, rs } => {
                             pipe.adopt_template(svc, client, rs, now)
                         }

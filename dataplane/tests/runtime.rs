@@ -260,6 +260,16 @@ fn two_workers_forward_nat_over_net_ring_with_handoff_and_arp() {
     assert_eq!(conns, u64::from(n));
     let _: IpAddr = v4("198.18.0.10");
 
+    // Both workers know rs1: one learned it from the ARP reply, the other
+    // through the relay.
+    let neigh = rt.neighbours();
+    let rs1: Vec<_> = neigh
+        .iter()
+        .filter(|(_, e)| e.ip == v4("198.19.0.11"))
+        .collect();
+    assert_eq!(rs1.len(), 2, "{neigh:?}");
+    assert!(rs1.iter().all(|(_, e)| e.mac.0 == MAC_RS1 && e.port == 1));
+
     rt.shutdown();
     drop(peer_client);
     drop(peer_server);

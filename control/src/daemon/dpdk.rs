@@ -41,6 +41,7 @@ type RealKey = (ServiceKey, SocketAddr);
 pub struct DpdkDataplane {
     rt: Option<Runtime>,
     routes: RouteTable,
+    route_lines: Vec<(String, String, String)>,
     ports: Vec<PortSnap>,
     port_names: Vec<String>,
     svc_ids: HashMap<ServiceKey, u16>,
@@ -229,6 +230,17 @@ impl DpdkDataplane {
         let mut dp = DpdkDataplane {
             rt: None,
             routes: routes.clone(),
+            route_lines: cfg
+                .routes
+                .iter()
+                .map(|r| {
+                    (
+                        r.prefix.clone(),
+                        r.port.clone(),
+                        r.via.clone().unwrap_or_else(|| "on-link".into()),
+                    )
+                })
+                .collect(),
             ports: Vec::new(),
             port_names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
             svc_ids: HashMap::new(),
@@ -617,9 +629,31 @@ impl Dataplane for DpdkDataplane {
                         }
                     }
                 }
+                for (prefix, port, via) in &self.route_lines {
+                    let _ = writeln!(out, "{prefix:<41} {port:<9} {via}");
+                }
             }
             Extra::Neigh => {
-                out.push_str("Neighbour tables are per worker; learned entries are shared through control.\n");
+                out.push_str("Address                                   Port      HWaddress          State       Worker\n");
+                for (w, e) in rt.neighbours() {
+                    let m = e.mac.0;
+                    let _ = writeln!(
+                        out,
+                        "{:<41} {:<9} {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}  {:<11} {}",
+                        e.ip.to_string(),
+                        self.port_names
+                            .get(e.port as usize)
+                            .map_or("?", String::as_str),
+                        m[0],
+                        m[1],
+                        m[2],
+                        m[3],
+                        m[4],
+                        m[5],
+                        format!("{:?}", e.state).to_uppercase(),
+                        w
+                    );
+                }
             }
         }
         out

@@ -1000,6 +1000,9 @@ fn real_of(snap: &Snapshot, svc: u16, rs: u32) -> Option<&crate::sched::RealServ
 
 #[inline]
 fn activity(snap: &Snapshot, svc: u16, rs: u32, a: Activity) {
+    if a == Activity::Unchanged {
+        return;
+    }
     if let Some(r) = real_of(snap, svc, rs) {
         match a {
             Activity::BecameActive => r.counters.conn_activated(),

@@ -269,3 +269,34 @@ fn pinned_registered_workers_then_orderly_shutdown() {
     drop(b);
     assert_eq!(pool.in_use(), 0);
 }
+
+/// The cores a thread may run on, from /proc (e.g. "1" or "0-1").
+fn cpus_allowed() -> String {
+    std::fs::read_to_string("/proc/thread-self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn workers_are_pinned_even_when_spawned_from_a_pinned_thread() {
+    let cores = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    if cores.trim() == "0" {
+        println!("SKIP: one core online");
+        return;
+    }
+    let eal = eal().clone();
+    // EAL pins the thread that initialises it; a worker spawned from such a
+    // thread must still land on its own core, not inherit the caller's.
+    let got = std::thread::spawn(move || {
+        core_affinity::set_for_current(core_affinity::CoreId { id: 0 });
+        assert_eq!(cpus_allowed(), "0");
+        let h = dataplane::dpdk::spawn_worker(&eal, "pin1", Some(1), |_| cpus_allowed()).expect("spawn");
+        h.join().expect("no panic").expect("registered")
+    })
+    .join()
+    .expect("join");
+    assert_eq!(got, "1");
+}

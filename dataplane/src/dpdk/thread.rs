@@ -71,6 +71,20 @@ impl<T> WorkerHandle<T> {
     }
 }
 
+/// The cores the system has online (`/sys/devices/system/cpu/online`,
+/// e.g. `0-3,6`), whatever the calling thread's affinity; None if unknown.
+fn online_cores() -> Option<Vec<usize>> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
+    let mut v = Vec::new();
+    for part in text.trim().split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => v.extend(a.parse::<usize>().ok()?..=b.parse::<usize>().ok()?),
+            None => v.push(part.parse().ok()?),
+        }
+    }
+    Some(v)
+}
+
 /// Spawns a worker thread named `name`, pinned to `core` (when that core
 /// exists; otherwise unpinned) and registered with DPDK for its lifetime.
 pub fn spawn_worker<F, T>(
@@ -84,9 +98,11 @@ where
     T: Send + 'static,
 {
     let eal = eal.clone();
-    let core = core.filter(|c| {
-        core_affinity::get_core_ids().is_some_and(|ids| ids.iter().any(|id| id.id == *c))
-    });
+    // Pin by setting the affinity outright: filtering by the cores the
+    // *calling* thread may use would leave every worker on EAL's main core
+    // (EAL pins the thread that initialised it).
+    let online = online_cores();
+    let core = core.filter(|c| online.as_ref().is_none_or(|o| o.contains(c)));
     let handle = std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {

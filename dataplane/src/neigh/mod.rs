@@ -449,8 +449,11 @@ impl<T: PacketBuf> Neigh<T> {
             a.operation == arp::OP_REPLY && (ours.is_some() || port_info.ipv4 == Some(a.target_ip));
         if reply_to_us && !gratuitous {
             self.counters.arp_replies_received += 1;
+            // A reply sent to our MAC answers a request of ours, possibly
+            // made by another worker (RSS put the reply here): create the
+            // entry, so it can be relayed to the worker that asked.
             let how = LearnHow {
-                create: false,
+                create: a.target_mac == port_info.mac,
                 confirm: true,
                 override_mac: true,
             };
@@ -697,12 +700,26 @@ impl<T: PacketBuf> Neigh<T> {
             }
             return Handled::verdict(Verdict::Consumed);
         }
+        let solicited = nd.flags & nd_flags::SOLICITED != 0;
         let Some(i) = self.table.find(ip, port) else {
+            // A solicited advertisement answers a solicitation of ours,
+            // possibly sent by another worker: learn it so it is relayed.
+            if let (true, Some(mac)) = (solicited, nd.ll_addr) {
+                let how = LearnHow {
+                    create: true,
+                    confirm: true,
+                    override_mac: true,
+                };
+                let learned = self.learn(ip, port, mac, now, how);
+                return Handled {
+                    verdict: Verdict::Consumed,
+                    learned,
+                };
+            }
             self.counters.nd_not_ours += 1;
             return Handled::verdict(Verdict::NotOurs);
         };
         let known = self.table.get(i).map(|e| (e.state, e.mac));
-        let solicited = nd.flags & nd_flags::SOLICITED != 0;
         let mac = match (nd.ll_addr, known) {
             (Some(m), _) => m,
             // Without a target link-layer option an NA can only confirm

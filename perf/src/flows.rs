@@ -159,9 +159,24 @@ pub struct PointResult {
     pub gen_cpu_share: f64,
     /// TSC cycles per packet: the worker's on-CPU time × tsc_hz / packets.
     pub cycles_per_pkt: f64,
-    /// Whether the director's RX ring refused packets (it was the
-    /// bottleneck, so cycles/packet is its cost).
+    /// The same less the empty polls: on-CPU cycles minus
+    /// (polls − packets) × the idle poll's cost, per packet. Polls that
+    /// found packets number at most the packets, so this never removes
+    /// work: an upper bound on the worker's cost per packet.
+    pub busy_cycles_per_pkt: f64,
+    /// tsc_hz / busy cycles per packet: what the worker could forward with
+    /// its core to itself and always a packet waiting.
+    pub capacity_pps: f64,
+    /// Whether the worker was kept busy: the director's RX ring refused
+    /// the generator and the worker's polls returned at least half a burst
+    /// on average (so cycles/packet is its cost, not idle polling).
     pub saturated: bool,
+    /// Packets per polling-loop iteration of the worker (up to
+    /// `dataplane::dpdk::MAX_BURST` per port).
+    pub pkts_per_loop: f64,
+    /// On-CPU TSC cycles per empty polling iteration, measured while the
+    /// worker was idle before set-up.
+    pub idle_loop_cycles: f64,
     /// Refused sends per packet taken.
     pub refused_per_pkt: f64,
     /// Drops (parser and path) during the measurement.
@@ -214,6 +229,7 @@ struct Snap {
     refused: u64,
     worker_cpu: u64,
     gen_cpu: u64,
+    loops: u64,
 }
 
 fn snap(c: &WorkerCounters, sh: &Shared, sid: usize) -> Snap {
@@ -228,6 +244,7 @@ fn snap(c: &WorkerCounters, sh: &Shared, sid: usize) -> Snap {
         refused: sh.refused.load(Ordering::Relaxed),
         worker_cpu: crate::stats::thread_cpu_ns(None, "rvs-w0").unwrap_or(0),
         gen_cpu: crate::stats::thread_cpu_ns(None, "rvs-gen").unwrap_or(0),
+        loops: c.loops.get(),
     }
 }
 
@@ -380,6 +397,16 @@ fn drive(
 ) -> Result<PointResult, String> {
     let hz = tsc_hz().max(1) as f64;
     let label = p.label();
+    // The cost of an empty poll: the worker idles until set-up starts.
+    std::thread::sleep(Duration::from_millis(50));
+    let i0 = snap(ctr, sh, sid);
+    std::thread::sleep(Duration::from_millis(300));
+    let i1 = snap(ctr, sh, sid);
+    let idle_loop_cycles = if i1.loops > i0.loops {
+        (i1.worker_cpu - i0.worker_cpu) as f64 * hz / 1e9 / (i1.loops - i0.loops) as f64
+    } else {
+        0.0
+    };
     let t0 = Instant::now();
     // Set-up: one SYN per flow, until the table holds them or stops growing.
     if warm > 0 {
@@ -460,6 +487,17 @@ fn drive(
     } else {
         0.0
     };
+    let pkts_per_loop = (b.rx - a.rx) as f64 / (b.loops.saturating_sub(a.loops)).max(1) as f64;
+    let busy = {
+        let rx = (b.rx - a.rx) as f64;
+        let empty = (b.loops.saturating_sub(a.loops) as f64 - rx).max(0.0);
+        let cyc = cpu_s * hz - empty * idle_loop_cycles;
+        if rx > 0.0 {
+            cyc.max(0.0) / rx
+        } else {
+            0.0
+        }
+    };
     let out_pps = (b.tx - a.tx) as f64 / dt;
     let refused = b.refused - a.refused;
     let sent = (b.sent - a.sent).max(1);
@@ -505,7 +543,11 @@ fn drive(
         cpu_share,
         gen_cpu_share,
         cycles_per_pkt: if pps_cpu > 0.0 { hz / pps_cpu } else { 0.0 },
-        saturated: refused as f64 > 0.001 * sent as f64,
+        busy_cycles_per_pkt: busy,
+        capacity_pps: if busy > 0.0 { hz / busy } else { 0.0 },
+        saturated: refused as f64 > 0.001 * sent as f64 && pkts_per_loop >= 16.0,
+        pkts_per_loop,
+        idle_loop_cycles,
         refused_per_pkt: refused as f64 / sent as f64,
         drops: b.drops - a.drops,
         new_conns_per_s,

@@ -81,7 +81,7 @@ pub fn targets(res: &[PointResult], base: Baseline) -> Vec<Target> {
     };
     for (n, want) in [(1_000_000u32, 0.5), (1000, 0.8)] {
         let r = est(n);
-        let rt = r.and_then(|r| ratio(r.pps_cpu, base.swap_cpu()));
+        let rt = r.and_then(|r| ratio(r.capacity_pps, base.swap_cpu()));
         t.push(Target {
             name: format!(
                 "established 64 B NAT {} ≥ {want}× testpmd 5tswap",
@@ -89,8 +89,9 @@ pub fn targets(res: &[PointResult], base: Baseline) -> Vec<Target> {
             ),
             value: match (r, rt) {
                 (Some(r), Some(x)) => format!(
-                    "{:.2} Mpps per CPU-s ({:.2} wall) = {x:.2}×",
-                    r.pps_cpu / 1e6,
+                    "capacity {:.2} Mpps ({:.0} cycles/pkt; {:.2} Mpps wall) = {x:.2}×",
+                    r.capacity_pps / 1e6,
+                    r.busy_cycles_per_pkt,
                     r.pps / 1e6
                 ),
                 (Some(r), None) => format!("{:.2} Mpps (no baseline)", r.pps / 1e6),
@@ -100,12 +101,20 @@ pub fn targets(res: &[PointResult], base: Baseline) -> Vec<Target> {
         });
     }
     let nc = res.iter().find(|r| is_ref(r, Kind::NewConn));
+    // Every packet of the new-conn profile is a SYN of a fresh flow, so
+    // the worker's packet capacity is its connection rate per core.
     t.push(Target {
         name: "new connections ≥ 3 M/s/core".into(),
-        value: nc
-            .and_then(|r| r.new_conns_per_s)
-            .map_or("not measured".into(), |v| format!("{:.2} M/s", v / 1e6)),
-        met: nc.and_then(|r| r.new_conns_per_s).map(|v| v >= 3e6),
+        value: nc.map_or("not measured".into(), |r| {
+            format!(
+                "capacity {:.2} M/s ({:.0} cycles/conn{}); {:.2} M/s wall",
+                r.capacity_pps / 1e6,
+                r.busy_cycles_per_pkt,
+                if r.saturated { "" } else { ", upper bound" },
+                r.new_conns_per_s.unwrap_or(0.0) / 1e6
+            )
+        }),
+        met: nc.map(|r| r.capacity_pps >= 3e6),
     });
     let lat: Vec<&PointResult> = res
         .iter()
@@ -160,15 +169,15 @@ pub fn targets(res: &[PointResult], base: Baseline) -> Vec<Target> {
         name: "throughput drop < 2× from 1K to 10M".into(),
         value: match (small, largest) {
             (Some(a), Some(b)) => format!(
-                "1K/{} = {:.2}× (per CPU-s)",
+                "capacity 1K/{} = {:.2}×",
                 flows_label(b.point.flows),
-                a.pps_cpu / b.pps_cpu.max(1.0)
+                a.capacity_pps / b.capacity_pps.max(1.0)
             ),
             _ => "not measured".into(),
         },
         met: match (small, largest) {
             (Some(a), Some(b)) if b.point.flows >= 10_000_000 => {
-                Some(a.pps_cpu / b.pps_cpu.max(1.0) < 2.0)
+                Some(a.capacity_pps / b.capacity_pps.max(1.0) < 2.0)
             }
             _ => None,
         },
@@ -204,29 +213,31 @@ pub fn markdown(res: &[PointResult], base: Baseline, targets: &[Target], header:
     );
     let _ = writeln!(
         s,
-        "Mpps wall: director RX of the client port per wall-clock second. Mpps/CPU-s: per on-CPU second of the worker thread (schedstat); ratios and cycles/packet use it. CPU: the worker's and generator's on-CPU share. Saturated: the director's RX ring refused the generator (else cycles/packet is an upper bound).\n"
+        "Mpps wall: director RX of the client port per wall-clock second. Mpps/CPU-s: per on-CPU second of the worker thread (schedstat). cycles/pkt: the worker's on-CPU TSC cycles less (polls − packets) × the cost of an empty poll (measured idle before set-up), per packet: an upper bound on its cost. capacity: TSC Hz / cycles/pkt; the ratio to 5tswap uses it against testpmd's packets per on-CPU second. CPU: the worker's and generator's on-CPU share. Saturated: the director's RX ring refused the generator and the worker averaged at least 16 packets per poll (else the worker also spun on empty polls and cycles/packet is an upper bound). pkts/poll: packets per polling iteration (max 64).\n"
     );
     let _ = writeln!(
         s,
-        "| profile | Mpps wall | Mpps/CPU-s | × 5tswap | cycles/pkt | CPU w/g | saturated | new conn/s | p50 µs | p99 µs | p99.9 µs | conns / capacity | RSS Δ MiB | B/conn |"
+        "| profile | Mpps wall | Mpps/CPU-s | cycles/pkt | capacity Mpps | × 5tswap | CPU w/g | pkts/poll | saturated | new conn/s | p50 µs | p99 µs | p99.9 µs | conns / capacity | RSS Δ MiB | B/conn |"
     );
     let _ = writeln!(
         s,
-        "|---|---:|---:|---:|---:|---:|:-:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---:|---:|:-:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for r in res {
         let l = r.latency.as_ref();
         let _ = writeln!(
             s,
-            "| {} | {:.2} | {:.2} | {} | {:.0}{} | {:.2}/{:.2} | {} | {} | {} | {} | {} | {} / {} | {:.0} | {:.1} |",
+            "| {} | {:.2} | {:.2} | {:.0}{} | {:.2} | {} | {:.2}/{:.2} | {:.1} | {} | {} | {} | {} | {} | {} / {} | {:.0} | {:.1} |",
             r.point.label(),
             r.pps / 1e6,
             r.pps_cpu / 1e6,
-            fmt_opt(ratio(r.pps_cpu, base.swap_cpu()), |x| format!("{x:.2}")),
-            r.cycles_per_pkt,
+            r.busy_cycles_per_pkt,
             if r.saturated { "" } else { " (≤)" },
+            r.capacity_pps / 1e6,
+            fmt_opt(ratio(r.capacity_pps, base.swap_cpu()), |x| format!("{x:.2}")),
             r.cpu_share,
             r.gen_cpu_share,
+            r.pkts_per_loop,
             if r.saturated { "yes" } else { "no" },
             fmt_opt(r.new_conns_per_s, |x| format!("{:.2} M", x / 1e6)),
             fmt_opt(l.map(|l| l.p50_ns), |x| format!("{:.1}", x / 1e3)),
@@ -307,7 +318,7 @@ pub fn json(
         let _ = write!(
             s,
             "    {{\"label\": {}, \"kind\": {}, \"mode\": {}, \"family\": {}, \"size\": {}, \"popularity\": {}, \"flows\": {}, \
-\"pps\": {}, \"out_pps\": {}, \"pps_per_cpu_s\": {}, \"worker_cpu_share\": {}, \"generator_cpu_share\": {}, \"ratio_5tswap\": {}, \"ratio_io\": {}, \"cycles_per_pkt\": {}, \"saturated\": {}, \"refused_per_pkt\": {}, \
+\"pps\": {}, \"out_pps\": {}, \"pps_per_cpu_s\": {}, \"worker_cpu_share\": {}, \"generator_cpu_share\": {}, \"ratio_5tswap\": {}, \"ratio_io\": {}, \"cycles_per_pkt\": {}, \"busy_cycles_per_pkt\": {}, \"capacity_pps\": {}, \"saturated\": {}, \"pkts_per_poll\": {}, \"idle_poll_cycles\": {}, \"refused_per_pkt\": {}, \
 \"drops\": {}, \"new_conns_per_s\": {}, \"stateless_fallbacks\": {}, \"conn_entries\": {}, \"conn_capacity\": {}, \
 \"established_sampled\": [{}, {}], \"rss_delta_bytes\": {}, \"bytes_per_conn\": {}, \"setup_s\": {}, \"latency\": {}}}",
             js(&p.label()),
@@ -332,10 +343,14 @@ pub fn json(
             jf(r.pps_cpu),
             jf(r.cpu_share),
             jf(r.gen_cpu_share),
-            ratio(r.pps_cpu, base.swap_cpu()).map_or("null".into(), jf),
-            ratio(r.pps_cpu, base.io_cpu()).map_or("null".into(), jf),
+            ratio(r.capacity_pps, base.swap_cpu()).map_or("null".into(), jf),
+            ratio(r.capacity_pps, base.io_cpu()).map_or("null".into(), jf),
             jf(r.cycles_per_pkt),
+            jf(r.busy_cycles_per_pkt),
+            jf(r.capacity_pps),
             r.saturated,
+            jf(r.pkts_per_loop),
+            jf(r.idle_loop_cycles),
             jf(r.refused_per_pkt),
             r.drops,
             r.new_conns_per_s.map_or("null".into(), jf),
@@ -380,7 +395,7 @@ pub fn svg(res: &[PointResult], base: Baseline) -> String {
     for r in &est {
         let label = r.point.label();
         let key = label.splitn(3, ' ').nth(2).unwrap_or("").to_string();
-        let pt = (f64::from(r.point.flows), r.pps_cpu / 1e6);
+        let pt = (f64::from(r.point.flows), r.capacity_pps / 1e6);
         match series.iter_mut().find(|s| s.0 == key) {
             Some(s) => s.1.push(pt),
             None => series.push((key, vec![pt])),
@@ -395,7 +410,7 @@ pub fn svg(res: &[PointResult], base: Baseline) -> String {
     let (dlo, dhi) = (lo.log10().floor(), hi.log10().ceil());
     let ymax = est
         .iter()
-        .map(|r| r.pps_cpu / 1e6)
+        .map(|r| r.capacity_pps / 1e6)
         .chain([base.swap_cpu() / 1e6, base.io_cpu() / 1e6])
         .fold(1.0, f64::max)
         * 1.1;
@@ -411,7 +426,7 @@ pub fn svg(res: &[PointResult], base: Baseline) -> String {
     let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">rvs worker throughput vs concurrent flows (Mpps per on-CPU second, one core)</text>"#,
+        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">rvs worker capacity vs concurrent flows (one core; testpmd per on-CPU second)</text>"#,
         ml + pw / 2.0
     );
     // Grid and ticks.
@@ -456,7 +471,7 @@ pub fn svg(res: &[PointResult], base: Baseline) -> String {
     );
     let _ = writeln!(
         s,
-        r#"<text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">Mpps per CPU-second</text>"#,
+        r#"<text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">Mpps (TSC Hz / busy cycles per packet)</text>"#,
         mt + ph / 2.0,
         mt + ph / 2.0
     );

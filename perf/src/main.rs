@@ -181,6 +181,46 @@ fn run_fwd(
     core: usize,
     min_ratio: Option<f64>,
 ) -> i32 {
+    // The benchmark runs on a thread started before EAL: EAL pins the
+    // thread that initialises it to the main lcore (core 0), and
+    // `spawn_worker` only pins to a core within the spawning thread's
+    // affinity, so a forwarding thread spawned from the main thread would
+    // stay on core 0.
+    let (tx, rx) = std::sync::mpsc::channel::<Eal>();
+    let driver = std::thread::Builder::new()
+        .name("rvs-perf-drive".into())
+        .spawn(move || match rx.recv() {
+            Ok(eal) => run_fwd_on(eal, seconds, warmup, rounds, core, min_ratio),
+            Err(_) => 1,
+        });
+    let driver = match driver {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("rvs-perf: driver thread: {e}");
+            return 1;
+        }
+    };
+    let eal = match Eal::init(&EalArgs::test("perf-fwd", 512)) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("rvs-perf: EAL: {e}");
+            drop(tx);
+            let _ = driver.join();
+            return 1;
+        }
+    };
+    let _ = tx.send(eal);
+    driver.join().unwrap_or(1)
+}
+
+fn run_fwd_on(
+    eal: Eal,
+    seconds: usize,
+    warmup: usize,
+    rounds: usize,
+    core: usize,
+    min_ratio: Option<f64>,
+) -> i32 {
     let tp_vdevs = vec![
         "net_null0,copy=1".to_string(),
         "net_null1,copy=1".to_string(),
@@ -189,13 +229,6 @@ fn run_fwd(
         "net_null_fwd0,copy=1".to_string(),
         "net_null_fwd1,copy=1".to_string(),
     ];
-    let eal = match Eal::init(&EalArgs::test("perf-fwd", 512)) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("rvs-perf: EAL: {e}");
-            return 1;
-        }
-    };
     let mut bench = match fwd::FwdBench::new(&eal, &rvs_vdevs) {
         Ok(b) => b,
         Err(e) => {

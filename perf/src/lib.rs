@@ -5,6 +5,13 @@
 //! and reported as a ratio to it.
 #![forbid(unsafe_code)]
 
+pub mod callgrind;
+pub mod flows;
 pub mod fwd;
+pub mod gen;
+pub mod hist;
+pub mod pkt;
+pub mod report;
 pub mod stats;
 pub mod testpmd;
+pub mod topo;

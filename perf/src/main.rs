@@ -4,8 +4,12 @@
 
 use clap::{Parser, Subcommand};
 use dataplane::dpdk::{Eal, EalArgs};
+use perf::flows::{Kind, Point, Pop, Settings, Size};
+use perf::pkt::Fam;
+use perf::report::{self, Baseline};
 use perf::stats::{median, mpps};
-use perf::{fwd, testpmd};
+use perf::{callgrind, flows, fwd, testpmd, topo};
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +42,114 @@ enum Cmd {
         #[arg(long)]
         min_ratio: Option<f64>,
     },
+    /// The real worker loop (one worker on --worker-core) on two net_ring
+    /// pairs, traffic from a generator/sink on --gen-core: established flows
+    /// per concurrency, new connections, latency at half peak; testpmd io and
+    /// 5tswap on net_null (copy=1) on the same core as the baseline.
+    Flows(FlowsArgs),
+    /// The established-flow packet path on VecBuf without EAL, for
+    /// `valgrind --tool=callgrind --toggle-collect='*process_one*'`
+    /// (perf/callgrind.sh runs it and prints instructions per packet).
+    Callgrind {
+        /// Established connections.
+        #[arg(long, default_value = "1k", value_parser = parse_count)]
+        flows: u32,
+        /// Packets measured.
+        #[arg(long, default_value_t = 200_000)]
+        packets: u64,
+        /// nat, dr, tun or fullnat.
+        #[arg(long, default_value = "nat")]
+        mode: String,
+        /// v4 or v6.
+        #[arg(long, default_value = "v4")]
+        family: String,
+        /// Frame length.
+        #[arg(long, default_value_t = 64)]
+        len: usize,
+    },
+}
+
+#[derive(clap::Args)]
+struct FlowsArgs {
+    /// Established-flow counts (k, m suffixes), comma separated.
+    #[arg(long, default_value = "1k,100k,1m", value_delimiter = ',', value_parser = parse_count)]
+    flows: Vec<u32>,
+    /// Forwarding modes: nat, dr, tun, fullnat.
+    #[arg(long, default_value = "nat", value_delimiter = ',')]
+    modes: Vec<String>,
+    /// Address families: v4, v6.
+    #[arg(long, default_value = "v4", value_delimiter = ',')]
+    families: Vec<String>,
+    /// Frame sizes: 64, imix.
+    #[arg(long, default_value = "64", value_delimiter = ',')]
+    sizes: Vec<String>,
+    /// Flow popularity: uniform, zipf or zipf:<s> (default s 0.99).
+    #[arg(long, default_value = "uniform", value_delimiter = ',')]
+    popularity: Vec<String>,
+    /// Skip the new-connection point.
+    #[arg(long)]
+    no_new_conn: bool,
+    /// Also run a mix point per flow count: established traffic with this
+    /// percentage of SYNs of fresh connections.
+    #[arg(long)]
+    mix: Option<u8>,
+    /// Everything: 1K..10M, every mode, both families, both sizes, both
+    /// popularities, mix 10% (long: about 15 minutes).
+    #[arg(long)]
+    full: bool,
+    /// Measured seconds per point.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Warm-up seconds per point.
+    #[arg(long, default_value_t = 0.5)]
+    warmup: f64,
+    /// Latency seconds per point at half its peak (0: skip).
+    #[arg(long, default_value_t = 1.0)]
+    latency_seconds: f64,
+    /// Measured seconds per testpmd baseline (0: skip the baselines).
+    #[arg(long, default_value_t = 3)]
+    baseline_seconds: usize,
+    /// Table capacity above the established flows (fraction).
+    #[arg(long, default_value_t = 0.125)]
+    headroom: f64,
+    /// Room for fresh connections in new-conn and mix points.
+    #[arg(long, default_value = "8m", value_parser = parse_count)]
+    new_capacity: u32,
+    /// The worker's core.
+    #[arg(long, default_value_t = 1)]
+    worker_core: usize,
+    /// The generator's core.
+    #[arg(long, default_value_t = 0)]
+    gen_core: usize,
+    /// EAL memory (MB, no hugepages).
+    #[arg(long, default_value_t = 1024)]
+    mem_mb: u32,
+    /// Write the results as JSON.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Write the results as a Markdown table.
+    #[arg(long)]
+    markdown: Option<std::path::PathBuf>,
+    /// Write an SVG plot of throughput against concurrent flows.
+    #[arg(long)]
+    svg: Option<std::path::PathBuf>,
+}
+
+fn parse_count(s: &str) -> Result<u32, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mul) = if let Some(n) = t.strip_suffix('m') {
+        (n, 1_000_000f64)
+    } else if let Some(n) = t.strip_suffix('k') {
+        (n, 1000f64)
+    } else {
+        (t.as_str(), 1f64)
+    };
+    let v: f64 = num.parse().map_err(|_| format!("not a count: {s}"))?;
+    let v = v * mul;
+    if !(0.0..=4e9).contains(&v) {
+        return Err(format!("out of range: {s}"));
+    }
+    Ok(v as u32)
 }
 
 fn main() {
@@ -50,11 +162,59 @@ fn main() {
             core,
             min_ratio,
         } => run_fwd(seconds, warmup, rounds, core, min_ratio),
+        Cmd::Flows(a) => run_flows(a),
+        Cmd::Callgrind {
+            flows,
+            packets,
+            mode,
+            family,
+            len,
+        } => run_callgrind(flows, packets, &mode, &family, len),
     };
     std::process::exit(code);
 }
 
 fn run_fwd(
+    seconds: usize,
+    warmup: usize,
+    rounds: usize,
+    core: usize,
+    min_ratio: Option<f64>,
+) -> i32 {
+    // The benchmark runs on a thread started before EAL: EAL pins the
+    // thread that initialises it to the main lcore (core 0), and
+    // `spawn_worker` only pins to a core within the spawning thread's
+    // affinity, so a forwarding thread spawned from the main thread would
+    // stay on core 0.
+    let (tx, rx) = std::sync::mpsc::channel::<Eal>();
+    let driver = std::thread::Builder::new()
+        .name("rvs-perf-drive".into())
+        .spawn(move || match rx.recv() {
+            Ok(eal) => run_fwd_on(eal, seconds, warmup, rounds, core, min_ratio),
+            Err(_) => 1,
+        });
+    let driver = match driver {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("rvs-perf: driver thread: {e}");
+            return 1;
+        }
+    };
+    let eal = match Eal::init(&EalArgs::test("perf-fwd", 512)) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("rvs-perf: EAL: {e}");
+            drop(tx);
+            let _ = driver.join();
+            return 1;
+        }
+    };
+    let _ = tx.send(eal);
+    driver.join().unwrap_or(1)
+}
+
+fn run_fwd_on(
+    eal: Eal,
     seconds: usize,
     warmup: usize,
     rounds: usize,
@@ -69,13 +229,6 @@ fn run_fwd(
         "net_null_fwd0,copy=1".to_string(),
         "net_null_fwd1,copy=1".to_string(),
     ];
-    let eal = match Eal::init(&EalArgs::test("perf-fwd", 512)) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("rvs-perf: EAL: {e}");
-            return 1;
-        }
-    };
     let mut bench = match fwd::FwdBench::new(&eal, &rvs_vdevs) {
         Ok(b) => b,
         Err(e) => {
@@ -135,4 +288,302 @@ fn run_fwd(
         }
         _ => 0,
     }
+}
+
+fn parse_fam(s: &str) -> Option<Fam> {
+    match s.to_ascii_lowercase().as_str() {
+        "v4" | "ipv4" | "4" => Some(Fam::V4),
+        "v6" | "ipv6" | "6" => Some(Fam::V6),
+        _ => None,
+    }
+}
+
+fn parse_size(s: &str) -> Option<Size> {
+    match s.to_ascii_lowercase().as_str() {
+        "64" => Some(Size::B64),
+        "imix" => Some(Size::Imix),
+        _ => None,
+    }
+}
+
+fn parse_pop(s: &str) -> Option<Pop> {
+    let s = s.to_ascii_lowercase();
+    if s == "uniform" {
+        return Some(Pop::Uniform);
+    }
+    let rest = s.strip_prefix("zipf")?;
+    match rest.strip_prefix(':') {
+        Some(x) => x.parse().ok().map(Pop::Zipf),
+        None if rest.is_empty() => Some(Pop::Zipf(0.99)),
+        None => None,
+    }
+}
+
+fn points(a: &FlowsArgs) -> Result<Vec<Point>, String> {
+    let bad = |what: &str, v: &str| format!("unknown {what}: {v}");
+    let (flows, modes, fams, sizes, pops, mix) = if a.full {
+        (
+            vec![1000, 100_000, 1_000_000, 10_000_000],
+            vec!["nat", "dr", "tun", "fullnat"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            vec!["v4".to_string(), "v6".to_string()],
+            vec!["64".to_string(), "imix".to_string()],
+            vec!["uniform".to_string(), "zipf".to_string()],
+            Some(a.mix.unwrap_or(10)),
+        )
+    } else {
+        (
+            a.flows.clone(),
+            a.modes.clone(),
+            a.families.clone(),
+            a.sizes.clone(),
+            a.popularity.clone(),
+            a.mix,
+        )
+    };
+    let mut v = Vec::new();
+    for m in &modes {
+        let mode = topo::parse_mode(m).ok_or_else(|| bad("mode", m))?;
+        for f in &fams {
+            let fam = parse_fam(f).ok_or_else(|| bad("family", f))?;
+            for sz in &sizes {
+                let size = parse_size(sz).ok_or_else(|| bad("size", sz))?;
+                for pp in &pops {
+                    let pop = parse_pop(pp).ok_or_else(|| bad("popularity", pp))?;
+                    for &n in &flows {
+                        v.push(Point {
+                            fam,
+                            mode,
+                            size,
+                            pop,
+                            flows: n,
+                            kind: Kind::Established,
+                        });
+                        if let Some(x) = mix {
+                            v.push(Point {
+                                fam,
+                                mode,
+                                size,
+                                pop,
+                                flows: n,
+                                kind: Kind::Mix(x),
+                            });
+                        }
+                    }
+                    if !a.no_new_conn && pop == Pop::Uniform {
+                        v.push(Point {
+                            fam,
+                            mode,
+                            size,
+                            pop,
+                            flows: 0,
+                            kind: Kind::NewConn,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(v)
+}
+
+fn run_flows(a: FlowsArgs) -> i32 {
+    let pts = match points(&a) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("rvs-perf: {e}");
+            return 2;
+        }
+    };
+    let st = Settings {
+        seconds: a.seconds,
+        warmup: a.warmup,
+        latency_secs: a.latency_seconds,
+        headroom: a.headroom,
+        new_capacity: a.new_capacity,
+        worker_core: a.worker_core,
+        gen_core: a.gen_core,
+        setup_timeout: Duration::from_secs(300),
+    };
+    // Baselines first, while nothing of ours polls the core.
+    let mut base = Baseline::default();
+    if a.baseline_seconds > 0 {
+        let vdevs = vec![
+            "net_null0,copy=1".to_string(),
+            "net_null1,copy=1".to_string(),
+        ];
+        for mode in ["io", "5tswap"] {
+            eprintln!(
+                "rvs-perf: baseline dpdk-testpmd --forward-mode={mode} on core {}",
+                a.worker_core
+            );
+            match testpmd::run(mode, &vdevs, a.worker_core, 1, a.baseline_seconds) {
+                Ok(t) => {
+                    let v = median(&t.samples);
+                    if mode == "io" {
+                        base.io = v;
+                        base.io_share = t.cpu_share;
+                    } else {
+                        base.swap = v;
+                        base.swap_share = t.cpu_share;
+                    }
+                }
+                Err(e) => eprintln!("rvs-perf: baseline {mode}: {e} (ratios left out)"),
+            }
+        }
+    }
+    // The points run on a thread started before EAL: EAL pins the thread
+    // that initialises it to the main lcore (core 0), threads inherit that
+    // mask, and `spawn_worker` only pins to a core within the spawning
+    // thread's mask, so a worker spawned from the main thread would stay on
+    // core 0 next to the generator.
+    let (tx, rx) = std::sync::mpsc::channel::<dataplane::dpdk::Eal>();
+    let driver = {
+        let pts = pts.clone();
+        let st = st.clone();
+        std::thread::Builder::new()
+            .name("rvs-perf-drive".into())
+            .spawn(move || {
+                let Ok(eal) = rx.recv() else {
+                    return (Vec::new(), 0usize);
+                };
+                let mut res = Vec::new();
+                let mut failed = 0;
+                for (i, p) in pts.iter().enumerate() {
+                    eprintln!("rvs-perf: [{}/{}] {}", i + 1, pts.len(), p.label());
+                    match flows::run_point(&eal, i, p, &st) {
+                        Ok(r) => {
+                            print_point(&r, base);
+                            res.push(r);
+                        }
+                        Err(e) => {
+                            eprintln!("rvs-perf: {}: {e}", p.label());
+                            failed += 1;
+                        }
+                    }
+                }
+                (res, failed)
+            })
+    };
+    let driver = match driver {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("rvs-perf: driver thread: {e}");
+            return 1;
+        }
+    };
+    let eal = match flows::eal(a.mem_mb) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("rvs-perf: {e}");
+            return 1;
+        }
+    };
+    let header = format!(
+        "rvs-perf flows: {}, worker on core {}, generator on core {}, {} s per point (+{} s warm-up), TSC {:.3} GHz",
+        eal.version(),
+        a.worker_core,
+        a.gen_core,
+        a.seconds,
+        a.warmup,
+        dataplane::dpdk::tsc_hz() as f64 / 1e9
+    );
+    println!("{header}");
+    println!(
+        "baseline: testpmd io {} ({} per CPU-s), 5tswap {} ({} per CPU-s)",
+        mpps(base.io),
+        mpps(base.io_cpu()),
+        mpps(base.swap),
+        mpps(base.swap_cpu())
+    );
+    let _ = tx.send(eal.clone());
+    let (res, failed) = driver.join().unwrap_or_default();
+    let targets = report::targets(&res, base);
+    let md = report::markdown(&res, base, &targets, &header);
+    println!("\n{md}");
+    let meta = [
+        ("tool", "rvs-perf flows".to_string()),
+        ("header", header.clone()),
+        ("cycles_method", "tsc_hz / director client-port RX packets per second; the worker's cost per packet when saturated (the generator's sends were refused), an upper bound otherwise".to_string()),
+        ("latency_method", "TSC stamped into the last 8 bytes of each frame at send, read by the sink after the director forwarded it; generator rate-limited to half the point's peak".to_string()),
+        ("memory_method", "process VmRSS growth from before the runtime started to after set-up, divided by the table capacity".to_string()),
+    ];
+    let write = |path: &Option<std::path::PathBuf>, text: &str| {
+        if let Some(p) = path {
+            if let Err(e) = std::fs::write(p, text) {
+                eprintln!("rvs-perf: {}: {e}", p.display());
+            }
+        }
+    };
+    write(&a.json, &report::json(&res, base, &targets, &meta));
+    write(&a.markdown, &md);
+    write(&a.svg, &report::svg(&res, base));
+    drop(eal);
+    i32::from(failed > 0)
+}
+
+fn run_callgrind(flows: u32, packets: u64, mode: &str, family: &str, len: usize) -> i32 {
+    let (Some(mode), Some(fam)) = (topo::parse_mode(mode), parse_fam(family)) else {
+        eprintln!("rvs-perf: unknown mode or family");
+        return 2;
+    };
+    match callgrind::run(fam, mode, flows, packets, len) {
+        Ok(o) => {
+            println!(
+                "callgrind: {} packets over {} established connections ({} {}), {} forwarded; natively {:.1} on-CPU ns/packet in process_one (loop with it less loop without)",
+                o.packets,
+                o.conns,
+                topo::mode_name(mode),
+                fam.name(),
+                o.forwarded,
+                o.ns_per_pkt
+            );
+            i32::from(o.forwarded != o.packets)
+        }
+        Err(e) => {
+            eprintln!("rvs-perf: {e}");
+            1
+        }
+    }
+}
+
+fn print_point(r: &flows::PointResult, base: Baseline) {
+    let p = &r.point;
+    let lat = r.latency.as_ref().map_or(String::new(), |l| {
+        format!(
+            ", latency at {:.2} Mpps p50/p99/p99.9 {:.1}/{:.1}/{:.1} µs",
+            l.rate_pps / 1e6,
+            l.p50_ns / 1e3,
+            l.p99_ns / 1e3,
+            l.p999_ns / 1e3
+        )
+    });
+    let nc = r
+        .new_conns_per_s
+        .map_or(String::new(), |v| format!(", {:.2} M new conn/s", v / 1e6));
+    println!(
+        "{:<40} {:>11} wall, {:>11} per CPU-s (CPU {:.2}/{:.2}, {:.1} pkts/poll, idle poll {:.0} cyc) {:>6} {:>5.0} busy cyc/pkt = {:.2} Mpps capacity{}{}{}, conns {}/{}, drops {}",
+        p.label(),
+        mpps(r.pps),
+        mpps(r.pps_cpu),
+        r.cpu_share,
+        r.gen_cpu_share,
+        r.pkts_per_loop,
+        r.idle_loop_cycles,
+        if base.swap > 0.0 {
+            format!("{:.2}x", r.capacity_pps / base.swap_cpu())
+        } else {
+            "-".into()
+        },
+        r.busy_cycles_per_pkt,
+        r.capacity_pps / 1e6,
+        if r.saturated { "" } else { " (not saturated)" },
+        nc,
+        lat,
+        r.conn_entries,
+        r.conn_capacity,
+        r.drops
+    );
 }

@@ -12,6 +12,9 @@ pub struct TestpmdRun {
     pub mode: String,
     /// Packets per second forwarded, all ports summed, per sample period.
     pub samples: Vec<f64>,
+    /// On-CPU seconds of testpmd's forwarding thread per wall-clock second
+    /// over the kept periods (None when it could not be read).
+    pub cpu_share: Option<f64>,
 }
 
 /// Parses testpmd's periodic statistics: each period prints one block per
@@ -107,6 +110,9 @@ pub fn run(
     let mut line = String::new();
     let deadline = Instant::now() + Duration::from_secs((warmup + periods) as u64 + 30);
     let want = warmup + periods;
+    let pid = child.id();
+    let mut cpu_at: Option<(Instant, u64)> = None;
+    let mut cpu_share = None;
     loop {
         line.clear();
         match reader.read_line(&mut line) {
@@ -114,7 +120,19 @@ pub fn run(
             Ok(_) => text.push_str(&line),
             Err(_) => break,
         }
-        if parse_rx_pps(&text, vdevs.len()).len() >= want || Instant::now() > deadline {
+        let got = parse_rx_pps(&text, vdevs.len()).len();
+        if got == warmup && cpu_at.is_none() {
+            cpu_at = crate::stats::thread_cpu_ns(Some(pid), "worker").map(|c| (Instant::now(), c));
+        }
+        if got >= want || Instant::now() > deadline {
+            if let (Some((t0, c0)), Some(c1)) =
+                (cpu_at, crate::stats::thread_cpu_ns(Some(pid), "worker"))
+            {
+                let wall = t0.elapsed().as_secs_f64();
+                if wall > 0.0 {
+                    cpu_share = Some((c1.saturating_sub(c0)) as f64 / 1e9 / wall);
+                }
+            }
             break;
         }
     }
@@ -133,6 +151,7 @@ pub fn run(
     Ok(TestpmdRun {
         mode: mode.into(),
         samples: all[warmup..want].to_vec(),
+        cpu_share,
     })
 }
 

@@ -293,7 +293,8 @@ fn workers_are_pinned_even_when_spawned_from_a_pinned_thread() {
     let got = std::thread::spawn(move || {
         core_affinity::set_for_current(core_affinity::CoreId { id: 0 });
         assert_eq!(cpus_allowed(), "0");
-        let h = dataplane::dpdk::spawn_worker(&eal, "pin1", Some(1), |_| cpus_allowed()).expect("spawn");
+        let h = dataplane::dpdk::spawn_worker(&eal, "pin1", Some(1), |_| cpus_allowed())
+            .expect("spawn");
         h.join().expect("no panic").expect("registered")
     })
     .join()

@@ -283,6 +283,7 @@ pub fn run_point(eal: &Eal, tag: usize, p: &Point, st: &Settings) -> Result<Poin
                 mtu: 1500,
                 v4: None,
                 v6: None,
+                tap: None,
             })
             .collect(),
         workers: 1,

@@ -627,12 +627,20 @@ impl<B: PacketBuf> Pipeline<B> {
             return self.drop_pkt(PathDrop::NotOurs);
         };
         let snap = &*self.snap;
-        let svc = snap.service_for(proto, dst, dport);
+        // The service is looked up only where it decides something: the
+        // owner (several workers) and a connection miss. An established
+        // packet on one worker goes straight to the connection table.
+        let multi = self.st.own.workers() > 1;
+        let svc = if multi {
+            snap.service_for(proto, dst, dport)
+        } else {
+            None
+        };
 
         // Ownership: client→VIP by the client endpoint; anything else (NAT
         // replies to the client, FullNAT replies to a local port) by its
         // destination endpoint.
-        if !from_handoff && self.st.own.workers() > 1 {
+        if !from_handoff && multi {
             let owner = if svc.is_some() {
                 self.st.own.owner::<F>(fsrc, sport)
             } else {
@@ -692,6 +700,11 @@ impl<B: PacketBuf> Pipeline<B> {
         if icmp_error {
             return self.drop_pkt(PathDrop::IcmpNoConn);
         }
+        let svc = if multi {
+            svc
+        } else {
+            snap.service_for(proto, dst, dport)
+        };
         let Some(svc) = svc else {
             // A reply from a NAT real server without a connection (table
             // full, flow forwarded statelessly): reverse NAT statelessly.

@@ -158,6 +158,9 @@ pub struct Snapshot {
     pub local_ports: (u16, u16),
     /// HA role.
     pub role: Role,
+    /// Connection sync (master side): workers report new connections and
+    /// TCP state changes by IPVS's threshold/period rules when set.
+    pub sync: Option<crate::sync::SyncParams>,
 }
 
 impl Snapshot {
@@ -266,6 +269,7 @@ pub struct SnapshotBuilder {
     timeouts: Timeouts,
     local_ports: (u16, u16),
     role: Role,
+    sync: Option<crate::sync::SyncParams>,
 }
 
 impl SnapshotBuilder {
@@ -280,6 +284,7 @@ impl SnapshotBuilder {
             timeouts: Timeouts::default(),
             local_ports: (1024, 65535),
             role: Role::Master,
+            sync: None,
         }
     }
 
@@ -304,6 +309,12 @@ impl SnapshotBuilder {
     /// Sets the HA role.
     pub fn role(mut self, r: Role) -> Self {
         self.role = r;
+        self
+    }
+
+    /// Turns connection-sync events on (`Some`) or off.
+    pub fn sync(mut self, p: Option<crate::sync::SyncParams>) -> Self {
+        self.sync = p;
         self
     }
 
@@ -398,6 +409,7 @@ impl SnapshotBuilder {
             timeouts: self.timeouts,
             local_ports: self.local_ports,
             role: self.role,
+            sync: self.sync,
         })
     }
 }

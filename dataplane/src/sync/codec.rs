@@ -557,9 +557,7 @@ fn entry(e: &[u8]) -> Result<Result<Entry<'_>, EntrySkip>, DecodeError> {
     };
     match conn.fwd() {
         None => return Ok(Err(EntrySkip::UnsupportedForward)),
-        Some(FwdMode::Tun | FwdMode::Dr) if local.is_some() => {
-            return Ok(Err(EntrySkip::BadLocal))
-        }
+        Some(FwdMode::Tun | FwdMode::Dr) if local.is_some() => return Ok(Err(EntrySkip::BadLocal)),
         _ => {}
     }
     Ok(Ok(Entry {
@@ -610,7 +608,12 @@ impl MessageBuilder {
 
     /// Appends `c` with persistence-engine data and name (the name is only
     /// sent with data, as IPVS does).
-    pub fn push_pe(&mut self, c: &SyncConn, pe_data: Option<&[u8]>, pe_name: Option<&[u8]>) -> bool {
+    pub fn push_pe(
+        &mut self,
+        c: &SyncConn,
+        pe_data: Option<&[u8]>,
+        pe_name: Option<&[u8]>,
+    ) -> bool {
         let Some(v6) = c.is_v6() else { return false };
         let pd = pe_data.unwrap_or(&[]);
         let pn = if pd.is_empty() {

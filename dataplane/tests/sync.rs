@@ -215,7 +215,8 @@ fn unknown_options_optional_skipped_mandatory_skip_the_entry() {
 
 #[test]
 fn entry_level_problems_skip_only_that_entry() {
-    let cases: [(fn(&mut [u8]), EntrySkip); 4] = [
+    type Case = (fn(&mut [u8]), EntrySkip);
+    let cases: [Case; 4] = [
         (|e| e[1] = 1, EntrySkip::UnknownProtocol),       // ICMP
         (|e| e[9] = 11, EntrySkip::BadState),             // TCP state 11
         (|e| e[6] = 0x10, EntrySkip::Template),           // IP_VS_CONN_F_TEMPLATE

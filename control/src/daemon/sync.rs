@@ -280,6 +280,10 @@ pub fn handle_datagram(
     }
 }
 
+/// A connection the codec cannot carry (addresses of mixed families).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unencodable;
+
 /// Batches connections into messages, as IPVS's master does.
 #[derive(Debug)]
 pub struct Batcher {
@@ -300,13 +304,17 @@ impl Batcher {
 
     /// Adds `c` at `now`; returns a full message to send first, if `c`
     /// did not fit in the current one. `Err` when `c` is not encodable.
-    pub fn push(&mut self, c: &SyncConn, now: Instant) -> Result<Option<(Vec<u8>, Duration)>, ()> {
+    pub fn push(
+        &mut self,
+        c: &SyncConn,
+        now: Instant,
+    ) -> Result<Option<(Vec<u8>, Duration)>, Unencodable> {
         if self.b.push(c) {
             self.first.get_or_insert(now);
             return Ok(None);
         }
         if self.b.is_empty() {
-            return Err(());
+            return Err(Unencodable);
         }
         let age = self.first.map_or(Duration::ZERO, |f| now.duration_since(f));
         let full = self.b.take();
@@ -536,7 +544,7 @@ fn master_loop(
                 match b.push(&c, Instant::now()) {
                     Ok(Some((m, age))) => send(sock, dest, &m, age, stats),
                     Ok(None) => {}
-                    Err(()) => {
+                    Err(Unencodable) => {
                         stats.unencodable.fetch_add(1, Ordering::Relaxed);
                     }
                 }

@@ -534,3 +534,133 @@ fn synced_connection_survives_failover() {
         Some(1)
     );
 }
+
+#[test]
+fn master_reports_on_the_threshold_and_period_packets() {
+    let (mut m, _) = director(Role::Master, Some(SyncParams::default()));
+    let mut out = Collect::default();
+    m.learn(
+        v4("198.19.0.11"),
+        SERVER_PORT,
+        MacAddr(MAC_RS1),
+        0,
+        &mut out,
+    );
+    m.learn(
+        v4("198.19.0.12"),
+        SERVER_PORT,
+        MacAddr(MAC_RS2),
+        0,
+        &mut out,
+    );
+    let mut at = Vec::new();
+    for n in 1..=120u64 {
+        let p = tcp4(
+            "198.18.0.20",
+            41000,
+            "198.18.0.100",
+            80,
+            n == 1,
+            n > 1,
+            b"d",
+        );
+        let before = out.events.len();
+        m.process(VecBuf::new(&p), CLIENT_PORT, (20 + n) * S, false, &mut out);
+        if out.events[before..]
+            .iter()
+            .any(|e| matches!(e, Event::Sync(_)))
+        {
+            at.push(n);
+        }
+    }
+    // client packets 3, 53, 103 (SYN = 1): sync_threshold "3 50"
+    assert_eq!(at, vec![3, 53, 103]);
+}
+
+#[test]
+fn fullnat_connection_installs_with_its_local_endpoint() {
+    // owners(): the client's owner, plus the local port's owner when it
+    // is another worker (that copy is not counted).
+    let own = Ownership::new(HashKey::from_seed(3), 4);
+    let mut sc = SyncConn {
+        proto: 6,
+        flags: SyncConn::flags_for(FwdMode::FullNat, false, true),
+        state: TcpState::Established as u16,
+        client: v4("198.18.0.10"),
+        cport: 40000,
+        vip: v4("198.18.0.100"),
+        vport: 80,
+        rip: v4("198.19.0.11"),
+        rport: 8080,
+        local: Some((v4("198.19.0.250"), 1024)),
+        fwmark: 0,
+        timeout: 900,
+        seq: None,
+    };
+    let (first, _) = owners(&own, &sc);
+    let lport = (1024..2048)
+        .find(|p| own.owner::<dataplane::flow::V4>("198.19.0.250".parse().expect("a"), *p) != first)
+        .expect("some port on another worker");
+    sc.local = Some((v4("198.19.0.250"), lport));
+    let (o1, o2) = owners(&own, &sc);
+    assert_eq!(o1, first);
+    assert_eq!(
+        o2,
+        Some(own.owner::<dataplane::flow::V4>("198.19.0.250".parse().expect("a"), lport))
+    );
+
+    // Through the wire and onto a FullNAT backup: the reply to the local
+    // endpoint is translated back to VIP → client.
+    let mut b = MessageBuilder::new(1, 1444);
+    assert!(b.push(&sc));
+    let got = decode(b.bytes(), 1).expect("valid").entries[0]
+        .expect("entry")
+        .conn;
+    let svc = service(
+        0,
+        v4("198.18.0.100"),
+        80,
+        SchedKind::Rr,
+        &[(v4("198.19.0.11"), 8080)],
+        FwdMode::FullNat,
+    );
+    let snap = SnapshotBuilder::new(1, ports(), routes())
+        .role(Role::Backup)
+        .service(svc)
+        .build()
+        .expect("snapshot");
+    let counters = Arc::new(WorkerCounters::new(16, 4096, 2, 1));
+    let mut backup: Pipeline<VecBuf> = Pipeline::new(
+        &PipelineConfig::new(0, 1, 1024, 1024),
+        Arc::new(snap),
+        HashKey::random(),
+        counters,
+    )
+    .expect("pipeline");
+    backup.install_conn(&got, S, true).expect("installed");
+    let c = *backup.conns_v4().iter().next().expect("one").1;
+    assert_eq!(c.fwd(), FwdMode::FullNat);
+    assert_eq!(
+        (c.local(), c.lport()),
+        ("198.19.0.250".parse().expect("a"), lport)
+    );
+    assert_eq!(real_counts(backup.snapshot(), v4("198.19.0.11")), (1, 0));
+    let mut out = Collect::default();
+    backup.learn(v4("198.18.0.10"), CLIENT_PORT, MacAddr(MAC_GW), S, &mut out);
+    let reply = tcp4(
+        "198.19.0.11",
+        8080,
+        "198.19.0.250",
+        lport,
+        false,
+        true,
+        b"ok",
+    );
+    backup.process(VecBuf::new(&reply), SERVER_PORT, 2 * S, false, &mut out);
+    assert_eq!(out.tx.len(), 1);
+    let (src, sport, dst, dport, _) = check_out(&out.tx[0].1);
+    assert_eq!(
+        (src, sport, dst, dport),
+        (v4("198.18.0.100"), 80, v4("198.18.0.10"), 40000)
+    );
+}

@@ -349,6 +349,7 @@ pub struct SyncDaemon {
     pub stats: Arc<SyncStats>,
     /// Where it sends (master) or listens (backup).
     pub addr: SocketAddr,
+    started: Instant,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -388,6 +389,7 @@ impl SyncDaemon {
             settings,
             stats,
             addr: dest,
+            started: Instant::now(),
             stop,
             thread: Some(thread),
         })
@@ -417,13 +419,14 @@ impl SyncDaemon {
         sock.set_read_timeout(Some(Duration::from_millis(100)))
             .map_err(|e| format!("sync backup socket: {e}"))?;
         let addr = sock.local_addr().unwrap_or(bind);
+        let started = Instant::now();
         let stats = Arc::new(SyncStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (stats, stop, s) = (stats.clone(), stop.clone(), settings.clone());
             std::thread::Builder::new()
                 .name("rvsd-sync-backup".into())
-                .spawn(move || backup_loop(&sock, &s, installer.as_ref(), &stats, &stop))
+                .spawn(move || backup_loop(&sock, &s, installer.as_ref(), &stats, &stop, started))
                 .map_err(|e| format!("sync backup thread: {e}"))?
         };
         Ok(SyncDaemon {
@@ -431,6 +434,7 @@ impl SyncDaemon {
             settings,
             stats,
             addr,
+            started,
             stop,
             thread: Some(thread),
         })
@@ -496,7 +500,12 @@ impl SyncDaemon {
                 }
                 let last = g(&s.last_recv_ms);
                 if last > 0 {
-                    let _ = writeln!(out, "  last message: {} ms after start", last);
+                    let now = self.started.elapsed().as_millis() as u64;
+                    let _ = writeln!(
+                        out,
+                        "  lag: last connection {} ms ago",
+                        now.saturating_sub(last)
+                    );
                 }
             }
         }
@@ -571,8 +580,8 @@ fn backup_loop(
     installer: Option<&ConnInstaller>,
     stats: &SyncStats,
     stop: &AtomicBool,
+    t0: Instant,
 ) {
-    let t0 = Instant::now();
     let mut buf = vec![0u8; 65536];
     let mut install = |c: SyncConn| installer.is_none_or(|i| i.install(c));
     while !stop.load(Ordering::SeqCst) {

@@ -110,17 +110,16 @@ impl SyncParams {
     ) -> bool {
         let n = now.wrapping_add(timeout);
         let mut retries = 0u8;
-        let force;
         if proto == IPPROTO_TCP {
             if !tcp_sync_state(state) {
                 return false;
             }
-            force = state as u8 != m.old_state;
-            if force && state != TcpState::Established {
-                return self.set(m, state, n, 0, force);
+            // A change into a closing state is sent at once; a change into
+            // ESTABLISHED still waits for the threshold/period rule (IPVS's
+            // `force` only decides its cmpxchg race, absent here).
+            if state as u8 != m.old_state && state != TcpState::Established {
+                return self.set(m, state, n, 0);
             }
-        } else {
-            force = false;
         }
         if self.refresh_period > 0 {
             let diff = n.wrapping_sub(m.endtime) as i32;
@@ -147,11 +146,11 @@ impl SyncParams {
         } else if self.refresh_period == 0 && m.pkts != self.threshold {
             return false;
         }
-        self.set(m, state, n, retries, force)
+        self.set(m, state, n, retries)
     }
 
     #[inline]
-    fn set(&self, m: &mut SyncMark, state: TcpState, n: u32, retries: u8, _force: bool) -> bool {
+    fn set(&self, m: &mut SyncMark, state: TcpState, n: u32, retries: u8) -> bool {
         m.old_state = state as u8;
         m.endtime = n;
         m.retries = retries;

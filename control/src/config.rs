@@ -245,20 +245,79 @@ impl Default for Control {
     }
 }
 
-/// `[ha]`: placeholder for connection sync and failover.
+/// `[ha]`: the director's role and connection synchronisation (the LVS
+/// sync protocol v1, as `ipvsadm --start-daemon` and the IPVS sysctls
+/// configure it).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Ha {
     /// "standalone", "master" or "backup".
     #[serde(default = "default_role")]
     pub role: String,
-    /// Whether to sync connections to the peer (not implemented yet).
+    /// Start the sync daemon of the role at start-up (master: send,
+    /// backup: receive).
     #[serde(default)]
     pub sync: bool,
+    /// Kernel interface the sync traffic uses (`--mcast-interface`): the
+    /// multicast group is joined and sent on its IPv4 address.
+    #[serde(default)]
+    pub sync_interface: Option<String>,
+    /// Sync id (`--syncid`); a backup with 0 accepts any.
+    #[serde(default)]
+    pub sync_id: u8,
+    /// Multicast group (`--mcast-group`).
+    #[serde(default = "default_sync_group")]
+    pub sync_group: String,
+    /// UDP port (`--mcast-port`).
+    #[serde(default = "default_sync_port")]
+    pub sync_port: u16,
+    /// Multicast TTL (`--mcast-ttl`).
+    #[serde(default = "default_sync_ttl")]
+    pub sync_ttl: u32,
+    /// Unicast instead of multicast: the peer's address (`ip` or
+    /// `ip:port`).
+    #[serde(default)]
+    pub sync_peer: Option<String>,
+    /// Local address to bind (overrides the interface's).
+    #[serde(default)]
+    pub sync_bind: Option<String>,
+    /// MTU of the sync interface: the message size limit.
+    #[serde(default = "default_sync_mtu")]
+    pub sync_mtu: u16,
+    /// `sync_threshold`: [threshold, period].
+    #[serde(default = "default_sync_threshold")]
+    pub sync_threshold: [u32; 2],
+    /// `sync_refresh_period` in seconds (0: off).
+    #[serde(default)]
+    pub sync_refresh_period: u32,
+    /// `sync_retries` (0..=3).
+    #[serde(default)]
+    pub sync_retries: u8,
+    /// A message that is not full is sent after this long (IPVS: 2 s).
+    #[serde(default = "default_sync_flush_ms")]
+    pub sync_flush_ms: u64,
 }
 
 fn default_role() -> String {
     "standalone".into()
+}
+fn default_sync_group() -> String {
+    "224.0.0.81".into()
+}
+fn default_sync_port() -> u16 {
+    8848
+}
+fn default_sync_ttl() -> u32 {
+    1
+}
+fn default_sync_mtu() -> u16 {
+    1500
+}
+fn default_sync_threshold() -> [u32; 2] {
+    [3, 50]
+}
+fn default_sync_flush_ms() -> u64 {
+    2000
 }
 
 impl Default for Ha {
@@ -266,6 +325,18 @@ impl Default for Ha {
         Ha {
             role: default_role(),
             sync: false,
+            sync_interface: None,
+            sync_id: 0,
+            sync_group: default_sync_group(),
+            sync_port: default_sync_port(),
+            sync_ttl: default_sync_ttl(),
+            sync_peer: None,
+            sync_bind: None,
+            sync_mtu: default_sync_mtu(),
+            sync_threshold: default_sync_threshold(),
+            sync_refresh_period: 0,
+            sync_retries: 0,
+            sync_flush_ms: default_sync_flush_ms(),
         }
     }
 }
@@ -742,6 +813,43 @@ impl Config {
                     self.ha.role
                 ),
             );
+        }
+        if self.ha.sync && self.ha.role == "standalone" {
+            e.push("ha.sync", "sync needs ha.role master or backup".to_string());
+        }
+        if !self
+            .ha
+            .sync_group
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|a| a.is_multicast())
+        {
+            e.push(
+                "ha.sync_group",
+                format!("'{}' is not an IPv4 multicast address", self.ha.sync_group),
+            );
+        }
+        if let Some(p) = &self.ha.sync_peer {
+            if crate::daemon::sync::parse_peer(p, self.ha.sync_port).is_none() {
+                e.push("ha.sync_peer", format!("'{p}' is not ip or ip:port"));
+            }
+        }
+        if let Some(b) = &self.ha.sync_bind {
+            if b.parse::<IpAddr>().is_err() {
+                e.push("ha.sync_bind", format!("'{b}' is not an address"));
+            }
+        }
+        let [thr, period] = self.ha.sync_threshold;
+        if period != 0 && thr >= period {
+            e.push(
+                "ha.sync_threshold",
+                format!("threshold {thr} must be below the period {period} (or the period 0)"),
+            );
+        }
+        if self.ha.sync_retries > 3 {
+            e.push("ha.sync_retries", "must be 0..=3".to_string());
+        }
+        if !(576..=9216).contains(&self.ha.sync_mtu) {
+            e.push("ha.sync_mtu", "must be 576..=9216".to_string());
         }
         (model, e.list)
     }

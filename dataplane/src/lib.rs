@@ -24,5 +24,6 @@ pub mod runtime;
 pub mod sched;
 pub mod snapshot;
 pub mod stats;
+pub mod sync;
 pub mod wire;
 pub mod worker;

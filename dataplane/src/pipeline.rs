@@ -11,6 +11,7 @@
 use crate::buf::PacketBuf;
 use crate::conn::{
     Activity, ConnConfig, ConnTable, Direction as ConnDir, FwdMode, InsertError, NewConn,
+    RecordIdx, Timeouts,
 };
 use crate::flow::{Family, FlowKey, HashKey, Ownership, IPPROTO_TCP, V4, V6};
 use crate::forward::{self, Direction, Endpoint, ForwardError, L2Out, Mode, TunParams, Verdict};
@@ -20,6 +21,7 @@ use crate::parse::{parse, PacketMeta, L3};
 use crate::sched::{Pick, PickInput, RealId, WorkerSched, WorkerSchedConfig};
 use crate::snapshot::{Role, Service, Snapshot};
 use crate::stats::{PathDrop, WorkerCounters};
+use crate::sync::{SyncConn, SyncMark, SyncParams};
 use crate::wire::ethernet::MacAddr;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -71,6 +73,20 @@ pub enum Event {
         /// Real-server id.
         rs: u32,
     },
+    /// Connection sync (only while the snapshot enables it): a connection
+    /// to send to the backup, by IPVS's threshold/period rules.
+    Sync(SyncConn),
+}
+
+/// Why [`Pipeline::install_conn`] did not install a synced connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallError {
+    /// Addresses of mixed families.
+    Family,
+    /// A forwarding method rvs does not do.
+    Forward,
+    /// The connection table refused it.
+    Table(InsertError),
 }
 
 /// One connection as an operator listing shows it.
@@ -207,17 +223,26 @@ impl std::error::Error for PipelineError {}
 /// Picks the table of an address family.
 trait Tables: Family {
     fn table(st: &mut State) -> &mut ConnTable<Self>;
+    fn marks(st: &mut State) -> &mut Vec<SyncMark>;
 }
 impl Tables for V4 {
     #[inline(always)]
     fn table(st: &mut State) -> &mut ConnTable<V4> {
         &mut st.conns4
     }
+    #[inline(always)]
+    fn marks(st: &mut State) -> &mut Vec<SyncMark> {
+        &mut st.sync4
+    }
 }
 impl Tables for V6 {
     #[inline(always)]
     fn table(st: &mut State) -> &mut ConnTable<V6> {
         &mut st.conns6
+    }
+    #[inline(always)]
+    fn marks(st: &mut State) -> &mut Vec<SyncMark> {
+        &mut st.sync6
     }
 }
 
@@ -227,6 +252,10 @@ struct State {
     own: Ownership,
     conns4: ConnTable<V4>,
     conns6: ConnTable<V6>,
+    /// Per-record sync bookkeeping, allocated when a snapshot first
+    /// enables sync (empty otherwise).
+    sync4: Vec<SyncMark>,
+    sync6: Vec<SyncMark>,
     scheds: Vec<Option<WorkerSched>>,
     fallbacks: Vec<Option<WorkerSched>>,
     frags: FragTable<(u16, u16)>,
@@ -290,6 +319,8 @@ impl<B: PacketBuf> Pipeline<B> {
                 own: Ownership::new(flow_key, cfg.workers.max(1)),
                 conns4,
                 conns6,
+                sync4: Vec::new(),
+                sync6: Vec::new(),
                 scheds: Vec::new(),
                 fallbacks: Vec::new(),
                 frags: FragTable::new(cfg.frags.max(16), 2 * NS, 0x5eed ^ u64::from(cfg.worker)),
@@ -364,6 +395,10 @@ impl<B: PacketBuf> Pipeline<B> {
         }
         self.st.conns4.set_timeouts(&snap.timeouts);
         self.st.conns6.set_timeouts(&snap.timeouts);
+        if snap.sync.is_some() && self.st.sync4.is_empty() {
+            self.st.sync4 = vec![SyncMark::NEW; self.st.conns4.capacity() as usize];
+            self.st.sync6 = vec![SyncMark::NEW; self.st.conns6.capacity() as usize];
+        }
         self.st.counters.generation.set(snap.generation);
         if self.st.worker == 0 {
             // New VIPs, or VIPs we now answer for (takeover as master).
@@ -426,6 +461,104 @@ impl<B: PacketBuf> Pipeline<B> {
         {
             ws.adopt_template(&s.sched, client, RealId(rs), (now_ns / NS) as u32);
         }
+    }
+
+    /// Installs (or updates) a connection a sync message carried (HA
+    /// backup): the same record the master has, with its state, its
+    /// timeout from now, and the real server's active/inactive counters
+    /// updated when `count` (the copy a FullNAT connection gets on the
+    /// worker that owns its local port is not counted). The service and
+    /// real server are looked up by address in this snapshot; a
+    /// connection whose service or server is unknown here is installed
+    /// without counters, as IPVS does.
+    pub fn install_conn(
+        &mut self,
+        sc: &SyncConn,
+        now_ns: u64,
+        count: bool,
+    ) -> Result<(), InstallError> {
+        self.st.now_ns = now_ns;
+        match sc.client {
+            IpAddr::V4(_) => self.install_fam::<V4>(sc, count),
+            IpAddr::V6(_) => self.install_fam::<V6>(sc, count),
+        }
+    }
+
+    fn install_fam<F: Tables>(&mut self, sc: &SyncConn, count: bool) -> Result<(), InstallError> {
+        let fam = |a: IpAddr| F::from_ip(a).ok_or(InstallError::Family);
+        let (client, vip, rip) = (fam(sc.client)?, fam(sc.vip)?, fam(sc.rip)?);
+        let (local, lport) = match sc.local {
+            Some((a, p)) => (fam(a)?, p),
+            None => (F::UNSPECIFIED, 0),
+        };
+        let fwd = sc.fwd().ok_or(InstallError::Forward)?;
+        let snap = self.snap.clone();
+        let (mut svc_id, mut rs) = (u16::MAX, u32::MAX);
+        if count {
+            if let Some(s) = snap.service_for(sc.proto, sc.vip, sc.vport) {
+                svc_id = s.id;
+                let same = |r: &&crate::sched::RealServer| {
+                    r.addr == sc.rip && (r.port == sc.rport || r.port == 0)
+                };
+                let found = s.sched.reals().iter().find(same);
+                if let Some(r) = found.or(s.sched.sorry().filter(same)) {
+                    rs = r.id.0;
+                }
+            }
+        }
+        let nc = NewConn::<F> {
+            proto: sc.proto,
+            fwd,
+            client,
+            cport: sc.cport,
+            vip,
+            vport: sc.vport,
+            rip,
+            rport: sc.rport,
+            local,
+            lport,
+            rs,
+            svc: svc_id,
+        };
+        let tick = (self.st.now_ns / NS) as u32;
+        let table = F::table(&mut self.st);
+        let existing = match table.lookup(&nc.in_key()) {
+            Some((idx, ConnDir::In)) => table.get(idx).copied().map(|c| (idx, c)),
+            _ => None,
+        };
+        let idx = match existing {
+            Some((idx, c))
+                if c.rip() == rip
+                    && c.rport() == sc.rport
+                    && c.fwd() == fwd
+                    && c.local() == local
+                    && c.lport() == lport =>
+            {
+                idx
+            }
+            other => {
+                // A different connection with this client tuple (the
+                // master reused it): replace it.
+                if let Some((idx, _)) = other {
+                    if let Some(old) = table.remove(idx) {
+                        unbind(&snap, old.svc(), old.rs(), old.is_active());
+                    }
+                }
+                let idx = table.insert(&nc, tick).map_err(InstallError::Table)?;
+                if let Some(r) = real_of(&snap, svc_id, rs) {
+                    r.counters.conn_bound(false, r.thresholds);
+                }
+                idx
+            }
+        };
+        let no_output = sc.flags & crate::sync::codec::F_NOOUTPUT != 0;
+        if let Some(ch) = table.set_synced_state(idx, sc.tcp_state(), no_output, sc.timeout, tick) {
+            activity(&snap, svc_id, rs, ch.activity);
+        }
+        if let Some(m) = F::marks(&mut self.st).get_mut(idx.get() as usize) {
+            *m = SyncMark::NEW;
+        }
+        Ok(())
     }
 
     /// Periodic work between bursts: connection expiry (bounded by
@@ -694,6 +827,9 @@ impl<B: PacketBuf> Pipeline<B> {
             }
             let out = dir == ConnDir::Out;
             count_traffic(&self.st.counters, svc_id, rs, out, bytes);
+            if let (Some(sp), false, false) = (&snap.sync, out, icmp_error) {
+                sync_check::<F, B>(&mut self.st, sp, &snap.timeouts, idx, false, sink);
+            }
             let d = if out { Direction::Out } else { Direction::In };
             return self.emit(pkt, meta, &t, d, in_port, sink);
         }
@@ -837,6 +973,9 @@ impl<B: PacketBuf> Pipeline<B> {
                         activity(&snap, svc_id, real.id.0, ch.activity);
                     }
                 }
+                if let Some(sp) = &snap.sync {
+                    sync_check::<F, B>(&mut self.st, sp, &snap.timeouts, idx, true, sink);
+                }
                 if let Some(c) = self.st.counters.services.get(svc_id as usize) {
                     c.conns.inc();
                 }
@@ -959,6 +1098,57 @@ impl<B: PacketBuf> Pipeline<B> {
             Err(ForwardError::NeedsFragmentation) => self.drop_pkt(PathDrop::NeedsFragmentation),
             Err(_) => self.drop_pkt(PathDrop::RewriteFailed),
         }
+    }
+}
+
+/// Counts a client packet of connection `idx` for sync and reports the
+/// connection when IPVS's rules say so (`fresh`: the packet created it).
+#[inline]
+fn sync_check<F: Tables, B>(
+    st: &mut State,
+    sp: &SyncParams,
+    t: &Timeouts,
+    idx: RecordIdx,
+    fresh: bool,
+    sink: &mut impl Sink<B>,
+) {
+    let now = (st.now_ns / NS) as u32;
+    let Some(c) = F::table(st).get(idx).copied() else {
+        return;
+    };
+    let timeout = match c.proto() {
+        IPPROTO_TCP => t.tcp(c.tcp_state()),
+        17 => t.udp,
+        _ => return,
+    };
+    let Some(m) = F::marks(st).get_mut(idx.get() as usize) else {
+        return;
+    };
+    if fresh {
+        *m = SyncMark::NEW;
+    }
+    if sp.on_packet(m, c.proto(), c.tcp_state(), timeout, now) {
+        sink.event(Event::Sync(sync_conn_of(&c, timeout)));
+    }
+}
+
+/// What the sync protocol carries for a connection.
+pub fn sync_conn_of<F: Family>(c: &crate::conn::Conn<F>, timeout: u32) -> SyncConn {
+    let fwd = c.fwd();
+    SyncConn {
+        proto: c.proto(),
+        flags: SyncConn::flags_for(fwd, c.no_output(), c.is_active()),
+        state: c.tcp_state() as u16,
+        client: F::to_ip(c.client()),
+        cport: c.cport(),
+        vip: F::to_ip(c.vip()),
+        vport: c.vport(),
+        rip: F::to_ip(c.rip()),
+        rport: c.rport(),
+        local: (fwd == FwdMode::FullNat).then(|| (F::to_ip(c.local()), c.lport())),
+        fwmark: 0,
+        timeout,
+        seq: None,
     }
 }
 

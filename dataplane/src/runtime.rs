@@ -9,14 +9,17 @@ use crate::dpdk::{
     spawn_worker, Eal, EalArgs, LinkStatus, Mbuf, Mempool, Port, PortConfig, PortStats, Ring,
     WorkerHandle,
 };
-use crate::flow::HashKey;
+use crate::flow::{HashKey, Ownership};
 use crate::neigh::NeighConfig;
 use crate::pipeline::{ConnInfo, DumpRequest, Event, Pipeline, PipelineConfig};
 use crate::snapshot::{PortSnap, Snapshot};
 use crate::stats::WorkerCounters;
+use crate::sync::SyncConn;
 use crate::wire::ethernet::MacAddr;
 use crate::worker::{self, Channels, Command, LoopConfig, WorkerIo};
+use crossbeam::queue::ArrayQueue;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,6 +66,55 @@ pub struct RuntimeConfig {
     pub max_reals: usize,
 }
 
+/// Connections the workers report for sync, collected by the relay
+/// thread for control's sync sender.
+#[derive(Debug)]
+pub struct SyncEvents {
+    /// The connections, oldest first.
+    pub queue: ArrayQueue<SyncConn>,
+    /// Connections lost because the queue was full.
+    pub overflow: AtomicU64,
+}
+
+impl SyncEvents {
+    /// A queue of `n` connections.
+    pub fn new(n: usize) -> Self {
+        SyncEvents {
+            queue: ArrayQueue::new(n.max(1)),
+            overflow: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Hands synced connections to the worker that owns them (a cloneable
+/// handle for control's sync receiver thread).
+#[derive(Debug, Clone)]
+pub struct ConnInstaller {
+    commands: Vec<Arc<ArrayQueue<Command>>>,
+    own: Ownership,
+}
+
+impl ConnInstaller {
+    /// An installer over the workers' command rings.
+    pub fn new(commands: Vec<Arc<ArrayQueue<Command>>>, own: Ownership) -> Self {
+        ConnInstaller { commands, own }
+    }
+
+    /// Queues `c` for its owner (and, for FullNAT, an uncounted copy for
+    /// the owner of its local port). `false` if a ring was full.
+    pub fn install(&self, c: SyncConn) -> bool {
+        let (owner, second) = crate::sync::owners(&self.own, &c);
+        let mut ok = true;
+        for (w, count) in [(Some(owner), true), (second, false)] {
+            let Some(q) = w.and_then(|w| self.commands.get(usize::from(w))) else {
+                continue;
+            };
+            ok &= q.push(Command::InstallConn { conn: c, count }).is_ok();
+        }
+        ok
+    }
+}
+
 struct Worker {
     handle: Option<WorkerHandle<WorkerIo>>,
     ch: Channels,
@@ -79,6 +131,8 @@ pub struct Runtime {
     port_snaps: Vec<PortSnap>,
     relay: Option<std::thread::JoinHandle<()>>,
     stop_relay: Arc<AtomicBool>,
+    sync_events: Arc<SyncEvents>,
+    installer: ConnInstaller,
     pool: Arc<Mempool>,
     eal: Eal,
 }
@@ -244,12 +298,18 @@ impl Runtime {
             });
         }
         let stop_relay = Arc::new(AtomicBool::new(false));
+        let sync_events = Arc::new(SyncEvents::new(65536));
+        let installer = ConnInstaller::new(
+            channels.iter().map(|c| c.commands.clone()).collect(),
+            Ownership::new(flow_key, workers),
+        );
         let relay = {
             let stop = stop_relay.clone();
             let chans = channels.clone();
+            let sync = sync_events.clone();
             std::thread::Builder::new()
                 .name("rvs-relay".into())
-                .spawn(move || relay_loop(&chans, &stop))
+                .spawn(move || relay_loop(&chans, &sync, &stop))
                 .map_err(|e| format!("relay thread: {e}"))?
         };
         Ok(Runtime {
@@ -262,6 +322,8 @@ impl Runtime {
             port_snaps,
             relay: Some(relay),
             stop_relay,
+            sync_events,
+            installer,
             pool,
             eal,
         })
@@ -280,6 +342,17 @@ impl Runtime {
     /// The snapshot last published.
     pub fn current(&self) -> &Arc<Snapshot> {
         &self.current
+    }
+
+    /// Connections the workers report for sync (while a snapshot
+    /// enables it).
+    pub fn sync_events(&self) -> Arc<SyncEvents> {
+        self.sync_events.clone()
+    }
+
+    /// A handle that installs synced connections on their workers.
+    pub fn installer(&self) -> ConnInstaller {
+        self.installer.clone()
     }
 
     /// Every worker's counters.
@@ -396,13 +469,20 @@ fn push_cmd(ch: &Channels, mut cmd: Command) -> Result<(), Command> {
     Err(cmd)
 }
 
-/// Relays learned neighbours to every other worker and frees retired
-/// snapshots, so neither happens on a worker core.
-fn relay_loop(chans: &[Channels], stop: &AtomicBool) {
+/// Relays learned neighbours to every other worker, collects sync
+/// events for control, and frees retired snapshots, so none of this
+/// happens on a worker core.
+fn relay_loop(chans: &[Channels], sync: &SyncEvents, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         for (i, ch) in chans.iter().enumerate() {
             while ch.retired.pop().is_some() {}
             while let Some(ev) = ch.events.pop() {
+                if let Event::Sync(c) = ev {
+                    if sync.queue.push(c).is_err() {
+                        sync.overflow.fetch_add(1, Ordering::Relaxed);
+                    }
+                    continue;
+                }
                 for (j, other) in chans.iter().enumerate() {
                     if i != j {
                         let cmd = match ev {
@@ -412,6 +492,7 @@ fn relay_loop(chans: &[Channels], stop: &AtomicBool) {
                             Event::Template { svc, client, rs } => {
                                 Command::Template { svc, client, rs }
                             }
+                            Event::Sync(_) => continue,
                         };
                         let _ = other.commands.push(cmd);
                     }

@@ -162,6 +162,9 @@ pub struct Snapshot {
     /// added, takeover as master): how many rounds, and nanoseconds between
     /// them (keepalived's `vrrp_garp_master_repeat` / `_refresh`).
     pub garp: (u8, u64),
+    /// Connection sync (master side): workers report new connections and
+    /// TCP state changes by IPVS's threshold/period rules when set.
+    pub sync: Option<crate::sync::SyncParams>,
 }
 
 impl Snapshot {
@@ -279,6 +282,7 @@ pub struct SnapshotBuilder {
     local_ports: (u16, u16),
     role: Role,
     garp: (u8, u64),
+    sync: Option<crate::sync::SyncParams>,
 }
 
 impl SnapshotBuilder {
@@ -294,6 +298,7 @@ impl SnapshotBuilder {
             local_ports: (1024, 65535),
             role: Role::Master,
             garp: (3, 1_000_000_000),
+            sync: None,
         }
     }
 
@@ -324,6 +329,12 @@ impl SnapshotBuilder {
     /// Sets the HA role.
     pub fn role(mut self, r: Role) -> Self {
         self.role = r;
+        self
+    }
+
+    /// Turns connection-sync events on (`Some`) or off.
+    pub fn sync(mut self, p: Option<crate::sync::SyncParams>) -> Self {
+        self.sync = p;
         self
     }
 
@@ -419,6 +430,7 @@ impl SnapshotBuilder {
             local_ports: self.local_ports,
             role: self.role,
             garp: self.garp,
+            sync: self.sync,
         })
     }
 }

@@ -40,6 +40,15 @@ pub enum Command {
     Dump(Arc<crate::pipeline::DumpRequest>),
     /// Copy the neighbour table into the request.
     DumpNeigh(Arc<crate::pipeline::NeighDump>),
+    /// Install a connection a sync message carried (HA backup); `count`:
+    /// update the real server's connection counters (false for the
+    /// FullNAT copy on the worker owning the local port).
+    InstallConn {
+        /// The connection.
+        conn: crate::sync::SyncConn,
+        /// Whether to count it.
+        count: bool,
+    },
     /// Leave the loop (TX drained first).
     Stop,
 }
@@ -285,6 +294,11 @@ pub fn run(
                         }
                         Command::Dump(req) => pipe.dump(&req),
                         Command::DumpNeigh(req) => pipe.dump_neigh(&req),
+                        Command::InstallConn { conn, count } => {
+                            // a refused install (table full) is not
+                            // retried: the next sync of it will be
+                            let _ = pipe.install_conn(&conn, now, count);
+                        }
                         Command::Template { svc, client, rs } => {
                             pipe.adopt_template(svc, client, rs, now)
                         }

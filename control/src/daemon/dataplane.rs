@@ -10,8 +10,11 @@
 use crate::ipvsadm::Extra;
 use crate::metrics::{ConnTable, DropCounter, Handoff, PortCounters};
 use crate::model::{ConnEntry, Model, ServiceKey, Stats, Timeouts};
+use dataplane::runtime::{ConnInstaller, SyncEvents};
+use dataplane::sync::SyncParams;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// The director's high-availability role (`[ha] role`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,8 +121,26 @@ pub trait Dataplane: Send {
     /// `--drops`, `--workers`).
     fn extra(&self, what: Extra) -> String;
 
-    /// Changes the HA role (placeholder until connection sync exists).
+    /// Changes the HA role: a backup does not answer for the VIPs and
+    /// drops their new flows (synced connections keep working).
     fn set_role(&mut self, role: Role) -> Result<(), String>;
+
+    /// Turns the workers' connection-sync reports on (`Some`: IPVS's
+    /// threshold/period rules) or off. The default dataplane has none.
+    fn set_sync(&mut self, params: Option<SyncParams>) -> Result<(), String> {
+        let _ = params;
+        Ok(())
+    }
+
+    /// The queue the workers' sync reports arrive on, if any.
+    fn sync_events(&self) -> Option<Arc<SyncEvents>> {
+        None
+    }
+
+    /// A handle that installs synced connections on the workers, if any.
+    fn installer(&self) -> Option<ConnInstaller> {
+        None
+    }
 
     /// Stops the dataplane: drain TX, stop ports, clean up EAL.
     fn shutdown(self: Box<Self>);

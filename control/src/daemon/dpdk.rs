@@ -17,12 +17,14 @@ use crate::model::{ConnEntry, Forward, Model, Netmask, Protocol, ServiceKey, Sta
 use dataplane::conn::{FwdMode, Timeouts as ConnTimeouts};
 use dataplane::dpdk::EalArgs;
 use dataplane::route::{RouteTable, RouteTableBuilder};
+use dataplane::runtime::{ConnInstaller, SyncEvents};
 use dataplane::runtime::{PortSpec, Runtime, RuntimeConfig};
 use dataplane::sched::{
     Persistence, RealCounters, RealServer, SchedConfig, SchedKind, ServiceSched, Thresholds,
 };
 use dataplane::snapshot::{PortSnap, Role as SnapRole, Service, Snapshot, SnapshotBuilder};
 use dataplane::stats::Traffic;
+use dataplane::sync::SyncParams;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -51,6 +53,7 @@ pub struct DpdkDataplane {
     generation: u64,
     timeouts: ConnTimeouts,
     role: SnapRole,
+    sync: Option<SyncParams>,
     model: Model,
     /// Counters at the last `-Z`, subtracted from what workers report.
     svc_base: HashMap<u16, Traffic>,
@@ -254,6 +257,7 @@ impl DpdkDataplane {
             } else {
                 SnapRole::Master
             },
+            sync: None,
             model: Model::new(),
             svc_base: HashMap::new(),
             real_base: HashMap::new(),
@@ -322,7 +326,8 @@ impl DpdkDataplane {
         self.generation += 1;
         let mut b = SnapshotBuilder::new(self.generation, self.ports.clone(), self.routes.clone())
             .timeouts(self.timeouts)
-            .role(self.role);
+            .role(self.role)
+            .sync(self.sync);
         let live_svcs: std::collections::HashSet<ServiceKey> =
             model.services.iter().map(|s| s.key).collect();
         self.svc_ids.retain(|k, _| live_svcs.contains(k));
@@ -672,6 +677,25 @@ impl Dataplane for DpdkDataplane {
             return Err(e);
         }
         Ok(())
+    }
+
+    fn set_sync(&mut self, params: Option<SyncParams>) -> Result<(), String> {
+        let old = self.sync;
+        self.sync = params;
+        let model = self.model.clone();
+        if let Err(e) = self.publish(&model) {
+            self.sync = old;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn sync_events(&self) -> Option<Arc<SyncEvents>> {
+        self.rt().map(|r| r.sync_events())
+    }
+
+    fn installer(&self) -> Option<ConnInstaller> {
+        self.rt().map(|r| r.installer())
     }
 
     fn shutdown(mut self: Box<Self>) {

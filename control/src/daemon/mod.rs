@@ -31,12 +31,14 @@ pub mod mock;
 pub mod notify;
 pub mod proto;
 pub mod server;
+pub mod sync;
 
 use self::dataplane::{Dataplane, DataplaneStats, Role};
 use self::est::Estimator;
 use self::proto::{Reply, Request};
+use self::sync::{SyncDaemon, SyncSettings, SyncState};
 use crate::config::{self, Config};
-use crate::ipvsadm::{self, AdmError, Command, Outcome};
+use crate::ipvsadm::{self, AdmError, Command, DaemonState, Outcome, SyncCmd};
 use crate::metrics::{self, MetricsSnapshot};
 use crate::model::{Model, Service, ServiceKey};
 use std::collections::HashMap;
@@ -55,6 +57,8 @@ pub struct Daemon {
     dp: Box<dyn Dataplane>,
     service_est: HashMap<ServiceKey, Estimator>,
     real_est: HashMap<(ServiceKey, SocketAddr), Estimator>,
+    sync_master: Option<SyncDaemon>,
+    sync_backup: Option<SyncDaemon>,
 }
 
 fn role_of(cfg: &Config) -> Role {
@@ -123,7 +127,7 @@ impl Daemon {
             .map_err(|e| format!("dataplane refused the timeouts: {e}"))?;
         dp.apply(&model)
             .map_err(|e| format!("dataplane refused the services: {e}"))?;
-        Ok(Daemon {
+        let mut d = Daemon {
             config_path: config_path.to_path_buf(),
             boot: config.clone(),
             config,
@@ -132,7 +136,127 @@ impl Daemon {
             dp,
             service_est: HashMap::new(),
             real_est: HashMap::new(),
-        })
+            sync_master: None,
+            sync_backup: None,
+        };
+        if d.config.ha.sync {
+            let state = match role {
+                Role::Backup => SyncState::Backup,
+                _ => SyncState::Master,
+            };
+            let settings = SyncSettings::from_config(&d.config.ha);
+            d.start_sync(state, settings)?;
+        }
+        Ok(d)
+    }
+
+    /// Starts the master (send) or backup (receive) sync daemon.
+    pub fn start_sync(&mut self, state: SyncState, settings: SyncSettings) -> Result<(), String> {
+        let running = match state {
+            SyncState::Master => self.sync_master.is_some(),
+            SyncState::Backup => self.sync_backup.is_some(),
+        };
+        if running {
+            return Err(format!("{} sync daemon is already running", state.name()));
+        }
+        let d = match state {
+            SyncState::Master => {
+                self.dp.set_sync(Some(settings.params))?;
+                SyncDaemon::start_master(settings, self.dp.sync_events()).inspect_err(|_| {
+                    let _ = self.dp.set_sync(None);
+                })?
+            }
+            SyncState::Backup => SyncDaemon::start_backup(settings, self.dp.installer())?,
+        };
+        log::log(format!(
+            "started {} ({})",
+            d.settings.describe(state),
+            d.addr
+        ));
+        match state {
+            SyncState::Master => self.sync_master = Some(d),
+            SyncState::Backup => self.sync_backup = Some(d),
+        }
+        Ok(())
+    }
+
+    /// Stops a sync daemon (the master's workers stop reporting).
+    pub fn stop_sync(&mut self, state: SyncState) -> Result<(), String> {
+        let d = match state {
+            SyncState::Master => self.sync_master.take(),
+            SyncState::Backup => self.sync_backup.take(),
+        };
+        let Some(d) = d else {
+            return Err(format!("no {} sync daemon is running", state.name()));
+        };
+        if state == SyncState::Master {
+            self.dp.set_sync(None)?;
+        }
+        d.stop();
+        log::log(format!("stopped the {} sync daemon", state.name()));
+        Ok(())
+    }
+
+    /// The running sync daemon of `state`.
+    pub fn sync_daemon(&self, state: SyncState) -> Option<&SyncDaemon> {
+        match state {
+            SyncState::Master => self.sync_master.as_ref(),
+            SyncState::Backup => self.sync_backup.as_ref(),
+        }
+    }
+
+    fn sync_command(&mut self, c: &SyncCmd) -> Result<String, AdmError> {
+        let st = |s: DaemonState| match s {
+            DaemonState::Master => SyncState::Master,
+            DaemonState::Backup => SyncState::Backup,
+        };
+        let fail = |e: String| AdmError {
+            message: e,
+            status: 255,
+        };
+        match c {
+            SyncCmd::Start {
+                state,
+                interface,
+                syncid,
+                group,
+                port,
+                ttl,
+            } => {
+                let mut s = SyncSettings::from_config(&self.config.ha);
+                if interface.is_some() {
+                    s.interface = interface.clone();
+                }
+                s.syncid = syncid.unwrap_or(s.syncid);
+                s.group = group.unwrap_or(s.group);
+                s.port = port.unwrap_or(s.port);
+                s.ttl = ttl.unwrap_or(s.ttl);
+                self.start_sync(st(*state), s).map_err(fail)?;
+                Ok(String::new())
+            }
+            SyncCmd::Stop(state) => {
+                self.stop_sync(st(*state)).map_err(fail)?;
+                Ok(String::new())
+            }
+            SyncCmd::List => Ok([&self.sync_master, &self.sync_backup]
+                .into_iter()
+                .flatten()
+                .map(|d| format!("{}\n", d.settings.describe(d.state)))
+                .collect()),
+            SyncCmd::Stats => {
+                let events = self.dp.sync_events();
+                let out: String = [&self.sync_master, &self.sync_backup]
+                    .into_iter()
+                    .flatten()
+                    .map(|d| d.render_stats(events.as_deref()))
+                    .collect();
+                Ok(if out.is_empty() {
+                    "no sync daemon is running\n".into()
+                } else {
+                    out
+                })
+            }
+        }
     }
 
     /// The model in force (without counters).
@@ -160,6 +284,13 @@ impl Daemon {
                 };
                 let mut view = self.view(&self.dp.stats());
                 ipvsadm::execute(&mut view, &cmd, &conns, "").map(text)
+            }
+            Command::Sync(c) => {
+                let r = self.sync_command(c);
+                if r.is_ok() && !matches!(c, SyncCmd::List | SyncCmd::Stats) {
+                    log::log(format!("rvsadm {}: applied", req.args.join(" ")));
+                }
+                r
             }
             Command::Help | Command::Version => {
                 let mut scratch = Model::new();
@@ -354,8 +485,14 @@ impl Daemon {
         metrics::render(&m)
     }
 
-    /// Stops the dataplane.
-    pub fn shutdown(self) {
+    /// Stops the sync daemons, then the dataplane.
+    pub fn shutdown(mut self) {
+        if let Some(d) = self.sync_master.take() {
+            d.stop();
+        }
+        if let Some(d) = self.sync_backup.take() {
+            d.stop();
+        }
         self.dp.shutdown();
     }
 }

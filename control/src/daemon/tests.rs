@@ -281,3 +281,49 @@ fn extras_and_connections_come_from_the_dataplane() {
     d.shutdown();
     assert!(h.lock().shut_down);
 }
+
+#[test]
+fn sync_daemons_start_list_and_stop() {
+    let (mut d, _h) = daemon();
+    assert_eq!(ok(&mut d, "-L --daemon"), "");
+    assert!(ok(&mut d, "--sync-stats").contains("no sync daemon"));
+    ok(&mut d, "--start-daemon master --syncid 7");
+    assert_eq!(
+        ok(&mut d, "-L --daemon"),
+        "master sync daemon (mcast=, syncid=7)\n"
+    );
+    let again = run(&mut d, "--start-daemon master");
+    assert_eq!(again.status, 255);
+    assert!(again.stderr.contains("already running"));
+    assert!(ok(&mut d, "--sync-stats").contains("sent: 0 messages"));
+    ok(&mut d, "--stop-daemon master");
+    assert_eq!(ok(&mut d, "-L --daemon"), "");
+    let r = run(&mut d, "--stop-daemon master");
+    assert_eq!(r.status, 255);
+    assert!(r.stderr.contains("no master sync daemon"));
+    d.shutdown();
+}
+
+#[test]
+fn ha_sync_config_is_validated() {
+    let bad = format!(
+        "{CONFIG}\n[ha]\nrole = \"standalone\"\nsync = true\nsync_group = \"10.0.0.1\"\nsync_threshold = [50, 3]\nsync_retries = 4\n"
+    );
+    let errs = config::parse(&bad, "t.toml").unwrap_err().to_string();
+    for f in [
+        "ha.sync",
+        "ha.sync_group",
+        "ha.sync_threshold",
+        "ha.sync_retries",
+    ] {
+        assert!(errs.contains(f), "{f}: {errs}");
+    }
+    let good = format!(
+        "{CONFIG}\n[ha]\nrole = \"backup\"\nsync = false\nsync_interface = \"eth1\"\nsync_id = 3\nsync_peer = \"192.0.2.2\"\n"
+    );
+    let cfg = config::parse(&good, "t.toml").unwrap();
+    let s = sync::SyncSettings::from_config(&cfg.ha);
+    assert_eq!(s.syncid, 3);
+    assert_eq!(s.peer, Some("192.0.2.2:8848".parse().unwrap()));
+    assert_eq!(s.params, ::dataplane::sync::SyncParams::default());
+}

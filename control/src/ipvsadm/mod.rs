@@ -105,6 +105,199 @@ pub enum Extra {
     Workers,
 }
 
+/// Which sync daemon (`--start-daemon master|backup`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaemonState {
+    /// Sends connection sync.
+    Master,
+    /// Receives connection sync.
+    Backup,
+}
+
+/// The connection-sync daemon commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncCmd {
+    /// `--start-daemon STATE [--mcast-interface IF] [--syncid N]
+    /// [--mcast-group A] [--mcast-port P] [--mcast-ttl T]`.
+    Start {
+        /// master or backup.
+        state: DaemonState,
+        /// `--mcast-interface`.
+        interface: Option<String>,
+        /// `--syncid`.
+        syncid: Option<u8>,
+        /// `--mcast-group`.
+        group: Option<Ipv4Addr>,
+        /// `--mcast-port`.
+        port: Option<u16>,
+        /// `--mcast-ttl`.
+        ttl: Option<u32>,
+    },
+    /// `--stop-daemon STATE`.
+    Stop(DaemonState),
+    /// `-L --daemon`: ipvsadm's daemon listing.
+    List,
+    /// `--sync-stats`: rvs's sync counters.
+    Stats,
+}
+
+const SYNC_WORDS: [&str; 4] = [
+    "--start-daemon",
+    "--stop-daemon",
+    "--daemon",
+    "--sync-stats",
+];
+
+/// Parses the sync-daemon commands; `Ok(None)` when `args` is not one.
+fn parse_sync<S: AsRef<str>>(args: &[S]) -> Result<Option<SyncCmd>, AdmError> {
+    let is_sync = args.iter().any(|a| {
+        let a = a.as_ref();
+        SYNC_WORDS
+            .iter()
+            .any(|w| a == *w || a.strip_prefix(w).is_some_and(|r| r.starts_with('=')))
+    });
+    if !is_sync {
+        return Ok(None);
+    }
+    // (name, value) pairs; `--opt value` or `--opt=value`
+    let mut opts: Vec<(String, Option<String>)> = Vec::new();
+    let mut i = 0;
+    let takes = |n: &str| {
+        matches!(
+            n,
+            "--start-daemon"
+                | "--stop-daemon"
+                | "--mcast-interface"
+                | "--syncid"
+                | "--mcast-group"
+                | "--mcast-port"
+                | "--mcast-ttl"
+        )
+    };
+    while i < args.len() {
+        let a = args[i].as_ref();
+        i += 1;
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (a.to_string(), None),
+        };
+        let val = if takes(&name) {
+            match inline {
+                Some(v) => Some(v),
+                None if i < args.len() => {
+                    i += 1;
+                    Some(args[i - 1].as_ref().to_string())
+                }
+                None => return Err(AdmError::usage(format!("{name}: missing argument"))),
+            }
+        } else {
+            inline
+        };
+        opts.push((name, val));
+    }
+    let state = |v: &Option<String>, what: &str| match v.as_deref() {
+        Some("master") => Ok(DaemonState::Master),
+        Some("backup") => Ok(DaemonState::Backup),
+        _ => Err(AdmError::usage(format!(
+            "illegal {what} parameter specified"
+        ))),
+    };
+    let only = |allowed: &[&str]| -> Result<(), AdmError> {
+        match opts.iter().find(|(n, _)| !allowed.contains(&n.as_str())) {
+            Some((n, _)) => Err(AdmError::usage(format!(
+                "Illegal '{}' option with the daemon command",
+                n.trim_start_matches('-')
+            ))),
+            None => Ok(()),
+        }
+    };
+    let get = |n: &str| {
+        opts.iter()
+            .find(|(k, _)| k == n)
+            .and_then(|(_, v)| v.clone())
+    };
+    let first = opts.first().map(|(n, _)| n.as_str()).unwrap_or("");
+    match first {
+        "--start-daemon" => {
+            only(&[
+                "--start-daemon",
+                "--mcast-interface",
+                "--syncid",
+                "--mcast-group",
+                "--mcast-port",
+                "--mcast-ttl",
+            ])?;
+            let st = state(&opts[0].1, "start-daemon")?;
+            let num = |n: &str, max: u64| -> Result<Option<u64>, AdmError> {
+                match get(n) {
+                    None => Ok(None),
+                    Some(v) => number(&v, 0, max)
+                        .map(Some)
+                        .ok_or_else(|| AdmError::usage(format!("illegal {} specified", &n[2..]))),
+                }
+            };
+            let group = match get("--mcast-group") {
+                None => None,
+                Some(g) => Some(
+                    g.parse::<Ipv4Addr>()
+                        .ok()
+                        .filter(|a| a.is_multicast())
+                        .ok_or_else(|| AdmError::usage("illegal mcast-group specified"))?,
+                ),
+            };
+            Ok(Some(SyncCmd::Start {
+                state: st,
+                interface: get("--mcast-interface"),
+                syncid: num("--syncid", 255)?.map(|n| n as u8),
+                group,
+                port: num("--mcast-port", 65535)?.map(|n| n as u16),
+                ttl: num("--mcast-ttl", 255)?.map(|n| n as u32),
+            }))
+        }
+        "--stop-daemon" => {
+            only(&["--stop-daemon"])?;
+            Ok(Some(SyncCmd::Stop(state(&opts[0].1, "stop-daemon")?)))
+        }
+        "--sync-stats" => {
+            only(&["--sync-stats", "-n", "--numeric"])?;
+            Ok(Some(SyncCmd::Stats))
+        }
+        "-L" | "-l" | "--list" | "-Ln" | "-nL" | "-ln" | "-nl" | "-n" | "--numeric" => {
+            if opts.iter().any(|(n, _)| n == "--sync-stats") {
+                only(&[
+                    "-L",
+                    "-l",
+                    "--list",
+                    "-Ln",
+                    "-nL",
+                    "-ln",
+                    "-nl",
+                    "-n",
+                    "--numeric",
+                    "--sync-stats",
+                ])?;
+                return Ok(Some(SyncCmd::Stats));
+            }
+            only(&[
+                "-L",
+                "-l",
+                "--list",
+                "-Ln",
+                "-nL",
+                "-ln",
+                "-nl",
+                "-n",
+                "--numeric",
+                "--daemon",
+            ])?;
+            Ok(Some(SyncCmd::List))
+        }
+        _ => Err(AdmError::usage(
+            "--daemon goes with -L; --start-daemon and --stop-daemon stand alone",
+        )),
+    }
+}
+
 /// One parsed `rvsadm` invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -140,6 +333,8 @@ pub enum Command {
     GetLaddr(Option<ServiceKey>),
     /// rvs's own listings.
     Extra(Extra),
+    /// Connection-sync daemon commands.
+    Sync(SyncCmd),
     /// `-h`.
     Help,
     /// `-v`.
@@ -640,6 +835,9 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
     if args.is_empty() {
         return Ok(Command::List(ListOptions::default()));
     }
+    if let Some(c) = parse_sync(args)? {
+        return Ok(Command::Sync(c));
+    }
     let (occs, rest) = tokenize(args)?;
     let Some(first) = occs.first() else {
         return Err(AdmError::tryhelp());
@@ -1091,6 +1289,8 @@ pub fn execute(
         }
         Command::GetLaddr(k) => list::laddrs(model, k.as_ref())?,
         Command::Extra(e) => return Ok(Outcome::Extra(*e)),
+        // answered by rvsd (the daemon holds the sync threads)
+        Command::Sync(_) => String::new(),
         Command::Help => usage(),
         Command::Version => format!(
             "{PROGRAM} {} (ipvsadm-compatible)\n",
@@ -1122,6 +1322,9 @@ pub fn usage() -> String {
   {p} --add-laddr|--del-laddr -t|u service-address -z local-address -F ifname\n\
   {p} --get-laddr [-t|u service-address]\n\
   {p} --ports|--neigh|--routes|--drops|--workers\n\
+  {p} --start-daemon master|backup [--mcast-interface ifname] [--syncid sid]\n\
+  {p} --stop-daemon master|backup\n\
+  {p} -L --daemon | --sync-stats\n\
   {p} -h\n\n\
 Options:\n\
   --tcp-service  -t service-address   service-address is host[:port]\n\

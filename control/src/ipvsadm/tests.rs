@@ -581,3 +581,46 @@ fn parser_never_panics_on_token_soup() {
         }
     }
 }
+
+#[test]
+fn sync_daemon_commands() {
+    assert_eq!(
+        p("--start-daemon master --mcast-interface eth0 --syncid 1").unwrap(),
+        Command::Sync(SyncCmd::Start {
+            state: DaemonState::Master,
+            interface: Some("eth0".into()),
+            syncid: Some(1),
+            group: None,
+            port: None,
+            ttl: None,
+        })
+    );
+    assert_eq!(
+        p("--start-daemon=backup --mcast-group 224.0.0.82 --mcast-port=9000 --mcast-ttl 2")
+            .unwrap(),
+        Command::Sync(SyncCmd::Start {
+            state: DaemonState::Backup,
+            interface: None,
+            syncid: None,
+            group: Some("224.0.0.82".parse().unwrap()),
+            port: Some(9000),
+            ttl: Some(2),
+        })
+    );
+    assert_eq!(
+        p("--stop-daemon backup").unwrap(),
+        Command::Sync(SyncCmd::Stop(DaemonState::Backup))
+    );
+    assert_eq!(p("-L --daemon").unwrap(), Command::Sync(SyncCmd::List));
+    assert_eq!(p("-Ln --daemon").unwrap(), Command::Sync(SyncCmd::List));
+    assert_eq!(p("--sync-stats").unwrap(), Command::Sync(SyncCmd::Stats));
+    assert_eq!(p("-L --sync-stats").unwrap(), Command::Sync(SyncCmd::Stats));
+    assert!(perr("--start-daemon both").contains("illegal start-daemon"));
+    assert!(perr("--start-daemon master --syncid 256").contains("syncid"));
+    assert!(perr("--start-daemon master --mcast-group 10.0.0.1").contains("mcast-group"));
+    assert!(perr("--stop-daemon master --syncid 1").contains("Illegal"));
+    assert!(perr("--start-daemon").contains("missing"));
+    // nothing else changed: a plain listing is still a listing
+    assert!(matches!(p("-L -n").unwrap(), Command::List(_)));
+    assert!(!Command::Sync(SyncCmd::List).is_rule());
+}

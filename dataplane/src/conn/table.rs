@@ -713,6 +713,61 @@ impl<F: Family> ConnTable<F> {
         Some(change)
     }
 
+    /// Give a connection the state a sync message carries (HA backup):
+    /// state `to` (TCP; ignored for UDP/ICMP), the reply-not-seen flag,
+    /// active/inactive accounting as [`ConnTable::update_state`] reports
+    /// it, and an expiry `timeout_s` seconds from `now` (the state's own
+    /// timeout when 0, as IPVS's backup does). `None` if not live.
+    pub fn set_synced_state(
+        &mut self,
+        idx: RecordIdx,
+        to: TcpState,
+        no_output: bool,
+        timeout_s: u32,
+        now: u32,
+    ) -> Option<StateChange> {
+        let r = idx.0;
+        let c = self.recs.get_mut(r as usize).filter(|c| c.is_live())?;
+        let from = c.tcp_state();
+        let mut change = StateChange {
+            from,
+            to: from,
+            activity: Activity::Unchanged,
+        };
+        if c.proto == IPPROTO_TCP {
+            if c.is_active() && !to.is_active() {
+                c.meta |= super::record::META_INACTIVE;
+                change.activity = Activity::BecameInactive;
+            } else if !c.is_active() && to.is_active() {
+                c.meta &= !super::record::META_INACTIVE;
+                change.activity = Activity::BecameActive;
+            }
+            c.set_state(to);
+            change.to = to;
+        }
+        if no_output {
+            c.meta |= super::record::META_NOOUTPUT;
+        } else if c.fwd().sees_replies() {
+            c.meta &= !super::record::META_NOOUTPUT;
+        }
+        let c = *c;
+        let ticks = if timeout_s == 0 {
+            self.timeout_ticks(&c)
+        } else {
+            (u64::from(timeout_s) * u64::from(self.tick_hz)).min(MAX_TIMEOUT_TICKS) as u32
+        };
+        let e = now.wrapping_add(ticks);
+        let old = c.expires;
+        if let Some(rec) = self.recs.get_mut(r as usize) {
+            rec.expires = e;
+        }
+        if e != old {
+            self.unlink(r);
+            self.file(r, e);
+        }
+        Some(change)
+    }
+
     /// Expire connections due at `now`, visiting at most `budget` records
     /// (expired or re-filed) and at most one wheel turn of slots. Each
     /// expired connection is passed to `on_expire` (to update per-server

@@ -197,6 +197,34 @@ impl Daemon {
         Ok(())
     }
 
+    /// Switches the HA role by hand or from keepalived's notify script:
+    /// the dataplane starts or stops answering for the VIPs (announcing
+    /// them with gratuitous ARP when it takes over), and when `[ha] sync`
+    /// is on, the sync daemon follows: a master sends, a backup receives.
+    pub fn set_role(&mut self, role: Role) -> Result<(), String> {
+        if role == self.role {
+            return Ok(());
+        }
+        self.dp.set_role(role)?;
+        let old = self.role;
+        self.role = role;
+        log::log(format!("role {old} -> {role}"));
+        if self.config.ha.sync {
+            let (stop, start) = match role {
+                Role::Backup => (SyncState::Master, SyncState::Backup),
+                _ => (SyncState::Backup, SyncState::Master),
+            };
+            if self.sync_daemon(stop).is_some() {
+                self.stop_sync(stop)?;
+            }
+            if self.sync_daemon(start).is_none() {
+                let settings = SyncSettings::from_config(&self.config.ha);
+                self.start_sync(start, settings)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The running sync daemon of `state`.
     pub fn sync_daemon(&self, state: SyncState) -> Option<&SyncDaemon> {
         match state {
@@ -236,6 +264,12 @@ impl Daemon {
             }
             SyncCmd::Stop(state) => {
                 self.stop_sync(st(*state)).map_err(fail)?;
+                Ok(String::new())
+            }
+            SyncCmd::Role(name) => {
+                let role =
+                    Role::from_name(name).ok_or_else(|| fail(format!("unknown role {name}")))?;
+                self.set_role(role).map_err(fail)?;
                 Ok(String::new())
             }
             SyncCmd::List => Ok([&self.sync_master, &self.sync_backup]

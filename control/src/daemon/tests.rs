@@ -327,3 +327,20 @@ fn ha_sync_config_is_validated() {
     assert_eq!(s.peer, Some("192.0.2.2:8848".parse().unwrap()));
     assert_eq!(s.params, ::dataplane::sync::SyncParams::default());
 }
+
+#[test]
+fn role_switches_by_hand_as_keepalived_notify_does() {
+    let (mut d, h) = daemon();
+    ok(&mut d, "--role backup");
+    ok(&mut d, "--role backup"); // idempotent: notify scripts repeat themselves
+    ok(&mut d, "--role master");
+    assert_eq!(
+        h.lock().roles,
+        vec![Role::Standalone, Role::Backup, Role::Master]
+    );
+    let r = run(&mut d, "--role leader");
+    assert_eq!(r.status, 2);
+    assert!(r.stderr.contains("illegal role"), "{}", r.stderr);
+    assert_eq!(h.lock().roles.len(), 3, "a refused command changes nothing");
+    d.shutdown();
+}

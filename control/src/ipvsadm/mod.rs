@@ -139,13 +139,17 @@ pub enum SyncCmd {
     List,
     /// `--sync-stats`: rvs's sync counters.
     Stats,
+    /// `--role master|backup|standalone` (rvs): who answers for the VIPs;
+    /// what keepalived's notify scripts call on a VRRP transition.
+    Role(String),
 }
 
-const SYNC_WORDS: [&str; 4] = [
+const SYNC_WORDS: [&str; 5] = [
     "--start-daemon",
     "--stop-daemon",
     "--daemon",
     "--sync-stats",
+    "--role",
 ];
 
 /// Parses the sync-daemon commands; `Ok(None)` when `args` is not one.
@@ -167,6 +171,7 @@ fn parse_sync<S: AsRef<str>>(args: &[S]) -> Result<Option<SyncCmd>, AdmError> {
             n,
             "--start-daemon"
                 | "--stop-daemon"
+                | "--role"
                 | "--mcast-interface"
                 | "--syncid"
                 | "--mcast-group"
@@ -261,6 +266,17 @@ fn parse_sync<S: AsRef<str>>(args: &[S]) -> Result<Option<SyncCmd>, AdmError> {
         "--sync-stats" => {
             only(&["--sync-stats", "-n", "--numeric"])?;
             Ok(Some(SyncCmd::Stats))
+        }
+        "--role" => {
+            only(&["--role"])?;
+            match opts[0].1.as_deref() {
+                Some(r @ ("master" | "backup" | "standalone")) => {
+                    Ok(Some(SyncCmd::Role(r.to_string())))
+                }
+                _ => Err(AdmError::usage(
+                    "illegal role specified (master, backup or standalone)",
+                )),
+            }
         }
         "-L" | "-l" | "--list" | "-Ln" | "-nL" | "-ln" | "-nl" | "-n" | "--numeric" => {
             if opts.iter().any(|(n, _)| n == "--sync-stats") {

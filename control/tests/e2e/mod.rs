@@ -48,3 +48,4 @@
 pub mod json;
 pub mod netns;
 pub mod servers;
+pub mod rvsd;

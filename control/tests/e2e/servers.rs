@@ -389,3 +389,35 @@ impl Capture {
             .collect()
     }
 }
+
+/// TUN-mode real server without kernel ipip / ip6_tunnel: the DR set-up
+/// (VIPs on `lo`, `arp_ignore=1` / `arp_announce=2`, replies via the
+/// router), `rp_filter` off, and `scripts/e2e/ipip_decap.py` decapsulating
+/// IPv4-in-IPv4 and IPv6-in-IPv6 into a TUN device. The decapsulator's
+/// first lines report the outer and inner addresses of what it received
+/// (`{"mode": "decap", ...}`). Err when `/dev/net/tun` is missing.
+pub fn start_userspace_tun(topo: &Topology, s: &RealServer, vips: &[&str]) -> Result<Proc, String> {
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        return Err("/dev/net/tun is missing (no TUN devices)".into());
+    }
+    topo.rs_dr(s, vips);
+    super::netns::sysctl(
+        &s.ns,
+        &[
+            ("net.ipv4.conf.all.rp_filter", "0"),
+            ("net.ipv4.conf.default.rp_filter", "0"),
+            (&format!("net.ipv4.conf.{}.rp_filter", s.dev), "0"),
+        ],
+    );
+    let mut proc = spawn(
+        &s.ns,
+        &["python3", &script("ipip_decap.py"), "--dev", "tunu0"],
+    );
+    if proc
+        .wait_line(Duration::from_secs(30), |l| l.starts_with("READY"))
+        .is_none()
+    {
+        return Err(format!("ipip_decap.py did not start: {}", proc.stderr()));
+    }
+    Ok(proc)
+}

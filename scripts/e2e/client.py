@@ -9,8 +9,8 @@ success) and the exit status is 0 unless the arguments are wrong.
   http  HOST PORT [--path /] [--count N] [--source IP] [--timeout S]
         N requests, each on a new TCP connection; one line per request:
         {"mode":"http","i":I,"ok":B,"status":C,"server":"rs1","body":"..","error":E}
-  bytes HOST PORT --n N [--seed S] [--source IP] [--timeout S]
-        GET /bytes/N?seed=S and compare with the expected SHAKE-128 stream:
+  bytes HOST PORT --n N [--seed S] [--kbps K] [--source IP] [--timeout S]
+        GET /bytes/N?seed=S (paced at K KiB/s if K > 0) and compare with the expected SHAKE-128 stream:
         {"mode":"bytes","ok":B,"server":..,"len":L,"expected_len":N,
          "first_mismatch":OFFSET_or_null,"sha256":..,"error":E}
   hold  HOST PORT [--secs T] [--source IP] [--timeout S]
@@ -88,7 +88,10 @@ def do_bytes(args):
         conn = http.client.HTTPConnection(
             args.host, args.port, timeout=args.timeout,
             source_address=src(args))
-        conn.request("GET", "/bytes/%d?seed=%d" % (args.n, args.seed),
+        url = "/bytes/%d?seed=%d" % (args.n, args.seed)
+        if args.kbps:
+            url += "&kbps=%d" % args.kbps
+        conn.request("GET", url,
                      headers={"Connection": "close"})
         resp = conn.getresponse()
         res["server"] = resp.getheader("X-Server")
@@ -199,6 +202,7 @@ def main():
     ap.add_argument("--count", type=int, default=1)
     ap.add_argument("--n", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kbps", type=int, default=0)
     ap.add_argument("--secs", type=int, default=5)
     ap.add_argument("--payload", default="ping")
     ap.add_argument("--source", default=None)

@@ -5,9 +5,11 @@ Usage: http_name_server.py NAME [--port 80] [--bind ::]
 
 Listens dual-stack (IPv4 and IPv6 on one socket) unless --bind names an
 IPv4 address. Endpoints (every GET):
-  /bytes/N[?seed=S]  N deterministic pseudo-random bytes: the first N bytes of
+  /bytes/N[?seed=S][&kbps=K]
+                     N deterministic pseudo-random bytes: the first N bytes of
                      SHAKE-128(b"rvs-e2e:" + str(S)), S defaults to 0. The
                      client recomputes them and compares byte for byte.
+                     With K > 0, paced at about K KiB/s.
   /hold[?secs=T]     keeps the connection open, one line "NAME tick K\\n" every
                      0.5 s, for T seconds (default 600) or until the peer
                      closes. For "does a long-lived connection survive" tests.
@@ -50,6 +52,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _send_paced(self, body, kbps):
+        """body at about kbps KiB/s, in 16 KiB chunks (in flight for a
+        while: "a transfer survives a change" tests)."""
+        self.send_response(200)
+        self.send_header("X-Server", self.server.name)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        chunk = 16384
+        start = time.monotonic()
+        for off in range(0, len(body), chunk):
+            self.wfile.write(body[off:off + chunk])
+            due = start + (off + chunk) / (kbps * 1024.0)
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
     def do_GET(self):  # noqa: N802 (http.server naming)
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query)
@@ -57,7 +76,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if url.path.startswith("/bytes/"):
             n = int(url.path[len("/bytes/"):])
             seed = int(query.get("seed", ["0"])[0])
-            self._send(payload(seed, n), "application/octet-stream")
+            kbps = int(query.get("kbps", ["0"])[0])
+            if kbps <= 0:
+                self._send(payload(seed, n), "application/octet-stream")
+            else:
+                self._send_paced(payload(seed, n), kbps)
         elif url.path == "/hold":
             secs = float(query.get("secs", ["600"])[0])
             self.send_response(200)

@@ -143,7 +143,26 @@ pub fn fetch_bytes(
     n: usize,
     seed: u64,
 ) -> BytesResult {
-    let (p, n_s, seed_s) = (port.to_string(), n.to_string(), seed.to_string());
+    fetch_bytes_paced(ns, source, host, port, n, seed, 0)
+}
+
+/// [`fetch_bytes`] with the server pacing the body at about `kbps` KiB/s
+/// (0: as fast as it goes), so a transfer is in flight for a known while.
+pub fn fetch_bytes_paced(
+    ns: &str,
+    source: Option<&str>,
+    host: &str,
+    port: u16,
+    n: usize,
+    seed: u64,
+    kbps: u64,
+) -> BytesResult {
+    let (p, n_s, seed_s, k) = (
+        port.to_string(),
+        n.to_string(),
+        seed.to_string(),
+        kbps.to_string(),
+    );
     let args = with_source(
         vec![
             "bytes",
@@ -153,12 +172,14 @@ pub fn fetch_bytes(
             &n_s,
             "--seed",
             &seed_s,
+            "--kbps",
+            &k,
             "--timeout",
             "30",
         ],
         source,
     );
-    let v = client(ns, &args, Duration::from_secs(120));
+    let v = client(ns, &args, Duration::from_secs(180));
     let o = v
         .first()
         .unwrap_or_else(|| panic!("bytes client printed nothing"));

@@ -13,6 +13,11 @@ success) and the exit status is 0 unless the arguments are wrong.
         GET /bytes/N?seed=S (paced at K KiB/s if K > 0) and compare with the expected SHAKE-128 stream:
         {"mode":"bytes","ok":B,"server":..,"len":L,"expected_len":N,
          "first_mismatch":OFFSET_or_null,"sha256":..,"error":E}
+  upload HOST PORT --n N [--seed S] [--source IP] [--timeout S]
+        POST /upload with the N-byte stream of seed S; the server answers
+        with the length and SHA-256 it received:
+        {"mode":"upload","ok":B,"server":..,"len":L,"expected_len":N,
+         "sha256":..,"error":E}
   hold  HOST PORT [--secs T] [--source IP] [--timeout S]
         GET /hold and read ticks for T seconds. Prints
         {"mode":"hold","event":"connected","server":..} once the first tick
@@ -116,6 +121,32 @@ def do_bytes(args):
     emit(**res)
 
 
+def do_upload(args):
+    res = {"mode": "upload", "ok": False, "server": None, "len": 0,
+           "expected_len": args.n, "sha256": None, "error": None}
+    try:
+        body = payload(args.seed, args.n)
+        conn = http.client.HTTPConnection(
+            args.host, args.port, timeout=args.timeout,
+            source_address=src(args))
+        conn.request("POST", "/upload", body=body,
+                     headers={"Connection": "close",
+                              "Content-Type": "application/octet-stream"})
+        resp = conn.getresponse()
+        res["server"] = resp.getheader("X-Server")
+        text = resp.read().decode(errors="replace").split()
+        conn.close()
+        want = hashlib.sha256(body).hexdigest()
+        if len(text) == 3:
+            res["len"] = int(text[1])
+            res["sha256"] = text[2]
+        res["ok"] = (resp.status == 200 and res["len"] == args.n
+                     and res["sha256"] == want)
+    except Exception as e:  # noqa: BLE001
+        res["error"] = "%s: %s" % (type(e).__name__, e)
+    emit(**res)
+
+
 def do_hold(args):
     res = {"mode": "hold", "event": "done", "ok": False, "server": None,
            "lines": 0, "reset": False, "eof": False, "error": None}
@@ -195,7 +226,8 @@ def do_wait_tcp(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["http", "bytes", "hold", "udp", "wait-tcp"])
+    ap.add_argument("mode", choices=["http", "bytes", "upload", "hold", "udp",
+                                     "wait-tcp"])
     ap.add_argument("host")
     ap.add_argument("port", type=int)
     ap.add_argument("--path", default="/")
@@ -209,8 +241,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=10.0)
     ap.add_argument("--retries", type=int, default=3)
     args = ap.parse_args()
-    {"http": do_http, "bytes": do_bytes, "hold": do_hold, "udp": do_udp,
-     "wait-tcp": do_wait_tcp}[args.mode](args)
+    {"http": do_http, "bytes": do_bytes, "upload": do_upload, "hold": do_hold,
+     "udp": do_udp, "wait-tcp": do_wait_tcp}[args.mode](args)
 
 
 if __name__ == "__main__":

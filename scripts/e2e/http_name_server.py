@@ -16,6 +16,8 @@ IPv4 address. Endpoints (every GET):
   /whoami            "NAME PEER_IP PEER_PORT LOCAL_IP LOCAL_PORT\\n": the
                      addresses the server saw (NAT / FullNAT checks).
   anything else      "NAME\\n"
+POST /upload (body of Content-Length bytes) answers "NAME LEN SHA256\\n"
+(client-to-server bulk: the direction the director forwards in every mode).
 Every response carries "X-Server: NAME". Prints "READY <port>" once
 listening. Exits on SIGTERM.
 """
@@ -68,6 +70,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+
+    def do_POST(self):  # noqa: N802 (http.server naming)
+        """POST /upload: reads the body, answers "NAME LEN SHA256\\n"."""
+        n = int(self.headers.get("Content-Length", "0"))
+        h = hashlib.sha256()
+        got = 0
+        while got < n:
+            c = self.rfile.read(min(65536, n - got))
+            if not c:
+                break
+            h.update(c)
+            got += len(c)
+        self._send(("%s %d %s\n" % (self.server.name, got, h.hexdigest())).encode())
 
     def do_GET(self):  # noqa: N802 (http.server naming)
         url = urllib.parse.urlsplit(self.path)

@@ -298,6 +298,13 @@ socket = "{sock}"
 
 impl Drop for Rvsd {
     fn drop(&mut self) {
+        if thread::panicking() {
+            // what rvsd knew when the test failed
+            for args in [&["--drops"][..], &["-Ln", "--stats", "--exact"], &["-Lnc"]] {
+                eprintln!("rvsadm {args:?} (test failed):\n{:?}", self.adm(args));
+            }
+            eprintln!("rvsd log (test failed):\n{}", self.log());
+        }
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.prefix));

@@ -193,6 +193,47 @@ pub fn fetch_bytes_paced(
     }
 }
 
+/// A verified upload (client to server: the direction the director
+/// forwards in every mode, full-size segments included).
+#[derive(Clone, Debug)]
+pub struct UploadResult {
+    /// Right status, and the server received exactly the bytes sent.
+    pub ok: bool,
+    pub server: Option<String>,
+    /// What the server received.
+    pub len: u64,
+    pub error: Option<String>,
+}
+
+/// POST /upload of the `n`-byte stream of `seed`; the server reports the
+/// length and SHA-256 it received, the client compares.
+pub fn upload(
+    ns: &str,
+    source: Option<&str>,
+    host: &str,
+    port: u16,
+    n: usize,
+    seed: u64,
+) -> UploadResult {
+    let (p, n_s, seed_s) = (port.to_string(), n.to_string(), seed.to_string());
+    let args = with_source(
+        vec![
+            "upload", host, &p, "--n", &n_s, "--seed", &seed_s, "--timeout", "30",
+        ],
+        source,
+    );
+    let v = client(ns, &args, Duration::from_secs(180));
+    let o = v
+        .first()
+        .unwrap_or_else(|| panic!("upload client printed nothing"));
+    UploadResult {
+        ok: o.bool("ok"),
+        server: o.str("server").map(str::to_string),
+        len: o.u64("len").unwrap_or(0),
+        error: o.str("error").map(str::to_string),
+    }
+}
+
 /// One UDP echo exchange.
 #[derive(Clone, Debug)]
 pub struct UdpResult {

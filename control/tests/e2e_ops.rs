@@ -413,6 +413,8 @@ fn rvsadm_live_changes_keep_connections() {
     let s = setup(|t| {
         let mut services = base(t, "rr", &[(1, 1), (2, 1)]);
         for v6 in [false, true] {
+            // a service deleted while a connection to it is established
+            services.push_str(&nat(t, v6, 82, "rr", "", &[(1, 1), (2, 1), (3, 1)]));
             let r: Vec<(String, u32)> = (1..=3).map(|n| (rs_ep(t, v6, n, UDP_PORT), 1)).collect();
             services.push_str(&service("udp", &ep(vip(v6), UDP_PORT), "rr", "masq", "", &r));
         }
@@ -422,11 +424,11 @@ fn rvsadm_live_changes_keep_connections() {
         }
     });
     let (topo, rvsd) = (&s.topo, &s.rvsd);
-    let holds: Vec<Hold> = [(false, 0), (false, 1), (true, 0), (true, 1)]
+    let holds: Vec<Hold> = [(false, 0, 80), (false, 1, 80), (true, 0, 80), (true, 1, 80), (false, 0, 82), (true, 0, 82)]
         .iter()
-        .map(|&(v6, i)| {
+        .map(|&(v6, i, port)| {
             let c = if v6 { &topo.clients6 } else { &topo.clients4 };
-            Hold::start(&topo.client, Some(&c[i]), vip(v6), HTTP_PORT, 10)
+            Hold::start(&topo.client, Some(&c[i]), vip(v6), port, 10)
         })
         .collect();
     let fetches: Vec<_> = [false, true]
@@ -470,8 +472,13 @@ fn rvsadm_live_changes_keep_connections() {
         assert!(u.iter().all(|u| u.ok && u.server.as_deref() != Some("rs3")), "v6={v6} udp: {u:?}");
         // finally take rs2 out of :80 (holds may sit on it: they must go on)
         rvsd.ok(&["-d", "-t", &svc, "-r", &r2]);
+        // and delete :82 under its established connection (IPVS keeps the
+        // connection entries of a deleted service until they end)
+        rvsd.ok(&["-D", "-t", &ep(v, 82)]);
     }
-    eprintln!("changes took {:?}\n{}", t0.elapsed(), rvsd.ok(&["-Ln"]));
+    let listing = rvsd.ok(&["-Ln"]);
+    eprintln!("changes took {:?}\n{listing}", t0.elapsed());
+    assert!(!listing.contains(":82 "), "deleted services still listed:\n{listing}");
     for (i, f) in fetches.into_iter().enumerate() {
         let (r, _, t1) = f.join().unwrap();
         assert!(r.ok && r.len == 8 << 20, "download {i} across the changes: {r:?}");
@@ -485,6 +492,61 @@ fn rvsadm_live_changes_keep_connections() {
     }
     for (l, what) in loads.into_iter().zip(["v4 load", "v6 load"]) {
         l.finish(what);
+    }
+    rvsd.check_counters(BACKGROUND);
+}
+
+/// `rvsadm --set 0 0 2`: a UDP connection idle for longer than 2 s
+/// expires, the next datagram from the same socket is scheduled anew (rr:
+/// the next server); datagrams closer together stay on one server.
+#[test]
+fn udp_connections_expire_after_the_set_timeout() {
+    if netns::skip_unless_root("udp_connections_expire_after_the_set_timeout") {
+        return;
+    }
+    let _serial = serial();
+    let s = setup(|t| {
+        let mut services = base(t, "rr", &[(1, 1), (2, 1), (3, 1)]);
+        for v6 in [false, true] {
+            let r: Vec<(String, u32)> = (1..=3).map(|n| (rs_ep(t, v6, n, UDP_PORT), 1)).collect();
+            services.push_str(&service("udp", &ep(vip(v6), UDP_PORT), "rr", "masq", "", &r));
+        }
+        Conf {
+            services,
+            ..Conf::default()
+        }
+    });
+    let (topo, rvsd) = (&s.topo, &s.rvsd);
+    rvsd.ok(&["--set", "0", "0", "2"]);
+    let t = rvsd.ok(&["-L", "--timeout"]);
+    assert!(t.trim_end().ends_with(" 2"), "udp timeout: {t}");
+    let runs: Vec<_> = [false, true]
+        .iter()
+        .flat_map(|&v6| [(v6, 0.3, 1usize), (v6, 6.0, 2)])
+        .map(|(v6, interval, i)| {
+            let ns = topo.client.clone();
+            let src = if v6 { topo.clients6[i].clone() } else { topo.clients4[i].clone() };
+            thread::spawn(move || {
+                let r = servers::udp_echo_spaced(&ns, Some(&src), vip(v6), UDP_PORT, "exp", 3, interval);
+                (v6, interval, r)
+            })
+        })
+        .collect();
+    for h in runs {
+        let (v6, interval, r) = h.join().unwrap();
+        assert!(r.iter().all(|u| u.ok), "v6={v6} every {interval}s: {r:?}");
+        let names: Vec<_> = r.iter().map(|u| u.server.clone().unwrap()).collect();
+        let distinct: BTreeSet<_> = names.iter().collect();
+        if interval < 2.0 {
+            assert_eq!(distinct.len(), 1, "v6={v6}: within the timeout, one connection: {names:?}");
+        } else {
+            // each datagram found its connection expired: rescheduled,
+            // never twice in a row on one server
+            assert!(
+                names.windows(2).all(|w| w[0] != w[1]),
+                "v6={v6}: after the timeout, rescheduled by rr: {names:?}"
+            );
+        }
     }
     rvsd.check_counters(BACKGROUND);
 }

@@ -26,7 +26,8 @@ success) and the exit status is 0 unless the arguments are wrong.
          "reset":B,"eof":B,"error":E}
         ok = still open after T seconds, no reset, no early EOF.
   udp   HOST PORT [--count N] [--payload P] [--source IP] [--timeout S]
-        [--retries R]: N datagrams "P-I", each retried up to R times:
+        [--retries R] [--interval S]: N datagrams "P-I" from one socket,
+        S seconds apart, each retried up to R times:
         {"mode":"udp","i":I,"ok":B,"reply":"rs1:P-I","server":"rs1",
          "from":IP (the reply's source address),"error":E}
   wait-tcp HOST PORT [--timeout S]
@@ -188,6 +189,8 @@ def do_udp(args):
     if args.source:
         s.bind((args.source, 0))
     for i in range(args.count):
+        if i and args.interval:
+            time.sleep(args.interval)
         msg = "%s-%d" % (args.payload, i)
         res = {"mode": "udp", "i": i, "ok": False, "reply": None,
                "server": None, "from": None, "error": None}
@@ -240,6 +243,7 @@ def main():
     ap.add_argument("--source", default=None)
     ap.add_argument("--timeout", type=float, default=10.0)
     ap.add_argument("--retries", type=int, default=3)
+    ap.add_argument("--interval", type=float, default=0.0)
     args = ap.parse_args()
     {"http": do_http, "bytes": do_bytes, "upload": do_upload, "hold": do_hold,
      "udp": do_udp, "wait-tcp": do_wait_tcp}[args.mode](args)

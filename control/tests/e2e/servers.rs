@@ -256,7 +256,21 @@ pub fn udp_echo(
     payload: &str,
     count: usize,
 ) -> Vec<UdpResult> {
-    let (p, c) = (port.to_string(), count.to_string());
+    udp_echo_spaced(ns, source, host, port, payload, count, 0.0)
+}
+
+/// [`udp_echo`] from one socket with `interval` seconds between datagrams
+/// (connection-expiry checks).
+pub fn udp_echo_spaced(
+    ns: &str,
+    source: Option<&str>,
+    host: &str,
+    port: u16,
+    payload: &str,
+    count: usize,
+    interval: f64,
+) -> Vec<UdpResult> {
+    let (p, c, iv) = (port.to_string(), count.to_string(), interval.to_string());
     let args = with_source(
         vec![
             "udp",
@@ -268,10 +282,13 @@ pub fn udp_echo(
             payload,
             "--timeout",
             "2",
+            "--interval",
+            &iv,
         ],
         source,
     );
-    client(ns, &args, Duration::from_secs(30 + 10 * count as u64))
+    let extra = (interval * count as f64) as u64;
+    client(ns, &args, Duration::from_secs(30 + extra + 10 * count as u64))
         .iter()
         .map(|o| UdpResult {
             ok: o.bool("ok"),

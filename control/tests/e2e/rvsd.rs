@@ -38,6 +38,9 @@ pub struct Conf {
     pub services: String,
     pub server_port_extra: Vec<String>,
     pub workers: Option<u32>,
+    /// Queue pairs per af_packet port (default 1; one per worker makes
+    /// sense).
+    pub qpairs: Option<u32>,
 }
 
 /// A `[[service]]` block: `reals` are `(address, weight)`.
@@ -121,19 +124,19 @@ impl Rvsd {
         let text = format!(
             r#"# written by the e2e tests ({tag})
 [eal]
-cores = [0, 1]
+cores = [{cores}]
 hugepages = false
 memory_mb = 256
 extra_args = ["--no-pci", "--no-shconf", "--file-prefix={prefix}"]
 
 [[port]]
 name = "client"
-device = "net_af_packet0,iface={ic},qpairs=1"
+device = "net_af_packet0,iface={ic},qpairs={qp}"
 addresses = ["{c4}/24", "{c6}/64"]
 
 [[port]]
 name = "server"
-device = "net_af_packet1,iface={is},qpairs=1"
+device = "net_af_packet1,iface={is},qpairs={qp}"
 addresses = [{srv}]
 
 [dataplane]
@@ -155,6 +158,13 @@ socket = "{sock}"
             c6 = plan::DIR_CLI6,
             srv = srv_addrs.join(", "),
             workers = conf.workers.unwrap_or(1),
+            qp = conf.qpairs.unwrap_or(1),
+            // control + one per worker; cores this machine lacks leave a
+            // worker unpinned
+            cores = (0..=conf.workers.unwrap_or(1))
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             metrics = self.metrics,
             sock = self.sock,
             services = conf.services,
@@ -300,7 +310,7 @@ impl Drop for Rvsd {
     fn drop(&mut self) {
         if thread::panicking() {
             // what rvsd knew when the test failed
-            for args in [&["--drops"][..], &["-Ln", "--stats", "--exact"], &["-Lnc"]] {
+            for args in [&["--drops"][..], &["-Ln", "--stats", "--exact"], &["-Lnc"], &["--neigh"], &["--workers"]] {
                 eprintln!("rvsadm {args:?} (test failed):\n{:?}", self.adm(args));
             }
             eprintln!("rvsd log (test failed):\n{}", self.log());

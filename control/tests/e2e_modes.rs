@@ -143,7 +143,11 @@ fn exercise(topo: &Topology, mode: Mode, v6: bool) -> (BTreeSet<String>, BTreeSe
         let res = servers::udp_echo(&topo.client, Some(src), vip, UDP_PORT, "e2e", 4);
         assert_eq!(res.len(), 4);
         let per_src: BTreeSet<_> = res.iter().map(|u| u.server.clone()).collect();
-        assert_eq!(per_src.len(), 1, "{mode:?} {fam} udp from {src}: one connection, one server: {res:?}");
+        assert_eq!(
+            per_src.len(),
+            1,
+            "{mode:?} {fam} udp from {src}: one connection, one server: {res:?}"
+        );
         for (k, u) in res.iter().enumerate() {
             assert!(
                 u.ok && u.from.as_deref() == Some(vip),
@@ -189,7 +193,12 @@ fn mode_scenario(test: &str, mode: Mode) {
     if mode == Mode::Dr || mode == Mode::Tun {
         // Only the director answers ARP for the VIP, though every real
         // server holds it.
-        let macs = servers::arp_probe(&topo.client, netns::CLIENT_DEV, plan::VIP4, &topo.clients4[0]);
+        let macs = servers::arp_probe(
+            &topo.client,
+            netns::CLIENT_DEV,
+            plan::VIP4,
+            &topo.clients4[0],
+        );
         assert_eq!(
             macs,
             vec![topo.client_port().mac.clone()],
@@ -207,12 +216,21 @@ fn mode_scenario(test: &str, mode: Mode) {
     let all: BTreeSet<String> = topo.servers.iter().map(|s| s.name.clone()).collect();
     for v6 in [false, true] {
         let (tcp, udp) = exercise(&topo, mode, v6);
-        assert_eq!(tcp, all, "{mode:?} v6={v6}: rr reaches every real server (TCP)");
-        assert_eq!(udp, all, "{mode:?} v6={v6}: rr reaches every real server (UDP)");
+        assert_eq!(
+            tcp, all,
+            "{mode:?} v6={v6}: rr reaches every real server (TCP)"
+        );
+        assert_eq!(
+            udp, all,
+            "{mode:?} v6={v6}: rr reaches every real server (UDP)"
+        );
     }
     for h in holds {
         let r = h.finish();
-        assert!(r.ok && r.lines >= 10, "{mode:?} long-lived connection: {r:?}");
+        assert!(
+            r.ok && r.lines >= 10,
+            "{mode:?} long-lived connection: {r:?}"
+        );
     }
 
     if mode == Mode::Tun {
@@ -228,9 +246,20 @@ fn mode_scenario(test: &str, mode: Mode) {
         // client fragments its retries, rvsd tunnels the fragments, the real
         // server reassembles after decapsulation and answers.
         let big6 = "x".repeat(1500 - 40 - 8 - 2);
-        let res = servers::udp_echo(&topo.client, Some(&topo.clients6[0]), plan::VIP6, UDP_PORT, &big6, 2);
+        let res = servers::udp_echo(
+            &topo.client,
+            Some(&topo.clients6[0]),
+            plan::VIP6,
+            UDP_PORT,
+            &big6,
+            2,
+        );
         for u in &res {
-            assert!(u.ok && u.from.as_deref() == Some(plan::VIP6), "TUN IPv6 full-size datagram: {:?}", u.error);
+            assert!(
+                u.ok && u.from.as_deref() == Some(plan::VIP6),
+                "TUN IPv6 full-size datagram: {:?}",
+                u.error
+            );
         }
         // (IPv4 UDP would be fragmented by the client too, but the
         // net_af_packet PMD's fanout socket has PACKET_FANOUT_FLAG_DEFRAG:
@@ -242,7 +271,9 @@ fn mode_scenario(test: &str, mode: Mode) {
         // the real server's address, inner destination the VIP.
         let mut seen = 0;
         for (p, s) in decaps.iter_mut().zip(&topo.servers) {
-            while let Some(l) = p.wait_line(Duration::from_secs(1), |l| l.contains("\"mode\": \"decap\"")) {
+            while let Some(l) = p.wait_line(Duration::from_secs(1), |l| {
+                l.contains("\"mode\": \"decap\"")
+            }) {
                 let o = e2e::json::parse(&l).unwrap();
                 let inner_dst = o.str("inner_dst").unwrap_or_default().to_string();
                 if inner_dst.contains(':') {
@@ -259,7 +290,11 @@ fn mode_scenario(test: &str, mode: Mode) {
         assert!(seen > 0, "no decapsulated packet reported");
     }
 
-    rvsd.check_counters(if mode == Mode::Tun { TUN_EXPECTED } else { BACKGROUND });
+    rvsd.check_counters(if mode == Mode::Tun {
+        TUN_EXPECTED
+    } else {
+        BACKGROUND
+    });
     let m = rvsd.scrape().unwrap();
     assert!(m.contains("node_ipvs_connections_total"), "{m}");
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use e2e::netns::{self, plan, Mode, Proc, Topology};
 use e2e::rvsd::{ep, serial, service, Conf, Rvsd};
-use e2e::servers::{self, BytesResult, HttpResult, Hold, HTTP_PORT, UDP_PORT};
+use e2e::servers::{self, BytesResult, Hold, HttpResult, HTTP_PORT, UDP_PORT};
 
 /// Drop reasons that ordinary background traffic produces.
 const BACKGROUND: &[&str] = &["not_ours"];
@@ -36,7 +36,14 @@ fn vip(v6: bool) -> &'static str {
 }
 
 /// NAT service `vip(v6):vport` → real servers `n` (1-based) :80 with weights.
-fn nat(topo: &Topology, v6: bool, vport: u16, sched: &str, extra: &str, reals: &[(usize, u32)]) -> String {
+fn nat(
+    topo: &Topology,
+    v6: bool,
+    vport: u16,
+    sched: &str,
+    extra: &str,
+    reals: &[(usize, u32)],
+) -> String {
     let reals: Vec<(String, u32)> = reals
         .iter()
         .map(|&(n, w)| (rs_ep(topo, v6, n, HTTP_PORT), w))
@@ -120,7 +127,12 @@ struct Load {
 impl Load {
     fn start(ns: &str, src: &str, host: &str) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
-        let (ns, src, host, st) = (ns.to_string(), src.to_string(), host.to_string(), stop.clone());
+        let (ns, src, host, st) = (
+            ns.to_string(),
+            src.to_string(),
+            host.to_string(),
+            stop.clone(),
+        );
         let handle = thread::spawn(move || {
             let mut all = Vec::new();
             while !st.load(Ordering::SeqCst) {
@@ -136,7 +148,11 @@ impl Load {
         self.stop.store(true, Ordering::SeqCst);
         let all = self.handle.join().unwrap();
         let bad: Vec<_> = all.iter().filter(|r| !r.ok).collect();
-        assert!(bad.is_empty(), "{what}: failed requests {bad:?} of {}", all.len());
+        assert!(
+            bad.is_empty(),
+            "{what}: failed requests {bad:?} of {}",
+            all.len()
+        );
         assert!(!all.is_empty(), "{what}: no request ran");
         all
     }
@@ -174,10 +190,12 @@ fn schedulers_distribute_new_connections() {
         };
         for v6 in [false, true] {
             c.services.push_str(&nat(t, v6, 81, "rr", "", &all));
-            c.services.push_str(&nat(t, v6, 82, "wrr", "", &[(1, 3), (2, 2), (3, 1)]));
+            c.services
+                .push_str(&nat(t, v6, 82, "wrr", "", &[(1, 3), (2, 2), (3, 1)]));
             c.services.push_str(&nat(t, v6, 83, "sh", "", &all));
         }
-        c.services.push_str(&nat(t, false, 84, "wlc", "", &[(1, 2), (2, 1), (3, 1)]));
+        c.services
+            .push_str(&nat(t, false, 84, "wlc", "", &[(1, 2), (2, 1), (3, 1)]));
         c.services.push_str(&nat(t, false, 85, "lc", "", &all));
         c
     });
@@ -187,11 +205,29 @@ fn schedulers_distribute_new_connections() {
         let clients = if v6 { &topo.clients6 } else { &topo.clients4 };
         let v = vip(v6);
         // rr: 12 new connections, 4 each.
-        let rr = counts(&servers::http_get(&topo.client, Some(&clients[0]), v, 81, "/", 12));
+        let rr = counts(&servers::http_get(
+            &topo.client,
+            Some(&clients[0]),
+            v,
+            81,
+            "/",
+            12,
+        ));
         assert_eq!(rr, map(&[("rs1", 4), ("rs2", 4), ("rs3", 4)]), "rr v6={v6}");
         // wrr 3:2:1: 12 new connections, 6:4:2 exactly.
-        let wrr = counts(&servers::http_get(&topo.client, Some(&clients[1]), v, 82, "/", 12));
-        assert_eq!(wrr, map(&[("rs1", 6), ("rs2", 4), ("rs3", 2)]), "wrr v6={v6}");
+        let wrr = counts(&servers::http_get(
+            &topo.client,
+            Some(&clients[1]),
+            v,
+            82,
+            "/",
+            12,
+        ));
+        assert_eq!(
+            wrr,
+            map(&[("rs1", 6), ("rs2", 4), ("rs3", 2)]),
+            "wrr v6={v6}"
+        );
         // sh: the same client always lands on the same server.
         let mut by_client = BTreeSet::new();
         for src in clients {
@@ -210,7 +246,11 @@ fn schedulers_distribute_new_connections() {
     for h in &holds {
         *wlc.entry(h.server.clone().unwrap()).or_insert(0) += 1;
     }
-    assert_eq!(wlc, map(&[("rs1", 2), ("rs2", 1), ("rs3", 1)]), "wlc 2:1:1 with 4 active");
+    assert_eq!(
+        wlc,
+        map(&[("rs1", 2), ("rs2", 1), ("rs3", 1)]),
+        "wlc 2:1:1 with 4 active"
+    );
     // lc: three long-lived connections, one per server.
     let lc_holds: Vec<Hold> = (0..3)
         .map(|i| Hold::start(&topo.client, Some(&topo.clients4[i]), plan::VIP4, 85, 4))
@@ -232,11 +272,21 @@ fn schedulers_distribute_new_connections() {
     }
     let mut persisted = BTreeSet::new();
     for src in &topo.clients4 {
-        let c = counts(&servers::http_get(&topo.client, Some(src), plan::VIP4, 86, "/", 5));
+        let c = counts(&servers::http_get(
+            &topo.client,
+            Some(src),
+            plan::VIP4,
+            86,
+            "/",
+            5,
+        ));
         assert_eq!(c.len(), 1, "persistent: {src} went to {c:?}");
         persisted.insert(c.into_keys().next().unwrap());
     }
-    assert!(persisted.len() >= 2, "rr under persistence still spreads clients: {persisted:?}");
+    assert!(
+        persisted.len() >= 2,
+        "rr under persistence still spreads clients: {persisted:?}"
+    );
     eprintln!("{}", rvsd.ok(&["-Lnc"]));
 
     rvsd.check_counters(BACKGROUND);
@@ -290,22 +340,45 @@ fn weight0_drains_and_removed_real_keeps_its_connections() {
                     .collect();
                 // -> RIP Masq Weight ActiveConn InActConn
                 assert_eq!(f[3], "0", "{svc} {rip} weight: {listing}");
-                assert!(f[4].parse::<u64>().unwrap() >= 1, "the held connection is active: {listing}");
+                assert!(
+                    f[4].parse::<u64>().unwrap() >= 1,
+                    "the held connection is active: {listing}"
+                );
             } else {
                 assert!(line.is_none(), "{rip} still listed under {svc}:\n{listing}");
                 // the connection record is kept
                 let conns = rvsd.ok(&["-Lnc"]);
-                assert!(conns.contains(&rip), "removed {rip}: connection record gone:\n{conns}");
+                assert!(
+                    conns.contains(&rip),
+                    "removed {rip}: connection record gone:\n{conns}"
+                );
             }
-            let c = counts(&servers::http_get(&topo.client, Some(&clients[1]), v, vport, "/", 8));
-            assert!(!c.contains_key(&x), "{what} {x} ({svc}) got new connections: {c:?}");
-            assert_eq!(c.len(), 2, "{what}: the other two share the new connections: {c:?}");
+            let c = counts(&servers::http_get(
+                &topo.client,
+                Some(&clients[1]),
+                v,
+                vport,
+                "/",
+                8,
+            ));
+            assert!(
+                !c.contains_key(&x),
+                "{what} {x} ({svc}) got new connections: {c:?}"
+            );
+            assert_eq!(
+                c.len(),
+                2,
+                "{what}: the other two share the new connections: {c:?}"
+            );
             holds.push((what, v6, h));
         }
     }
     for (what, v6, h) in holds {
         let r = h.finish();
-        assert!(r.ok && r.lines >= 8, "{what} v6={v6}: the established connection: {r:?}");
+        assert!(
+            r.ok && r.lines >= 8,
+            "{what} v6={v6}: the established connection: {r:?}"
+        );
     }
     rvsd.check_counters(BACKGROUND);
 }
@@ -323,7 +396,14 @@ fn reload_conf(topo: &Topology, after: bool) -> Conf {
             .iter()
             .map(|&(n, w)| (rs_ep(topo, v6, n, UDP_PORT), w))
             .collect();
-        services.push_str(&service("udp", &ep(vip(v6), UDP_PORT), "wrr", "masq", "", &r));
+        services.push_str(&service(
+            "udp",
+            &ep(vip(v6), UDP_PORT),
+            "wrr",
+            "masq",
+            "",
+            &r,
+        ));
     }
     Conf {
         services,
@@ -368,7 +448,10 @@ fn sighup_reload_under_load_keeps_connections() {
     rvsd.write(&reload_conf(topo, true));
     let t_reload = Instant::now();
     let log = rvsd.reload();
-    assert!(log.contains("reloaded ") && log.contains("4 changed"), "reload: {log}");
+    assert!(
+        log.contains("reloaded ") && log.contains("4 changed"),
+        "reload: {log}"
+    );
     let listing = rvsd.ok(&["-Ln"]);
     eprintln!("after reload:\n{listing}");
     assert!(real_line(&listing, &ep(plan::VIP4, 80), &rs_ep(topo, false, 3, 80)).is_some());
@@ -376,21 +459,40 @@ fn sighup_reload_under_load_keeps_connections() {
     // New connections: rs3 now receives, rs1 (weight 3) more than rs2 (1).
     for v6 in [false, true] {
         let c = if v6 { &topo.clients6 } else { &topo.clients4 };
-        let n = counts(&servers::http_get(&topo.client, Some(&c[1]), vip(v6), HTTP_PORT, "/", 12));
-        assert!(n.get("rs3").copied().unwrap_or(0) > 0, "v6={v6}: the added server gets nothing: {n:?}");
-        assert!(n.get("rs1") > n.get("rs2"), "v6={v6}: weights 3:1:2 not applied: {n:?}");
+        let n = counts(&servers::http_get(
+            &topo.client,
+            Some(&c[1]),
+            vip(v6),
+            HTTP_PORT,
+            "/",
+            12,
+        ));
+        assert!(
+            n.get("rs3").copied().unwrap_or(0) > 0,
+            "v6={v6}: the added server gets nothing: {n:?}"
+        );
+        assert!(
+            n.get("rs1") > n.get("rs2"),
+            "v6={v6}: weights 3:1:2 not applied: {n:?}"
+        );
         let u = servers::udp_echo(&topo.client, Some(&c[1]), vip(v6), UDP_PORT, "after", 2);
         assert!(u.iter().all(|u| u.ok), "v6={v6} udp after reload: {u:?}");
     }
     for (i, f) in fetches.into_iter().enumerate() {
         let (r, t0, t1) = f.join().unwrap();
-        assert!(r.ok && r.len == 6 << 20, "download {i} across the reload: {r:?}");
+        assert!(
+            r.ok && r.len == 6 << 20,
+            "download {i} across the reload: {r:?}"
+        );
         eprintln!(
             "download {i}: {:?} before the reload .. {:?} after",
             t_reload.saturating_duration_since(t0),
             t1.saturating_duration_since(t_reload)
         );
-        assert!(t0 < t_reload && t1 > t_reload, "download {i} was not in flight during the reload");
+        assert!(
+            t0 < t_reload && t1 > t_reload,
+            "download {i} was not in flight during the reload"
+        );
     }
     for h in holds {
         let r = h.finish();
@@ -416,7 +518,14 @@ fn rvsadm_live_changes_keep_connections() {
             // a service deleted while a connection to it is established
             services.push_str(&nat(t, v6, 82, "rr", "", &[(1, 1), (2, 1), (3, 1)]));
             let r: Vec<(String, u32)> = (1..=3).map(|n| (rs_ep(t, v6, n, UDP_PORT), 1)).collect();
-            services.push_str(&service("udp", &ep(vip(v6), UDP_PORT), "rr", "masq", "", &r));
+            services.push_str(&service(
+                "udp",
+                &ep(vip(v6), UDP_PORT),
+                "rr",
+                "masq",
+                "",
+                &r,
+            ));
         }
         Conf {
             services,
@@ -424,13 +533,20 @@ fn rvsadm_live_changes_keep_connections() {
         }
     });
     let (topo, rvsd) = (&s.topo, &s.rvsd);
-    let holds: Vec<Hold> = [(false, 0, 80), (false, 1, 80), (true, 0, 80), (true, 1, 80), (false, 0, 82), (true, 0, 82)]
-        .iter()
-        .map(|&(v6, i, port)| {
-            let c = if v6 { &topo.clients6 } else { &topo.clients4 };
-            Hold::start(&topo.client, Some(&c[i]), vip(v6), port, 10)
-        })
-        .collect();
+    let holds: Vec<Hold> = [
+        (false, 0, 80),
+        (false, 1, 80),
+        (true, 0, 80),
+        (true, 1, 80),
+        (false, 0, 82),
+        (true, 0, 82),
+    ]
+    .iter()
+    .map(|&(v6, i, port)| {
+        let c = if v6 { &topo.clients6 } else { &topo.clients4 };
+        Hold::start(&topo.client, Some(&c[i]), vip(v6), port, 10)
+    })
+    .collect();
     let fetches: Vec<_> = [false, true]
         .iter()
         .map(|&v6| {
@@ -448,7 +564,11 @@ fn rvsadm_live_changes_keep_connections() {
     for v6 in [false, true] {
         let v = vip(v6);
         let svc = ep(v, 80);
-        let (r1, r2, r3) = (rs_ep(topo, v6, 1, 80), rs_ep(topo, v6, 2, 80), rs_ep(topo, v6, 3, 80));
+        let (r1, r2, r3) = (
+            rs_ep(topo, v6, 1, 80),
+            rs_ep(topo, v6, 2, 80),
+            rs_ep(topo, v6, 3, 80),
+        );
         // add a real server, edit weights, change the scheduler
         rvsd.ok(&["-a", "-t", &svc, "-r", &r3, "-m", "-w", "2"]);
         rvsd.ok(&["-e", "-t", &svc, "-r", &r1, "-m", "-w", "3"]);
@@ -464,12 +584,34 @@ fn rvsadm_live_changes_keep_connections() {
         // UDP: drop one real server, re-weight another
         let usvc = ep(v, UDP_PORT);
         rvsd.ok(&["-d", "-u", &usvc, "-r", &rs_ep(topo, v6, 3, UDP_PORT)]);
-        rvsd.ok(&["-e", "-u", &usvc, "-r", &rs_ep(topo, v6, 1, UDP_PORT), "-m", "-w", "4"]);
+        rvsd.ok(&[
+            "-e",
+            "-u",
+            &usvc,
+            "-r",
+            &rs_ep(topo, v6, 1, UDP_PORT),
+            "-m",
+            "-w",
+            "4",
+        ]);
         // the new server takes new connections
-        let n = counts(&servers::http_get(&topo.client, Some(&c[1]), v, HTTP_PORT, "/", 12));
-        assert!(n.get("rs3").copied().unwrap_or(0) > 0, "v6={v6}: added rs3 gets nothing: {n:?}");
+        let n = counts(&servers::http_get(
+            &topo.client,
+            Some(&c[1]),
+            v,
+            HTTP_PORT,
+            "/",
+            12,
+        ));
+        assert!(
+            n.get("rs3").copied().unwrap_or(0) > 0,
+            "v6={v6}: added rs3 gets nothing: {n:?}"
+        );
         let u = servers::udp_echo(&topo.client, Some(&c[1]), v, UDP_PORT, "live", 2);
-        assert!(u.iter().all(|u| u.ok && u.server.as_deref() != Some("rs3")), "v6={v6} udp: {u:?}");
+        assert!(
+            u.iter().all(|u| u.ok && u.server.as_deref() != Some("rs3")),
+            "v6={v6} udp: {u:?}"
+        );
         // finally take rs2 out of :80 (holds may sit on it: they must go on)
         rvsd.ok(&["-d", "-t", &svc, "-r", &r2]);
         // and delete :82 under its established connection (IPVS keeps the
@@ -478,10 +620,16 @@ fn rvsadm_live_changes_keep_connections() {
     }
     let listing = rvsd.ok(&["-Ln"]);
     eprintln!("changes took {:?}\n{listing}", t0.elapsed());
-    assert!(!listing.contains(":82 "), "deleted services still listed:\n{listing}");
+    assert!(
+        !listing.contains(":82 "),
+        "deleted services still listed:\n{listing}"
+    );
     for (i, f) in fetches.into_iter().enumerate() {
         let (r, _, t1) = f.join().unwrap();
-        assert!(r.ok && r.len == 8 << 20, "download {i} across the changes: {r:?}");
+        assert!(
+            r.ok && r.len == 8 << 20,
+            "download {i} across the changes: {r:?}"
+        );
         if t1 < t0 + Duration::from_millis(100) {
             eprintln!("note: download {i} ended before the changes were made");
         }
@@ -509,7 +657,14 @@ fn udp_connections_expire_after_the_set_timeout() {
         let mut services = base(t, "rr", &[(1, 1), (2, 1), (3, 1)]);
         for v6 in [false, true] {
             let r: Vec<(String, u32)> = (1..=3).map(|n| (rs_ep(t, v6, n, UDP_PORT), 1)).collect();
-            services.push_str(&service("udp", &ep(vip(v6), UDP_PORT), "rr", "masq", "", &r));
+            services.push_str(&service(
+                "udp",
+                &ep(vip(v6), UDP_PORT),
+                "rr",
+                "masq",
+                "",
+                &r,
+            ));
         }
         Conf {
             services,
@@ -525,9 +680,21 @@ fn udp_connections_expire_after_the_set_timeout() {
         .flat_map(|&v6| [(v6, 0.3, 1usize), (v6, 6.0, 2)])
         .map(|(v6, interval, i)| {
             let ns = topo.client.clone();
-            let src = if v6 { topo.clients6[i].clone() } else { topo.clients4[i].clone() };
+            let src = if v6 {
+                topo.clients6[i].clone()
+            } else {
+                topo.clients4[i].clone()
+            };
             thread::spawn(move || {
-                let r = servers::udp_echo_spaced(&ns, Some(&src), vip(v6), UDP_PORT, "exp", 3, interval);
+                let r = servers::udp_echo_spaced(
+                    &ns,
+                    Some(&src),
+                    vip(v6),
+                    UDP_PORT,
+                    "exp",
+                    3,
+                    interval,
+                );
                 (v6, interval, r)
             })
         })
@@ -538,7 +705,11 @@ fn udp_connections_expire_after_the_set_timeout() {
         let names: Vec<_> = r.iter().map(|u| u.server.clone().unwrap()).collect();
         let distinct: BTreeSet<_> = names.iter().collect();
         if interval < 2.0 {
-            assert_eq!(distinct.len(), 1, "v6={v6}: within the timeout, one connection: {names:?}");
+            assert_eq!(
+                distinct.len(),
+                1,
+                "v6={v6}: within the timeout, one connection: {names:?}"
+            );
         } else {
             // each datagram found its connection expired: rescheduled,
             // never twice in a row on one server
@@ -610,7 +781,11 @@ fn two_workers(test: &str, warm: bool) {
             for (a, fam) in [(plan::DIR_SRV4, "-4"), (plan::DIR_SRV6, "-6")] {
                 let _ = netns::exec(&r.ns, &["ping", fam, "-c", "1", "-W", "2", a]);
                 let n = netns::exec(&r.ns, &["ip", fam, "neigh", "show", a]).unwrap_or_default();
-                assert!(n.contains("lladdr"), "{} has not resolved the director {a}: {n}", r.name);
+                assert!(
+                    n.contains("lladdr"),
+                    "{} has not resolved the director {a}: {n}",
+                    r.name
+                );
             }
         }
         // and every client address (replies go to each of them)
@@ -619,7 +794,10 @@ fn two_workers(test: &str, warm: bool) {
             (&topo.clients6, plan::DIR_CLI6, "-6"),
         ] {
             for a in srcs.iter() {
-                let _ = netns::exec(&topo.client, &["ping", fam, "-c", "1", "-W", "2", "-I", a, dir]);
+                let _ = netns::exec(
+                    &topo.client,
+                    &["ping", fam, "-c", "1", "-W", "2", "-I", a, dir],
+                );
             }
         }
         thread::sleep(Duration::from_millis(300)); // relay to the other worker
@@ -640,13 +818,26 @@ fn two_workers(test: &str, warm: bool) {
                 for x in &r {
                     assert!(x.ok, "v6={v6} :{port} from {src}: {x:?}");
                     let f: Vec<&str> = x.body.split_whitespace().collect();
-                    let want_peer = if port == 81 { if v6 { L6 } else { L4 } } else { src.as_str() };
-                    assert_eq!(f[1], want_peer, "v6={v6} :{port}: what the server saw: {}", x.body);
+                    let want_peer = if port == 81 {
+                        if v6 {
+                            L6
+                        } else {
+                            L4
+                        }
+                    } else {
+                        src.as_str()
+                    };
+                    assert_eq!(
+                        f[1], want_peer,
+                        "v6={v6} :{port}: what the server saw: {}",
+                        x.body
+                    );
                     seen.insert(f[0].to_string());
                 }
             }
             assert_eq!(seen.len(), 3, "v6={v6} :{port}: {seen:?}");
-            let b = servers::fetch_bytes_paced(&topo.client, Some(&c[1]), vip(v6), port, 4 << 20, 3, 0);
+            let b =
+                servers::fetch_bytes_paced(&topo.client, Some(&c[1]), vip(v6), port, 4 << 20, 3, 0);
             assert!(b.ok, "v6={v6} :{port} download: {b:?}");
             let u = servers::upload(&topo.client, Some(&c[2]), vip(v6), port, 2 << 20, 4);
             assert!(u.ok, "v6={v6} :{port} upload: {u:?}");
@@ -659,5 +850,9 @@ fn two_workers(test: &str, warm: bool) {
     let w = rvsd.ok(&["--workers"]);
     eprintln!("rvsadm --workers:\n{w}");
     // the warm-up's pings to the director's own addresses go unanswered
-    rvsd.check_counters(if warm { &["not_ours", "reply_no_conn"] } else { BACKGROUND });
+    rvsd.check_counters(if warm {
+        &["not_ours", "reply_no_conn"]
+    } else {
+        BACKGROUND
+    });
 }

@@ -197,7 +197,8 @@ socket = "{sock}"
     /// [`Rvsd::adm`] that must succeed.
     #[track_caller]
     pub fn ok(&self, args: &[&str]) -> String {
-        self.adm(args).unwrap_or_else(|e| panic!("{e}\nrvsd log:\n{}", self.log()))
+        self.adm(args)
+            .unwrap_or_else(|e| panic!("{e}\nrvsd log:\n{}", self.log()))
     }
 
     /// rvsd's stderr so far.
@@ -281,7 +282,17 @@ socket = "{sock}"
     pub fn scrape(&self) -> Result<String, String> {
         let url = format!("http://{}/metrics", self.metrics);
         let out = run_timeout(
-            &["ip", "netns", "exec", &self.director, "curl", "-s", "-m", "10", &url],
+            &[
+                "ip",
+                "netns",
+                "exec",
+                &self.director,
+                "curl",
+                "-s",
+                "-m",
+                "10",
+                &url,
+            ],
             Duration::from_secs(20),
         )?;
         if out.ok() {
@@ -310,7 +321,13 @@ impl Drop for Rvsd {
     fn drop(&mut self) {
         if thread::panicking() {
             // what rvsd knew when the test failed
-            for args in [&["--drops"][..], &["-Ln", "--stats", "--exact"], &["-Lnc"], &["--neigh"], &["--workers"]] {
+            for args in [
+                &["--drops"][..],
+                &["-Ln", "--stats", "--exact"],
+                &["-Lnc"],
+                &["--neigh"],
+                &["--workers"],
+            ] {
                 eprintln!("rvsadm {args:?} (test failed):\n{:?}", self.adm(args));
             }
             eprintln!("rvsd log (test failed):\n{}", self.log());

@@ -218,7 +218,15 @@ pub fn upload(
     let (p, n_s, seed_s) = (port.to_string(), n.to_string(), seed.to_string());
     let args = with_source(
         vec![
-            "upload", host, &p, "--n", &n_s, "--seed", &seed_s, "--timeout", "30",
+            "upload",
+            host,
+            &p,
+            "--n",
+            &n_s,
+            "--seed",
+            &seed_s,
+            "--timeout",
+            "30",
         ],
         source,
     );
@@ -288,16 +296,20 @@ pub fn udp_echo_spaced(
         source,
     );
     let extra = (interval * count as f64) as u64;
-    client(ns, &args, Duration::from_secs(30 + extra + 10 * count as u64))
-        .iter()
-        .map(|o| UdpResult {
-            ok: o.bool("ok"),
-            reply: o.str("reply").map(str::to_string),
-            server: o.str("server").map(str::to_string),
-            from: o.str("from").map(str::to_string),
-            error: o.str("error").map(str::to_string),
-        })
-        .collect()
+    client(
+        ns,
+        &args,
+        Duration::from_secs(30 + extra + 10 * count as u64),
+    )
+    .iter()
+    .map(|o| UdpResult {
+        ok: o.bool("ok"),
+        reply: o.str("reply").map(str::to_string),
+        server: o.str("server").map(str::to_string),
+        from: o.str("from").map(str::to_string),
+        error: o.str("error").map(str::to_string),
+    })
+    .collect()
 }
 
 /// Waits (inside `ns`, retrying) until `host`:`port` accepts TCP.

@@ -9,10 +9,15 @@ success) and the exit status is 0 unless the arguments are wrong.
   http  HOST PORT [--path /] [--count N] [--source IP] [--timeout S]
         N requests, each on a new TCP connection; one line per request:
         {"mode":"http","i":I,"ok":B,"status":C,"server":"rs1","body":"..","error":E}
-  bytes HOST PORT --n N [--seed S] [--source IP] [--timeout S]
-        GET /bytes/N?seed=S and compare with the expected SHAKE-128 stream:
+  bytes HOST PORT --n N [--seed S] [--kbps K] [--source IP] [--timeout S]
+        GET /bytes/N?seed=S (paced at K KiB/s if K > 0) and compare with the expected SHAKE-128 stream:
         {"mode":"bytes","ok":B,"server":..,"len":L,"expected_len":N,
          "first_mismatch":OFFSET_or_null,"sha256":..,"error":E}
+  upload HOST PORT --n N [--seed S] [--source IP] [--timeout S]
+        POST /upload with the N-byte stream of seed S; the server answers
+        with the length and SHA-256 it received:
+        {"mode":"upload","ok":B,"server":..,"len":L,"expected_len":N,
+         "sha256":..,"error":E}
   hold  HOST PORT [--secs T] [--source IP] [--timeout S]
         GET /hold and read ticks for T seconds. Prints
         {"mode":"hold","event":"connected","server":..} once the first tick
@@ -21,7 +26,8 @@ success) and the exit status is 0 unless the arguments are wrong.
          "reset":B,"eof":B,"error":E}
         ok = still open after T seconds, no reset, no early EOF.
   udp   HOST PORT [--count N] [--payload P] [--source IP] [--timeout S]
-        [--retries R]: N datagrams "P-I", each retried up to R times:
+        [--retries R] [--interval S]: N datagrams "P-I" from one socket,
+        S seconds apart, each retried up to R times:
         {"mode":"udp","i":I,"ok":B,"reply":"rs1:P-I","server":"rs1",
          "from":IP (the reply's source address),"error":E}
   wait-tcp HOST PORT [--timeout S]
@@ -88,7 +94,10 @@ def do_bytes(args):
         conn = http.client.HTTPConnection(
             args.host, args.port, timeout=args.timeout,
             source_address=src(args))
-        conn.request("GET", "/bytes/%d?seed=%d" % (args.n, args.seed),
+        url = "/bytes/%d?seed=%d" % (args.n, args.seed)
+        if args.kbps:
+            url += "&kbps=%d" % args.kbps
+        conn.request("GET", url,
                      headers={"Connection": "close"})
         resp = conn.getresponse()
         res["server"] = resp.getheader("X-Server")
@@ -108,6 +117,32 @@ def do_bytes(args):
                 (k for k in range(min(len(got), len(want))) if got[k] != want[k]),
                 min(len(got), len(want)))
         res["ok"] = resp.status == 200 and got == want
+    except Exception as e:  # noqa: BLE001
+        res["error"] = "%s: %s" % (type(e).__name__, e)
+    emit(**res)
+
+
+def do_upload(args):
+    res = {"mode": "upload", "ok": False, "server": None, "len": 0,
+           "expected_len": args.n, "sha256": None, "error": None}
+    try:
+        body = payload(args.seed, args.n)
+        conn = http.client.HTTPConnection(
+            args.host, args.port, timeout=args.timeout,
+            source_address=src(args))
+        conn.request("POST", "/upload", body=body,
+                     headers={"Connection": "close",
+                              "Content-Type": "application/octet-stream"})
+        resp = conn.getresponse()
+        res["server"] = resp.getheader("X-Server")
+        text = resp.read().decode(errors="replace").split()
+        conn.close()
+        want = hashlib.sha256(body).hexdigest()
+        if len(text) == 3:
+            res["len"] = int(text[1])
+            res["sha256"] = text[2]
+        res["ok"] = (resp.status == 200 and res["len"] == args.n
+                     and res["sha256"] == want)
     except Exception as e:  # noqa: BLE001
         res["error"] = "%s: %s" % (type(e).__name__, e)
     emit(**res)
@@ -154,6 +189,8 @@ def do_udp(args):
     if args.source:
         s.bind((args.source, 0))
     for i in range(args.count):
+        if i and args.interval:
+            time.sleep(args.interval)
         msg = "%s-%d" % (args.payload, i)
         res = {"mode": "udp", "i": i, "ok": False, "reply": None,
                "server": None, "from": None, "error": None}
@@ -192,21 +229,24 @@ def do_wait_tcp(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["http", "bytes", "hold", "udp", "wait-tcp"])
+    ap.add_argument("mode", choices=["http", "bytes", "upload", "hold", "udp",
+                                     "wait-tcp"])
     ap.add_argument("host")
     ap.add_argument("port", type=int)
     ap.add_argument("--path", default="/")
     ap.add_argument("--count", type=int, default=1)
     ap.add_argument("--n", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kbps", type=int, default=0)
     ap.add_argument("--secs", type=int, default=5)
     ap.add_argument("--payload", default="ping")
     ap.add_argument("--source", default=None)
     ap.add_argument("--timeout", type=float, default=10.0)
     ap.add_argument("--retries", type=int, default=3)
+    ap.add_argument("--interval", type=float, default=0.0)
     args = ap.parse_args()
-    {"http": do_http, "bytes": do_bytes, "hold": do_hold, "udp": do_udp,
-     "wait-tcp": do_wait_tcp}[args.mode](args)
+    {"http": do_http, "bytes": do_bytes, "upload": do_upload, "hold": do_hold,
+     "udp": do_udp, "wait-tcp": do_wait_tcp}[args.mode](args)
 
 
 if __name__ == "__main__":

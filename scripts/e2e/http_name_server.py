@@ -5,15 +5,19 @@ Usage: http_name_server.py NAME [--port 80] [--bind ::]
 
 Listens dual-stack (IPv4 and IPv6 on one socket) unless --bind names an
 IPv4 address. Endpoints (every GET):
-  /bytes/N[?seed=S]  N deterministic pseudo-random bytes: the first N bytes of
+  /bytes/N[?seed=S][&kbps=K]
+                     N deterministic pseudo-random bytes: the first N bytes of
                      SHAKE-128(b"rvs-e2e:" + str(S)), S defaults to 0. The
                      client recomputes them and compares byte for byte.
+                     With K > 0, paced at about K KiB/s.
   /hold[?secs=T]     keeps the connection open, one line "NAME tick K\\n" every
                      0.5 s, for T seconds (default 600) or until the peer
                      closes. For "does a long-lived connection survive" tests.
   /whoami            "NAME PEER_IP PEER_PORT LOCAL_IP LOCAL_PORT\\n": the
                      addresses the server saw (NAT / FullNAT checks).
   anything else      "NAME\\n"
+POST /upload (body of Content-Length bytes) answers "NAME LEN SHA256\\n"
+(client-to-server bulk: the direction the director forwards in every mode).
 Every response carries "X-Server: NAME". Prints "READY <port>" once
 listening. Exits on SIGTERM.
 """
@@ -50,6 +54,36 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _send_paced(self, body, kbps):
+        """body at about kbps KiB/s, in 16 KiB chunks (in flight for a
+        while: "a transfer survives a change" tests)."""
+        self.send_response(200)
+        self.send_header("X-Server", self.server.name)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        chunk = 16384
+        start = time.monotonic()
+        for off in range(0, len(body), chunk):
+            self.wfile.write(body[off:off + chunk])
+            due = start + (off + chunk) / (kbps * 1024.0)
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+    def do_POST(self):  # noqa: N802 (http.server naming)
+        """POST /upload: reads the body, answers "NAME LEN SHA256\\n"."""
+        n = int(self.headers.get("Content-Length", "0"))
+        h = hashlib.sha256()
+        got = 0
+        while got < n:
+            c = self.rfile.read(min(65536, n - got))
+            if not c:
+                break
+            h.update(c)
+            got += len(c)
+        self._send(("%s %d %s\n" % (self.server.name, got, h.hexdigest())).encode())
+
     def do_GET(self):  # noqa: N802 (http.server naming)
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query)
@@ -57,7 +91,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if url.path.startswith("/bytes/"):
             n = int(url.path[len("/bytes/"):])
             seed = int(query.get("seed", ["0"])[0])
-            self._send(payload(seed, n), "application/octet-stream")
+            kbps = int(query.get("kbps", ["0"])[0])
+            if kbps <= 0:
+                self._send(payload(seed, n), "application/octet-stream")
+            else:
+                self._send_paced(payload(seed, n), kbps)
         elif url.path == "/hold":
             secs = float(query.get("secs", ["600"])[0])
             self.send_response(200)

@@ -12,6 +12,10 @@
 //!   `spawn` / neighbour helpers.
 //! - [`servers`]: the Python servers and clients, and their parsed results.
 //! - [`json`]: the flat-JSON-lines parser for the clients' output.
+//! - [`rvsd`]: the real rvsd in a topology's director namespace (config
+//!   written per test, readiness, rvsadm, SIGHUP, drop/stat checks,
+//!   cleanup of the EAL runtime dir); the scenarios in `e2e_modes.rs` and
+//!   `e2e_ops.rs` use it.
 //!
 //! # A scenario with rvsd (sketch)
 //!
@@ -47,4 +51,5 @@
 
 pub mod json;
 pub mod netns;
+pub mod rvsd;
 pub mod servers;

@@ -143,10 +143,82 @@ pub fn fetch_bytes(
     n: usize,
     seed: u64,
 ) -> BytesResult {
-    let (p, n_s, seed_s) = (port.to_string(), n.to_string(), seed.to_string());
+    fetch_bytes_paced(ns, source, host, port, n, seed, 0)
+}
+
+/// [`fetch_bytes`] with the server pacing the body at about `kbps` KiB/s
+/// (0: as fast as it goes), so a transfer is in flight for a known while.
+pub fn fetch_bytes_paced(
+    ns: &str,
+    source: Option<&str>,
+    host: &str,
+    port: u16,
+    n: usize,
+    seed: u64,
+    kbps: u64,
+) -> BytesResult {
+    let (p, n_s, seed_s, k) = (
+        port.to_string(),
+        n.to_string(),
+        seed.to_string(),
+        kbps.to_string(),
+    );
     let args = with_source(
         vec![
             "bytes",
+            host,
+            &p,
+            "--n",
+            &n_s,
+            "--seed",
+            &seed_s,
+            "--kbps",
+            &k,
+            "--timeout",
+            "30",
+        ],
+        source,
+    );
+    let v = client(ns, &args, Duration::from_secs(180));
+    let o = v
+        .first()
+        .unwrap_or_else(|| panic!("bytes client printed nothing"));
+    BytesResult {
+        ok: o.bool("ok"),
+        server: o.str("server").map(str::to_string),
+        len: o.u64("len").unwrap_or(0),
+        first_mismatch: o.u64("first_mismatch"),
+        sha256: o.str("sha256").map(str::to_string),
+        error: o.str("error").map(str::to_string),
+    }
+}
+
+/// A verified upload (client to server: the direction the director
+/// forwards in every mode, full-size segments included).
+#[derive(Clone, Debug)]
+pub struct UploadResult {
+    /// Right status, and the server received exactly the bytes sent.
+    pub ok: bool,
+    pub server: Option<String>,
+    /// What the server received.
+    pub len: u64,
+    pub error: Option<String>,
+}
+
+/// POST /upload of the `n`-byte stream of `seed`; the server reports the
+/// length and SHA-256 it received, the client compares.
+pub fn upload(
+    ns: &str,
+    source: Option<&str>,
+    host: &str,
+    port: u16,
+    n: usize,
+    seed: u64,
+) -> UploadResult {
+    let (p, n_s, seed_s) = (port.to_string(), n.to_string(), seed.to_string());
+    let args = with_source(
+        vec![
+            "upload",
             host,
             &p,
             "--n",
@@ -158,16 +230,14 @@ pub fn fetch_bytes(
         ],
         source,
     );
-    let v = client(ns, &args, Duration::from_secs(120));
+    let v = client(ns, &args, Duration::from_secs(180));
     let o = v
         .first()
-        .unwrap_or_else(|| panic!("bytes client printed nothing"));
-    BytesResult {
+        .unwrap_or_else(|| panic!("upload client printed nothing"));
+    UploadResult {
         ok: o.bool("ok"),
         server: o.str("server").map(str::to_string),
         len: o.u64("len").unwrap_or(0),
-        first_mismatch: o.u64("first_mismatch"),
-        sha256: o.str("sha256").map(str::to_string),
         error: o.str("error").map(str::to_string),
     }
 }
@@ -194,7 +264,21 @@ pub fn udp_echo(
     payload: &str,
     count: usize,
 ) -> Vec<UdpResult> {
-    let (p, c) = (port.to_string(), count.to_string());
+    udp_echo_spaced(ns, source, host, port, payload, count, 0.0)
+}
+
+/// [`udp_echo`] from one socket with `interval` seconds between datagrams
+/// (connection-expiry checks).
+pub fn udp_echo_spaced(
+    ns: &str,
+    source: Option<&str>,
+    host: &str,
+    port: u16,
+    payload: &str,
+    count: usize,
+    interval: f64,
+) -> Vec<UdpResult> {
+    let (p, c, iv) = (port.to_string(), count.to_string(), interval.to_string());
     let args = with_source(
         vec![
             "udp",
@@ -206,19 +290,26 @@ pub fn udp_echo(
             payload,
             "--timeout",
             "2",
+            "--interval",
+            &iv,
         ],
         source,
     );
-    client(ns, &args, Duration::from_secs(30 + 10 * count as u64))
-        .iter()
-        .map(|o| UdpResult {
-            ok: o.bool("ok"),
-            reply: o.str("reply").map(str::to_string),
-            server: o.str("server").map(str::to_string),
-            from: o.str("from").map(str::to_string),
-            error: o.str("error").map(str::to_string),
-        })
-        .collect()
+    let extra = (interval * count as f64) as u64;
+    client(
+        ns,
+        &args,
+        Duration::from_secs(30 + extra + 10 * count as u64),
+    )
+    .iter()
+    .map(|o| UdpResult {
+        ok: o.bool("ok"),
+        reply: o.str("reply").map(str::to_string),
+        server: o.str("server").map(str::to_string),
+        from: o.str("from").map(str::to_string),
+        error: o.str("error").map(str::to_string),
+    })
+    .collect()
 }
 
 /// Waits (inside `ns`, retrying) until `host`:`port` accepts TCP.
@@ -388,4 +479,36 @@ impl Capture {
             })
             .collect()
     }
+}
+
+/// TUN-mode real server without kernel ipip / ip6_tunnel: the DR set-up
+/// (VIPs on `lo`, `arp_ignore=1` / `arp_announce=2`, replies via the
+/// router), `rp_filter` off, and `scripts/e2e/ipip_decap.py` decapsulating
+/// IPv4-in-IPv4 and IPv6-in-IPv6 into a TUN device. The decapsulator's
+/// first lines report the outer and inner addresses of what it received
+/// (`{"mode": "decap", ...}`). Err when `/dev/net/tun` is missing.
+pub fn start_userspace_tun(topo: &Topology, s: &RealServer, vips: &[&str]) -> Result<Proc, String> {
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        return Err("/dev/net/tun is missing (no TUN devices)".into());
+    }
+    topo.rs_dr(s, vips);
+    super::netns::sysctl(
+        &s.ns,
+        &[
+            ("net.ipv4.conf.all.rp_filter", "0"),
+            ("net.ipv4.conf.default.rp_filter", "0"),
+            (&format!("net.ipv4.conf.{}.rp_filter", s.dev), "0"),
+        ],
+    );
+    let mut proc = spawn(
+        &s.ns,
+        &["python3", &script("ipip_decap.py"), "--dev", "tunu0"],
+    );
+    if proc
+        .wait_line(Duration::from_secs(30), |l| l.starts_with("READY"))
+        .is_none()
+    {
+        return Err(format!("ipip_decap.py did not start: {}", proc.stderr()));
+    }
+    Ok(proc)
 }

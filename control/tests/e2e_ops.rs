@@ -729,7 +729,6 @@ fn udp_connections_expire_after_the_set_timeout() {
 /// still arrive: HTTP from all clients (what the real server saw checked),
 /// bulk both ways, long-lived connections.
 #[test]
-#[ignore = "bug: with 2 workers an ARP reply landing on the worker that did not ask is dropped (neigh learn create:false), never relayed: the asking worker never resolves the real server (neigh_queue_full)"]
 fn two_workers_nat_and_fullnat() {
     two_workers("two_workers_nat_and_fullnat", false);
 }
@@ -744,7 +743,6 @@ fn two_workers_nat_and_fullnat() {
 /// over and over, neigh_queue_full on worker 1). A warm-up cannot work
 /// around the bug; kept to show that.
 #[test]
-#[ignore = "bug: see two_workers_nat_and_fullnat (a warm-up can't teach every neighbour to both workers)"]
 fn two_workers_nat_and_fullnat_neighbours_warmed() {
     two_workers("two_workers_nat_and_fullnat_neighbours_warmed", true);
 }

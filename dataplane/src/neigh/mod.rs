@@ -359,6 +359,13 @@ impl<T: PacketBuf> Neigh<T> {
             self.counters.learned += 1;
             return self.learned_at(i);
         }
+        if how.confirm {
+            // Nothing new here, but an answer confirms the neighbour: report
+            // it anyway, because with several workers the one that asked may
+            // be another (RSS delivered the answer here) and only a report
+            // gets relayed to it.
+            return self.learned_at(i);
+        }
         None
     }
 

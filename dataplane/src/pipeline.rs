@@ -1090,7 +1090,10 @@ impl<B: PacketBuf> Pipeline<B> {
                     return self.drop_pkt(PathDrop::NeedsFragmentation);
                 };
                 match forward::pmtu_reply(&mut pkt, meta, from, inp.mac, mtu) {
-                    Ok(_) => sink.tx(in_port, pkt),
+                    Ok(_) => {
+                        self.st.counters.pmtu_replies.inc();
+                        sink.tx(in_port, pkt)
+                    }
                     Err(_) => self.drop_pkt(PathDrop::NeedsFragmentation),
                 }
             }

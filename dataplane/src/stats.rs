@@ -232,6 +232,9 @@ pub struct WorkerCounters {
     pub stateless_fallbacks: Counter,
     /// ARP/ND requests answered.
     pub neigh_answered: Counter,
+    /// Packets too big for their path answered with frag-needed /
+    /// packet-too-big.
+    pub pmtu_replies: Counter,
     /// Packets handed to the kernel (exception path).
     pub to_kernel: Counter,
     /// Packets the kernel sent out through a port.
@@ -262,6 +265,7 @@ impl WorkerCounters {
             conn_capacity: Counter::default(),
             stateless_fallbacks: Counter::default(),
             neigh_answered: Counter::default(),
+            pmtu_replies: Counter::default(),
             to_kernel: Counter::default(),
             from_kernel: Counter::default(),
             generation: Counter::default(),

@@ -121,6 +121,19 @@ fn setup_tap(name: &str, addrs: &[String]) -> Result<(), String> {
     run(&["link", "set", name, "up"])
 }
 
+/// Whether a kernel CPU list (`0-3,6`) contains `core` (true when the list
+/// cannot be read).
+fn cpu_list_contains(list: &str, core: usize) -> bool {
+    let list = list.trim();
+    if list.is_empty() {
+        return true;
+    }
+    list.split(',').any(|part| match part.split_once('-') {
+        Some((a, b)) => matches!((a.parse::<usize>(), b.parse::<usize>()), (Ok(a), Ok(b)) if (a..=b).contains(&core)),
+        None => part.parse::<usize>() == Ok(core),
+    })
+}
+
 /// EAL arguments from `[eal]`: main lcore on the first core, workers on
 /// the others (registered threads, not EAL lcores).
 pub fn eal_args(cfg: &Config) -> EalArgs {
@@ -211,7 +224,7 @@ impl DpdkDataplane {
         let workers = u16::try_from(cfg.dataplane.workers.clamp(1, 128)).unwrap_or(1);
         let per_worker =
             u32::try_from(cfg.dataplane.conn_table_size.clamp(64, 1 << 26)).unwrap_or(1 << 20);
-        let worker_cores = (0..workers as usize)
+        let worker_cores: Vec<Option<usize>> = (0..workers as usize)
             .map(|w| {
                 cfg.eal
                     .cores
@@ -219,6 +232,19 @@ impl DpdkDataplane {
                     .and_then(|c| usize::try_from(*c).ok())
             })
             .collect();
+        let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+        for (w, c) in worker_cores.iter().enumerate() {
+            match c {
+                Some(c) if !cpu_list_contains(&online, *c) => super::log::log(format!(
+                    "warning: worker {w}: core {c} (eal.cores[{}]) is not online; the worker runs unpinned",
+                    w + 1
+                )),
+                None => super::log::log(format!(
+                    "warning: worker {w}: eal.cores has no core for it; the worker runs unpinned"
+                )),
+                _ => {}
+            }
+        }
         let rcfg = RuntimeConfig {
             eal: eal_args(cfg),
             ports: specs,
@@ -603,17 +629,22 @@ impl Dataplane for DpdkDataplane {
                 }
             }
             Extra::Workers => {
-                out.push_str("Worker   Conns    Capacity  Handoffs-out  Stateless  Generation\n");
+                out.push_str(
+                    "Worker   Conns    Capacity  Handoffs-out  Stateless  PMTU-replies  To-kernel  From-kernel  Generation\n",
+                );
                 for (w, c) in rt.counters().iter().enumerate() {
                     let h: u64 = c.handoff_out.iter().map(|x| x.get()).sum();
                     let _ = writeln!(
                         out,
-                        "{:>6} {:>7} {:>11} {:>13} {:>10} {:>11}",
+                        "{:>6} {:>7} {:>11} {:>13} {:>10} {:>13} {:>10} {:>12} {:>11}",
                         w,
                         c.conn_entries.get(),
                         c.conn_capacity.get(),
                         h,
                         c.stateless_fallbacks.get(),
+                        c.pmtu_replies.get(),
+                        c.to_kernel.get(),
+                        c.from_kernel.get(),
                         c.generation.get()
                     );
                 }
@@ -702,5 +733,19 @@ impl Dataplane for DpdkDataplane {
         if let Some(rt) = self.rt.take() {
             rt.shutdown();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_list_contains;
+
+    #[test]
+    fn cpu_lists() {
+        assert!(cpu_list_contains("0-3,6", 2));
+        assert!(cpu_list_contains("0-3,6", 6));
+        assert!(!cpu_list_contains("0-3,6", 5));
+        assert!(!cpu_list_contains("0-1", 2));
+        assert!(cpu_list_contains("", 7));
     }
 }

@@ -1166,3 +1166,59 @@ impl Drop for Topology {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Extra directors (HA)
+
+/// An extra director namespace (HA pairs): its own veth pair into `brc` and
+/// `brs`, left unaddressed for DPDK `net_af_packet` like the topology's
+/// own director.
+#[derive(Clone, Debug)]
+pub struct Director {
+    /// Namespace `<tag>-<id>`.
+    pub ns: String,
+    /// `<tag>-<id>c` on `brc` (DPDK port 0).
+    pub client: DirectorPort,
+    /// `<tag>-<id>s` on `brs` (DPDK port 1).
+    pub server: DirectorPort,
+}
+
+impl Topology {
+    /// Adds director namespace `<tag>-<id>` (`id`: 2 characters at most,
+    /// e.g. "d1") with ports `<tag>-<id>c` / `<tag>-<id>s`; `cli4` / `srv4`
+    /// are the addresses its rvsd will own on them (not configured in the
+    /// kernel). Torn down with the topology.
+    pub fn add_director(&mut self, id: &str, cli4: &str, srv4: &str) -> Director {
+        assert!(
+            id.len() <= 2,
+            "director id '{id}' would overflow interface names"
+        );
+        let ns = format!("{}-{id}", self.tag);
+        must(&["ip", "netns", "add", &ns]);
+        self.namespaces.push(ns.clone());
+        ip(&ns, &["link", "set", "lo", "up"]);
+        sysctl(
+            &ns,
+            &[
+                ("net.ipv6.conf.all.disable_ipv6", "1"),
+                ("net.ipv6.conf.default.disable_ipv6", "1"),
+            ],
+        );
+        let (dc, ds) = (format!("{}-{id}c", self.tag), format!("{}-{id}s", self.tag));
+        self.attach(&ns, &dc, "brc", &format!("p-{id}-c"));
+        self.attach(&ns, &ds, "brs", &format!("p-{id}-s"));
+        let port = |iface: String, ip4: &str| DirectorPort {
+            mac: mac_of(&ns, &iface),
+            iface,
+            ip4: ip4.into(),
+            ip6: String::new(),
+            prefix4: 24,
+            prefix6: 64,
+        };
+        Director {
+            client: port(dc, cli4),
+            server: port(ds, srv4),
+            ns,
+        }
+    }
+}

@@ -337,3 +337,39 @@ impl Drop for Rvsd {
         let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.prefix));
     }
 }
+
+impl Rvsd {
+    /// Starts rvsd in namespace `ns` from a config the caller writes:
+    /// `make(socket, file_prefix)` returns the whole TOML text (the socket
+    /// path and the EAL `--file-prefix` are per `key`, so several rvsd of
+    /// one topology don't collide). Waits until `rvsadm -Ln` answers.
+    pub fn start_text(
+        topo: &Topology,
+        ns: &str,
+        key: &str,
+        make: impl FnOnce(&str, &str) -> String,
+    ) -> Rvsd {
+        let dir = std::env::temp_dir().join(format!("rvs-e2e-{}-{key}", topo.tag));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let prefix = format!("rvs-{}-{key}", topo.tag);
+        let sock = dir.join("rvsd.sock").display().to_string();
+        let mut r = Rvsd {
+            config: dir.join("rvsd.toml"),
+            sock: sock.clone(),
+            metrics: "127.0.0.1:9109".into(),
+            director: ns.to_string(),
+            dir,
+            prefix: prefix.clone(),
+            proc: None,
+            tag: topo.tag.clone(),
+            iface_c: String::new(),
+            iface_s: String::new(),
+        };
+        std::fs::write(&r.config, make(&sock, &prefix)).unwrap();
+        let cfg = r.config.display().to_string();
+        r.proc = Some(topo.spawn(ns, &[RVSD, "--config", &cfg]));
+        r.wait_ready();
+        r
+    }
+}

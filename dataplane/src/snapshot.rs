@@ -402,7 +402,9 @@ impl SnapshotBuilder {
                         addr: *l,
                         port: lport,
                         class: AddrClass::Local,
-                        answer: true,
+                        // FullNAT local addresses move with the VIPs: the
+                        // real servers' replies must reach the master.
+                        answer: self.role == Role::Master,
                     });
                 }
             }

@@ -660,3 +660,54 @@ fn host_traffic_takes_the_exception_path_to_the_kernel() {
     assert_eq!(out.kernel.len(), 3);
     assert_eq!(c.path_drops[PathDrop::NotOurs.index()].get(), 1);
 }
+
+#[test]
+fn fullnat_local_addresses_move_with_the_master_role() {
+    let svc = || {
+        vec![service(
+            0,
+            v4("198.18.0.100"),
+            80,
+            SchedKind::Rr,
+            &[(v4("198.19.0.11"), 80)],
+            FwdMode::FullNat,
+        )]
+    };
+    let (mut p, _) = pipeline(snapshot(svc(), Role::Backup), 0, 1, 1024);
+    let mut out = Collect::default();
+    let laddr = [198, 19, 0, 250];
+    // A backup does not answer ARP for the local address...
+    let who_has = |target: [u8; 4]| {
+        let mut f = arp_reply(MAC_RS1, "198.19.0.11", [0xff; 6], "198.19.0.250");
+        f[0..6].copy_from_slice(&[0xff; 6]);
+        f[21] = 1; // request
+        f[32..38].copy_from_slice(&[0; 6]);
+        f[38..42].copy_from_slice(&target);
+        f
+    };
+    p.process(
+        VecBuf::new(&who_has(laddr)),
+        SERVER_PORT,
+        0,
+        false,
+        &mut out,
+    );
+    assert!(out.tx.is_empty(), "backup answered for the local address");
+    // ...the master does, and announces it on takeover.
+    let _old = p.install(snapshot(svc(), Role::Master));
+    p.housekeeping(1, 64, &mut out);
+    assert!(out.tx.iter().any(|(port, f)| *port == SERVER_PORT
+        && f[12..14] == [0x08, 0x06]
+        && f[28..32] == laddr
+        && f[38..42] == laddr));
+    out.tx.clear();
+    p.process(
+        VecBuf::new(&who_has(laddr)),
+        SERVER_PORT,
+        0,
+        false,
+        &mut out,
+    );
+    assert_eq!(out.tx.len(), 1, "master answers");
+    assert_eq!(&out.tx[0].1[28..32], &laddr);
+}

@@ -296,6 +296,22 @@ pub struct Ha {
     /// A message that is not full is sent after this long (IPVS: 2 s).
     #[serde(default = "default_sync_flush_ms")]
     pub sync_flush_ms: u64,
+    /// Gratuitous ARP / unsolicited NA rounds when this director takes the
+    /// VIPs over (keepalived's `vrrp_garp_master_repeat`), 1..=100.
+    #[serde(default = "default_garp_repeat")]
+    pub garp_master_repeat: u32,
+    /// Milliseconds between those rounds (keepalived's
+    /// `vrrp_garp_interval`-style spacing), 10..=60000.
+    #[serde(default = "default_garp_interval_ms")]
+    pub garp_master_interval_ms: u64,
+}
+
+fn default_garp_repeat() -> u32 {
+    3
+}
+
+fn default_garp_interval_ms() -> u64 {
+    1000
 }
 
 fn default_role() -> String {
@@ -337,6 +353,8 @@ impl Default for Ha {
             sync_refresh_period: 0,
             sync_retries: 0,
             sync_flush_ms: default_sync_flush_ms(),
+            garp_master_repeat: default_garp_repeat(),
+            garp_master_interval_ms: default_garp_interval_ms(),
         }
     }
 }
@@ -843,6 +861,21 @@ impl Config {
             e.push(
                 "ha.sync_threshold",
                 format!("threshold {thr} must be below the period {period} (or the period 0)"),
+            );
+        }
+        if !(1..=100).contains(&self.ha.garp_master_repeat) {
+            e.push(
+                "ha.garp_master_repeat",
+                format!("must be 1..=100, not {}", self.ha.garp_master_repeat),
+            );
+        }
+        if !(10..=60_000).contains(&self.ha.garp_master_interval_ms) {
+            e.push(
+                "ha.garp_master_interval_ms",
+                format!(
+                    "must be 10..=60000, not {}",
+                    self.ha.garp_master_interval_ms
+                ),
             );
         }
         if self.ha.sync_retries > 3 {

@@ -54,6 +54,8 @@ pub struct DpdkDataplane {
     timeouts: ConnTimeouts,
     role: SnapRole,
     sync: Option<SyncParams>,
+    /// Gratuitous ARP rounds and interval (ms) on takeover.
+    garp: (u8, u64),
     model: Model,
     /// Counters at the last `-Z`, subtracted from what workers report.
     svc_base: HashMap<u16, Traffic>,
@@ -278,6 +280,10 @@ impl DpdkDataplane {
             next_real: 0,
             generation: 0,
             timeouts: ConnTimeouts::default(),
+            garp: (
+                u8::try_from(cfg.ha.garp_master_repeat).unwrap_or(3),
+                cfg.ha.garp_master_interval_ms,
+            ),
             role: if cfg.ha.role == "backup" {
                 SnapRole::Backup
             } else {
@@ -353,7 +359,8 @@ impl DpdkDataplane {
         let mut b = SnapshotBuilder::new(self.generation, self.ports.clone(), self.routes.clone())
             .timeouts(self.timeouts)
             .role(self.role)
-            .sync(self.sync);
+            .sync(self.sync)
+            .garp(self.garp.0, self.garp.1);
         let live_svcs: std::collections::HashSet<ServiceKey> =
             model.services.iter().map(|s| s.key).collect();
         self.svc_ids.retain(|k, _| live_svcs.contains(k));

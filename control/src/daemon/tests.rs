@@ -344,3 +344,25 @@ fn role_switches_by_hand_as_keepalived_notify_does() {
     assert_eq!(h.lock().roles.len(), 3, "a refused command changes nothing");
     d.shutdown();
 }
+
+#[test]
+fn garp_settings_are_validated_like_keepalived_ones() {
+    let bad = format!(
+        "{CONFIG}\n[ha]\nrole = \"backup\"\ngarp_master_repeat = 0\ngarp_master_interval_ms = 5\n"
+    );
+    let errs = config::parse(&bad, "t.toml").unwrap_err().to_string();
+    assert!(
+        errs.contains("t.toml: ha.garp_master_repeat: must be 1..=100, not 0"),
+        "{errs}"
+    );
+    assert!(
+        errs.contains("t.toml: ha.garp_master_interval_ms: must be 10..=60000, not 5"),
+        "{errs}"
+    );
+    let good = format!("{CONFIG}\n[ha]\nrole = \"backup\"\ngarp_master_repeat = 5\ngarp_master_interval_ms = 200\n");
+    let cfg = config::parse(&good, "t.toml").unwrap();
+    assert_eq!(
+        (cfg.ha.garp_master_repeat, cfg.ha.garp_master_interval_ms),
+        (5, 200)
+    );
+}

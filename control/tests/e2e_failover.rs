@@ -2,7 +2,7 @@
 //! namespaces, own veths into both segments), each a real rvsd on
 //! `net_af_packet` with a TAP on its client port, `[ha] role = "backup"`,
 //! `sync = true` (unicast LVS sync v1 to the peer's TAP address, through
-//! the peer's exception path), the same FullNAT service and laddr; keepalived
+//! the peer's exception path), the same service (FullNAT or NAT); keepalived
 //! in each director namespace runs VRRP on the TAP (through rvs's exception
 //! path) and its notify scripts call `rvsadm --role master|backup`.
 //!
@@ -15,16 +15,13 @@
 //! Asserted: none lost, new connections served after takeover, the client's
 //! ARP entry for the VIP is the new master's MAC. No timing assertions.
 //!
-//! The real servers' route to the laddr pool goes via a server-side VIP
-//! (`GW4`, a DR service of its own): VIPs are answered only by the master
-//! and announced on takeover, so the route follows the master. Routing the
-//! pool via a port address or on-link would not: both directors answer ARP
-//! for their laddrs (and port addresses) whatever their role, and takeover
-//! announces only the VIPs, so a real server may send replies to the backup
-//! (which drops those of connections not yet synced) and keeps the dead
-//! director's MAC after a failover. NAT failover is not covered: it needs a
-//! floating server-side gateway (the real servers' default route), which
-//! rvs does not have yet.
+//! Both FullNAT and NAT. The real servers' way back goes through a
+//! server-side VIP (`GW4`, a DR service of its own) that only the master
+//! answers and that is announced on takeover: for FullNAT the route to the
+//! local-address pool, for NAT the default route. FullNAT local addresses
+//! are themselves answered only by the master (they used to be answered by
+//! both directors, which this test found), but a floating gateway also
+//! covers NAT, whose real servers need a default route that moves.
 //!
 //! Needs root and keepalived; skips with a printed reason otherwise.
 //!
@@ -58,7 +55,12 @@ struct Node {
     prio: u32,
 }
 
-fn config(node: &Node, topo: &Topology, sock: &str, prefix: &str) -> String {
+fn config(node: &Node, topo: &Topology, sock: &str, prefix: &str, mode: &str) -> String {
+    let (fwd, laddrs) = if mode == "nat" {
+        ("masq", String::new())
+    } else {
+        ("fullnat", format!("laddrs = [\"{LADDR4}\"]"))
+    };
     let reals: Vec<(String, u32)> = topo
         .servers
         .iter()
@@ -68,8 +70,8 @@ fn config(node: &Node, topo: &Topology, sock: &str, prefix: &str) -> String {
         "tcp",
         &ep(plan::VIP4, HTTP_PORT),
         "rr",
-        "fullnat",
-        &format!("laddrs = [\"{LADDR4}\"]"),
+        fwd,
+        &laddrs,
         &reals,
     );
     // The floating gateway for the laddr pool (never used as a service).
@@ -214,7 +216,17 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool, diag: im
 
 #[test]
 fn keepalived_failover_fullnat_v4() {
-    let test = "keepalived_failover_fullnat_v4";
+    failover("keepalived_failover_fullnat_v4", "fullnat");
+}
+
+/// NAT: the real servers' default route is the floating server-side
+/// address, so replies follow the master too.
+#[test]
+fn keepalived_failover_nat_v4() {
+    failover("keepalived_failover_nat_v4", "nat");
+}
+
+fn failover(test: &str, mode: &str) {
     if netns::skip_unless_root(test) {
         return;
     }
@@ -227,11 +239,15 @@ fn keepalived_failover_fullnat_v4() {
     let d1 = topo.add_director("d1", "198.18.0.2", "198.18.1.2");
     let d2 = topo.add_director("d2", "198.18.0.3", "198.18.1.3");
     for s in &topo.servers {
-        ip(&s.ns, &["route", "replace", "198.18.3.0/24", "via", GW4]);
-        ip(
-            &s.ns,
-            &["route", "replace", "default", "via", plan::RT_SRV4],
-        );
+        if mode == "nat" {
+            ip(&s.ns, &["route", "replace", "default", "via", GW4]);
+        } else {
+            ip(&s.ns, &["route", "replace", "198.18.3.0/24", "via", GW4]);
+            ip(
+                &s.ns,
+                &["route", "replace", "default", "via", plan::RT_SRV4],
+            );
+        }
     }
     let _srv: Vec<Proc> = topo
         .servers
@@ -258,8 +274,12 @@ fn keepalived_failover_fullnat_v4() {
     let _ = std::fs::remove_dir_all(&kadir);
     std::fs::create_dir_all(&kadir).unwrap();
 
-    let r1 = Rvsd::start_text(&topo, &n1.dir.ns, "d1", |s, p| config(&n1, &topo, s, p));
-    let r2 = Rvsd::start_text(&topo, &n2.dir.ns, "d2", |s, p| config(&n2, &topo, s, p));
+    let r1 = Rvsd::start_text(&topo, &n1.dir.ns, "d1", |s, p| {
+        config(&n1, &topo, s, p, mode)
+    });
+    let r2 = Rvsd::start_text(&topo, &n2.dir.ns, "d2", |s, p| {
+        config(&n2, &topo, s, p, mode)
+    });
     eprintln!("dir1:\n{}", r1.ok(&["-Ln"]));
     eprintln!("dir1 sync: {}", sync_stats(&r1));
     eprintln!("dir2 sync: {}", sync_stats(&r2));

@@ -131,45 +131,38 @@ impl ConnInfo {
     }
 }
 
-/// A request for the neighbour tables, filled by every worker between
-/// bursts (worker index, entry).
+/// A listing request (connections, neighbours) that every worker fills
+/// between bursts; preallocated by control, so no allocation on a worker.
 #[derive(Debug)]
-pub struct NeighDump {
+pub struct DumpRequest<T> {
     /// Where workers put entries.
-    pub out: crossbeam::queue::ArrayQueue<(u16, crate::neigh::NeighInfo)>,
+    pub out: crossbeam::queue::ArrayQueue<T>,
     /// Workers that have answered.
     pub done: std::sync::atomic::AtomicUsize,
 }
 
-impl NeighDump {
+impl<T> DumpRequest<T> {
     /// Room for `n` entries.
-    pub fn new(n: usize) -> Self {
-        NeighDump {
-            out: crossbeam::queue::ArrayQueue::new(n.max(1)),
-            done: std::sync::atomic::AtomicUsize::new(0),
-        }
-    }
-}
-
-/// A request for a connection listing, filled by every worker between
-/// bursts (preallocated by control: no allocation on the worker).
-#[derive(Debug)]
-pub struct DumpRequest {
-    /// Where workers put connections.
-    pub out: crossbeam::queue::ArrayQueue<ConnInfo>,
-    /// Workers that have answered.
-    pub done: std::sync::atomic::AtomicUsize,
-}
-
-impl DumpRequest {
-    /// Room for `n` connections.
     pub fn new(n: usize) -> Self {
         DumpRequest {
             out: crossbeam::queue::ArrayQueue::new(n.max(1)),
             done: std::sync::atomic::AtomicUsize::new(0),
         }
     }
+
+    /// Puts the entries in until full, then marks this worker as done.
+    fn fill(&self, entries: impl Iterator<Item = T>) {
+        for e in entries {
+            if self.out.push(e).is_err() {
+                break;
+            }
+        }
+        self.done.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
 }
+
+/// One neighbour entry of one worker.
+pub type NeighEntry = (u16, crate::neigh::NeighInfo);
 
 /// Sizes of one worker's tables.
 #[derive(Debug, Clone, Copy)]
@@ -417,27 +410,16 @@ impl<B: PacketBuf> Pipeline<B> {
     }
 
     /// Copies this worker's connections into `req` (as many as fit).
-    pub fn dump(&self, req: &DumpRequest) {
+    pub fn dump(&self, req: &DumpRequest<ConnInfo>) {
         let now = (self.st.now_ns / NS) as u32;
         let w = self.st.worker;
-        let full = self.st.conns4.iter().map(|(_, c)| ConnInfo::of(c, now, w));
-        let full = full.chain(self.st.conns6.iter().map(|(_, c)| ConnInfo::of(c, now, w)));
-        for c in full {
-            if req.out.push(c).is_err() {
-                break;
-            }
-        }
-        req.done.fetch_add(1, std::sync::atomic::Ordering::Release);
+        let v4 = self.st.conns4.iter().map(|(_, c)| ConnInfo::of(c, now, w));
+        req.fill(v4.chain(self.st.conns6.iter().map(|(_, c)| ConnInfo::of(c, now, w))));
     }
 
     /// Copies this worker's neighbour table into `req`.
-    pub fn dump_neigh(&self, req: &NeighDump) {
-        for e in self.neigh.entries() {
-            if req.out.push((self.st.worker, e)).is_err() {
-                break;
-            }
-        }
-        req.done.fetch_add(1, std::sync::atomic::Ordering::Release);
+    pub fn dump_neigh(&self, req: &DumpRequest<NeighEntry>) {
+        req.fill(self.neigh.entries().map(|e| (self.st.worker, e)));
     }
 
     /// A neighbour another worker learned (relayed by control): remember it
@@ -1061,11 +1043,21 @@ impl<B: PacketBuf> Pipeline<B> {
             dst_mac: MacAddr::ZERO,
             mtu: port.mtu,
         };
-        self.st.tun_ident = self.st.tun_ident.wrapping_add(1);
-        let tunnel = TunParams {
-            src: snap.port_addr(hop.port, to).unwrap_or(to),
-            ttl: Some(TunParams::DEFAULT_TTL),
-            ident: self.st.tun_ident,
+        // The outer header's fields are only worked out for tunnelled
+        // packets; the other modes never read them.
+        let tunnel = if t.mode == Mode::Tun {
+            self.st.tun_ident = self.st.tun_ident.wrapping_add(1);
+            TunParams {
+                src: snap.port_addr(hop.port, to).unwrap_or(to),
+                ttl: Some(TunParams::DEFAULT_TTL),
+                ident: self.st.tun_ident,
+            }
+        } else {
+            TunParams {
+                src: to,
+                ttl: None,
+                ident: 0,
+            }
         };
         match forward::forward(&mut pkt, meta, t, dir, &out, &tunnel) {
             Ok(Verdict::Transmit) => {

@@ -11,7 +11,7 @@ use crate::dpdk::{
 };
 use crate::flow::{HashKey, Ownership};
 use crate::neigh::NeighConfig;
-use crate::pipeline::{ConnInfo, DumpRequest, Event, Pipeline, PipelineConfig};
+use crate::pipeline::{ConnInfo, DumpRequest, Event, NeighEntry, Pipeline, PipelineConfig};
 use crate::snapshot::{PortSnap, Snapshot};
 use crate::stats::WorkerCounters;
 use crate::sync::SyncConn;
@@ -374,43 +374,30 @@ impl Runtime {
 
     /// Collects up to `max` connections from every worker.
     pub fn connections(&self, max: usize) -> Vec<ConnInfo> {
-        let req = Arc::new(DumpRequest::new(max));
-        let mut asked = 0;
-        for w in &self.workers {
-            if push_cmd(&w.ch, Command::Dump(req.clone())).is_ok() {
-                asked += 1;
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while req.done.load(Ordering::Acquire) < asked && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let mut v = Vec::new();
-        while let Some(c) = req.out.pop() {
-            v.push(c);
-        }
-        v
+        self.collect(max, Command::Dump)
     }
 
     /// Every worker's neighbour table (worker index, entry).
-    pub fn neighbours(&self) -> Vec<(u16, crate::neigh::NeighInfo)> {
-        let req = Arc::new(crate::pipeline::NeighDump::new(65536));
-        let mut asked = 0;
-        for w in &self.workers {
-            if push_cmd(&w.ch, Command::DumpNeigh(req.clone())).is_ok() {
-                asked += 1;
-            }
-        }
+    pub fn neighbours(&self) -> Vec<NeighEntry> {
+        let mut v = self.collect(65536, Command::DumpNeigh);
+        v.sort_by_key(|(w, e)| (e.port, e.ip, *w));
+        v
+    }
+
+    /// Asks every worker to fill a listing request and gathers the answers
+    /// (waiting at most 2 s for slow workers).
+    fn collect<T>(&self, max: usize, cmd: impl Fn(Arc<DumpRequest<T>>) -> Command) -> Vec<T> {
+        let req = Arc::new(DumpRequest::new(max));
+        let asked = self
+            .workers
+            .iter()
+            .filter(|w| push_cmd(&w.ch, cmd(req.clone())).is_ok())
+            .count();
         let deadline = Instant::now() + Duration::from_secs(2);
         while req.done.load(Ordering::Acquire) < asked && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
-        let mut v = Vec::new();
-        while let Some(e) = req.out.pop() {
-            v.push(e);
-        }
-        v.sort_by_key(|(w, e)| (e.port, e.ip, *w));
-        v
+        std::iter::from_fn(|| req.out.pop()).collect()
     }
 
     /// Port counters and link state, by port index.

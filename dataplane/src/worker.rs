@@ -37,9 +37,9 @@ pub enum Command {
         rs: u32,
     },
     /// Copy connections into the request (operator listing).
-    Dump(Arc<crate::pipeline::DumpRequest>),
+    Dump(Arc<crate::pipeline::DumpRequest<crate::pipeline::ConnInfo>>),
     /// Copy the neighbour table into the request.
-    DumpNeigh(Arc<crate::pipeline::NeighDump>),
+    DumpNeigh(Arc<crate::pipeline::DumpRequest<crate::pipeline::NeighEntry>>),
     /// Install a connection a sync message carried (HA backup); `count`:
     /// update the real server's connection counters (false for the
     /// FullNAT copy on the worker owning the local port).

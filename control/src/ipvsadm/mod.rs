@@ -144,6 +144,19 @@ pub enum SyncCmd {
     Role(String),
 }
 
+/// The spellings of `-L` (with `-n`) a daemon listing accepts.
+const LIST_WORDS: [&str; 9] = [
+    "-L",
+    "-l",
+    "--list",
+    "-Ln",
+    "-nL",
+    "-ln",
+    "-nl",
+    "-n",
+    "--numeric",
+];
+
 const SYNC_WORDS: [&str; 5] = [
     "--start-daemon",
     "--stop-daemon",
@@ -280,32 +293,10 @@ fn parse_sync<S: AsRef<str>>(args: &[S]) -> Result<Option<SyncCmd>, AdmError> {
         }
         "-L" | "-l" | "--list" | "-Ln" | "-nL" | "-ln" | "-nl" | "-n" | "--numeric" => {
             if opts.iter().any(|(n, _)| n == "--sync-stats") {
-                only(&[
-                    "-L",
-                    "-l",
-                    "--list",
-                    "-Ln",
-                    "-nL",
-                    "-ln",
-                    "-nl",
-                    "-n",
-                    "--numeric",
-                    "--sync-stats",
-                ])?;
+                only(&[LIST_WORDS.as_slice(), &["--sync-stats"]].concat())?;
                 return Ok(Some(SyncCmd::Stats));
             }
-            only(&[
-                "-L",
-                "-l",
-                "--list",
-                "-Ln",
-                "-nL",
-                "-ln",
-                "-nl",
-                "-n",
-                "--numeric",
-                "--daemon",
-            ])?;
+            only(&[LIST_WORDS.as_slice(), &["--daemon"]].concat())?;
             Ok(Some(SyncCmd::List))
         }
         _ => Err(AdmError::usage(

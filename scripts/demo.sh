@@ -9,6 +9,12 @@
 #
 #   sudo bash scripts/demo.sh            # about 30 s
 #   DEMO_SECONDS=120 sudo -E bash scripts/demo.sh
+#   DEMO_PROFILE=debug ...               # use target/debug (CI's leak check)
+#
+# Teardown ends exactly what the demo started: the programs it launched
+# (their own PIDs: `ip netns exec` execs them, so $! is the program, not a
+# shell) and anything left in its own namespaces (`ip netns pids`), then
+# deletes the namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -16,6 +22,8 @@ if [[ $(id -u) -ne 0 ]]; then
     exec sudo -E "$0" "$@"
 fi
 SECONDS_TOTAL=${DEMO_SECONDS:-30}
+PROFILE=${DEMO_PROFILE:-release}
+case $PROFILE in release|debug) ;; *) echo "demo.sh: DEMO_PROFILE must be release or debug, not '$PROFILE'" >&2; exit 2 ;; esac
 P=rvsdemo
 SOCK=/run/rvs/demo.sock
 LOG=$(mktemp -d /tmp/rvs-demo.XXXXXX)
@@ -23,13 +31,26 @@ PIDS=()
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 in_ns() { local ns=$1; shift; ip netns exec "$P-$ns" "$@"; }
+NSES=(cl dir sw rs1 rs2 rs3)
+
+# ns_pids: every process inside the demo's namespaces.
+ns_pids() {
+    local ns
+    for ns in "${NSES[@]}"; do ip netns pids "$P-$ns" 2>/dev/null; done
+}
 
 cleanup() {
     set +e
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    pkill -f "rvsd --config $ROOT/configs/demo.toml" 2>/dev/null
-    sleep 0.5
-    for ns in cl dir sw rs1 rs2 rs3; do ip netns del "$P-$ns" 2>/dev/null; done
+    local pid left
+    for pid in "${PIDS[@]}" $(ns_pids); do kill -TERM "$pid" 2>/dev/null; done
+    for _ in $(seq 1 30); do
+        left=$(for pid in "${PIDS[@]}" $(ns_pids); do kill -0 "$pid" 2>/dev/null && echo "$pid"; done)
+        [ -z "$left" ] && break
+        sleep 0.1
+    done
+    for pid in $left; do kill -KILL "$pid" 2>/dev/null; done
+    for pid in $left; do wait "$pid" 2>/dev/null; done
+    for ns in "${NSES[@]}"; do ip netns del "$P-$ns" 2>/dev/null; done
     rm -rf /var/run/dpdk/rvs-demo "$SOCK"
     echo "demo: torn down (logs in $LOG)"
 }
@@ -38,13 +59,20 @@ trap 'exit 130' INT TERM
 
 say "installing dependencies and building rvs (release)"
 bash scripts/setup.sh --no-optional
-cargo build --release -p control -p perf 2>&1 | tail -1
-RVSD=$ROOT/target/release/rvsd
-RVSADM="$ROOT/target/release/rvsadm --socket $SOCK"
+if [ "$PROFILE" = release ]; then
+    cargo build --release -p control -p perf 2>&1 | tail -1
+else
+    cargo build -p control 2>&1 | tail -1
+fi
+RVSD=$ROOT/target/$PROFILE/rvsd
+RVSADM="$ROOT/target/$PROFILE/rvsadm --socket $SOCK"
 
 say "building the topology: client --- [rvsd] --- bridge --- rs1 rs2 rs3"
 cleanup >/dev/null 2>&1 || true
-for ns in cl dir sw rs1 rs2 rs3; do ip netns add "$P-$ns"; in_ns "$ns" ip link set lo up; done
+for ns in "${NSES[@]}"; do ip netns add "$P-$ns"; in_ns "$ns" ip link set lo up; done
+# For scripts/demo-check.sh: the namespaces' identities, to find anything
+# still inside them after teardown.
+echo "demo: namespaces $(for ns in "${NSES[@]}"; do ip netns exec "$P-$ns" readlink /proc/self/ns/net; done | tr '\n' ' ')"
 # client <-> director
 ip link add "$P-c0" type veth peer name "$P-dc"
 ip link set "$P-c0" netns "$P-cl"; ip link set "$P-dc" netns "$P-dir"
@@ -83,13 +111,14 @@ echo "real servers rs1..rs3: 198.19.0.11-13:80, [2001:db8:1::11-13]:80"
 
 say "starting the real servers (each answers with its own name)"
 for i in 1 2 3; do
-    in_ns "rs$i" python3 "$ROOT/scripts/e2e/http_name_server.py" "rs$i" --port 80 >"$LOG/rs$i.log" 2>&1 &
+    # `ip netns exec` execs python3: $! is the server itself.
+    ip netns exec "$P-rs$i" python3 "$ROOT/scripts/e2e/http_name_server.py" "rs$i" --port 80 >"$LOG/rs$i.log" 2>&1 &
     PIDS+=($!)
 done
 
 say "starting rvsd (DPDK EAL, af_packet ports, 1 worker)"
 mkdir -p /run/rvs
-in_ns dir "$RVSD" --config "$ROOT/configs/demo.toml" >"$LOG/rvsd.log" 2>&1 &
+ip netns exec "$P-dir" "$RVSD" --config "$ROOT/configs/demo.toml" >"$LOG/rvsd.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do
     if $RVSADM -Ln >/dev/null 2>&1; then break; fi

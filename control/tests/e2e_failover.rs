@@ -23,7 +23,8 @@
 //! both directors, which this test found), but a floating gateway also
 //! covers NAT, whose real servers need a default route that moves.
 //!
-//! Needs root and keepalived; skips with a printed reason otherwise.
+//! Needs root and keepalived (scripts/setup.sh installs it); without them
+//! a test fails in CI and is reported as skipped elsewhere (`netns::skip`).
 //!
 //! `cargo test -p control --test e2e_failover`
 
@@ -231,7 +232,7 @@ fn failover(test: &str, mode: &str) {
         return;
     }
     if let Err(e) = run(&["keepalived", "--version"]) {
-        eprintln!("SKIP {test}: keepalived unavailable: {e}");
+        netns::skip(test, &format!("keepalived unavailable: {e}"));
         return;
     }
     let _serial = serial();

@@ -4,8 +4,8 @@
 //! A test binary uses it with `mod e2e;` (this directory is not a test target
 //! of its own). Everything runs as subprocesses (`ip`, `ethtool`, `sysctl`,
 //! `python3 scripts/e2e/*.py`) so the tests need no `unsafe` (`setns`) and no
-//! extra crates. Needs root; [`netns::skip_unless_root`] lets a test skip
-//! (with a printed reason) where it is not.
+//! extra crates. Needs root; where it is not, [`netns::skip_unless_root`]
+//! fails the test in CI and reports it as skipped elsewhere.
 //!
 //! - [`netns`]: [`netns::Topology`] (build, RAII teardown, stale sweep), the
 //!   address plan ([`netns::plan`]), per-mode real-server set-up, `exec` /

@@ -231,8 +231,36 @@ pub fn sysctl_get(ns: &str, key: &str) -> Result<String, String> {
     exec(ns, &["sysctl", "-n", key]).map(|s| s.trim().to_string())
 }
 
+/// Whether this is a CI run (`CI` set and not `0`/`false`/empty), where a
+/// test that cannot run must fail instead of skipping.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// Records that `test` cannot run here because of `reason`. In CI
+/// ([`in_ci`]) it panics: there a test that cannot run fails. Elsewhere it
+/// prints `SKIP test: reason` and appends the line to `$RVS_SKIP_LOG`
+/// (`scripts/test.sh` sets it and counts those tests as skipped, not
+/// passed, in its closing line). The caller returns right after.
+pub fn skip(test: &str, reason: &str) {
+    if in_ci() {
+        panic!("{test} cannot run in CI: {reason}");
+    }
+    eprintln!("SKIP {test}: {reason}");
+    if let Ok(path) = std::env::var("RVS_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{test}: {reason}");
+        }
+    }
+}
+
 /// Whether we can build topologies: root, `ip`, `python3`. `Some(reason)`
-/// when not; tests print it and return (a skip, never a fake pass).
+/// when not; tests report it with [`skip`] and return.
 pub fn skip_reason() -> Option<String> {
     if std::env::var("RVS_E2E").as_deref() == Ok("0") {
         return Some("RVS_E2E=0".into());
@@ -254,11 +282,12 @@ pub fn skip_reason() -> Option<String> {
     None
 }
 
-/// Prints a skip line and returns true when the harness can't run here.
+/// Reports a skip ([`skip`]: a failure in CI) and returns true when the
+/// harness can't run here.
 pub fn skip_unless_root(test: &str) -> bool {
     match skip_reason() {
         Some(r) => {
-            eprintln!("SKIP {test}: {r}");
+            skip(test, &r);
             true
         }
         None => false,

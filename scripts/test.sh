@@ -45,15 +45,28 @@ step "demo check (scripts/demo-check.sh: the demo serves and leaves nothing behi
 demo_ok=0 demo_bad=0
 if bash scripts/demo-check.sh; then demo_ok=1; else demo_bad=1; rc=1; fi
 
+step "fuzz targets, ${FUZZ_SECONDS:-15} s each (scripts/fuzz.sh)"
+fuzz_out=$(mktemp)
+set +e
+bash scripts/fuzz.sh 2>&1 | tee "$fuzz_out"
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+fuzz_ok=$(sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$fuzz_out")
+fuzz_bad=$(sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$fuzz_out")
+# no summary line at all (install or build failed): one failure
+[ -n "$fuzz_ok" ] || { fuzz_ok=0; fuzz_bad=1; }
+rm -f "$fuzz_out"
+set -e
+
 skipped=$(grep -c . "$RVS_SKIP_LOG" || true)
 if [ "$skipped" -gt 0 ]; then
     step "skipped (could not run here; these fail in CI)"
     cat "$RVS_SKIP_LOG"
 fi
 # One closing line over every test binary (the last binary cargo runs is
-# often a doc-test run with nothing in it), the demo check, and the skips
+# often a doc-test run with nothing in it), the demo check, the fuzz
+# targets, and the skips
 # (tests that returned early are "ok" to cargo; they are not passes).
-awk -v skipped="$skipped" -v dok="$demo_ok" -v dbad="$demo_bad" \
+awk -v skipped="$skipped" -v dok="$((demo_ok + fuzz_ok))" -v dbad="$((demo_bad + fuzz_bad))" \
     '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "\ntotal: %d passed, %d failed, %d skipped\n", p - skipped + dok, f + dbad, s + skipped }' "$log"
 exit "$rc"

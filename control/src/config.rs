@@ -10,8 +10,8 @@
 //! operator-visible [`Model`].
 
 use crate::model::{
-    Forward, LocalAddr, Model, Netmask, Protocol, RealServer, SchedFlags, Scheduler, Service,
-    ServiceKey, Timeouts, MAX_TIMEOUT, MAX_WEIGHT,
+    Forward, LocalAddr, Model, Netmask, Origin, Protocol, RealServer, SchedFlags, Scheduler,
+    Service, ServiceKey, Timeouts, MAX_TIMEOUT, MAX_WEIGHT,
 };
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -1141,6 +1141,7 @@ impl Config {
             netmask: netmask?,
             laddrs,
             reals,
+            origin: Origin::Config,
             ..Service::new(key)
         })
     }

@@ -232,28 +232,57 @@ fn stats_rates_zero_and_metrics() {
 }
 
 #[test]
-fn reload_makes_the_file_the_truth() {
+fn reload_owns_only_what_the_file_lists() {
     let (mut d, h) = daemon();
-    ok(&mut d, "-A -t 198.18.0.9:80"); // runtime-only: dropped by reload
+    ok(&mut d, "-A -t 198.18.0.9:80 -s rr"); // made with rvsadm: kept
+    ok(&mut d, "-a -t 198.18.0.9:80 -r 198.19.0.5:80 -g -w 3");
+    ok(&mut d, "-A -t 198.18.0.10:80"); // made with rvsadm, then in the file
     let new = CONFIG
         .replace("weight = 2", "weight = 4")
         .replace("workers = 2", "workers = 3")
-        + "\n[[service]]\nprotocol = \"udp\"\naddress = \"198.18.0.100:53\"\n";
+        + "\n[[service]]\nprotocol = \"udp\"\naddress = \"198.18.0.100:53\"\n"
+        + "\n[[service]]\nprotocol = \"tcp\"\naddress = \"198.18.0.10:80\"\nscheduler = \"sh\"\n";
     let cfg = config::parse(&new, "new.toml").unwrap();
     let summary = d.reload_with(cfg).unwrap();
     assert!(
-        summary.contains("1 service(s) added, 1 removed, 1 changed"),
+        summary.contains("1 service(s) added, 0 removed, 2 changed, 1 made with rvsadm kept"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("the file now owns tcp 198.18.0.10:80"),
         "{summary}"
     );
     assert!(summary.contains("dataplane.workers"), "{summary}");
     let m = h.lock().applied.last().unwrap().clone();
     assert_eq!(&m, d.model());
-    assert_eq!(m.services.len(), 2);
-    assert!(m.service(&key("198.18.0.9:80")).is_none());
+    assert_eq!(m.services.len(), 4);
+    let kept = m.service(&key("198.18.0.9:80")).unwrap();
+    assert_eq!(kept.origin, Origin::Rvsadm);
+    assert_eq!(kept.reals[0].weight, 3);
+    let taken = m.service(&key("198.18.0.10:80")).unwrap();
+    assert_eq!(taken.origin, Origin::Config);
+    assert_eq!(taken.scheduler.name(), "sh");
     assert_eq!(
         m.service(&key("198.18.0.100:80")).unwrap().reals[0].weight,
         4
     );
+    assert_eq!(
+        ok(&mut d, "-S --origin"),
+        "# origin rvsadm\n-A -t 198.18.0.9:80 -s rr\n\
+         -a -t 198.18.0.9:80 -r 198.19.0.5:80 -g -w 3\n\
+         # origin config\n-A -t 198.18.0.10:80 -s sh\n\
+         # origin config\n-A -t 198.18.0.100:80 -s wrr\n\
+         -a -t 198.18.0.100:80 -r 198.19.0.2:8080 -m -w 4\n\
+         # origin config\n-A -u 198.18.0.100:53 -s wlc\n"
+    );
+    // a file without the service it made removes it; rvsadm's stays
+    let cfg = config::parse(CONFIG, "new.toml").unwrap();
+    let summary = d.reload_with(cfg).unwrap();
+    assert!(
+        summary.contains("0 service(s) added, 2 removed"),
+        "{summary}"
+    );
+    assert!(d.model().service(&key("198.18.0.9:80")).is_some());
     // a bad file changes nothing
     let before = d.model().clone();
     let n = h.lock().applied.len();

@@ -328,6 +328,45 @@ fn refused_commands_report_and_change_nothing() {
             2,
             "illegal virtual server address[:port] specified\n",
         ),
+        (
+            &[
+                "--add-laddr",
+                "-t",
+                "198.18.0.100:80",
+                "-z",
+                "198.18.0.50",
+                "-F",
+                "d9",
+            ],
+            255,
+            "-F d9: unknown port 'd9' (ports: d0, d1)\n",
+        ),
+        (
+            &[
+                "--add-laddr",
+                "-t",
+                "198.18.0.100:80",
+                "-z",
+                "198.18.0.50",
+                "-F",
+                "d1",
+            ],
+            255,
+            "-z 198.18.0.50: local address 198.18.0.50 is not on a subnet of port 'd1' \
+             (198.19.0.1/24, 2001:db8:1::1/64)\n",
+        ),
+        (
+            &[
+                "-a",
+                "-t",
+                "198.18.0.100:80",
+                "-r",
+                "[2001:db8:1::9]:80",
+                "-m",
+            ],
+            2,
+            "Different address family is allowed only for tunneling servers\n",
+        ),
     ] {
         let o = d.adm(args);
         assert_eq!(o.status.code(), Some(status), "{args:?}");

@@ -45,7 +45,7 @@ use self::sync::{SyncDaemon, SyncSettings, SyncState};
 use crate::config::{self, Config};
 use crate::ipvsadm::{self, AdmError, Command, DaemonState, Outcome, SyncCmd};
 use crate::metrics::{self, MetricsSnapshot};
-use crate::model::{Model, Origin, Service, ServiceKey};
+use crate::model::{LocalAddr, Model, Origin, Service, ServiceKey};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -93,6 +93,59 @@ fn zeros_in(cmd: &Command, stdin: &str) -> Vec<Option<ServiceKey>> {
             })
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+/// Checks a FullNAT local address given at run time as the config file's
+/// `laddrs` are checked: the port `-F` names exists and the address is on
+/// one of its subnets (the dataplane answers ARP/ND for it there).
+fn check_laddr(cfg: &Config, l: &LocalAddr) -> Result<(), String> {
+    let ports = cfg.port_cidrs();
+    let Some((_, cidrs)) = ports.iter().find(|(name, _)| *name == l.ifname) else {
+        let names: Vec<&str> = ports.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(format!(
+            "-F {}: unknown port '{}' (ports: {})",
+            l.ifname,
+            l.ifname,
+            names.join(", ")
+        ));
+    };
+    if cidrs.iter().any(|c| c.contains(l.addr)) {
+        return Ok(());
+    }
+    let subnets: Vec<String> = cidrs.iter().map(ToString::to_string).collect();
+    Err(format!(
+        "-z {}: local address {} is not on a subnet of port '{}' ({})",
+        l.addr,
+        l.addr,
+        l.ifname,
+        if subnets.is_empty() {
+            "it has no addresses".to_string()
+        } else {
+            subnets.join(", ")
+        }
+    ))
+}
+
+/// The `--add-laddr` commands of a rule command or a `-R` input, each
+/// checked with [`check_laddr`]; `-R` errors name the line.
+fn check_laddrs(cfg: &Config, cmd: &Command, stdin: &str) -> Result<(), AdmError> {
+    let refuse = |message: String| AdmError {
+        message,
+        status: 255,
+    };
+    match cmd {
+        Command::AddLaddr(_, l) => check_laddr(cfg, l).map_err(refuse),
+        Command::Restore => {
+            for (n, line) in stdin.lines().enumerate() {
+                let args = ipvsadm::split_line(line);
+                if let Ok(Command::AddLaddr(_, l)) = ipvsadm::parse(&args) {
+                    check_laddr(cfg, &l).map_err(|e| refuse(format!("line {}: {e}", n + 1)))?;
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -356,6 +409,7 @@ impl Daemon {
 
     /// A rule command or `-R`: on a copy, then published, then swapped in.
     fn change(&mut self, cmd: &Command, stdin: &str) -> Result<String, AdmError> {
+        check_laddrs(&self.config, cmd, stdin)?;
         let mut next = self.model.clone();
         let out = ipvsadm::execute(&mut next, cmd, &[], stdin).map(text)?;
         self.commit(next, &zeros_in(cmd, stdin))

@@ -395,3 +395,47 @@ fn garp_settings_are_validated_like_keepalived_ones() {
         (5, 200)
     );
 }
+
+#[test]
+fn add_laddr_is_checked_like_the_config_file() {
+    let (mut d, h) = daemon();
+    let n = h.lock().applied.len();
+    for (line, err) in [
+        (
+            "--add-laddr -t 198.18.0.100:80 -z 198.18.0.50 -F nosuch",
+            "-F nosuch: unknown port 'nosuch' (ports: d0)\n",
+        ),
+        (
+            "--add-laddr -t 198.18.0.100:80 -z 203.0.113.1 -F d0",
+            "-z 203.0.113.1: local address 203.0.113.1 is not on a subnet of port 'd0' (198.18.0.1/24)\n",
+        ),
+        (
+            "--add-laddr -t 198.18.0.100:80 -z 2001:db8::5 -F d0",
+            "-z 2001:db8::5: local address 2001:db8::5 is not on a subnet of port 'd0' (198.18.0.1/24)\n",
+        ),
+    ] {
+        let r = run(&mut d, line);
+        assert_eq!((r.status, r.stderr.as_str()), (255, err), "{line}");
+    }
+    // -R names the line, and applies nothing
+    let r = d.handle(&Request {
+        args: vec!["-R".into()],
+        stdin: "-A -t 198.18.0.9:80\n--add-laddr -t 198.18.0.9:80 -z 198.19.9.9 -F d0\n".into(),
+    });
+    assert_eq!(r.status, 255);
+    assert_eq!(
+        r.stderr,
+        "line 2: -z 198.19.9.9: local address 198.19.9.9 is not on a subnet of port 'd0' (198.18.0.1/24)\n"
+    );
+    assert_eq!(h.lock().applied.len(), n);
+    assert!(d.model().service(&key("198.18.0.9:80")).is_none());
+    // a good one goes through
+    ok(
+        &mut d,
+        "--add-laddr -t 198.18.0.100:80 -z 198.18.0.50 -F d0",
+    );
+    assert_eq!(
+        d.model().service(&key("198.18.0.100:80")).unwrap().laddrs[0].addr,
+        "198.18.0.50".parse::<std::net::IpAddr>().unwrap()
+    );
+}

@@ -109,94 +109,9 @@ impl Forward {
     }
 }
 
-/// LVS scheduling algorithms rvs knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scheduler {
-    /// Round robin.
-    Rr,
-    /// Weighted round robin.
-    Wrr,
-    /// Least connections.
-    Lc,
-    /// Weighted least connections.
-    Wlc,
-    /// Shortest expected delay.
-    Sed,
-    /// Never queue.
-    Nq,
-    /// Weighted failover.
-    Fo,
-    /// Weighted overflow.
-    Ovf,
-    /// Locality-based least connections.
-    Lblc,
-    /// Locality-based least connections with replication.
-    Lblcr,
-    /// Source hashing.
-    Sh,
-    /// Destination hashing.
-    Dh,
-    /// Maglev hashing.
-    Mh,
-    /// Weighted random twos choice.
-    Twos,
-}
-
-impl Scheduler {
-    /// All schedulers, in the order error messages list them.
-    pub const ALL: [Scheduler; 14] = [
-        Scheduler::Rr,
-        Scheduler::Wrr,
-        Scheduler::Lc,
-        Scheduler::Wlc,
-        Scheduler::Sed,
-        Scheduler::Nq,
-        Scheduler::Fo,
-        Scheduler::Ovf,
-        Scheduler::Lblc,
-        Scheduler::Lblcr,
-        Scheduler::Sh,
-        Scheduler::Dh,
-        Scheduler::Mh,
-        Scheduler::Twos,
-    ];
-
-    /// The name `ipvsadm -s` takes and listings show.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scheduler::Rr => "rr",
-            Scheduler::Wrr => "wrr",
-            Scheduler::Lc => "lc",
-            Scheduler::Wlc => "wlc",
-            Scheduler::Sed => "sed",
-            Scheduler::Nq => "nq",
-            Scheduler::Fo => "fo",
-            Scheduler::Ovf => "ovf",
-            Scheduler::Lblc => "lblc",
-            Scheduler::Lblcr => "lblcr",
-            Scheduler::Sh => "sh",
-            Scheduler::Dh => "dh",
-            Scheduler::Mh => "mh",
-            Scheduler::Twos => "twos",
-        }
-    }
-
-    /// Looks a scheduler up by name.
-    pub fn from_name(s: &str) -> Option<Scheduler> {
-        Scheduler::ALL.into_iter().find(|x| x.name() == s)
-    }
-
-    /// "rr, wrr, ..., twos", for error messages.
-    pub fn list() -> String {
-        Scheduler::ALL.map(Scheduler::name).join(", ")
-    }
-}
-
-impl fmt::Display for Scheduler {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// LVS scheduling algorithms: the dataplane's own enum, so the model and
+/// the workers share one list and nothing maps one to the other by name.
+pub use dataplane::sched::SchedKind as Scheduler;
 
 /// Scheduler flags (`ipvsadm --sched-flags`): only meaningful for sh and mh.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -1079,6 +994,21 @@ mod tests {
                 "tcp [2001:db8::1]:80",
                 "udp [2001:db8::1]:53"
             ]
+        );
+    }
+
+    #[test]
+    fn one_scheduler_enum_for_model_and_dataplane() {
+        // the same type: what the model holds is what the workers run
+        let k: dataplane::sched::SchedKind = Scheduler::Mh;
+        assert_eq!(k.name(), "mh");
+        for s in Scheduler::ALL {
+            assert_eq!(Scheduler::from_name(s.name()), Some(s));
+        }
+        assert_eq!(Scheduler::from_name("nosuch"), None);
+        assert_eq!(
+            Scheduler::list(),
+            "rr, wrr, lc, wlc, sed, nq, fo, ovf, lblc, lblcr, sh, dh, mh, twos"
         );
     }
 

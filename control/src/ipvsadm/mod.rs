@@ -709,6 +709,19 @@ struct Occ {
 }
 
 /// Splits argv into option occurrences and positional arguments, popt-style.
+/// A popt error: ipvsadm prints it and returns -1 (255), except on the
+/// very first option, where it only prints the "Try ..." hint.
+fn popt_error(seen: &[Occ], message: String) -> AdmError {
+    if seen.is_empty() {
+        AdmError::tryhelp()
+    } else {
+        AdmError {
+            message,
+            status: 255,
+        }
+    }
+}
+
 fn tokenize<S: AsRef<str>>(args: &[S]) -> Result<(Vec<Occ>, Vec<String>), AdmError> {
     let mut occs = Vec::new();
     let mut rest = Vec::new();
@@ -732,17 +745,14 @@ fn tokenize<S: AsRef<str>>(args: &[S]) -> Result<(Vec<Occ>, Vec<String>), AdmErr
                 None => (long, None),
             };
             let Some(&(_, tag, kind)) = LONG.iter().find(|(n, _, _)| *n == name) else {
-                return Err(AdmError {
-                    message: format!("{tok}: unknown option"),
-                    status: 255,
-                });
+                return Err(popt_error(&occs, format!("{tok}: unknown option")));
             };
             let arg = match (kind, inline) {
                 (0, Some(_)) => {
-                    return Err(AdmError {
-                        message: format!("{tok}: option does not take an argument"),
-                        status: 255,
-                    })
+                    return Err(popt_error(
+                        &occs,
+                        format!("{tok}: option does not take an argument"),
+                    ))
                 }
                 (0, None) => None,
                 (_, Some(v)) => Some(v),
@@ -751,10 +761,7 @@ fn tokenize<S: AsRef<str>>(args: &[S]) -> Result<(Vec<Occ>, Vec<String>), AdmErr
                         i += 1;
                         Some(args[i - 1].as_ref().to_string())
                     } else {
-                        return Err(AdmError {
-                            message: format!("{tok}: missing argument"),
-                            status: 255,
-                        });
+                        return Err(popt_error(&occs, format!("{tok}: missing argument")));
                     }
                 }
                 (_, None) => {
@@ -779,10 +786,7 @@ fn tokenize<S: AsRef<str>>(args: &[S]) -> Result<(Vec<Occ>, Vec<String>), AdmErr
             let c = chars[k];
             k += 1;
             let Some(kind) = short_arg(c, cmd) else {
-                return Err(AdmError {
-                    message: format!("-{c}: unknown option"),
-                    status: 255,
-                });
+                return Err(popt_error(&occs, format!("-{c}: unknown option")));
             };
             if cmd.is_none() {
                 cmd = tag_command(c);
@@ -802,10 +806,7 @@ fn tokenize<S: AsRef<str>>(args: &[S]) -> Result<(Vec<Occ>, Vec<String>), AdmErr
                 i += 1;
                 Some(args[i - 1].as_ref().to_string())
             } else if kind == 1 {
-                return Err(AdmError {
-                    message: format!("-{c}: missing argument"),
-                    status: 255,
-                });
+                return Err(popt_error(&occs, format!("-{c}: missing argument")));
             } else {
                 None
             };

@@ -708,7 +708,6 @@ struct Occ {
     arg: Option<String>,
 }
 
-/// Splits argv into option occurrences and positional arguments, popt-style.
 /// A popt error: ipvsadm prints it and returns -1 (255), except on the
 /// very first option, where it only prints the "Try ..." hint.
 fn popt_error(seen: &[Occ], message: String) -> AdmError {
@@ -722,6 +721,7 @@ fn popt_error(seen: &[Occ], message: String) -> AdmError {
     }
 }
 
+/// Splits argv into option occurrences and positional arguments, popt-style.
 fn tokenize<S: AsRef<str>>(args: &[S]) -> Result<(Vec<Occ>, Vec<String>), AdmError> {
     let mut occs = Vec::new();
     let mut rest = Vec::new();

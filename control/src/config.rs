@@ -10,8 +10,8 @@
 //! operator-visible [`Model`].
 
 use crate::model::{
-    Forward, LocalAddr, Model, Netmask, Protocol, RealServer, SchedFlags, Scheduler, Service,
-    ServiceKey, Timeouts, MAX_TIMEOUT, MAX_WEIGHT,
+    Forward, LocalAddr, Model, Netmask, Origin, Protocol, RealServer, SchedFlags, Scheduler,
+    Service, ServiceKey, Timeouts, MAX_TIMEOUT, MAX_WEIGHT,
 };
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -571,6 +571,18 @@ fn parse_endpoint(s: &str) -> Option<(IpAddr, Option<u16>)> {
     s.parse::<IpAddr>().ok().map(|ip| (ip, None))
 }
 
+/// `[ha] sync_peer`: `ip` or `ip:port` (port `default_port` when absent).
+/// Here, not in the sync daemon, so that the config depends on nothing in
+/// the daemon (the daemon reads the config, never the reverse).
+pub fn parse_peer(s: &str, default_port: u16) -> Option<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    s.parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, default_port))
+}
+
 struct Errs<'a> {
     file: &'a str,
     list: Vec<ConfigError>,
@@ -847,7 +859,7 @@ impl Config {
             );
         }
         if let Some(p) = &self.ha.sync_peer {
-            if crate::daemon::sync::parse_peer(p, self.ha.sync_port).is_none() {
+            if parse_peer(p, self.ha.sync_port).is_none() {
                 e.push("ha.sync_peer", format!("'{p}' is not ip or ip:port"));
             }
         }
@@ -1141,6 +1153,7 @@ impl Config {
             netmask: netmask?,
             laddrs,
             reals,
+            origin: Origin::Config,
             ..Service::new(key)
         })
     }

@@ -10,8 +10,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Longest timeout `ipvsadm` accepts, in seconds (31 days).
 pub const MAX_TIMEOUT: u32 = 86400 * 31;
-/// Persistence timeout `-p` uses when given without a value, in seconds.
-pub const DEFAULT_PERSISTENT_TIMEOUT: u32 = 300;
+/// Persistence timeout `-p` uses when given without a value, in seconds:
+/// ipvsadm's `IPVS_SVC_PERSISTENT_TIMEOUT` (6 × 60; the man page's 300 is
+/// out of date, keepalived documents 360 too).
+pub const DEFAULT_PERSISTENT_TIMEOUT: u32 = 360;
 /// Scheduler a service gets when `-s` is not given.
 pub const DEFAULT_SCHEDULER: Scheduler = Scheduler::Wlc;
 /// Largest real-server weight.
@@ -107,94 +109,9 @@ impl Forward {
     }
 }
 
-/// LVS scheduling algorithms rvs knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scheduler {
-    /// Round robin.
-    Rr,
-    /// Weighted round robin.
-    Wrr,
-    /// Least connections.
-    Lc,
-    /// Weighted least connections.
-    Wlc,
-    /// Shortest expected delay.
-    Sed,
-    /// Never queue.
-    Nq,
-    /// Weighted failover.
-    Fo,
-    /// Weighted overflow.
-    Ovf,
-    /// Locality-based least connections.
-    Lblc,
-    /// Locality-based least connections with replication.
-    Lblcr,
-    /// Source hashing.
-    Sh,
-    /// Destination hashing.
-    Dh,
-    /// Maglev hashing.
-    Mh,
-    /// Weighted random twos choice.
-    Twos,
-}
-
-impl Scheduler {
-    /// All schedulers, in the order error messages list them.
-    pub const ALL: [Scheduler; 14] = [
-        Scheduler::Rr,
-        Scheduler::Wrr,
-        Scheduler::Lc,
-        Scheduler::Wlc,
-        Scheduler::Sed,
-        Scheduler::Nq,
-        Scheduler::Fo,
-        Scheduler::Ovf,
-        Scheduler::Lblc,
-        Scheduler::Lblcr,
-        Scheduler::Sh,
-        Scheduler::Dh,
-        Scheduler::Mh,
-        Scheduler::Twos,
-    ];
-
-    /// The name `ipvsadm -s` takes and listings show.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scheduler::Rr => "rr",
-            Scheduler::Wrr => "wrr",
-            Scheduler::Lc => "lc",
-            Scheduler::Wlc => "wlc",
-            Scheduler::Sed => "sed",
-            Scheduler::Nq => "nq",
-            Scheduler::Fo => "fo",
-            Scheduler::Ovf => "ovf",
-            Scheduler::Lblc => "lblc",
-            Scheduler::Lblcr => "lblcr",
-            Scheduler::Sh => "sh",
-            Scheduler::Dh => "dh",
-            Scheduler::Mh => "mh",
-            Scheduler::Twos => "twos",
-        }
-    }
-
-    /// Looks a scheduler up by name.
-    pub fn from_name(s: &str) -> Option<Scheduler> {
-        Scheduler::ALL.into_iter().find(|x| x.name() == s)
-    }
-
-    /// "rr, wrr, ..., twos", for error messages.
-    pub fn list() -> String {
-        Scheduler::ALL.map(Scheduler::name).join(", ")
-    }
-}
-
-impl fmt::Display for Scheduler {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// LVS scheduling algorithms: the dataplane's own enum, so the model and
+/// the workers share one list and nothing maps one to the other by name.
+pub use dataplane::sched::SchedKind as Scheduler;
 
 /// Scheduler flags (`ipvsadm --sched-flags`): only meaningful for sh and mh.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -407,6 +324,28 @@ impl RealServer {
     }
 }
 
+/// Who made a virtual service: what a reload (SIGHUP) may replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Origin {
+    /// Listed in the config file: a reload sets it to the file's version,
+    /// or removes it when the file no longer lists it.
+    Config,
+    /// Made at run time (`rvsadm -A`, `-R`): a reload leaves it alone, as
+    /// keepalived leaves IPVS services it did not create.
+    #[default]
+    Rvsadm,
+}
+
+impl Origin {
+    /// The word `-L --origin` and `-S --origin` show ("config", "rvsadm").
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Config => "config",
+            Origin::Rvsadm => "rvsadm",
+        }
+    }
+}
+
 /// A virtual service with its real servers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
@@ -428,10 +367,13 @@ pub struct Service {
     pub stats: Stats,
     /// Current rates.
     pub rates: Rates,
+    /// Who made it (the config file or rvsadm).
+    pub origin: Origin,
 }
 
 impl Service {
-    /// A service with defaults: wlc, not persistent, no real servers.
+    /// A service with defaults: wlc, not persistent, no real servers,
+    /// made by rvsadm.
     pub fn new(key: ServiceKey) -> Service {
         Service {
             key,
@@ -443,6 +385,7 @@ impl Service {
             reals: Vec::new(),
             stats: Stats::default(),
             rates: Rates::default(),
+            origin: Origin::default(),
         }
     }
 
@@ -533,8 +476,9 @@ impl fmt::Display for ModelError {
 
 impl std::error::Error for ModelError {}
 
-/// A request to add or edit a virtual service. `None` fields keep the
-/// current value on edit and take the default on add.
+/// A request to add or edit a virtual service. `None` fields take the
+/// default, on add and on edit alike: `-E` replaces the service's
+/// settings as IPVS does (wlc, no flags, not persistent, a full mask).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceSpec {
     /// Which service.
@@ -549,8 +493,9 @@ pub struct ServiceSpec {
     pub netmask: Option<Netmask>,
 }
 
-/// A request to add or edit a real server. `None` fields keep the current
-/// value on edit and take ipvsadm's default on add (route, weight 1, 0, 0).
+/// A request to add or edit a real server. `None` fields take ipvsadm's
+/// default (route, weight 1, thresholds 0), on add and on edit alike: `-e`
+/// replaces the real server's settings as ipvsadm does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealSpec {
     /// Real server address and port.
@@ -585,6 +530,9 @@ impl Default for Model {
         }
     }
 }
+
+/// ipvsadm's refusal of a real server of the other address family.
+pub const DIFFERENT_FAMILY: &str = "Different address family is allowed only for tunneling servers";
 
 fn family_mismatch(a: IpAddr, b: IpAddr) -> bool {
     a.is_ipv4() != b.is_ipv4()
@@ -636,7 +584,7 @@ impl Model {
         }
         if s.key.addr.port() == 0 && s.persistent.is_none() {
             return Err(ModelError::Invalid(
-                "Zero port specified for no-match and non-persistent service".into(),
+                "Zero port specified for non-persistent service".into(),
             ));
         }
         Ok(())
@@ -653,10 +601,21 @@ impl Model {
         Ok(())
     }
 
-    /// `ipvsadm -E`: changes the given fields of a service.
+    /// `ipvsadm -E`: replaces the settings of a service, as IPVS does:
+    /// whatever the spec leaves out takes its default (wlc, no scheduler
+    /// flags, not persistent, a full mask). Real servers, local addresses,
+    /// counters and the origin stay.
     pub fn edit_service(&mut self, spec: &ServiceSpec) -> Result<(), ModelError> {
         let i = self.index(&spec.key).ok_or(ModelError::NoSuchService)?;
-        let mut s = self.services[i].clone();
+        let old = &self.services[i];
+        let mut s = Service {
+            laddrs: old.laddrs.clone(),
+            reals: old.reals.clone(),
+            stats: old.stats,
+            rates: old.rates,
+            origin: old.origin,
+            ..Service::new(spec.key)
+        };
         Self::check_service_fields(spec, &mut s)?;
         self.services[i] = s;
         Ok(())
@@ -671,10 +630,12 @@ impl Model {
 
     fn check_real(svc: &Service, r: &RealServer) -> Result<(), ModelError> {
         if family_mismatch(svc.key.addr.ip(), r.addr.ip()) {
-            return Err(ModelError::Invalid(
-                "Invalid operation.  Possibly wrong module version, address not unicast, ..."
-                    .into(),
-            ));
+            // ipvsadm's own check; rvs does not tunnel across families either
+            return Err(ModelError::Invalid(if r.forward == Forward::Tunnel {
+                "rvs tunnels only within one address family (IPIP, IPv6-in-IPv6)".into()
+            } else {
+                DIFFERENT_FAMILY.into()
+            }));
         }
         if r.weight > MAX_WEIGHT {
             return Err(ModelError::Invalid("illegal weight specified".into()));
@@ -724,7 +685,9 @@ impl Model {
         Ok(())
     }
 
-    /// `ipvsadm -e`: changes the given fields of a real server.
+    /// `ipvsadm -e`: replaces the settings of a real server, as ipvsadm
+    /// does: what the spec leaves out takes its default (route, weight 1,
+    /// no thresholds). Counters and connection gauges stay.
     pub fn edit_real(&mut self, key: &ServiceKey, spec: &RealSpec) -> Result<(), ModelError> {
         let i = self.index(key).ok_or(ModelError::ServiceNotDefined)?;
         let svc = &self.services[i];
@@ -733,7 +696,15 @@ impl Model {
             .iter()
             .position(|r| r.addr == spec.addr)
             .ok_or(ModelError::NoSuchDest)?;
-        let mut r = svc.reals[j].clone();
+        let old = &svc.reals[j];
+        let mut r = RealServer {
+            active_conns: old.active_conns,
+            inact_conns: old.inact_conns,
+            persist_conns: old.persist_conns,
+            stats: old.stats,
+            rates: old.rates,
+            ..RealServer::new(spec.addr, Forward::Route)
+        };
         Self::apply_real(spec, &mut r);
         Self::check_real(svc, &r)?;
         self.services[i].reals[j] = r;
@@ -819,11 +790,19 @@ impl Model {
         Ok(())
     }
 
-    /// Services sorted as ipvsadm lists them (protocol, address, port),
-    /// each with its real servers sorted by address and port.
+    /// Services sorted as ipvsadm lists them (`ipvs_cmp_services`: address
+    /// family, so every IPv4 service before any IPv6 one, then protocol,
+    /// address, port), each with its real servers sorted by address and port.
     pub fn sorted(&self) -> Vec<Service> {
         let mut v = self.services.clone();
-        v.sort_by_key(|s| (s.key.proto, s.key.addr.ip(), s.key.addr.port()));
+        v.sort_by_key(|s| {
+            (
+                s.key.addr.is_ipv6(),
+                s.key.proto,
+                s.key.addr.ip(),
+                s.key.addr.port(),
+            )
+        });
         for s in &mut v {
             s.reals.sort_by_key(|r| (r.addr.ip(), r.addr.port()));
         }
@@ -925,33 +904,124 @@ mod tests {
     }
 
     #[test]
-    fn edit_keeps_unspecified_fields() {
+    fn edit_replaces_like_ipvs() {
         let mut m = Model::new();
         let k = key("198.18.0.1:80");
         m.add_service(&ServiceSpec {
             persistent: Some(600),
-            ..spec(k, "sh")
-        })
-        .unwrap();
-        m.edit_service(&ServiceSpec {
-            key: k,
-            scheduler: None,
+            netmask: Some(Netmask::V4("255.255.255.0".parse().unwrap())),
             flags: Some(SchedFlags {
                 sh_port: true,
                 ..Default::default()
             }),
-            persistent: None,
-            netmask: None,
+            ..spec(k, "sh")
         })
         .unwrap();
+        m.add_real(
+            &k,
+            &RealSpec {
+                u_threshold: Some(100),
+                l_threshold: Some(50),
+                ..real("198.19.0.2:8080", Forward::Masq, 5)
+            },
+        )
+        .unwrap();
+        m.services[0].reals[0].active_conns = 3;
+        // -E -t VIP -s rr: persistence, mask and flags go back to defaults
+        m.edit_service(&spec(k, "rr")).unwrap();
         let s = m.service(&k).unwrap();
-        assert_eq!(s.scheduler, Scheduler::Sh);
-        assert_eq!(s.persistent, Some(600));
-        assert!(s.flags.sh_port);
-        // sh flags on an rr service are refused
-        let mut e = spec(k, "rr");
-        e.flags = None;
-        assert!(m.edit_service(&e).is_err());
-        assert_eq!(m.service(&k).unwrap().scheduler, Scheduler::Sh);
+        assert_eq!(s.scheduler, Scheduler::Rr);
+        assert_eq!(s.persistent, None);
+        assert!(s.netmask.is_full());
+        assert!(s.flags.is_empty());
+        assert_eq!(s.reals.len(), 1, "real servers stay");
+        // -E without -s: wlc, as ipvsadm fills in DEF_SCHED
+        m.edit_service(&ServiceSpec {
+            scheduler: None,
+            ..spec(k, "x")
+        })
+        .unwrap();
+        assert_eq!(m.service(&k).unwrap().scheduler, Scheduler::Wlc);
+        // -e with only -w: route, no thresholds (the port must then be the
+        // virtual port, so a NAT server on another port is refused)
+        let a: SocketAddr = "198.19.0.2:8080".parse().unwrap();
+        let only_weight = RealSpec {
+            addr: a,
+            forward: None,
+            weight: Some(7),
+            u_threshold: None,
+            l_threshold: None,
+        };
+        assert!(m.edit_real(&k, &only_weight).is_err());
+        m.edit_real(
+            &k,
+            &RealSpec {
+                forward: Some(Forward::Masq),
+                weight: None,
+                ..only_weight
+            },
+        )
+        .unwrap();
+        let r = m.service(&k).unwrap().real(a).unwrap();
+        assert_eq!(
+            (r.forward, r.weight, r.u_threshold, r.l_threshold),
+            (Forward::Masq, 1, 0, 0)
+        );
+        assert_eq!(r.active_conns, 3, "gauges stay");
+    }
+
+    #[test]
+    fn v4_services_list_before_v6_ones() {
+        let mut m = Model::new();
+        for (p, a) in [
+            (Protocol::Udp, "[2001:db8::1]:53"),
+            (Protocol::Tcp, "[2001:db8::1]:80"),
+            (Protocol::Udp, "198.18.0.1:53"),
+            (Protocol::Tcp, "198.18.0.2:80"),
+        ] {
+            let k = ServiceKey {
+                proto: p,
+                addr: a.parse().unwrap(),
+            };
+            m.add_service(&spec(k, "rr")).unwrap();
+        }
+        let order: Vec<String> = m.sorted().iter().map(|s| s.key.to_string()).collect();
+        assert_eq!(
+            order,
+            [
+                "tcp 198.18.0.2:80",
+                "udp 198.18.0.1:53",
+                "tcp [2001:db8::1]:80",
+                "udp [2001:db8::1]:53"
+            ]
+        );
+    }
+
+    #[test]
+    fn one_scheduler_enum_for_model_and_dataplane() {
+        // the same type: what the model holds is what the workers run
+        let k: dataplane::sched::SchedKind = Scheduler::Mh;
+        assert_eq!(k.name(), "mh");
+        for s in Scheduler::ALL {
+            assert_eq!(Scheduler::from_name(s.name()), Some(s));
+        }
+        assert_eq!(Scheduler::from_name("nosuch"), None);
+        assert_eq!(
+            Scheduler::list(),
+            "rr, wrr, lc, wlc, sed, nq, fo, ovf, lblc, lblcr, sh, dh, mh, twos"
+        );
+    }
+
+    #[test]
+    fn other_family_needs_a_tunnel() {
+        let mut m = Model::new();
+        let k = key("198.18.0.1:80");
+        m.add_service(&spec(k, "rr")).unwrap();
+        assert_eq!(
+            m.add_real(&k, &real("[2001:db8::2]:80", Forward::Masq, 1))
+                .unwrap_err()
+                .to_string(),
+            "Different address family is allowed only for tunneling servers"
+        );
     }
 }

@@ -328,6 +328,45 @@ fn refused_commands_report_and_change_nothing() {
             2,
             "illegal virtual server address[:port] specified\n",
         ),
+        (
+            &[
+                "--add-laddr",
+                "-t",
+                "198.18.0.100:80",
+                "-z",
+                "198.18.0.50",
+                "-F",
+                "d9",
+            ],
+            255,
+            "-F d9: unknown port 'd9' (ports: d0, d1)\n",
+        ),
+        (
+            &[
+                "--add-laddr",
+                "-t",
+                "198.18.0.100:80",
+                "-z",
+                "198.18.0.50",
+                "-F",
+                "d1",
+            ],
+            255,
+            "-z 198.18.0.50: local address 198.18.0.50 is not on a subnet of port 'd1' \
+             (198.19.0.1/24, 2001:db8:1::1/64)\n",
+        ),
+        (
+            &[
+                "-a",
+                "-t",
+                "198.18.0.100:80",
+                "-r",
+                "[2001:db8:1::9]:80",
+                "-m",
+            ],
+            2,
+            "Different address family is allowed only for tunneling servers\n",
+        ),
     ] {
         let o = d.adm(args);
         assert_eq!(o.status.code(), Some(status), "{args:?}");
@@ -377,7 +416,9 @@ fn save_clear_restore_gives_the_same_listing() {
 #[test]
 fn sighup_applies_a_good_file_and_keeps_state_on_a_bad_one() {
     let d = Rvsd::start();
-    d.ok(&["-A", "-t", "198.18.0.9:80"]); // not in the file: gone after reload
+    // made with rvsadm, not in the file: a reload leaves it alone
+    d.ok(&["-A", "-t", "198.18.0.9:80", "-s", "rr"]);
+    d.ok(&["-a", "-t", "198.18.0.9:80", "-r", "198.19.0.9", "-w", "3"]);
     let good = std::fs::read_to_string(&d.config)
         .unwrap()
         .replace("weight = 2", "weight = 7")
@@ -392,9 +433,25 @@ fn sighup_applies_a_good_file_and_keeps_state_on_a_bad_one() {
         "{l}"
     );
     assert!(l.contains("UDP  198.18.0.100:53 rr"), "{l}");
-    assert!(!l.contains("198.18.0.9:80"), "{l}");
+    assert!(
+        l.contains(
+            "TCP  198.18.0.9:80 rr\n  -> 198.19.0.9:80                Route   3      0          0         \n"
+        ),
+        "{l}"
+    );
     assert_eq!(d.last_applied(), d.ok(&["-S", "-n"]));
-    d.wait_log("1 service(s) added, 1 removed, 1 changed");
+    d.wait_log("1 service(s) added, 0 removed, 1 changed, 1 made with rvsadm kept");
+    // who owns what: only with rvs's --origin
+    let o = d.ok(&["-Ln", "--origin"]);
+    assert!(o.contains("TCP  198.18.0.9:80 rr origin rvsadm\n"), "{o}");
+    assert!(
+        o.contains("TCP  198.18.0.100:80 wrr origin config\n"),
+        "{o}"
+    );
+    assert!(o.contains("UDP  198.18.0.100:53 rr origin config\n"), "{o}");
+    assert!(d
+        .ok(&["-S", "--origin"])
+        .contains("# origin rvsadm\n-A -t 198.18.0.9:80 -s rr\n"));
 
     let n = d.applied_count();
     std::fs::write(
@@ -646,6 +703,7 @@ fn metrics_endpoint() {
         "198.18.0.100:80",
         "-r",
         "198.19.0.2:8080",
+        "-m",
         "-w",
         "9",
     ]);

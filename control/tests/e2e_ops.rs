@@ -414,7 +414,8 @@ fn reload_conf(topo: &Topology, after: bool) -> Conf {
 /// SIGHUP with a changed file (a real server added, weights changed) while
 /// long-lived connections, paced downloads and short requests run: nothing
 /// established breaks, every download completes byte for byte, and the new
-/// server gets new connections.
+/// server gets new connections. A service made with rvsadm (not in the
+/// file) stays, with its long-lived connection, and keeps serving.
 #[test]
 fn sighup_reload_under_load_keeps_connections() {
     if netns::skip_unless_root("sighup_reload_under_load_keeps_connections") {
@@ -423,14 +424,25 @@ fn sighup_reload_under_load_keeps_connections() {
     let _serial = serial();
     let s = setup(|t| reload_conf(t, false));
     let (topo, rvsd) = (&s.topo, &s.rvsd);
+    // made with rvsadm, not in the file
+    let extra = ep(plan::VIP4, 81);
+    rvsd.ok(&["-A", "-t", &extra, "-s", "rr"]);
+    rvsd.ok(&["-a", "-t", &extra, "-r", &rs_ep(topo, false, 2, 80), "-m"]);
 
-    let holds: Vec<Hold> = [(false, 0), (false, 1), (true, 0), (true, 1)]
+    let mut holds: Vec<Hold> = [(false, 0), (false, 1), (true, 0), (true, 1)]
         .iter()
         .map(|&(v6, i)| {
             let c = if v6 { &topo.clients6 } else { &topo.clients4 };
             Hold::start(&topo.client, Some(&c[i]), vip(v6), HTTP_PORT, 8)
         })
         .collect();
+    holds.push(Hold::start(
+        &topo.client,
+        Some(&topo.clients4[2]),
+        plan::VIP4,
+        81,
+        8,
+    ));
     // 6 MiB at 2 MiB/s: in flight for about 3 s around the reload.
     let fetches: Vec<_> = [false, true]
         .iter()
@@ -449,12 +461,34 @@ fn sighup_reload_under_load_keeps_connections() {
     let t_reload = Instant::now();
     let log = rvsd.reload();
     assert!(
-        log.contains("reloaded ") && log.contains("4 changed"),
+        log.contains("reloaded ")
+            && log.contains("4 changed")
+            && log.contains("1 made with rvsadm kept"),
         "reload: {log}"
     );
     let listing = rvsd.ok(&["-Ln"]);
     eprintln!("after reload:\n{listing}");
     assert!(real_line(&listing, &ep(plan::VIP4, 80), &rs_ep(topo, false, 3, 80)).is_some());
+    assert!(
+        real_line(&listing, &extra, &rs_ep(topo, false, 2, 80)).is_some(),
+        "the rvsadm-made service is gone: {listing}"
+    );
+    assert!(rvsd
+        .ok(&["-Ln", "--origin"])
+        .contains(&format!("TCP  {extra} rr origin rvsadm\n")));
+    let n = counts(&servers::http_get(
+        &topo.client,
+        Some(&topo.clients4[1]),
+        plan::VIP4,
+        81,
+        "/",
+        2,
+    ));
+    assert_eq!(
+        n,
+        map(&[("rs2", 2)]),
+        "the rvsadm-made service after the reload"
+    );
 
     // New connections: rs3 now receives, rs1 (weight 3) more than rs2 (1).
     for v6 in [false, true] {

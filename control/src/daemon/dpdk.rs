@@ -155,14 +155,6 @@ pub fn eal_args(cfg: &Config) -> EalArgs {
     EalArgs::new(a)
 }
 
-fn sched_kind(name: &str) -> SchedKind {
-    SchedKind::ALL
-        .iter()
-        .copied()
-        .find(|k| k.name() == name)
-        .unwrap_or(SchedKind::Wlc)
-}
-
 fn fwd(f: Forward) -> FwdMode {
     match f {
         Forward::Masq => FwdMode::Nat,
@@ -393,7 +385,7 @@ impl DpdkDataplane {
                 });
                 fwds.push(fwd(r.forward));
             }
-            let mut sc = SchedConfig::new(sched_kind(s.scheduler.name()));
+            let mut sc = SchedConfig::new(s.scheduler);
             sc.seed = SCHED_SEED;
             sc.fallback = s.flags.sh_fallback || s.flags.mh_fallback;
             sc.hash_port = s.flags.sh_port || s.flags.mh_port;

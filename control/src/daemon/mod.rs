@@ -8,12 +8,17 @@
 //! counters read from the dataplane and rates from IPVS-style estimators
 //! ([`est`]).
 //!
-//! Reload (SIGHUP) semantics: the config file is the source of truth, as
-//! with keepalived. The new file is parsed and validated whole; if it is
-//! bad, the error is logged and nothing changes. If it is good, the
-//! services and timeouts become exactly the file's: services added at run
-//! time with `rvsadm` and not in the file are removed, and runtime edits
-//! of services in the file are reverted. Sections that need a restart
+//! Reload (SIGHUP) semantics: the file owns what it lists, as keepalived
+//! owns the IPVS services it created. The new file is parsed and
+//! validated whole; if it is bad, the error is logged and nothing changes.
+//! If it is good, every service the file lists becomes exactly the file's
+//! (runtime edits of it are reverted), services the file made and no
+//! longer lists are removed, and the timeouts become the file's. Services
+//! made at run time with `rvsadm` (`-A`, `-R`; [`Origin::Rvsadm`]) are
+//! left as they are, with their connections, unless the new file lists
+//! the same service, which then becomes the file's; the log line says how
+//! many were kept and which were taken over. `rvsadm -L --origin` and
+//! `-S --origin` show who owns each service. Sections that need a restart
 //! (`[eal]`, ports, routes, worker count, table size, the metrics and
 //! control addresses) keep their running values; a changed one is logged.
 //!
@@ -40,7 +45,7 @@ use self::sync::{SyncDaemon, SyncSettings, SyncState};
 use crate::config::{self, Config};
 use crate::ipvsadm::{self, AdmError, Command, DaemonState, Outcome, SyncCmd};
 use crate::metrics::{self, MetricsSnapshot};
-use crate::model::{Model, Service, ServiceKey};
+use crate::model::{LocalAddr, Model, Origin, Service, ServiceKey};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -88,6 +93,59 @@ fn zeros_in(cmd: &Command, stdin: &str) -> Vec<Option<ServiceKey>> {
             })
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+/// Checks a FullNAT local address given at run time as the config file's
+/// `laddrs` are checked: the port `-F` names exists and the address is on
+/// one of its subnets (the dataplane answers ARP/ND for it there).
+fn check_laddr(cfg: &Config, l: &LocalAddr) -> Result<(), String> {
+    let ports = cfg.port_cidrs();
+    let Some((_, cidrs)) = ports.iter().find(|(name, _)| *name == l.ifname) else {
+        let names: Vec<&str> = ports.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(format!(
+            "-F {}: unknown port '{}' (ports: {})",
+            l.ifname,
+            l.ifname,
+            names.join(", ")
+        ));
+    };
+    if cidrs.iter().any(|c| c.contains(l.addr)) {
+        return Ok(());
+    }
+    let subnets: Vec<String> = cidrs.iter().map(ToString::to_string).collect();
+    Err(format!(
+        "-z {}: local address {} is not on a subnet of port '{}' ({})",
+        l.addr,
+        l.addr,
+        l.ifname,
+        if subnets.is_empty() {
+            "it has no addresses".to_string()
+        } else {
+            subnets.join(", ")
+        }
+    ))
+}
+
+/// The `--add-laddr` commands of a rule command or a `-R` input, each
+/// checked with [`check_laddr`]; `-R` errors name the line.
+fn check_laddrs(cfg: &Config, cmd: &Command, stdin: &str) -> Result<(), AdmError> {
+    let refuse = |message: String| AdmError {
+        message,
+        status: 255,
+    };
+    match cmd {
+        Command::AddLaddr(_, l) => check_laddr(cfg, l).map_err(refuse),
+        Command::Restore => {
+            for (n, line) in stdin.lines().enumerate() {
+                let args = ipvsadm::split_line(line);
+                if let Ok(Command::AddLaddr(_, l)) = ipvsadm::parse(&args) {
+                    check_laddr(cfg, &l).map_err(|e| refuse(format!("line {}: {e}", n + 1)))?;
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -311,7 +369,7 @@ impl Daemon {
         };
         let result = match &cmd {
             Command::Extra(e) => Ok(self.dp.extra(*e)),
-            Command::List(_) | Command::Save(_) | Command::GetLaddr(_) => {
+            Command::List(_) | Command::Save { .. } | Command::GetLaddr(_) => {
                 let conns = match &cmd {
                     Command::List(o) if o.connections => self.dp.connections(),
                     _ => Vec::new(),
@@ -351,6 +409,7 @@ impl Daemon {
 
     /// A rule command or `-R`: on a copy, then published, then swapped in.
     fn change(&mut self, cmd: &Command, stdin: &str) -> Result<String, AdmError> {
+        check_laddrs(&self.config, cmd, stdin)?;
         let mut next = self.model.clone();
         let out = ipvsadm::execute(&mut next, cmd, &[], stdin).map(text)?;
         self.commit(next, &zeros_in(cmd, stdin))
@@ -430,6 +489,20 @@ impl Daemon {
         cfg.control = b.control.clone();
         let mut next = cfg.to_model();
         next.conn_table_size = self.model.conn_table_size;
+        // what rvsadm made stays, unless the file now lists it too
+        let mut kept = 0;
+        let mut taken = Vec::new();
+        for s in &self.model.services {
+            if s.origin != Origin::Rvsadm {
+                continue;
+            }
+            if next.service(&s.key).is_some() {
+                taken.push(s.key.to_string());
+            } else {
+                next.services.push(s.clone());
+                kept += 1;
+            }
+        }
         let role = role_of(&cfg);
         let (added, removed, changed) = diff(&self.model, &next);
         self.commit(next, &[])?;
@@ -439,9 +512,16 @@ impl Daemon {
         }
         self.config = cfg;
         let mut summary = format!(
-            "reloaded {}: {added} service(s) added, {removed} removed, {changed} changed",
+            "reloaded {}: {added} service(s) added, {removed} removed, {changed} changed, \
+             {kept} made with rvsadm kept",
             self.config_path.display()
         );
+        if !taken.is_empty() {
+            summary.push_str(&format!(
+                "; the file now owns {}, made with rvsadm before",
+                taken.join(", ")
+            ));
+        }
         if !notes.is_empty() {
             summary.push_str(&format!(
                 "; changes to {} take effect only on restart",

@@ -95,16 +95,6 @@ impl Default for SyncSettings {
     }
 }
 
-/// `ip` or `ip:port` (port `default_port` when absent).
-pub fn parse_peer(s: &str, default_port: u16) -> Option<SocketAddr> {
-    if let Ok(a) = s.parse::<SocketAddr>() {
-        return Some(a);
-    }
-    s.parse::<IpAddr>()
-        .ok()
-        .map(|ip| SocketAddr::new(ip, default_port))
-}
-
 impl SyncSettings {
     /// From `[ha]` (already validated).
     pub fn from_config(ha: &crate::config::Ha) -> SyncSettings {
@@ -118,7 +108,7 @@ impl SyncSettings {
             peer: ha
                 .sync_peer
                 .as_deref()
-                .and_then(|p| parse_peer(p, ha.sync_port)),
+                .and_then(|p| crate::config::parse_peer(p, ha.sync_port)),
             bind: ha.sync_bind.as_deref().and_then(|b| b.parse().ok()),
             mtu: ha.sync_mtu,
             params: SyncParams {

@@ -232,28 +232,57 @@ fn stats_rates_zero_and_metrics() {
 }
 
 #[test]
-fn reload_makes_the_file_the_truth() {
+fn reload_owns_only_what_the_file_lists() {
     let (mut d, h) = daemon();
-    ok(&mut d, "-A -t 198.18.0.9:80"); // runtime-only: dropped by reload
+    ok(&mut d, "-A -t 198.18.0.9:80 -s rr"); // made with rvsadm: kept
+    ok(&mut d, "-a -t 198.18.0.9:80 -r 198.19.0.5:80 -g -w 3");
+    ok(&mut d, "-A -t 198.18.0.10:80"); // made with rvsadm, then in the file
     let new = CONFIG
         .replace("weight = 2", "weight = 4")
         .replace("workers = 2", "workers = 3")
-        + "\n[[service]]\nprotocol = \"udp\"\naddress = \"198.18.0.100:53\"\n";
+        + "\n[[service]]\nprotocol = \"udp\"\naddress = \"198.18.0.100:53\"\n"
+        + "\n[[service]]\nprotocol = \"tcp\"\naddress = \"198.18.0.10:80\"\nscheduler = \"sh\"\n";
     let cfg = config::parse(&new, "new.toml").unwrap();
     let summary = d.reload_with(cfg).unwrap();
     assert!(
-        summary.contains("1 service(s) added, 1 removed, 1 changed"),
+        summary.contains("1 service(s) added, 0 removed, 2 changed, 1 made with rvsadm kept"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("the file now owns tcp 198.18.0.10:80"),
         "{summary}"
     );
     assert!(summary.contains("dataplane.workers"), "{summary}");
     let m = h.lock().applied.last().unwrap().clone();
     assert_eq!(&m, d.model());
-    assert_eq!(m.services.len(), 2);
-    assert!(m.service(&key("198.18.0.9:80")).is_none());
+    assert_eq!(m.services.len(), 4);
+    let kept = m.service(&key("198.18.0.9:80")).unwrap();
+    assert_eq!(kept.origin, Origin::Rvsadm);
+    assert_eq!(kept.reals[0].weight, 3);
+    let taken = m.service(&key("198.18.0.10:80")).unwrap();
+    assert_eq!(taken.origin, Origin::Config);
+    assert_eq!(taken.scheduler.name(), "sh");
     assert_eq!(
         m.service(&key("198.18.0.100:80")).unwrap().reals[0].weight,
         4
     );
+    assert_eq!(
+        ok(&mut d, "-S --origin"),
+        "# origin rvsadm\n-A -t 198.18.0.9:80 -s rr\n\
+         -a -t 198.18.0.9:80 -r 198.19.0.5:80 -g -w 3\n\
+         # origin config\n-A -t 198.18.0.10:80 -s sh\n\
+         # origin config\n-A -t 198.18.0.100:80 -s wrr\n\
+         -a -t 198.18.0.100:80 -r 198.19.0.2:8080 -m -w 4\n\
+         # origin config\n-A -u 198.18.0.100:53 -s wlc\n"
+    );
+    // a file without the service it made removes it; rvsadm's stays
+    let cfg = config::parse(CONFIG, "new.toml").unwrap();
+    let summary = d.reload_with(cfg).unwrap();
+    assert!(
+        summary.contains("0 service(s) added, 2 removed"),
+        "{summary}"
+    );
+    assert!(d.model().service(&key("198.18.0.9:80")).is_some());
     // a bad file changes nothing
     let before = d.model().clone();
     let n = h.lock().applied.len();
@@ -364,5 +393,49 @@ fn garp_settings_are_validated_like_keepalived_ones() {
     assert_eq!(
         (cfg.ha.garp_master_repeat, cfg.ha.garp_master_interval_ms),
         (5, 200)
+    );
+}
+
+#[test]
+fn add_laddr_is_checked_like_the_config_file() {
+    let (mut d, h) = daemon();
+    let n = h.lock().applied.len();
+    for (line, err) in [
+        (
+            "--add-laddr -t 198.18.0.100:80 -z 198.18.0.50 -F nosuch",
+            "-F nosuch: unknown port 'nosuch' (ports: d0)\n",
+        ),
+        (
+            "--add-laddr -t 198.18.0.100:80 -z 203.0.113.1 -F d0",
+            "-z 203.0.113.1: local address 203.0.113.1 is not on a subnet of port 'd0' (198.18.0.1/24)\n",
+        ),
+        (
+            "--add-laddr -t 198.18.0.100:80 -z 2001:db8::5 -F d0",
+            "-z 2001:db8::5: local address 2001:db8::5 is not on a subnet of port 'd0' (198.18.0.1/24)\n",
+        ),
+    ] {
+        let r = run(&mut d, line);
+        assert_eq!((r.status, r.stderr.as_str()), (255, err), "{line}");
+    }
+    // -R names the line, and applies nothing
+    let r = d.handle(&Request {
+        args: vec!["-R".into()],
+        stdin: "-A -t 198.18.0.9:80\n--add-laddr -t 198.18.0.9:80 -z 198.19.9.9 -F d0\n".into(),
+    });
+    assert_eq!(r.status, 255);
+    assert_eq!(
+        r.stderr,
+        "line 2: -z 198.19.9.9: local address 198.19.9.9 is not on a subnet of port 'd0' (198.18.0.1/24)\n"
+    );
+    assert_eq!(h.lock().applied.len(), n);
+    assert!(d.model().service(&key("198.18.0.9:80")).is_none());
+    // a good one goes through
+    ok(
+        &mut d,
+        "--add-laddr -t 198.18.0.100:80 -z 198.18.0.50 -F d0",
+    );
+    assert_eq!(
+        d.model().service(&key("198.18.0.100:80")).unwrap().laddrs[0].addr,
+        "198.18.0.50".parse::<std::net::IpAddr>().unwrap()
     );
 }

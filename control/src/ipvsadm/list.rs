@@ -108,7 +108,8 @@ fn svc_name(s: &Service) -> String {
     )
 }
 
-fn service_entry(out: &mut String, s: &Service, f: Fmt, exact: bool) {
+fn service_entry(out: &mut String, s: &Service, f: Fmt, o: &ListOptions) {
+    let exact = o.exact;
     let name = svc_name(s);
     match f {
         Fmt::Stats => {
@@ -137,6 +138,9 @@ fn service_entry(out: &mut String, s: &Service, f: Fmt, exact: bool) {
                 }
             }
         }
+    }
+    if o.origin {
+        let _ = write!(out, " origin {}", s.origin.name());
     }
     out.push('\n');
     let v4 = s.key.addr.is_ipv4();
@@ -211,7 +215,7 @@ pub fn list(model: &Model, o: &ListOptions, conns: &[ConnEntry]) -> Result<Strin
                 status: 1,
             })?;
         title(&mut out, f);
-        service_entry(&mut out, &s, f, o.exact);
+        service_entry(&mut out, &s, f, o);
         return Ok(out);
     }
     let _ = writeln!(
@@ -221,7 +225,7 @@ pub fn list(model: &Model, o: &ListOptions, conns: &[ConnEntry]) -> Result<Strin
     );
     title(&mut out, f);
     for s in services(model, o.nosort) {
-        service_entry(&mut out, &s, f, o.exact);
+        service_entry(&mut out, &s, f, o);
     }
     Ok(out)
 }
@@ -262,8 +266,17 @@ pub fn connections(conns: &[ConnEntry]) -> String {
 /// `-S`: the rules as `ipvsadm -Sn` writes them; `-R` reads them back.
 /// FullNAT local addresses follow their service as `--add-laddr` lines.
 pub fn save(model: &Model) -> String {
+    save_with(model, false)
+}
+
+/// `-S`, with `origin`: `# origin config` or `# origin rvsadm` before each
+/// service's `-A` line (a comment, which `-R` skips).
+pub fn save_with(model: &Model, origin: bool) -> String {
     let mut out = String::new();
     for s in model.sorted() {
+        if origin {
+            let _ = writeln!(out, "# origin {}", s.origin.name());
+        }
         let name = format!("{} {}", s.key.proto.switch(), addrport(&s.key.addr));
         let _ = write!(out, "-A {name} -s {}", s.scheduler);
         if !s.flags.is_empty() {

@@ -8,17 +8,22 @@
 //! (`--ports`, `--neigh`, `--routes`, `--drops`, `--workers`). Error texts
 //! are ipvsadm's.
 //!
+//! `-E` and `-e` replace, as ipvsadm and IPVS do: an option not given
+//! takes its default (`-E`: wlc, no flags, not persistent, a full mask;
+//! `-e`: `-g`, weight 1, no thresholds), it does not keep the old value.
+//!
 //! Differences from ipvsadm, on purpose: addresses and ports are numeric
 //! only (no DNS or /etc/services look-ups, listings are always numeric);
-//! `-e` changes only the fields given (ipvsadm resets an omitted `-w` to 1
-//! and an omitted forwarding switch to `-g`); fwmark services and the sync
-//! daemon options are not supported.
+//! `-R` is all-or-nothing (see [`restore`]); fwmark services are not
+//! supported. rvs's `--origin` (with `-L` or `-S`) shows which services
+//! the config file owns and which were made with rvsadm.
 
 pub mod list;
 
 use crate::model::{
     ConnEntry, Forward, LocalAddr, Model, ModelError, Netmask, Protocol, RealSpec, SchedFlags,
-    ServiceKey, ServiceSpec, Timeouts, DEFAULT_PERSISTENT_TIMEOUT, MAX_TIMEOUT,
+    ServiceKey, ServiceSpec, Timeouts, DEFAULT_PERSISTENT_TIMEOUT, DEFAULT_SCHEDULER,
+    DIFFERENT_FAMILY, MAX_TIMEOUT,
 };
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -86,6 +91,9 @@ pub struct ListOptions {
     pub exact: bool,
     /// `--nosort`: insertion order.
     pub nosort: bool,
+    /// `--origin` (rvs): say after each service who made it (config or
+    /// rvsadm); without it the listing is ipvsadm's, byte for byte.
+    pub origin: bool,
     /// `-t`/`-u`: one service only.
     pub service: Option<ServiceKey>,
 }
@@ -326,8 +334,14 @@ pub enum Command {
     List(ListOptions),
     /// `-Z`, optionally for one service.
     Zero(Option<ServiceKey>),
-    /// `-S`; the flag is `-n`.
-    Save(bool),
+    /// `-S`.
+    Save {
+        /// `-n` (accepted; always numeric).
+        numeric: bool,
+        /// `--origin` (rvs): a `# origin config|rvsadm` comment line
+        /// before each service, which `-R` skips.
+        origin: bool,
+    },
     /// `-R`: rules on stdin.
     Restore,
     /// `--set tcp tcpfin udp`.
@@ -443,9 +457,10 @@ enum Opt {
     SchedFlags,
     Laddr,
     Ifname,
+    Origin,
 }
 
-const OPTS: [Opt; 21] = [
+const OPTS: [Opt; 22] = [
     Opt::Numeric,
     Opt::Connection,
     Opt::Service,
@@ -467,6 +482,7 @@ const OPTS: [Opt; 21] = [
     Opt::SchedFlags,
     Opt::Laddr,
     Opt::Ifname,
+    Opt::Origin,
 ];
 
 impl Opt {
@@ -493,6 +509,7 @@ impl Opt {
             Opt::SchedFlags => "sched-flags",
             Opt::Laddr => "local-address",
             Opt::Ifname => "ifname",
+            Opt::Origin => "origin",
         }
     }
     fn bit(self) -> u32 {
@@ -515,7 +532,7 @@ fn rule(cmd: Cmd, opt: Opt) -> char {
             _ => 'x',
         },
         Cmd::List => match opt {
-            Numeric | Stats | Rate | Thresholds | PersistentConn | NoSort | Exact => ' ',
+            Numeric | Stats | Rate | Thresholds | PersistentConn | NoSort | Exact | Origin => ' ',
             Connection | Service | Timeout => '1',
             _ => 'x',
         },
@@ -528,7 +545,11 @@ fn rule(cmd: Cmd, opt: Opt) -> char {
             Service | Server => '+',
             _ => 'x',
         },
-        Cmd::Save | Cmd::Extra(_) => match opt {
+        Cmd::Save => match opt {
+            Numeric | Origin => ' ',
+            _ => 'x',
+        },
+        Cmd::Extra(_) => match opt {
             Numeric => ' ',
             _ => 'x',
         },
@@ -631,6 +652,7 @@ const LONG: &[(&str, char, u8)] = &[
     ("routes", '\u{92}', 0),
     ("drops", '\u{93}', 0),
     ("workers", '\u{94}', 0),
+    ("origin", '\u{95}', 0),
 ];
 
 /// Short options: (char, takes argument: 0 none, 1 required, 2 optional).
@@ -686,6 +708,19 @@ struct Occ {
     arg: Option<String>,
 }
 
+/// A popt error: ipvsadm prints it and returns -1 (255), except on the
+/// very first option, where it only prints the "Try ..." hint.
+fn popt_error(seen: &[Occ], message: String) -> AdmError {
+    if seen.is_empty() {
+        AdmError::tryhelp()
+    } else {
+        AdmError {
+            message,
+            status: 255,
+        }
+    }
+}
+
 /// Splits argv into option occurrences and positional arguments, popt-style.
 fn tokenize<S: AsRef<str>>(args: &[S]) -> Result<(Vec<Occ>, Vec<String>), AdmError> {
     let mut occs = Vec::new();
@@ -710,17 +745,14 @@ fn tokenize<S: AsRef<str>>(args: &[S]) -> Result<(Vec<Occ>, Vec<String>), AdmErr
                 None => (long, None),
             };
             let Some(&(_, tag, kind)) = LONG.iter().find(|(n, _, _)| *n == name) else {
-                return Err(AdmError {
-                    message: format!("{tok}: unknown option"),
-                    status: 255,
-                });
+                return Err(popt_error(&occs, format!("{tok}: unknown option")));
             };
             let arg = match (kind, inline) {
                 (0, Some(_)) => {
-                    return Err(AdmError {
-                        message: format!("{tok}: option does not take an argument"),
-                        status: 255,
-                    })
+                    return Err(popt_error(
+                        &occs,
+                        format!("{tok}: option does not take an argument"),
+                    ))
                 }
                 (0, None) => None,
                 (_, Some(v)) => Some(v),
@@ -729,10 +761,7 @@ fn tokenize<S: AsRef<str>>(args: &[S]) -> Result<(Vec<Occ>, Vec<String>), AdmErr
                         i += 1;
                         Some(args[i - 1].as_ref().to_string())
                     } else {
-                        return Err(AdmError {
-                            message: format!("{tok}: missing argument"),
-                            status: 255,
-                        });
+                        return Err(popt_error(&occs, format!("{tok}: missing argument")));
                     }
                 }
                 (_, None) => {
@@ -757,10 +786,7 @@ fn tokenize<S: AsRef<str>>(args: &[S]) -> Result<(Vec<Occ>, Vec<String>), AdmErr
             let c = chars[k];
             k += 1;
             let Some(kind) = short_arg(c, cmd) else {
-                return Err(AdmError {
-                    message: format!("-{c}: unknown option"),
-                    status: 255,
-                });
+                return Err(popt_error(&occs, format!("-{c}: unknown option")));
             };
             if cmd.is_none() {
                 cmd = tag_command(c);
@@ -780,10 +806,7 @@ fn tokenize<S: AsRef<str>>(args: &[S]) -> Result<(Vec<Occ>, Vec<String>), AdmErr
                 i += 1;
                 Some(args[i - 1].as_ref().to_string())
             } else if kind == 1 {
-                return Err(AdmError {
-                    message: format!("-{c}: missing argument"),
-                    status: 255,
-                });
+                return Err(popt_error(&occs, format!("-{c}: missing argument")));
             } else {
                 None
             };
@@ -988,6 +1011,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
                 list.nosort = true;
             }
             '\u{89}' => {}
+            '\u{95}' => {
+                set(Opt::Origin)?;
+                list.origin = true;
+            }
             'X' => {
                 set(Opt::Exact)?;
                 list.exact = true;
@@ -1050,20 +1077,12 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
     };
 
     let flags = if options & Opt::SchedFlags.bit() != 0 {
-        // ipvsadm checks flags against -s, or the default scheduler.
-        let against = sched
-            .clone()
-            .or_else(|| (cmd == Cmd::Add).then(|| "wlc".to_string()));
+        // ipvsadm checks flags against -s, or the default scheduler (also
+        // for -E: an edit without -s makes the service wlc).
+        let against = sched.as_deref().unwrap_or(DEFAULT_SCHEDULER.name());
         let mut f = SchedFlags::default();
         for name in &flag_names {
-            match &against {
-                Some(s) => f.set(name, s).map_err(AdmError::usage)?,
-                None => {
-                    // -E without -s: the model checks the current scheduler.
-                    let s = if name.starts_with("mh") { "mh" } else { "sh" };
-                    f.set(name, s).map_err(AdmError::usage)?
-                }
-            }
+            f.set(name, against).map_err(AdmError::usage)?;
         }
         Some(f)
     } else {
@@ -1076,16 +1095,13 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
             let k = need_key()?;
             if k.addr.port() == 0 && persistent.is_none() {
                 return Err(AdmError::usage(
-                    "Zero port specified for no-match and non-persistent service",
+                    "Zero port specified for non-persistent service",
                 ));
             }
+            // -E replaces like -A: what is not given takes the default
             let spec = ServiceSpec {
                 key: k,
-                scheduler: if cmd == Cmd::Add {
-                    Some(sched.unwrap_or_else(|| "wlc".into()))
-                } else {
-                    sched
-                },
+                scheduler: Some(sched.unwrap_or_else(|| DEFAULT_SCHEDULER.name().into())),
                 flags,
                 persistent,
                 netmask,
@@ -1099,7 +1115,8 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
         Cmd::Del => Command::DeleteService(need_key()?),
         Cmd::Flush => Command::Clear,
         Cmd::List => {
-            if (list.connections || list.timeout) && (list.stats || list.rate || list.thresholds)
+            if (list.connections || list.timeout)
+                && (list.stats || list.rate || list.thresholds || list.origin)
                 || (list.timeout && list.persistent_conn)
             {
                 return Err(AdmError::usage("options conflicts in the list command"));
@@ -1112,28 +1129,25 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
             let (ip, port) = rip.ok_or_else(AdmError::tryhelp)?;
             // No port: the virtual port. DR and TUN always use the virtual port.
             let mut port = port.unwrap_or(k.addr.port());
-            let fwd = if cmd == Cmd::AddDest {
-                Some(forward.unwrap_or(Forward::Route))
-            } else {
-                forward
-            };
-            if fwd.is_some_and(Forward::keeps_port) {
+            // -e replaces like -a: ipvsadm starts every command from
+            // weight 1, -g and no thresholds; -d takes the port as given
+            let fwd = forward.unwrap_or(Forward::Route);
+            if fwd.keeps_port() && cmd != Cmd::DelDest {
                 port = k.addr.port();
             }
             let addr = SocketAddr::new(ip, port);
             if cmd == Cmd::DelDest {
                 Command::DeleteServer(k, addr)
             } else {
+                if ip.is_ipv4() != k.addr.is_ipv4() && fwd != Forward::Tunnel {
+                    return Err(AdmError::usage(DIFFERENT_FAMILY));
+                }
                 let spec = RealSpec {
                     addr,
-                    forward: fwd,
-                    weight: if cmd == Cmd::AddDest {
-                        Some(weight.unwrap_or(1))
-                    } else {
-                        weight
-                    },
-                    u_threshold: uthr,
-                    l_threshold: lthr,
+                    forward: Some(fwd),
+                    weight: Some(weight.unwrap_or(1)),
+                    u_threshold: Some(uthr.unwrap_or(0)),
+                    l_threshold: Some(lthr.unwrap_or(0)),
                 };
                 if cmd == Cmd::AddDest {
                     Command::AddServer(k, spec)
@@ -1144,7 +1158,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
         }
         Cmd::Timeout => Command::SetTimeouts(timeouts.unwrap_or_default()),
         Cmd::Restore => Command::Restore,
-        Cmd::Save => Command::Save(list.numeric),
+        Cmd::Save => Command::Save {
+            numeric: list.numeric,
+            origin: list.origin,
+        },
         Cmd::Zero => Command::Zero(key),
         Cmd::AddLaddr | Cmd::DelLaddr => {
             let k = need_key()?;
@@ -1240,6 +1257,12 @@ pub fn apply(model: &mut Model, cmd: &Command) -> Result<(), AdmError> {
 /// applies all of them to a copy of the model, and replaces the model only
 /// if every line succeeded. Errors name the line: "line 3: Service already
 /// exists". Returns the number of commands applied.
+///
+/// This is rvs's choice, not ipvsadm's: ipvsadm applies each line as it
+/// reads it, so the lines before a bad one stay applied (a syntax error
+/// stops there; a refused operation is reported and the next line runs).
+/// All-or-nothing keeps the rule that nothing is ever half-applied, and
+/// lets `-R` replace a rule set atomically (`-C` as its first line).
 pub fn restore(model: &mut Model, input: &str) -> Result<usize, AdmError> {
     let mut cmds = Vec::new();
     for (n, line) in input.lines().enumerate() {
@@ -1289,7 +1312,7 @@ pub fn execute(
 ) -> Result<Outcome, AdmError> {
     let text = match cmd {
         Command::List(o) => list::list(model, o, conns)?,
-        Command::Save(_) => list::save(model),
+        Command::Save { origin, .. } => list::save_with(model, *origin),
         Command::Restore => {
             restore(model, stdin)?;
             String::new()
@@ -1315,51 +1338,62 @@ pub fn execute(
 pub fn usage() -> String {
     let p = PROGRAM;
     format!(
-        "Usage:\n\
-  {p} -A|E -t|u service-address [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags]\n\
-  {p} -D -t|u service-address\n\
-  {p} -C\n\
-  {p} -R\n\
-  {p} -S [-n]\n\
-  {p} -a|e -t|u service-address -r server-address [options]\n\
-  {p} -d -t|u service-address -r server-address\n\
-  {p} -L|l [options]\n\
-  {p} -Z [-t|u service-address]\n\
-  {p} --set tcp tcpfin udp\n\
-  {p} --add-laddr|--del-laddr -t|u service-address -z local-address -F ifname\n\
-  {p} --get-laddr [-t|u service-address]\n\
-  {p} --ports|--neigh|--routes|--drops|--workers\n\
-  {p} --start-daemon master|backup [--mcast-interface ifname] [--syncid sid]\n\
-  {p} --stop-daemon master|backup\n\
-  {p} -L --daemon | --sync-stats\n\
-  {p} -h\n\n\
-Options:\n\
-  --tcp-service  -t service-address   service-address is host[:port]\n\
-  --udp-service  -u service-address   service-address is host[:port]\n\
-  --scheduler    -s scheduler         one of {scheds},\n\
-                                      the default scheduler is wlc.\n\
-  --sched-flags  -b flags             sh-fallback, sh-port, mh-fallback, mh-port\n\
-  --persistent   -p [timeout]         persistent service\n\
-  --netmask      -M netmask           persistent granularity mask\n\
-  --real-server  -r server-address    server-address is host (and port)\n\
-  --gatewaying   -g                   gatewaying (direct routing) (default)\n\
-  --ipip         -i                   ipip encapsulation (tunneling)\n\
-  --masquerading -m                   masquerading (NAT)\n\
-  --fullnat      -b                   fullnat (with -a|-e)\n\
-  --weight       -w weight            capacity of real server\n\
-  --u-threshold  -x uthreshold        upper threshold of connections\n\
-  --l-threshold  -y lthreshold        lower threshold of connections\n\
-  --laddr        -z local-address     FullNAT local address\n\
-  --ifname       -F ifname            port of the local address\n\
-  --connection   -c                   output of current IPVS connections\n\
-  --timeout                           output of timeout (tcp tcpfin udp)\n\
-  --stats                             output of statistics information\n\
-  --rate                              output of rate information\n\
-  --exact                             expand numbers (display exact values)\n\
-  --thresholds                        output of thresholds information\n\
-  --persistent-conn                   output of persistent connection info\n\
-  --nosort                            disable sorting output of service/server entries\n\
-  --numeric      -n                   numeric output of addresses and ports\n",
+        "Usage:
+  {p} -A|E -t|u service-address [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags]
+  {p} -D -t|u service-address
+  {p} -C
+  {p} -R
+  {p} -S [-n] [--origin]
+  {p} -a|e -t|u service-address -r server-address [options]
+  {p} -d -t|u service-address -r server-address
+  {p} -L|l [options]
+  {p} -Z [-t|u service-address]
+  {p} --set tcp tcpfin udp
+  {p} --add-laddr|--del-laddr -t|u service-address -z local-address -F ifname
+  {p} --get-laddr [-t|u service-address]
+  {p} --ports|--neigh|--routes|--drops|--workers
+  {p} --start-daemon master|backup [--mcast-interface ifname] [--syncid sid]
+  {p} --stop-daemon master|backup
+  {p} -L --daemon | --sync-stats
+  {p} -h\n
+Options:
+  --tcp-service  -t service-address   service-address is host[:port]
+  --udp-service  -u service-address   service-address is host[:port]
+  --scheduler    -s scheduler         one of {scheds},
+                                      the default scheduler is wlc.
+  --sched-flags  -b flags             sh-fallback, sh-port, mh-fallback, mh-port
+  --persistent   -p [timeout]         persistent service
+  --netmask      -M netmask           persistent granularity mask
+  --real-server  -r server-address    server-address is host (and port)
+  --gatewaying   -g                   gatewaying (direct routing) (default)
+  --ipip         -i                   ipip encapsulation (tunneling)
+  --masquerading -m                   masquerading (NAT)
+  --fullnat      -b                   fullnat (with -a|-e)
+  --weight       -w weight            capacity of real server
+  --u-threshold  -x uthreshold        upper threshold of connections
+  --l-threshold  -y lthreshold        lower threshold of connections
+  --laddr        -z local-address     FullNAT local address
+  --ifname       -F ifname            port of the local address
+  --connection   -c                   output of current IPVS connections
+  --timeout                           output of timeout (tcp tcpfin udp)
+  --stats                             output of statistics information
+  --rate                              output of rate information
+  --exact                             expand numbers (display exact values)
+  --thresholds                        output of thresholds information
+  --persistent-conn                   output of persistent connection info
+  --nosort                            disable sorting output of service/server entries
+  --numeric      -n                   numeric output of addresses and ports
+  --origin                            (rvs) with -L or -S: who made each service,
+                                      config (the file) or rvsadm
+
+Differences from ipvsadm:
+  -R applies all lines or none: a bad line (its number is printed) leaves
+     the running rules untouched; ipvsadm applies line by line and keeps
+     the lines before a bad one. A -C first line replaces the rule set.
+  A reload (SIGHUP) replaces only the services the config file lists;
+     services made with rvsadm stay (see --origin).
+  -E and -e replace, as in ipvsadm: options not given take their defaults
+     (-E: wlc, not persistent; -e: -g, weight 1, no thresholds).\n",
         scheds = crate::model::Scheduler::list()
     )
 }

@@ -45,7 +45,7 @@ fn add_service_defaults_and_long_options() {
             key: k,
             scheduler: Some("rr".into()),
             flags: None,
-            persistent: Some(300),
+            persistent: Some(360),
             netmask: None,
         })
     );
@@ -66,7 +66,7 @@ fn add_service_defaults_and_long_options() {
     // -p without a value, followed by another option
     match p("-A -t 198.18.0.1:0 -p -M 255.255.255.0").unwrap() {
         Command::AddService(s) => {
-            assert_eq!(s.persistent, Some(300));
+            assert_eq!(s.persistent, Some(360), "ipvsadm's 6 * 60");
             assert_eq!(
                 s.netmask,
                 Some(Netmask::V4("255.255.255.0".parse().unwrap()))
@@ -115,13 +115,29 @@ fn real_server_parsing() {
         }
         c => panic!("{c:?}"),
     }
-    match p("-e -t 198.18.0.1:80 -r 198.19.0.2:80 -w 0").unwrap() {
+    // -e fills in ipvsadm's defaults like -a: -g (so the virtual port),
+    // no thresholds
+    match p("-e -t 198.18.0.1:80 -r 198.19.0.2:8080 -w 0").unwrap() {
         Command::EditServer(_, r) => {
-            assert_eq!(r.forward, None);
+            assert_eq!(r.addr, "198.19.0.2:80".parse().unwrap());
+            assert_eq!(r.forward, Some(Forward::Route));
             assert_eq!(r.weight, Some(0));
+            assert_eq!((r.u_threshold, r.l_threshold), (Some(0), Some(0)));
         }
         c => panic!("{c:?}"),
     }
+    match p("-e -t 198.18.0.1:80 -r 198.19.0.2:8080 -m").unwrap() {
+        Command::EditServer(_, r) => {
+            assert_eq!(r.addr, "198.19.0.2:8080".parse().unwrap());
+            assert_eq!(r.weight, Some(1));
+        }
+        c => panic!("{c:?}"),
+    }
+    // -d keeps the port it is given
+    assert_eq!(
+        p("-d -t 198.18.0.1:80 -r 198.19.0.2:8080").unwrap(),
+        Command::DeleteServer(k, "198.19.0.2:8080".parse().unwrap())
+    );
     assert_eq!(
         p("-d -u [2001:db8::1]:53 -r [2001:db8::10]:53").unwrap(),
         Command::DeleteServer(
@@ -135,8 +151,10 @@ fn real_server_parsing() {
 fn other_commands() {
     assert_eq!(p("-C").unwrap(), Command::Clear);
     assert_eq!(p("-Z").unwrap(), Command::Zero(None));
-    assert_eq!(p("-S -n").unwrap(), Command::Save(true));
-    assert_eq!(p("-Sn").unwrap(), Command::Save(true));
+    let save = |numeric, origin| Command::Save { numeric, origin };
+    assert_eq!(p("-S -n").unwrap(), save(true, false));
+    assert_eq!(p("-Sn").unwrap(), save(true, false));
+    assert_eq!(p("-S --origin").unwrap(), save(false, true));
     assert_eq!(p("-R").unwrap(), Command::Restore);
     assert_eq!(
         p("--set 900 120 300").unwrap(),
@@ -180,7 +198,10 @@ fn other_commands() {
 #[test]
 fn usage_errors_read_like_ipvsadm() {
     let cases = [
-        ("--foo", "--foo: unknown option"),
+        ("-L --foo", "--foo: unknown option"),
+        // popt fails on the first option: ipvsadm prints only the hint
+        ("--foo", "Try `rvsadm -h' or 'rvsadm --help' for more information."),
+        ("-K -L", "Try `rvsadm -h' or 'rvsadm --help' for more information."),
         ("-L -K", "-K: unknown option"),
         ("-A -t", "-t: missing argument"),
         ("-n -L", "Try `rvsadm -h' or 'rvsadm --help' for more information."),
@@ -218,7 +239,7 @@ fn usage_errors_read_like_ipvsadm() {
         ("-A -t 198.18.0.1:80 -p 99999999", "invalid timeout value `99999999' specified"),
         ("-A -t 198.18.0.1:80 -p -M 255.255.0", "illegal virtual server persistent mask specified"),
         ("-A -t [2001:db8::1]:80 -p -M 129", "illegal ipv6 netmask specified"),
-        ("-A -t 198.18.0.1", "Zero port specified for no-match and non-persistent service"),
+        ("-A -t 198.18.0.1", "Zero port specified for non-persistent service"),
         ("-A -t 198.18.0.1:80 -s sh -b sh-foo", "invalid scheduler flag `sh-foo'"),
         ("-A -t 198.18.0.1:80 -s rr -b sh-port", "incompatible scheduler flag `sh-port'"),
         ("-A -t 198.18.0.1:80 -b sh-port", "incompatible scheduler flag `sh-port'"),
@@ -227,10 +248,22 @@ fn usage_errors_read_like_ipvsadm() {
         ("-C extra", "unexpected argument extra"),
         ("--add-laddr -t 198.18.0.1:80 -z 198.18.1.1", "You need to supply the 'ifname' option for the 'add-laddr' command"),
         ("--add-laddr -t 198.18.0.1:80 -z bad -F d0", "illegal local address"),
-        ("--numeric=1 -L", "--numeric=1: option does not take an argument"),
+        ("-L --numeric=1", "--numeric=1: option does not take an argument"),
     ];
     for (line, want) in cases {
-        assert_eq!(perr(line), want, "for `{line}`");
+        let e = p(line).unwrap_err();
+        assert_eq!(e.message, want, "for `{line}`");
+        // ipvsadm: fail(2, ...) for usage errors; popt's own errors and
+        // the "Try ..." hint return -1 (255)
+        let popt = [
+            "unknown option",
+            "missing argument",
+            "does not take an argument",
+        ]
+        .iter()
+        .any(|w| want.ends_with(w))
+            || want.starts_with("Try");
+        assert_eq!(e.status, if popt { 255 } else { 2 }, "for `{line}`");
     }
     assert_eq!(p("-A -t 198.18.0.1:80 -w 1").unwrap_err().status, 2);
 }
@@ -280,16 +313,77 @@ fn operation_errors_leave_model_untouched() {
 }
 
 #[test]
-fn edit_real_changes_only_given_fields() {
+fn edit_replaces_like_ipvsadm() {
     let mut m = Model::new();
-    run(&mut m, "-A -t 198.18.0.1:80 -s wrr").unwrap();
-    run(&mut m, "-a -t 198.18.0.1:80 -r 198.19.0.2:8080 -m -w 3").unwrap();
-    run(&mut m, "-e -t 198.18.0.1:80 -r 198.19.0.2:8080 -w 7").unwrap();
-    let r = &m.services[0].reals[0];
-    assert_eq!((r.forward, r.weight), (Forward::Masq, 7));
+    run(
+        &mut m,
+        "-A -t 198.18.0.1:80 -s sh -b sh-port -p 600 -M 255.255.255.0",
+    )
+    .unwrap();
+    run(
+        &mut m,
+        "-a -t 198.18.0.1:80 -r 198.19.0.2:8080 -m -w 3 -x 90 -y 10",
+    )
+    .unwrap();
+    run(&mut m, "-a -t 198.18.0.1:80 -r 198.19.0.3:80 -i -w 4").unwrap();
+    // -e without -m: -g, so the virtual port, which is not 8080
+    assert_eq!(
+        run(&mut m, "-e -t 198.18.0.1:80 -r 198.19.0.2:8080 -w 7")
+            .unwrap_err()
+            .message,
+        "No such destination"
+    );
+    // -e without -w, -x, -y: weight 1, no thresholds
+    run(&mut m, "-e -t 198.18.0.1:80 -r 198.19.0.2:8080 -m").unwrap();
+    // -e without a forwarding switch: back to -g
+    run(&mut m, "-e -t 198.18.0.1:80 -r 198.19.0.3:80 -w 4").unwrap();
+    // -E with only -s: no persistence, no mask, no flags
+    run(&mut m, "-E -t 198.18.0.1:80 -s rr").unwrap();
+    assert_eq!(
+        run(&mut m, "-S -n").unwrap(),
+        "-A -t 198.18.0.1:80 -s rr\n\
+         -a -t 198.18.0.1:80 -r 198.19.0.2:8080 -m -w 1\n\
+         -a -t 198.18.0.1:80 -r 198.19.0.3:80 -g -w 4\n"
+    );
+    // -E without -s: wlc; its flags are checked against wlc, as ipvsadm does
+    run(&mut m, "-E -t 198.18.0.1:80 -p").unwrap();
+    assert_eq!(m.services[0].scheduler, Scheduler::Wlc);
+    assert_eq!(m.services[0].persistent, Some(360));
+    assert_eq!(
+        perr("-E -t 198.18.0.1:80 -b sh-port"),
+        "incompatible scheduler flag `sh-port'"
+    );
     run(&mut m, "-E -t 198.18.0.1:80 -s sh -b sh-fallback").unwrap();
     assert_eq!(m.services[0].scheduler, Scheduler::Sh);
     assert!(m.services[0].flags.sh_fallback);
+    assert_eq!(m.services[0].persistent, None);
+}
+
+#[test]
+fn other_family_real_server_needs_a_tunnel() {
+    for line in [
+        "-a -t 198.18.0.1:80 -r [2001:db8::2]:80 -m",
+        "-e -t [2001:db8::1]:80 -r 198.19.0.2 -w 2",
+        "-a -u 198.18.0.1:53 -r 2001:db8::2 -b",
+    ] {
+        let e = p(line).unwrap_err();
+        assert_eq!(
+            (e.message.as_str(), e.status),
+            (
+                "Different address family is allowed only for tunneling servers",
+                2
+            ),
+            "for `{line}`"
+        );
+    }
+    // a tunnel passes ipvsadm's check; rvs's model then refuses it, saying why
+    let mut m = Model::new();
+    run(&mut m, "-A -t 198.18.0.1:80").unwrap();
+    let e = run(&mut m, "-a -t 198.18.0.1:80 -r [2001:db8::2]:80 -i").unwrap_err();
+    assert_eq!(
+        e.message,
+        "rvs tunnels only within one address family (IPIP, IPv6-in-IPv6)"
+    );
 }
 
 fn sample() -> Model {
@@ -313,11 +407,50 @@ fn sample() -> Model {
 #[test]
 fn golden_plain_listing() {
     let m = sample();
-    let want = "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\nTCP  198.18.0.1:80 rr\n  -> 198.19.0.2:80                Masq    1      0          0         \n  -> 198.19.0.3:8080              Masq    2      5          3         \nTCP  [2001:db8::1]:443 sh (sh-port)\n  -> [2001:db8::10]:443           Tunnel  100    0          0         \nUDP  198.18.0.1:53 wlc persistent 300 mask 255.255.255.0\n  -> 198.19.0.4:53                Route   1      0          0         \n";
+    let want = "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\nTCP  198.18.0.1:80 rr\n  -> 198.19.0.2:80                Masq    1      0          0         \n  -> 198.19.0.3:8080              Masq    2      5          3         \nUDP  198.18.0.1:53 wlc persistent 300 mask 255.255.255.0\n  -> 198.19.0.4:53                Route   1      0          0         \nTCP  [2001:db8::1]:443 sh (sh-port)\n  -> [2001:db8::10]:443           Tunnel  100    0          0         \n";
     assert_eq!(list::list(&m, &ListOptions::default(), &[]).unwrap(), want);
     let mut m2 = m.clone();
     assert_eq!(run(&mut m2, "-Ln").unwrap(), want);
     assert_eq!(run(&mut m2, "").unwrap(), want);
+}
+
+#[test]
+fn origin_only_with_the_rvs_flag() {
+    let mut m = sample();
+    m.services[1].origin = crate::model::Origin::Config;
+    // without --origin the listing is ipvsadm's (golden_plain_listing)
+    let l = run(&mut m, "-Ln --origin").unwrap();
+    assert!(l.contains("TCP  198.18.0.1:80 rr origin rvsadm\n"), "{l}");
+    assert!(
+        l.contains("UDP  198.18.0.1:53 wlc persistent 300 mask 255.255.255.0 origin config\n"),
+        "{l}"
+    );
+    let st = run(&mut m, "-Ln --stats --origin -t [2001:db8::1]:443").unwrap();
+    assert!(
+        st.lines().nth(2).unwrap().ends_with(" origin rvsadm"),
+        "{st}"
+    );
+    assert_eq!(
+        perr("-Lc --origin"),
+        "options conflicts in the list command"
+    );
+    assert_eq!(
+        perr("--drops --origin"),
+        "Illegal 'origin' option with the 'drops' command"
+    );
+    // -S --origin: comment lines, which -R skips
+    let saved = run(&mut m, "-S --origin").unwrap();
+    assert!(
+        saved.starts_with("# origin rvsadm\n-A -t 198.18.0.1:80 -s rr\n"),
+        "{saved}"
+    );
+    assert!(
+        saved.contains("# origin config\n-A -u 198.18.0.1:53"),
+        "{saved}"
+    );
+    let mut back = Model::new();
+    restore(&mut back, &saved).unwrap();
+    assert_eq!(list::save(&back), list::save(&m));
 }
 
 fn one_service() -> Model {
@@ -437,10 +570,10 @@ fn golden_save_and_round_trip() {
 -a -t 198.18.0.1:80 -r 198.19.0.3:8080 -m -w 2\n\
 -a -t 198.18.0.1:80 -r 198.19.0.5:9000 -b -w 4 -x 10\n\
 --add-laddr -t 198.18.0.1:80 -z 198.18.1.1 -F d0\n\
--A -t [2001:db8::1]:443 -s sh -b sh-port\n\
--a -t [2001:db8::1]:443 -r [2001:db8::10]:443 -i -w 100\n\
 -A -u 198.18.0.1:53 -s wlc -p 300 -M 255.255.255.0\n\
--a -u 198.18.0.1:53 -r 198.19.0.4:53 -g -w 1\n";
+-a -u 198.18.0.1:53 -r 198.19.0.4:53 -g -w 1\n\
+-A -t [2001:db8::1]:443 -s sh -b sh-port\n\
+-a -t [2001:db8::1]:443 -r [2001:db8::10]:443 -i -w 100\n";
     let saved = run(&mut m, "-S -n").unwrap();
     assert_eq!(saved, want);
     let mut back = Model::new();
@@ -458,6 +591,21 @@ fn golden_save_and_round_trip() {
     let mut via = Model::new();
     execute(&mut via, &Command::Restore, &[], &saved).unwrap();
     assert_eq!(list::save(&via), saved);
+}
+
+#[test]
+fn help_says_how_restore_and_reload_differ_from_ipvsadm() {
+    let h = usage();
+    assert!(
+        h.contains(
+            "  -R applies all lines or none: a bad line (its number is printed) leaves\n     \
+             the running rules untouched; ipvsadm applies line by line and keeps\n     \
+             the lines before a bad one."
+        ),
+        "{h}"
+    );
+    assert!(h.contains("  --origin  "), "{h}");
+    assert!(h.contains("services made with rvsadm stay"), "{h}");
 }
 
 #[test]

@@ -145,6 +145,17 @@ impl SchedKind {
             SchedKind::Twos => "twos",
         }
     }
+
+    /// Looks a scheduler up by its ipvsadm name; `None` for any other name
+    /// (no fallback: the caller says why it refuses).
+    pub fn from_name(s: &str) -> Option<SchedKind> {
+        SchedKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// "rr, wrr, ..., twos", for error messages.
+    pub fn list() -> String {
+        SchedKind::ALL.map(SchedKind::name).join(", ")
+    }
 }
 
 impl fmt::Display for SchedKind {
@@ -156,10 +167,7 @@ impl fmt::Display for SchedKind {
 impl FromStr for SchedKind {
     type Err = SchedError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SchedKind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or(SchedError::UnknownScheduler)
+        SchedKind::from_name(s).ok_or(SchedError::UnknownScheduler)
     }
 }
 

@@ -305,6 +305,8 @@ impl<B: PacketBuf> Pipeline<B> {
         counters
             .conn_capacity
             .set(u64::from(conns4.capacity()) + u64::from(conns6.capacity()));
+        counters.conn_capacity_v4.set(u64::from(conns4.capacity()));
+        counters.conn_capacity_v6.set(u64::from(conns6.capacity()));
         let neigh = Neigh::new(snap.port_infos(), cfg.neigh);
         let mut p = Pipeline {
             st: State {
@@ -567,6 +569,8 @@ impl<B: PacketBuf> Pipeline<B> {
         st.counters
             .conn_entries
             .set(u64::from(st.conns4.len()) + u64::from(st.conns6.len()));
+        st.counters.conn_entries_v4.set(u64::from(st.conns4.len()));
+        st.counters.conn_entries_v6.set(u64::from(st.conns6.len()));
         let mut solicits = [None; 16];
         let mut n = 0;
         self.neigh.tick(now_ns, |ev| match ev {
@@ -783,9 +787,30 @@ impl<B: PacketBuf> Pipeline<B> {
 
         let key = FlowKey::<F>::new(proto, fsrc, sport, fdst, dport);
         let tick = (self.st.now_ns / NS) as u32;
-        let bytes = pkt.len() as u64;
+        let bytes = ip_len(meta);
         let table = F::table(&mut self.st);
-        if let Some((idx, dir)) = table.lookup(&key) {
+        let mut found = table.lookup(&key);
+        if let Some((idx, ConnDir::In)) = found {
+            // A new SYN on the tuple of a finished connection (the client
+            // reused its port): IPVS's conn_reuse_mode expires the old
+            // entry and schedules the SYN afresh, so it is counted as a
+            // new connection and a drained server gets no new ones.
+            let reuse = proto == IPPROTO_TCP
+                && !icmp_error
+                && meta.tcp_flags & TCP_SYN != 0
+                && table
+                    .get(idx)
+                    .is_some_and(|c| reuse_expected(c, snap.conn_reuse_mode));
+            if reuse {
+                if let Some(old) = table.remove(idx) {
+                    unbind(snap, old.svc(), old.rs(), old.is_active());
+                    self.st.counters.conn_reused.inc();
+                }
+                found = None;
+            }
+        }
+        let table = F::table(&mut self.st);
+        if let Some((idx, dir)) = found {
             let Some(c) = table.get(idx) else {
                 return self.drop_pkt(PathDrop::ReplyNoConn);
             };
@@ -964,13 +989,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 if let Some(c) = self.st.counters.reals.get(real.id.0 as usize) {
                     c.conns.inc();
                 }
-                count_traffic(
-                    &self.st.counters,
-                    svc_id,
-                    real.id.0,
-                    false,
-                    pkt.len() as u64,
-                );
+                count_traffic(&self.st.counters, svc_id, real.id.0, false, ip_len(meta));
                 self.emit(pkt, meta, &t, Direction::In, in_port, sink);
             }
             None => {
@@ -1091,7 +1110,7 @@ impl<B: PacketBuf> Pipeline<B> {
             }
             Ok(Verdict::Reply) => sink.tx(in_port, pkt),
             Err(ForwardError::NeedsFragmentation) => self.drop_pkt(PathDrop::NeedsFragmentation),
-            Err(_) => self.drop_pkt(PathDrop::RewriteFailed),
+            Err(e) => self.st.counters.fwd_error(e),
         }
     }
 }
@@ -1168,6 +1187,30 @@ fn send_solicit<B: PacketBuf>(
     match n {
         Some(n) if b.trim(neigh::packets::MAX_FRAME_LEN - n) => sink.tx(s.port, b),
         _ => counters.path_drop(PathDrop::NoBuffer),
+    }
+}
+
+/// The bytes IPVS counts for a packet: its IP length (headers and
+/// payload, no Ethernet header, no Ethernet padding).
+#[inline]
+fn ip_len(meta: &PacketMeta) -> u64 {
+    u64::from(meta.l4_offset.saturating_sub(meta.l3_offset)) + u64::from(meta.l4_len)
+}
+
+/// Whether a new SYN on connection `c`'s client tuple starts a new
+/// connection rather than reusing `c` (Linux `is_new_conn_expected`):
+/// TCP in TIME_WAIT or CLOSE with `mode` bit 1, or in FIN_WAIT with no
+/// reply ever seen (DR/TUN) with bit 2.
+#[inline]
+fn reuse_expected<F: Family>(c: &crate::conn::Conn<F>, mode: u8) -> bool {
+    use crate::conn::TcpState;
+    if mode == 0 || !c.is_tcp() {
+        return false;
+    }
+    match c.tcp_state() {
+        TcpState::TimeWait | TcpState::Close => true,
+        TcpState::FinWait => mode & 2 != 0 && c.no_output(),
+        _ => false,
     }
 }
 

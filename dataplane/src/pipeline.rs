@@ -1011,6 +1011,22 @@ impl<B: PacketBuf> Pipeline<B> {
                 let Some(r) = pick else {
                     return self.drop_pkt(PathDrop::NoRealServer);
                 };
+                // Still a connection IPVS would count (its table has no
+                // size limit): a TCP SYN (only those get here) counts as
+                // one, and every packet as traffic, so Conns and --rate
+                // stay right while the table is full.
+                if key.proto == IPPROTO_TCP {
+                    for c in [
+                        self.st.counters.services.get(svc_id as usize),
+                        self.st.counters.reals.get(r.id.0 as usize),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
+                        c.conns.inc();
+                    }
+                }
+                count_traffic(&self.st.counters, svc_id, r.id.0, false, ip_len(meta));
                 let t = forward::Translation {
                     rip: Endpoint::new(r.addr, if r.port == 0 { key.dport } else { r.port }),
                     ..t

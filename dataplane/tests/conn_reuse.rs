@@ -383,3 +383,50 @@ fn byte_counters_count_the_ip_length() {
     assert_eq!(c.services[1].read().inbytes, 60);
     assert_eq!(c.reals[10].read().inbytes, 60);
 }
+
+/// A full table still counts every new connection (IPVS's table has no
+/// limit): the SYNs forwarded statelessly are in Conns and the traffic.
+#[test]
+fn stateless_fallback_connections_are_counted() {
+    let counters = Arc::new(WorkerCounters::new(4, 16, 2, 1));
+    let s = Service {
+        stateless: Some(
+            ServiceSched::new(
+                SchedConfig::new(SchedKind::Mh),
+                RS.iter()
+                    .enumerate()
+                    .map(|(i, a)| RealServer::new(i as u32, v4(a), 80, 1))
+                    .collect(),
+                None,
+                1,
+            )
+            .expect("mh"),
+        ),
+        ..svc(SchedKind::Rr, [1, 1], FwdMode::Nat)
+    };
+    let mut p = Pipeline::new(
+        &PipelineConfig::new(0, 1, 64, 64),
+        snap(s, 1, 1),
+        HashKey::from_seed(3),
+        counters.clone(),
+    )
+    .expect("pipeline");
+    let mut out = Collect::default();
+    for (i, mac) in [MAC_RS1, MAC_RS2].into_iter().enumerate() {
+        p.learn(v4(RS[i]), SERVER_PORT, MacAddr(mac), 0, &mut out);
+    }
+    let n = 200u16;
+    for i in 0..n {
+        assert!(
+            client_seg(&mut p, &mut out, 20000 + i, SYN).is_some(),
+            "SYN {i} forwarded"
+        );
+    }
+    let fallbacks = counters.stateless_fallbacks.get();
+    assert!(fallbacks > 0, "the table filled");
+    assert_eq!(u64::from(p.conns_v4().len()) + fallbacks, u64::from(n));
+    let t = counters.services[0].read();
+    assert_eq!((t.conns, t.inpkts, t.inbytes), (200, 200, 200 * 40));
+    let r = counters.reals[0].read().conns + counters.reals[1].read().conns;
+    assert_eq!(r, 200);
+}

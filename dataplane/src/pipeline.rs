@@ -974,6 +974,15 @@ impl<B: PacketBuf> Pipeline<B> {
         match inserted {
             Some(idx) => {
                 real.counters.conn_bound(false, real.thresholds);
+                if svc.sched.config().persistence.is_some() {
+                    // The other workers adopt (or refresh) the template, so
+                    // the client keeps its real server on every core.
+                    sink.event(Event::Template {
+                        svc: svc_id,
+                        client: F::to_ip(key.src),
+                        rs: real.id.0,
+                    });
+                }
                 let table = F::table(&mut self.st);
                 if key.proto == IPPROTO_TCP {
                     if let Some(ch) = table.update_state(idx, meta.tcp_flags, ConnDir::In, tick) {

@@ -1,6 +1,6 @@
-//! Connection reuse (IPVS's `conn_reuse_mode`) and the byte counters, on
-//! the worker's packet path with byte buffers: exact sequences of real
-//! servers, connection and byte counts.
+//! Connection reuse (IPVS's `conn_reuse_mode`), the byte and connection
+//! counters and template reports, on the worker's packet path with byte
+//! buffers: exact sequences of real servers, counts and events.
 
 mod common;
 
@@ -429,4 +429,48 @@ fn stateless_fallback_connections_are_counted() {
     assert_eq!((t.conns, t.inpkts, t.inbytes), (200, 200, 200 * 40));
     let r = counters.reals[0].read().conns + counters.reals[1].read().conns;
     assert_eq!(r, 200);
+}
+
+/// Every new connection of a persistent service reports its template, so
+/// the relay can give it to the other workers.
+#[test]
+fn persistent_connections_report_their_template() {
+    use dataplane::sched::Persistence;
+    let mut sc = SchedConfig::new(SchedKind::Rr);
+    sc.persistence = Some(Persistence::new(300));
+    let s = Service {
+        sched: ServiceSched::new(
+            sc,
+            RS.iter()
+                .enumerate()
+                .map(|(i, a)| RealServer::new(i as u32, v4(a), 80, 1))
+                .collect(),
+            None,
+            1,
+        )
+        .expect("sched"),
+        ..svc(SchedKind::Rr, [1, 1], FwdMode::Nat)
+    };
+    let (mut p, _, mut out) = director(snap(s, 1, 1));
+    out.events.clear();
+    for cport in [46000, 46001] {
+        assert_eq!(client_seg(&mut p, &mut out, cport, SYN), Some(0));
+    }
+    let templates: Vec<Event> = out
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Template { .. }))
+        .copied()
+        .collect();
+    let t = Event::Template {
+        svc: 0,
+        client: v4(CLIENT),
+        rs: 0,
+    };
+    assert_eq!(templates, vec![t, t]);
+    // and none for a service without persistence
+    let (mut p, _, mut out) = director(snap(svc(SchedKind::Rr, [1, 1], FwdMode::Nat), 1, 1));
+    out.events.clear();
+    assert_eq!(client_seg(&mut p, &mut out, 46000, SYN), Some(0));
+    assert!(out.events.is_empty(), "{:?}", out.events);
 }

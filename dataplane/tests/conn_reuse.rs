@@ -474,3 +474,38 @@ fn persistent_connections_report_their_template() {
     assert_eq!(client_seg(&mut p, &mut out, 46000, SYN), Some(0));
     assert!(out.events.is_empty(), "{:?}", out.events);
 }
+
+/// A refused rewrite is counted under its own reason, not as
+/// `rewrite_failed`: TUN with no headroom for the outer header.
+#[test]
+fn rewrite_refusals_have_their_own_counter() {
+    let (mut p, c, mut out) = director(snap(svc(SchedKind::Rr, [1, 1], FwdMode::Tun), 1, 1));
+    out.tx.clear();
+    let syn = from_client(47000, SYN);
+    p.process(
+        VecBuf::from_slice(&syn, 0, 0),
+        CLIENT_PORT,
+        1_000_000_000,
+        false,
+        &mut out,
+    );
+    assert!(out.tx.is_empty(), "not sent");
+    let d = c.drops();
+    assert!(d.contains(&("fwd_no_headroom", 1)), "{d:?}");
+    assert!(d.contains(&("rewrite_failed", 0)), "{d:?}");
+    let total: u64 = d.iter().map(|x| x.1).sum();
+    assert_eq!(total, 1, "counted once: {d:?}");
+    // with headroom the same SYN is encapsulated (IPv4 in IPv4)
+    let syn = from_client(47001, SYN);
+    p.process(
+        VecBuf::new(&syn),
+        CLIENT_PORT,
+        1_000_000_000,
+        false,
+        &mut out,
+    );
+    assert_eq!(out.tx.len(), 1);
+    let f = &out.tx[0].1;
+    assert_eq!((f[12], f[13], f[23]), (0x08, 0x00, 4), "IPIP");
+    assert_eq!(&f[34..], &syn[14..], "the client's packet inside");
+}

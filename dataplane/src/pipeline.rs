@@ -794,10 +794,12 @@ impl<B: PacketBuf> Pipeline<B> {
             // A new SYN on the tuple of a finished connection (the client
             // reused its port): IPVS's conn_reuse_mode expires the old
             // entry and schedules the SYN afresh, so it is counted as a
-            // new connection and a drained server gets no new ones.
+            // new connection and a drained server gets no new ones. Only
+            // a segment that may create a connection (SYN without ACK and
+            // RST) expires anything.
             let reuse = proto == IPPROTO_TCP
                 && !icmp_error
-                && meta.tcp_flags & TCP_SYN != 0
+                && meta.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN
                 && table
                     .get(idx)
                     .is_some_and(|c| reuse_expected(c, snap.conn_reuse_mode));

@@ -509,3 +509,17 @@ fn rewrite_refusals_have_their_own_counter() {
     assert_eq!((f[12], f[13], f[23]), (0x08, 0x00, 4), "IPIP");
     assert_eq!(&f[34..], &syn[14..], "the client's packet inside");
 }
+
+/// Only a segment that may open a connection expires an old one: a
+/// SYN+ACK or SYN+RST from the client on a TIME_WAIT tuple changes
+/// nothing.
+#[test]
+fn only_a_plain_syn_expires_an_old_entry() {
+    let (mut p, c, mut out) = director(snap(svc(SchedKind::Rr, [1, 1], FwdMode::Nat), 1, 1));
+    assert_eq!(nat_connection(&mut p, &mut out, 48000), 0);
+    for flags in [SYN | ACK, SYN | RST] {
+        client_seg(&mut p, &mut out, 48000, flags);
+        assert_eq!(c.conn_reused.get(), 0, "flags {flags:#x}");
+        assert_eq!(c.services[0].conns.get(), 1);
+    }
+}

@@ -946,6 +946,7 @@ impl<B: PacketBuf> Pipeline<B> {
         };
         let tick = (self.st.now_ns / NS) as u32;
         let mut attempts = if fwd == FwdMode::FullNat { 8 } else { 1 };
+        let mut freed = false;
         let inserted = loop {
             if fwd == FwdMode::FullNat {
                 let h = F::hash_endpoint(&HashKey::from_seed(0), key.src, key.sport);
@@ -961,6 +962,26 @@ impl<B: PacketBuf> Pipeline<B> {
             let table = F::table(&mut self.st);
             match table.insert(&nc, tick) {
                 Ok(idx) => break Some(idx),
+                Err(InsertError::Exists(ConnDir::Out)) if fwd != FwdMode::FullNat && !freed => {
+                    // The reply tuple (RIP:rport → client) is still held by
+                    // a finished connection of another service on the same
+                    // real server port (the client reused its port): that
+                    // entry is expired, as the real server reuses its
+                    // TIME_WAIT tuple. A live one keeps it (the new SYN is
+                    // refused: replies could not be told apart).
+                    freed = true;
+                    let old = nc
+                        .out_key()
+                        .and_then(|k| table.lookup(&k))
+                        .filter(|(_, d)| *d == ConnDir::Out)
+                        .map(|(i, _)| i)
+                        .filter(|i| table.get(*i).is_some_and(finished));
+                    let Some(old) = old.and_then(|i| table.remove(i)) else {
+                        return self.drop_pkt(PathDrop::NoLocalPort);
+                    };
+                    unbind(&snap, old.svc(), old.rs(), old.is_active());
+                    self.st.counters.conn_reused.inc();
+                }
                 Err(InsertError::Exists(_)) if attempts > 1 => attempts -= 1,
                 Err(InsertError::Exists(_)) => return self.drop_pkt(PathDrop::NoLocalPort),
                 Err(InsertError::Full | InsertError::NoSlot) => break None,
@@ -1239,6 +1260,13 @@ fn reuse_expected<F: Family>(c: &crate::conn::Conn<F>, mode: u8) -> bool {
         TcpState::FinWait => mode & 2 != 0 && c.no_output(),
         _ => false,
     }
+}
+
+/// A TCP connection that has ended (TIME_WAIT or CLOSE): its tuples may
+/// be taken over by a new connection.
+fn finished<F: Family>(c: &crate::conn::Conn<F>) -> bool {
+    use crate::conn::TcpState;
+    c.is_tcp() && matches!(c.tcp_state(), TcpState::TimeWait | TcpState::Close)
 }
 
 #[inline]

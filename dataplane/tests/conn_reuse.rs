@@ -523,3 +523,71 @@ fn only_a_plain_syn_expires_an_old_entry() {
         assert_eq!(c.services[0].conns.get(), 1);
     }
 }
+
+/// Two NAT services on the same real-server port: a client port reused
+/// for the second service meets the first connection's reply tuple
+/// (RIP:80 → client:port). A finished connection gives it up; a live one
+/// keeps it and the new SYN is refused (counted).
+#[test]
+fn reply_tuple_of_a_finished_connection_is_taken_over() {
+    let only_rs1 = |id: u16, vport: u16, rid: u32| Service {
+        id,
+        vport,
+        sched: ServiceSched::new(
+            SchedConfig::new(SchedKind::Rr),
+            vec![RealServer::new(rid, v4(RS[0]), 80, 1)],
+            None,
+            1,
+        )
+        .expect("sched"),
+        fwd: vec![FwdMode::Nat].into_boxed_slice(),
+        ..svc(SchedKind::Rr, [1, 1], FwdMode::Nat)
+    };
+    let s = Arc::new(
+        SnapshotBuilder::new(1, ports(), routes())
+            .service(only_rs1(0, 80, 0))
+            .service(only_rs1(1, 81, 5))
+            .build()
+            .expect("snapshot"),
+    );
+    let (mut p, c, mut out) = director(s);
+    let to81 = |flags| seg((MAC_GW, MAC_P0), CLIENT, 49000, VIP, 81, flags, b"");
+    // a finished connection to :80 from port 49000
+    assert_eq!(nat_connection(&mut p, &mut out, 49000), 0);
+    out.tx.clear();
+    p.process(
+        VecBuf::new(&to81(SYN)),
+        CLIENT_PORT,
+        6_000_000_000,
+        false,
+        &mut out,
+    );
+    assert_eq!(out.tx.len(), 1, "the SYN to :81 is forwarded");
+    assert_eq!(check_out(&out.tx[0].1).2, v4(RS[0]));
+    // the reply is the :81 connection's
+    real_seg(&mut p, &mut out, 0, 49000, SYN | ACK);
+    let (src, sport, _, _, _) = check_out(&out.tx[0].1);
+    assert_eq!((src, sport), (v4(VIP), 81));
+    assert_eq!(
+        (c.services[0].conns.get(), c.services[1].conns.get()),
+        (1, 1)
+    );
+    assert_eq!(c.conn_reused.get(), 1);
+
+    // now that one is live: a SYN from the same port to :80 is refused
+    let (mut p, c, mut out) = director(p.snapshot().clone());
+    assert!(client_seg(&mut p, &mut out, 49000, SYN).is_some());
+    real_seg(&mut p, &mut out, 0, 49000, SYN | ACK);
+    out.tx.clear();
+    p.process(
+        VecBuf::new(&to81(SYN)),
+        CLIENT_PORT,
+        6_000_000_000,
+        false,
+        &mut out,
+    );
+    assert!(out.tx.is_empty(), "refused");
+    assert!(c.drops().contains(&("no_local_port", 1)));
+    // and the live connection goes on
+    assert_eq!(client_seg(&mut p, &mut out, 49000, ACK), Some(0));
+}

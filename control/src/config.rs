@@ -112,12 +112,21 @@ pub struct Dataplane {
     /// Number of worker cores.
     #[serde(default = "one")]
     pub workers: i64,
-    /// Connections per worker (a power of two).
+    /// IPv4 connections per worker (a power of two).
     #[serde(default = "default_table")]
     pub conn_table_size: i64,
     /// Connection timeouts.
     #[serde(default)]
     pub timeouts: TimeoutsConf,
+    /// IPv6 connections per worker (a power of two; its own table).
+    #[serde(default = "default_table_v6")]
+    pub conn_table_size_v6: i64,
+    /// IPVS's `conn_reuse_mode` sysctl: 0 a SYN on the tuple of a finished
+    /// connection reuses it; bit 1 (default) it expires the old entry in
+    /// TIME_WAIT/CLOSE and is scheduled afresh; bit 2 also FIN_WAIT
+    /// entries that never saw a reply (DR/TUN).
+    #[serde(default = "one")]
+    pub conn_reuse_mode: i64,
 }
 
 fn one() -> i64 {
@@ -126,6 +135,9 @@ fn one() -> i64 {
 fn default_table() -> i64 {
     1 << 20
 }
+fn default_table_v6() -> i64 {
+    1 << 18
+}
 
 impl Default for Dataplane {
     fn default() -> Self {
@@ -133,6 +145,8 @@ impl Default for Dataplane {
             workers: 1,
             conn_table_size: default_table(),
             timeouts: TimeoutsConf::default(),
+            conn_table_size_v6: default_table_v6(),
+            conn_reuse_mode: 1,
         }
     }
 }
@@ -684,6 +698,22 @@ impl Config {
             );
         } else {
             model.conn_table_size = t as u64;
+        }
+        let t6 = dp.conn_table_size_v6;
+        if !(1024..=1 << 28).contains(&t6) || t6.count_ones() != 1 {
+            e.push(
+                "dataplane.conn_table_size_v6",
+                format!("must be a power of two in 1024..=268435456, not {t6}"),
+            );
+        }
+        if !(0..=3).contains(&dp.conn_reuse_mode) {
+            e.push(
+                "dataplane.conn_reuse_mode",
+                format!(
+                    "must be 0..=3 (IPVS's bitmap: 1 TIME_WAIT/CLOSE, 2 also FIN_WAIT without replies), not {}",
+                    dp.conn_reuse_mode
+                ),
+            );
         }
         let mut timeouts = Timeouts::default();
         for (name, v, slot) in [

@@ -78,6 +78,19 @@ pub struct ConnTable {
     pub capacity: u64,
 }
 
+/// One worker's table of one address family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyTable {
+    /// Worker index.
+    pub worker: u32,
+    /// "ipv4" or "ipv6".
+    pub family: &'static str,
+    /// Entries in use.
+    pub entries: u64,
+    /// Capacity (`dataplane.conn_table_size` / `conn_table_size_v6`).
+    pub capacity: u64,
+}
+
 /// Everything one scrape shows; the daemon fills it from the model and the
 /// workers' counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -94,6 +107,11 @@ pub struct MetricsSnapshot {
     pub handoffs: Vec<Handoff>,
     /// Connection tables.
     pub conn_tables: Vec<ConnTable>,
+    /// Connection tables by address family.
+    pub family_tables: Vec<FamilyTable>,
+    /// Things (events, relays, snapshots) lost because a ring was full,
+    /// by kind (`reason`) and worker.
+    pub losses: Vec<DropCounter>,
 }
 
 impl MetricsSnapshot {
@@ -304,6 +322,52 @@ pub fn render(m: &MetricsSnapshot) -> String {
         family(&mut out, name, "gauge", help);
         for c in &m.conn_tables {
             sample(&mut out, name, &[("worker", c.worker.to_string())], pick(c));
+        }
+    }
+    type FamilyPick = fn(&FamilyTable) -> u64;
+    let by_family: [(&str, &str, FamilyPick); 2] = [
+        (
+            "rvs_conn_table_family_entries",
+            "Connections in a worker's table of one address family.",
+            |c| c.entries,
+        ),
+        (
+            "rvs_conn_table_family_capacity",
+            "Capacity of a worker's connection table of one address family.",
+            |c| c.capacity,
+        ),
+    ];
+    for (name, help, pick) in by_family {
+        if m.family_tables.is_empty() {
+            continue;
+        }
+        family(&mut out, name, "gauge", help);
+        for c in &m.family_tables {
+            sample(
+                &mut out,
+                name,
+                &[
+                    ("worker", c.worker.to_string()),
+                    ("family", c.family.into()),
+                ],
+                pick(c),
+            );
+        }
+    }
+    if !m.losses.is_empty() {
+        family(
+            &mut out,
+            "rvs_lost_total",
+            "counter",
+            "Events, relays and snapshots lost because a ring was full, by kind and worker.",
+        );
+        for d in &m.losses {
+            sample(
+                &mut out,
+                "rvs_lost_total",
+                &[("what", d.reason.clone()), ("worker", d.worker.to_string())],
+                d.packets,
+            );
         }
     }
     out

@@ -305,6 +305,8 @@ impl<B: PacketBuf> Pipeline<B> {
         counters
             .conn_capacity
             .set(u64::from(conns4.capacity()) + u64::from(conns6.capacity()));
+        counters.conn_capacity_v4.set(u64::from(conns4.capacity()));
+        counters.conn_capacity_v6.set(u64::from(conns6.capacity()));
         let neigh = Neigh::new(snap.port_infos(), cfg.neigh);
         let mut p = Pipeline {
             st: State {
@@ -567,6 +569,8 @@ impl<B: PacketBuf> Pipeline<B> {
         st.counters
             .conn_entries
             .set(u64::from(st.conns4.len()) + u64::from(st.conns6.len()));
+        st.counters.conn_entries_v4.set(u64::from(st.conns4.len()));
+        st.counters.conn_entries_v6.set(u64::from(st.conns6.len()));
         let mut solicits = [None; 16];
         let mut n = 0;
         self.neigh.tick(now_ns, |ev| match ev {
@@ -783,9 +787,32 @@ impl<B: PacketBuf> Pipeline<B> {
 
         let key = FlowKey::<F>::new(proto, fsrc, sport, fdst, dport);
         let tick = (self.st.now_ns / NS) as u32;
-        let bytes = pkt.len() as u64;
+        let bytes = ip_len(meta);
         let table = F::table(&mut self.st);
-        if let Some((idx, dir)) = table.lookup(&key) {
+        let mut found = table.lookup(&key);
+        if let Some((idx, ConnDir::In)) = found {
+            // A new SYN on the tuple of a finished connection (the client
+            // reused its port): IPVS's conn_reuse_mode expires the old
+            // entry and schedules the SYN afresh, so it is counted as a
+            // new connection and a drained server gets no new ones. Only
+            // a segment that may create a connection (SYN without ACK and
+            // RST) expires anything.
+            let reuse = proto == IPPROTO_TCP
+                && !icmp_error
+                && meta.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN
+                && table
+                    .get(idx)
+                    .is_some_and(|c| reuse_expected(c, snap.conn_reuse_mode));
+            if reuse {
+                if let Some(old) = table.remove(idx) {
+                    unbind(snap, old.svc(), old.rs(), old.is_active());
+                    self.st.counters.conn_reused.inc();
+                }
+                found = None;
+            }
+        }
+        let table = F::table(&mut self.st);
+        if let Some((idx, dir)) = found {
             let Some(c) = table.get(idx) else {
                 return self.drop_pkt(PathDrop::ReplyNoConn);
             };
@@ -919,6 +946,7 @@ impl<B: PacketBuf> Pipeline<B> {
         };
         let tick = (self.st.now_ns / NS) as u32;
         let mut attempts = if fwd == FwdMode::FullNat { 8 } else { 1 };
+        let mut freed = false;
         let inserted = loop {
             if fwd == FwdMode::FullNat {
                 let h = F::hash_endpoint(&HashKey::from_seed(0), key.src, key.sport);
@@ -934,6 +962,26 @@ impl<B: PacketBuf> Pipeline<B> {
             let table = F::table(&mut self.st);
             match table.insert(&nc, tick) {
                 Ok(idx) => break Some(idx),
+                Err(InsertError::Exists(ConnDir::Out)) if fwd != FwdMode::FullNat && !freed => {
+                    // The reply tuple (RIP:rport → client) is still held by
+                    // a finished connection of another service on the same
+                    // real server port (the client reused its port): that
+                    // entry is expired, as the real server reuses its
+                    // TIME_WAIT tuple. A live one keeps it (the new SYN is
+                    // refused: replies could not be told apart).
+                    freed = true;
+                    let old = nc
+                        .out_key()
+                        .and_then(|k| table.lookup(&k))
+                        .filter(|(_, d)| *d == ConnDir::Out)
+                        .map(|(i, _)| i)
+                        .filter(|i| table.get(*i).is_some_and(finished));
+                    let Some(old) = old.and_then(|i| table.remove(i)) else {
+                        return self.drop_pkt(PathDrop::NoLocalPort);
+                    };
+                    unbind(&snap, old.svc(), old.rs(), old.is_active());
+                    self.st.counters.conn_reused.inc();
+                }
                 Err(InsertError::Exists(_)) if attempts > 1 => attempts -= 1,
                 Err(InsertError::Exists(_)) => return self.drop_pkt(PathDrop::NoLocalPort),
                 Err(InsertError::Full | InsertError::NoSlot) => break None,
@@ -949,6 +997,15 @@ impl<B: PacketBuf> Pipeline<B> {
         match inserted {
             Some(idx) => {
                 real.counters.conn_bound(false, real.thresholds);
+                if svc.sched.config().persistence.is_some() {
+                    // The other workers adopt (or refresh) the template, so
+                    // the client keeps its real server on every core.
+                    sink.event(Event::Template {
+                        svc: svc_id,
+                        client: F::to_ip(key.src),
+                        rs: real.id.0,
+                    });
+                }
                 let table = F::table(&mut self.st);
                 if key.proto == IPPROTO_TCP {
                     if let Some(ch) = table.update_state(idx, meta.tcp_flags, ConnDir::In, tick) {
@@ -964,13 +1021,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 if let Some(c) = self.st.counters.reals.get(real.id.0 as usize) {
                     c.conns.inc();
                 }
-                count_traffic(
-                    &self.st.counters,
-                    svc_id,
-                    real.id.0,
-                    false,
-                    pkt.len() as u64,
-                );
+                count_traffic(&self.st.counters, svc_id, real.id.0, false, ip_len(meta));
                 self.emit(pkt, meta, &t, Direction::In, in_port, sink);
             }
             None => {
@@ -992,6 +1043,22 @@ impl<B: PacketBuf> Pipeline<B> {
                 let Some(r) = pick else {
                     return self.drop_pkt(PathDrop::NoRealServer);
                 };
+                // Still a connection IPVS would count (its table has no
+                // size limit): a TCP SYN (only those get here) counts as
+                // one, and every packet as traffic, so Conns and --rate
+                // stay right while the table is full.
+                if key.proto == IPPROTO_TCP {
+                    for c in [
+                        self.st.counters.services.get(svc_id as usize),
+                        self.st.counters.reals.get(r.id.0 as usize),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
+                        c.conns.inc();
+                    }
+                }
+                count_traffic(&self.st.counters, svc_id, r.id.0, false, ip_len(meta));
                 let t = forward::Translation {
                     rip: Endpoint::new(r.addr, if r.port == 0 { key.dport } else { r.port }),
                     ..t
@@ -1091,7 +1158,7 @@ impl<B: PacketBuf> Pipeline<B> {
             }
             Ok(Verdict::Reply) => sink.tx(in_port, pkt),
             Err(ForwardError::NeedsFragmentation) => self.drop_pkt(PathDrop::NeedsFragmentation),
-            Err(_) => self.drop_pkt(PathDrop::RewriteFailed),
+            Err(e) => self.st.counters.fwd_error(e),
         }
     }
 }
@@ -1169,6 +1236,37 @@ fn send_solicit<B: PacketBuf>(
         Some(n) if b.trim(neigh::packets::MAX_FRAME_LEN - n) => sink.tx(s.port, b),
         _ => counters.path_drop(PathDrop::NoBuffer),
     }
+}
+
+/// The bytes IPVS counts for a packet: its IP length (headers and
+/// payload, no Ethernet header, no Ethernet padding).
+#[inline]
+fn ip_len(meta: &PacketMeta) -> u64 {
+    u64::from(meta.l4_offset.saturating_sub(meta.l3_offset)) + u64::from(meta.l4_len)
+}
+
+/// Whether a new SYN on connection `c`'s client tuple starts a new
+/// connection rather than reusing `c` (Linux `is_new_conn_expected`):
+/// TCP in TIME_WAIT or CLOSE with `mode` bit 1, or in FIN_WAIT with no
+/// reply ever seen (DR/TUN) with bit 2.
+#[inline]
+fn reuse_expected<F: Family>(c: &crate::conn::Conn<F>, mode: u8) -> bool {
+    use crate::conn::TcpState;
+    if mode == 0 || !c.is_tcp() {
+        return false;
+    }
+    match c.tcp_state() {
+        TcpState::TimeWait | TcpState::Close => true,
+        TcpState::FinWait => mode & 2 != 0 && c.no_output(),
+        _ => false,
+    }
+}
+
+/// A TCP connection that has ended (TIME_WAIT or CLOSE): its tuples may
+/// be taken over by a new connection.
+fn finished<F: Family>(c: &crate::conn::Conn<F>) -> bool {
+    use crate::conn::TcpState;
+    c.is_tcp() && matches!(c.tcp_state(), TcpState::TimeWait | TcpState::Close)
 }
 
 #[inline]

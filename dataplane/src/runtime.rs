@@ -13,7 +13,7 @@ use crate::flow::{HashKey, Ownership};
 use crate::neigh::NeighConfig;
 use crate::pipeline::{ConnInfo, DumpRequest, Event, NeighEntry, Pipeline, PipelineConfig};
 use crate::snapshot::{PortSnap, Snapshot};
-use crate::stats::WorkerCounters;
+use crate::stats::{Loss, RelayCounters, WorkerCounters};
 use crate::sync::SyncConn;
 use crate::wire::ethernet::MacAddr;
 use crate::worker::{self, Channels, Command, LoopConfig, WorkerIo};
@@ -132,6 +132,7 @@ pub struct Runtime {
     relay: Option<std::thread::JoinHandle<()>>,
     stop_relay: Arc<AtomicBool>,
     sync_events: Arc<SyncEvents>,
+    relay_counters: Arc<RelayCounters>,
     installer: ConnInstaller,
     pool: Arc<Mempool>,
     eal: Eal,
@@ -303,13 +304,15 @@ impl Runtime {
             channels.iter().map(|c| c.commands.clone()).collect(),
             Ownership::new(flow_key, workers),
         );
+        let relay_counters = Arc::new(RelayCounters::new(usize::from(workers)));
         let relay = {
             let stop = stop_relay.clone();
             let chans = channels.clone();
             let sync = sync_events.clone();
+            let rc = relay_counters.clone();
             std::thread::Builder::new()
                 .name("rvs-relay".into())
-                .spawn(move || relay_loop(&chans, &sync, &stop))
+                .spawn(move || relay_loop(&chans, &sync, &rc, &stop))
                 .map_err(|e| format!("relay thread: {e}"))?
         };
         Ok(Runtime {
@@ -323,6 +326,7 @@ impl Runtime {
             relay: Some(relay),
             stop_relay,
             sync_events,
+            relay_counters,
             installer,
             pool,
             eal,
@@ -348,6 +352,21 @@ impl Runtime {
     /// enables it).
     pub fn sync_events(&self) -> Arc<SyncEvents> {
         self.sync_events.clone()
+    }
+
+    /// What the relay thread lost because a worker's command ring was
+    /// full, by destination worker.
+    pub fn relay_counters(&self) -> &RelayCounters {
+        &self.relay_counters
+    }
+
+    /// Tells every worker a neighbour (as if one had learned it), as
+    /// `ip neigh replace` does for the kernel. `false` if a worker's
+    /// command ring stayed full.
+    pub fn learn(&self, ip: std::net::IpAddr, port: u16, mac: MacAddr) -> bool {
+        self.workers
+            .iter()
+            .all(|w| push_cmd(&w.ch, Command::Learn { ip, port, mac }).is_ok())
     }
 
     /// A handle that installs synced connections on their workers.
@@ -459,33 +478,135 @@ fn push_cmd(ch: &Channels, mut cmd: Command) -> Result<(), Command> {
 /// Relays learned neighbours to every other worker, collects sync
 /// events for control, and frees retired snapshots, so none of this
 /// happens on a worker core.
-fn relay_loop(chans: &[Channels], sync: &SyncEvents, stop: &AtomicBool) {
+fn relay_loop(chans: &[Channels], sync: &SyncEvents, lost: &RelayCounters, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
-        for (i, ch) in chans.iter().enumerate() {
-            while ch.retired.pop().is_some() {}
-            while let Some(ev) = ch.events.pop() {
-                if let Event::Sync(c) = ev {
+        relay_once(chans, sync, lost);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// One pass of the relay: empties every worker's event and retired rings.
+/// What cannot be passed on (sync queue or a worker's command ring full)
+/// is counted: sync reports in [`SyncEvents::overflow`], relays in `lost`
+/// under the worker that missed them.
+pub fn relay_once(chans: &[Channels], sync: &SyncEvents, lost: &RelayCounters) {
+    for (i, ch) in chans.iter().enumerate() {
+        while ch.retired.pop().is_some() {}
+        while let Some(ev) = ch.events.pop() {
+            let what = match ev {
+                Event::Sync(c) => {
                     if sync.queue.push(c).is_err() {
                         sync.overflow.fetch_add(1, Ordering::Relaxed);
                     }
                     continue;
                 }
-                for (j, other) in chans.iter().enumerate() {
-                    if i != j {
-                        let cmd = match ev {
-                            Event::NeighLearned { ip, port, mac } => {
-                                Command::Learn { ip, port, mac }
-                            }
-                            Event::Template { svc, client, rs } => {
-                                Command::Template { svc, client, rs }
-                            }
-                            Event::Sync(_) => continue,
-                        };
-                        let _ = other.commands.push(cmd);
-                    }
+                Event::NeighLearned { .. } => Loss::NeighRelay,
+                Event::Template { .. } => Loss::TemplateRelay,
+            };
+            for (j, other) in chans.iter().enumerate() {
+                if i == j {
+                    continue;
+                }
+                let cmd = match ev {
+                    Event::NeighLearned { ip, port, mac } => Command::Learn { ip, port, mac },
+                    Event::Template { svc, client, rs } => Command::Template { svc, client, rs },
+                    Event::Sync(_) => continue,
+                };
+                if other.commands.push(cmd).is_err() {
+                    lost.lose(j, what);
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn template(i: u32) -> Event {
+        Event::Template {
+            svc: 1,
+            client: IpAddr::V4(Ipv4Addr::new(198, 18, 0, (i % 250) as u8)),
+            rs: i,
+        }
+    }
+
+    fn sync_conn(i: u16) -> SyncConn {
+        SyncConn {
+            proto: 6,
+            flags: 0,
+            state: 1,
+            client: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10)),
+            cport: i,
+            vip: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100)),
+            vport: 80,
+            rip: IpAddr::V4(Ipv4Addr::new(198, 19, 0, 11)),
+            rport: 80,
+            local: None,
+            fwmark: 0,
+            timeout: 900,
+            seq: None,
+        }
+    }
+
+    /// At a rate the rings take, every template reaches the other worker
+    /// and every sync report the queue; past it, each loss is counted
+    /// where it happened, so sent = delivered + counted, exactly.
+    #[test]
+    fn relay_delivers_what_fits_and_counts_every_loss() {
+        let chans = [Channels::new(8), Channels::new(8)];
+        let sync = SyncEvents::new(4);
+        let lost = RelayCounters::new(2);
+        let wc = WorkerCounters::new(1, 1, 1, 2);
+        // Worker 0 reports 5 templates and 3 syncs: all fit.
+        for i in 0..5 {
+            worker::push_event(&chans[0].events, &wc, template(i));
+        }
+        for i in 0..3 {
+            worker::push_event(&chans[0].events, &wc, Event::Sync(sync_conn(i)));
+        }
+        assert_eq!(wc.losses().iter().map(|l| l.1).sum::<u64>(), 0);
+        relay_once(&chans, &sync, &lost);
+        let mut got = Vec::new();
+        while let Some(c) = chans[1].commands.pop() {
+            if let Command::Template { rs, .. } = c {
+                got.push(rs);
+            }
+        }
+        assert_eq!(got, vec![0, 1, 2, 3, 4], "in order, none lost");
+        assert!(chans[0].commands.pop().is_none(), "not sent back to 0");
+        assert_eq!(sync.queue.len(), 3);
+        assert_eq!(sync.overflow.load(Ordering::Relaxed), 0);
+        assert_eq!(lost.get(1, Loss::TemplateRelay), 0);
+
+        // A burst past every ring: the event ring (8) takes 8 of 12, the
+        // command ring of worker 1 (8) takes 8 of those, the sync queue
+        // (4, 3 used) takes 1 more.
+        for i in 0..10 {
+            worker::push_event(&chans[0].events, &wc, template(100 + i));
+        }
+        for i in 0..2 {
+            worker::push_event(&chans[0].events, &wc, Event::Sync(sync_conn(10 + i)));
+        }
+        assert_eq!(wc.lost[Loss::TemplateEvent.index()].get(), 2);
+        assert_eq!(wc.lost[Loss::SyncEvent.index()].get(), 2);
+        relay_once(&chans, &sync, &lost);
+        assert_eq!(chans[1].commands.len(), 8);
+        assert_eq!(lost.get(1, Loss::TemplateRelay), 0);
+        // Worker 1's ring is full now: two more templates are lost there.
+        worker::push_event(&chans[0].events, &wc, template(200));
+        worker::push_event(&chans[0].events, &wc, template(201));
+        relay_once(&chans, &sync, &lost);
+        assert_eq!(lost.get(1, Loss::TemplateRelay), 2);
+        assert_eq!(lost.get(0, Loss::TemplateRelay), 0);
+        // sync queue overflow is counted too
+        for i in 0..3 {
+            worker::push_event(&chans[1].events, &wc, Event::Sync(sync_conn(20 + i)));
+        }
+        relay_once(&chans, &sync, &lost);
+        assert_eq!(sync.queue.len(), 4);
+        assert_eq!(sync.overflow.load(Ordering::Relaxed), 2);
     }
 }

@@ -165,6 +165,12 @@ pub struct Snapshot {
     /// Connection sync (master side): workers report new connections and
     /// TCP state changes by IPVS's threshold/period rules when set.
     pub sync: Option<crate::sync::SyncParams>,
+    /// IPVS's `conn_reuse_mode` sysctl (a bitmap, default 1): a SYN whose
+    /// client tuple matches an old TCP connection expires that entry and
+    /// is scheduled afresh when the entry is in TIME_WAIT or CLOSE (bit
+    /// 1), or also in FIN_WAIT without replies seen, as DR/TUN leave
+    /// connections (bit 2). 0: the SYN reuses the old entry.
+    pub conn_reuse_mode: u8,
 }
 
 impl Snapshot {
@@ -283,6 +289,7 @@ pub struct SnapshotBuilder {
     role: Role,
     garp: (u8, u64),
     sync: Option<crate::sync::SyncParams>,
+    conn_reuse_mode: u8,
 }
 
 impl SnapshotBuilder {
@@ -299,7 +306,14 @@ impl SnapshotBuilder {
             role: Role::Master,
             garp: (3, 1_000_000_000),
             sync: None,
+            conn_reuse_mode: 1,
         }
+    }
+
+    /// IPVS's `conn_reuse_mode` (see [`Snapshot::conn_reuse_mode`]).
+    pub fn conn_reuse_mode(mut self, mode: u8) -> Self {
+        self.conn_reuse_mode = mode;
+        self
     }
 
     /// Gratuitous ARP rounds and the interval between them (ms).
@@ -433,6 +447,7 @@ impl SnapshotBuilder {
             role: self.role,
             garp: self.garp,
             sync: self.sync,
+            conn_reuse_mode: self.conn_reuse_mode,
         })
     }
 }

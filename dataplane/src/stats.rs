@@ -7,6 +7,7 @@
 //! more than for a plain integer. Each worker's block is cache-line
 //! aligned so that two workers never share a line.
 
+use crate::forward::ForwardError;
 use crate::parse::DropReason;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -132,7 +133,9 @@ pub enum PathDrop {
     NoRoute,
     /// Next hop unresolved and its queue full.
     NeighQueueFull,
-    /// Rewrite refused the packet.
+    /// Rewrite refused the packet. No longer counted: each refusal is
+    /// counted under its own `fwd_*` name (see
+    /// [`WorkerCounters::fwd_errors`]); kept so the indexes stay stable.
     RewriteFailed,
     /// Needs fragmenting (IPv4 without DF over the MTU); rvs does not
     /// fragment.
@@ -205,6 +208,97 @@ impl PathDrop {
     }
 }
 
+/// Something other than a packet that a worker could not pass on because
+/// a ring was full: it is gone, and counted here by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Loss {
+    /// A learned neighbour not reported to control (worker → control ring
+    /// full): the other workers resolve it themselves.
+    NeighEvent,
+    /// A persistence template not reported (worker → control ring full):
+    /// other workers may pick another real server for the client.
+    TemplateEvent,
+    /// A connection not reported for sync (worker → control ring full).
+    SyncEvent,
+    /// An old snapshot freed on the worker because the ring back to
+    /// control was full.
+    RetiredSnapshot,
+    /// A synced connection (HA backup) the table refused.
+    SyncInstall,
+    /// A neighbour another worker learned, not relayed to this worker
+    /// (its command ring was full).
+    NeighRelay,
+    /// A template another worker created, not relayed to this worker.
+    TemplateRelay,
+}
+
+impl Loss {
+    /// Every kind, in index order.
+    pub const ALL: [Loss; 7] = [
+        Loss::NeighEvent,
+        Loss::TemplateEvent,
+        Loss::SyncEvent,
+        Loss::RetiredSnapshot,
+        Loss::SyncInstall,
+        Loss::NeighRelay,
+        Loss::TemplateRelay,
+    ];
+    /// Number of kinds.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Stable snake_case name for listings and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::NeighEvent => "lost_neigh_event",
+            Loss::TemplateEvent => "lost_template_event",
+            Loss::SyncEvent => "lost_sync_event",
+            Loss::RetiredSnapshot => "lost_retired_snapshot",
+            Loss::SyncInstall => "lost_sync_install",
+            Loss::NeighRelay => "lost_neigh_relay",
+            Loss::TemplateRelay => "lost_template_relay",
+        }
+    }
+
+    /// Index into [`Loss::ALL`].
+    #[inline(always)]
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Losses of the relay thread (the single writer of these counters),
+/// by the worker that should have received what was lost.
+#[derive(Debug)]
+pub struct RelayCounters {
+    /// `workers` × [`Loss::COUNT`] counters, row by destination worker.
+    lost: Box<[Counter]>,
+}
+
+impl RelayCounters {
+    /// Counters for `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        RelayCounters {
+            lost: boxed(workers * Loss::COUNT),
+        }
+    }
+
+    /// Counts one loss for worker `to` (relay thread only).
+    #[inline]
+    pub fn lose(&self, to: usize, what: Loss) {
+        if let Some(c) = self.lost.get(to * Loss::COUNT + what.index()) {
+            c.inc();
+        }
+    }
+
+    /// The count of `what` lost for worker `to`.
+    pub fn get(&self, to: usize, what: Loss) -> u64 {
+        self.lost
+            .get(to * Loss::COUNT + what.index())
+            .map_or(0, Counter::get)
+    }
+}
+
 /// Everything one worker counts. Allocated once by control with fixed
 /// sizes; the worker only writes, control only reads.
 #[derive(Debug)]
@@ -243,6 +337,22 @@ pub struct WorkerCounters {
     pub generation: Counter,
     /// Polling iterations (liveness).
     pub loops: Counter,
+    /// Packets a rewrite refused, by [`ForwardError`] (indexed by the
+    /// error's position in [`ForwardError::ALL`]).
+    pub fwd_errors: Box<[Counter]>,
+    /// Things lost because a ring was full, by [`Loss`] (worker side).
+    pub lost: Box<[Counter]>,
+    /// Old connections expired by a new SYN on their tuple (IPVS's
+    /// `conn_reuse_mode`) and scheduled afresh.
+    pub conn_reused: Counter,
+    /// IPv4 connections in this worker's table.
+    pub conn_entries_v4: Counter,
+    /// IPv6 connections in this worker's table.
+    pub conn_entries_v6: Counter,
+    /// Capacity of this worker's IPv4 table.
+    pub conn_capacity_v4: Counter,
+    /// Capacity of this worker's IPv6 table.
+    pub conn_capacity_v6: Counter,
 }
 
 fn boxed<T: Default>(n: usize) -> Box<[T]> {
@@ -270,6 +380,13 @@ impl WorkerCounters {
             from_kernel: Counter::default(),
             generation: Counter::default(),
             loops: Counter::default(),
+            fwd_errors: boxed(ForwardError::COUNT),
+            lost: boxed(Loss::COUNT),
+            conn_reused: Counter::default(),
+            conn_entries_v4: Counter::default(),
+            conn_entries_v6: Counter::default(),
+            conn_capacity_v4: Counter::default(),
+            conn_capacity_v6: Counter::default(),
         }
     }
 
@@ -289,6 +406,30 @@ impl WorkerCounters {
         }
     }
 
+    /// Counts a packet a rewrite refused.
+    #[inline]
+    pub fn fwd_error(&self, e: ForwardError) {
+        if let Some(c) = self.fwd_errors.get(e as usize) {
+            c.inc();
+        }
+    }
+
+    /// Counts something lost because a ring was full.
+    #[inline]
+    pub fn lose(&self, what: Loss) {
+        if let Some(c) = self.lost.get(what.index()) {
+            c.inc();
+        }
+    }
+
+    /// Losses by name (worker side).
+    pub fn losses(&self) -> Vec<(&'static str, u64)> {
+        Loss::ALL
+            .iter()
+            .map(|l| (l.name(), self.lost.get(l.index()).map_or(0, Counter::get)))
+            .collect()
+    }
+
     /// All drops by name, parser and path reasons together.
     pub fn drops(&self) -> Vec<(&'static str, u64)> {
         let mut v: Vec<(&'static str, u64)> = DropReason::ALL
@@ -304,6 +445,12 @@ impl WorkerCounters {
             (
                 r.name(),
                 self.path_drops.get(r.index()).map_or(0, Counter::get),
+            )
+        }));
+        v.extend(ForwardError::ALL.iter().map(|e| {
+            (
+                e.name(),
+                self.fwd_errors.get(*e as usize).map_or(0, Counter::get),
             )
         }));
         v
@@ -323,7 +470,10 @@ mod tests {
         c.services[1].conns.inc();
         c.services[1].inbytes.add(1500);
         let d = c.drops();
-        assert_eq!(d.len(), DropReason::COUNT + PathDrop::COUNT);
+        assert_eq!(
+            d.len(),
+            DropReason::COUNT + PathDrop::COUNT + ForwardError::COUNT
+        );
         assert!(d.contains(&("no_route", 2)));
         assert!(d.contains(&(DropReason::ALL[0].name(), 1)));
         let t = c.services[1].read();
@@ -333,5 +483,31 @@ mod tests {
         for (i, r) in PathDrop::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
         }
+    }
+
+    #[test]
+    fn forward_errors_and_losses_have_their_own_names() {
+        let c = WorkerCounters::new(1, 1, 1, 2);
+        for (i, e) in ForwardError::ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i, "ALL is in declaration order");
+        }
+        c.fwd_error(ForwardError::NoHeadroom);
+        c.fwd_error(ForwardError::NoHeadroom);
+        c.fwd_error(ForwardError::WrongMode);
+        let d = c.drops();
+        assert!(d.contains(&("fwd_no_headroom", 2)));
+        assert!(d.contains(&("fwd_wrong_mode", 1)));
+        assert!(d.contains(&("rewrite_failed", 0)));
+        for (i, l) in Loss::ALL.iter().enumerate() {
+            assert_eq!(l.index(), i);
+        }
+        c.lose(Loss::SyncEvent);
+        assert!(c.losses().contains(&("lost_sync_event", 1)));
+        assert_eq!(c.losses().len(), Loss::COUNT);
+        let r = RelayCounters::new(2);
+        r.lose(1, Loss::TemplateRelay);
+        r.lose(5, Loss::TemplateRelay); // no such worker: ignored
+        assert_eq!(r.get(1, Loss::TemplateRelay), 1);
+        assert_eq!(r.get(0, Loss::TemplateRelay), 0);
     }
 }

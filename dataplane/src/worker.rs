@@ -7,7 +7,7 @@
 use crate::dpdk::{tsc, tsc_hz, Burst, Consumer, Mbuf, Mempool, Producer, RxQueue, TxQueue};
 use crate::pipeline::{Event, Pipeline, Sink};
 use crate::snapshot::Snapshot;
-use crate::stats::{PathDrop, WorkerCounters};
+use crate::stats::{Loss, PathDrop, WorkerCounters};
 use crate::wire::ethernet::MacAddr;
 use crossbeam::queue::ArrayQueue;
 use std::net::IpAddr;
@@ -170,7 +170,7 @@ impl Sink<Mbuf> for MbufSink<'_> {
     }
 
     fn event(&mut self, ev: Event) {
-        let _ = self.events.push(ev);
+        push_event(self.events, self.counters, ev);
     }
 
     fn to_kernel(&mut self, port: u16, pkt: Mbuf) -> Result<(), Mbuf> {
@@ -185,6 +185,19 @@ impl Sink<Mbuf> for MbufSink<'_> {
             }
             _ => Err(pkt),
         }
+    }
+}
+
+/// Puts `ev` on the ring to control; when the ring is full the event is
+/// lost and counted by kind.
+#[inline]
+pub fn push_event(events: &ArrayQueue<Event>, counters: &WorkerCounters, ev: Event) {
+    if let Err(ev) = events.push(ev) {
+        counters.lose(match ev {
+            Event::NeighLearned { .. } => Loss::NeighEvent,
+            Event::Template { .. } => Loss::TemplateEvent,
+            Event::Sync(_) => Loss::SyncEvent,
+        });
     }
 }
 
@@ -277,39 +290,45 @@ pub fn run(
             sink.flush();
 
             loops += 1;
+            // Commands every iteration: relayed neighbours, templates and
+            // synced connections must not wait for housekeeping, or they
+            // pile up in the ring at high connection rates.
+            let mut stop = false;
+            while let Some(cmd) = ch.commands.pop() {
+                match cmd {
+                    Command::Snapshot(s) => {
+                        // The old snapshot goes back to control, which
+                        // frees it; only if control stopped draining is
+                        // it dropped here (and counted).
+                        if ch.retired.push(pipe.install(s)).is_err() {
+                            counters.lose(Loss::RetiredSnapshot);
+                        }
+                    }
+                    Command::Learn { ip, port, mac } => pipe.learn(ip, port, mac, now, &mut sink),
+                    Command::Dump(req) => pipe.dump(&req),
+                    Command::DumpNeigh(req) => pipe.dump_neigh(&req),
+                    Command::InstallConn { conn, count } => {
+                        // a refused install (table full) is not retried:
+                        // the next sync of it will be; it is counted
+                        if pipe.install_conn(&conn, now, count).is_err() {
+                            counters.lose(Loss::SyncInstall);
+                        }
+                    }
+                    Command::Template { svc, client, rs } => {
+                        pipe.adopt_template(svc, client, rs, now)
+                    }
+                    Command::Stop => stop = true,
+                }
+            }
+            if stop {
+                sink.flush();
+                break;
+            }
             if now >= next_house {
                 next_house = now + cfg.housekeeping_ns;
                 counters.loops.set(loops);
-                let mut stop = false;
-                while let Some(cmd) = ch.commands.pop() {
-                    match cmd {
-                        Command::Snapshot(s) => {
-                            // The old snapshot goes back to control, which
-                            // frees it; only if control stopped draining is
-                            // it dropped here.
-                            let _ = ch.retired.push(pipe.install(s));
-                        }
-                        Command::Learn { ip, port, mac } => {
-                            pipe.learn(ip, port, mac, now, &mut sink)
-                        }
-                        Command::Dump(req) => pipe.dump(&req),
-                        Command::DumpNeigh(req) => pipe.dump_neigh(&req),
-                        Command::InstallConn { conn, count } => {
-                            // a refused install (table full) is not
-                            // retried: the next sync of it will be
-                            let _ = pipe.install_conn(&conn, now, count);
-                        }
-                        Command::Template { svc, client, rs } => {
-                            pipe.adopt_template(svc, client, rs, now)
-                        }
-                        Command::Stop => stop = true,
-                    }
-                }
                 pipe.housekeeping(now, cfg.expire_budget, &mut sink);
                 sink.flush();
-                if stop {
-                    break;
-                }
             }
         }
     }

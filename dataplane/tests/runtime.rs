@@ -154,6 +154,26 @@ fn two_workers_forward_nat_over_net_ring_with_handoff_and_arp() {
         !arps.iter().any(|f| f[12..14] == [0x08, 0x00]),
         "no data before rs1 answers"
     );
+    // Let both workers finish the burst first (the queued and dropped
+    // SYNs stop changing), so that no SYN meets a resolved neighbour: the
+    // relay now reaches worker 1 within a loop iteration.
+    let queue_drops = |rt: &Runtime| -> u64 {
+        rt.counters()
+            .iter()
+            .map(|c| c.path_drops[dataplane::stats::PathDrop::NeighQueueFull.index()].get())
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = u64::MAX;
+    while Instant::now() < deadline {
+        let handed = rt.counters()[0].handoff_out[1].get();
+        let now = queue_drops(&rt) + handed;
+        if now == last && rt.counters()[1].handoff_in.get() == handed {
+            break;
+        }
+        last = now;
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // rs1 answers (to worker 0's queue); the relay tells worker 1.
     send(
         &mut server_tx,
@@ -253,6 +273,11 @@ fn two_workers_forward_nat_over_net_ring_with_handoff_and_arp() {
         handed > 200 && handed < 600,
         "worker 0 handed about half to worker 1: {handed}"
     );
+    // (the last handed replies may still be in worker 1's ring)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c[1].handoff_in.get() < handed && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     assert!(c[1].handoff_in.get() >= handed);
     let entries: usize = rt.connections(10_000).len();
     assert_eq!(entries, n as usize);

@@ -6,9 +6,11 @@ prints flat JSON objects, one per line, for the Rust harness to parse; a
 mode never raises: errors are reported in the "error" field (null on
 success) and the exit status is 0 unless the arguments are wrong.
 
-  http  HOST PORT [--path /] [--count N] [--source IP] [--timeout S]
+  http  HOST PORT [--path /] [--count N] [--source IP] [--sport P] [--timeout S]
         N requests, each on a new TCP connection; one line per request:
         {"mode":"http","i":I,"ok":B,"status":C,"server":"rs1","body":"..","error":E}
+        --sport P: every connection from source port P (the tuple reused,
+        as clients cycling through their ports do)
   bytes HOST PORT --n N [--seed S] [--kbps K] [--source IP] [--timeout S]
         GET /bytes/N?seed=S (paced at K KiB/s if K > 0) and compare with the expected SHAKE-128 stream:
         {"mode":"bytes","ok":B,"server":..,"len":L,"expected_len":N,
@@ -67,7 +69,58 @@ def connect(args):
     return s
 
 
+def http_from_port(args):
+    """One GET /path with Connection: close from source port args.sport:
+    (status, server, body). The previous connection of the port may still
+    be closing here: bind and connect are retried for up to 2 s."""
+    for attempt in range(100):
+        s = socket.socket(family(args.host), socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.settimeout(args.timeout)
+        try:
+            s.bind((args.source or "", args.sport))
+            s.connect((args.host, args.port))
+            break
+        except OSError as e:
+            s.close()
+            if attempt == 99:
+                raise OSError("%s (bind/connect from port %d)" % (e, args.sport))
+            time.sleep(0.02)
+    try:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                   % (args.path, args.host)).encode())
+        data = b""
+        while True:
+            c = s.recv(65536)
+            if not c:
+                break
+            data += c
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    status = int(lines[0].split()[1])
+    server = None
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        if k.strip().lower() == "x-server":
+            server = v.strip()
+    return status, server, body.decode(errors="replace")
+
+
 def do_http(args):
+    if args.sport:
+        for i in range(args.count):
+            res = {"mode": "http", "i": i, "ok": False, "status": None,
+                   "server": None, "body": None, "error": None}
+            try:
+                status, server, body = http_from_port(args)
+                res.update(status=status, server=server, body=body,
+                           ok=status == 200)
+            except Exception as e:  # noqa: BLE001 - reported, not raised
+                res["error"] = "%s: %s" % (type(e).__name__, e)
+            emit(**res)
+        return
     for i in range(args.count):
         res = {"mode": "http", "i": i, "ok": False, "status": None,
                "server": None, "body": None, "error": None}
@@ -241,6 +294,7 @@ def main():
     ap.add_argument("--secs", type=int, default=5)
     ap.add_argument("--payload", default="ping")
     ap.add_argument("--source", default=None)
+    ap.add_argument("--sport", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=10.0)
     ap.add_argument("--retries", type=int, default=3)
     ap.add_argument("--interval", type=float, default=0.0)

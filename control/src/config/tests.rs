@@ -327,3 +327,40 @@ fn a_rejected_reload_leaves_the_running_model() {
     assert!(next.is_err());
     assert_eq!(running, snapshot);
 }
+
+#[test]
+fn table_sizes_and_conn_reuse_mode_are_explicit_settings() {
+    let c = parse(BASE, "ok.toml").unwrap();
+    assert_eq!(c.dataplane.conn_table_size, 1 << 20, "documented default");
+    assert_eq!(
+        c.dataplane.conn_table_size_v6,
+        1 << 18,
+        "documented default"
+    );
+    assert_eq!(c.dataplane.conn_reuse_mode, 1, "IPVS's default");
+    let c = parse(
+        &BASE.replacen(
+            "workers = 2",
+            "workers = 2\nconn_table_size = 2048\nconn_table_size_v6 = 4096\nconn_reuse_mode = 0",
+            1,
+        ),
+        "ok.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            c.dataplane.conn_table_size,
+            c.dataplane.conn_table_size_v6,
+            c.dataplane.conn_reuse_mode
+        ),
+        (2048, 4096, 0)
+    );
+    assert_eq!(
+        one_error("workers = 2", "workers = 2\nconn_table_size_v6 = 3000"),
+        "bad.toml: dataplane.conn_table_size_v6: must be a power of two in 1024..=268435456, not 3000"
+    );
+    assert_eq!(
+        one_error("workers = 2", "workers = 2\nconn_reuse_mode = 4"),
+        "bad.toml: dataplane.conn_reuse_mode: must be 0..=3 (IPVS's bitmap: 1 TIME_WAIT/CLOSE, 2 also FIN_WAIT without replies), not 4"
+    );
+}

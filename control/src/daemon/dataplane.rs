@@ -91,6 +91,10 @@ pub struct DataplaneStats {
     pub handoffs: Vec<Handoff>,
     /// Connection table occupancy per worker.
     pub conn_tables: Vec<ConnTable>,
+    /// Connection table occupancy per worker and address family.
+    pub family_tables: Vec<crate::metrics::FamilyTable>,
+    /// Losses (ring full) by kind and worker.
+    pub losses: Vec<DropCounter>,
 }
 
 /// What rvsd needs from a packet dataplane. Every method is called from
@@ -129,6 +133,13 @@ pub trait Dataplane: Send {
     /// threshold/period rules) or off. The default dataplane has none.
     fn set_sync(&mut self, params: Option<SyncParams>) -> Result<(), String> {
         let _ = params;
+        Ok(())
+    }
+
+    /// Sets IPVS's `conn_reuse_mode` (0..=3) for new SYNs from now on.
+    /// The default dataplane has no connection table.
+    fn set_conn_reuse_mode(&mut self, mode: u8) -> Result<(), String> {
+        let _ = mode;
         Ok(())
     }
 

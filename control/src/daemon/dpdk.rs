@@ -12,7 +12,7 @@ use super::dataplane::{
 };
 use crate::config::{Cidr, Config};
 use crate::ipvsadm::Extra;
-use crate::metrics::{ConnTable, DropCounter, Handoff, PortCounters};
+use crate::metrics::{ConnTable, DropCounter, FamilyTable, Handoff, PortCounters};
 use crate::model::{ConnEntry, Forward, Model, Netmask, Protocol, ServiceKey, Stats, Timeouts};
 use dataplane::conn::{FwdMode, Timeouts as ConnTimeouts};
 use dataplane::dpdk::EalArgs;
@@ -23,7 +23,7 @@ use dataplane::sched::{
     Persistence, RealCounters, RealServer, SchedConfig, SchedKind, ServiceSched, Thresholds,
 };
 use dataplane::snapshot::{PortSnap, Role as SnapRole, Service, Snapshot, SnapshotBuilder};
-use dataplane::stats::Traffic;
+use dataplane::stats::{Loss, Traffic};
 use dataplane::sync::SyncParams;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -56,6 +56,8 @@ pub struct DpdkDataplane {
     sync: Option<SyncParams>,
     /// Gratuitous ARP rounds and interval (ms) on takeover.
     garp: (u8, u64),
+    /// IPVS's `conn_reuse_mode` (`dataplane.conn_reuse_mode`).
+    conn_reuse_mode: u8,
     model: Model,
     /// Counters at the last `-Z`, subtracted from what workers report.
     svc_base: HashMap<u16, Traffic>,
@@ -216,8 +218,12 @@ impl DpdkDataplane {
             });
         }
         let workers = u16::try_from(cfg.dataplane.workers.clamp(1, 128)).unwrap_or(1);
+        // Both tables are sized by their own setting (validated powers of
+        // two); nothing is derived from the other.
         let per_worker =
-            u32::try_from(cfg.dataplane.conn_table_size.clamp(64, 1 << 26)).unwrap_or(1 << 20);
+            u32::try_from(cfg.dataplane.conn_table_size.clamp(64, 1 << 28)).unwrap_or(1 << 20);
+        let per_worker_v6 =
+            u32::try_from(cfg.dataplane.conn_table_size_v6.clamp(64, 1 << 28)).unwrap_or(1 << 18);
         let worker_cores: Vec<Option<usize>> = (0..workers as usize)
             .map(|w| {
                 cfg.eal
@@ -245,7 +251,7 @@ impl DpdkDataplane {
             workers,
             worker_cores,
             conns_v4: per_worker,
-            conns_v6: (per_worker / 4).max(64),
+            conns_v6: per_worker_v6,
             mbufs: 16383,
             max_services: MAX_SERVICES,
             max_reals: MAX_REALS,
@@ -282,6 +288,7 @@ impl DpdkDataplane {
                 SnapRole::Master
             },
             sync: None,
+            conn_reuse_mode: u8::try_from(cfg.dataplane.conn_reuse_mode.clamp(0, 3)).unwrap_or(1),
             model: Model::new(),
             svc_base: HashMap::new(),
             real_base: HashMap::new(),
@@ -352,7 +359,8 @@ impl DpdkDataplane {
             .timeouts(self.timeouts)
             .role(self.role)
             .sync(self.sync)
-            .garp(self.garp.0, self.garp.1);
+            .garp(self.garp.0, self.garp.1)
+            .conn_reuse_mode(self.conn_reuse_mode);
         let live_svcs: std::collections::HashSet<ServiceKey> =
             model.services.iter().map(|s| s.key).collect();
         self.svc_ids.retain(|k, _| live_svcs.contains(k));
@@ -539,6 +547,32 @@ impl Dataplane for DpdkDataplane {
                 entries: c.conn_entries.get(),
                 capacity: c.conn_capacity.get(),
             });
+            for (family, entries, capacity) in [
+                ("ipv4", &c.conn_entries_v4, &c.conn_capacity_v4),
+                ("ipv6", &c.conn_entries_v6, &c.conn_capacity_v6),
+            ] {
+                st.family_tables.push(FamilyTable {
+                    worker: w,
+                    family,
+                    entries: entries.get(),
+                    capacity: capacity.get(),
+                });
+            }
+            let relay = rt.relay_counters();
+            let relayed = [Loss::NeighRelay, Loss::TemplateRelay]
+                .map(|l| (l.name(), relay.get(w as usize, l)));
+            for (what, n) in c
+                .losses()
+                .into_iter()
+                .filter(|(name, _)| !relayed.iter().any(|r| r.0 == *name))
+                .chain(relayed)
+            {
+                st.losses.push(DropCounter {
+                    reason: what.to_string(),
+                    worker: w,
+                    packets: n,
+                });
+            }
         }
         st
     }
@@ -626,16 +660,28 @@ impl Dataplane for DpdkDataplane {
                 for d in st.drops.iter().filter(|d| d.packets > 0) {
                     let _ = writeln!(out, "{:<24} {:>6} {:>11}", d.reason, d.worker, d.packets);
                 }
+                // Not packets: events, relays and snapshots a full ring
+                // refused (they are gone), listed so nothing vanishes
+                // silently.
+                for d in st.losses.iter().filter(|d| d.packets > 0) {
+                    let _ = writeln!(out, "{:<24} {:>6} {:>11}", d.reason, d.worker, d.packets);
+                }
             }
             Extra::Workers => {
                 out.push_str(
-                    "Worker   Conns    Capacity  Handoffs-out  Stateless  PMTU-replies  To-kernel  From-kernel  Generation\n",
+                    "Worker   Conns    Capacity  Handoffs-out  Stateless  PMTU-replies  To-kernel  From-kernel  Generation   Conns-v4  Capacity-v4   Conns-v6  Capacity-v6     Reused   Lost\n",
                 );
                 for (w, c) in rt.counters().iter().enumerate() {
                     let h: u64 = c.handoff_out.iter().map(|x| x.get()).sum();
+                    let lost: u64 = st
+                        .losses
+                        .iter()
+                        .filter(|d| d.worker == w as u32)
+                        .map(|d| d.packets)
+                        .sum();
                     let _ = writeln!(
                         out,
-                        "{:>6} {:>7} {:>11} {:>13} {:>10} {:>13} {:>10} {:>12} {:>11}",
+                        "{:>6} {:>7} {:>11} {:>13} {:>10} {:>13} {:>10} {:>12} {:>11} {:>10} {:>12} {:>10} {:>12} {:>10} {:>6}",
                         w,
                         c.conn_entries.get(),
                         c.conn_capacity.get(),
@@ -644,7 +690,13 @@ impl Dataplane for DpdkDataplane {
                         c.pmtu_replies.get(),
                         c.to_kernel.get(),
                         c.from_kernel.get(),
-                        c.generation.get()
+                        c.generation.get(),
+                        c.conn_entries_v4.get(),
+                        c.conn_capacity_v4.get(),
+                        c.conn_entries_v6.get(),
+                        c.conn_capacity_v6.get(),
+                        c.conn_reused.get(),
+                        lost
                     );
                 }
             }
@@ -715,6 +767,20 @@ impl Dataplane for DpdkDataplane {
         let model = self.model.clone();
         if let Err(e) = self.publish(&model) {
             self.sync = old;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn set_conn_reuse_mode(&mut self, mode: u8) -> Result<(), String> {
+        if mode == self.conn_reuse_mode {
+            return Ok(());
+        }
+        let old = self.conn_reuse_mode;
+        self.conn_reuse_mode = mode;
+        let model = self.model.clone();
+        if let Err(e) = self.publish(&model) {
+            self.conn_reuse_mode = old;
             return Err(e);
         }
         Ok(())

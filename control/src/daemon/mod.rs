@@ -472,6 +472,10 @@ impl Daemon {
                 cfg.dataplane.conn_table_size != b.dataplane.conn_table_size,
                 "dataplane.conn_table_size",
             ),
+            (
+                cfg.dataplane.conn_table_size_v6 != b.dataplane.conn_table_size_v6,
+                "dataplane.conn_table_size_v6",
+            ),
             (cfg.metrics != b.metrics, "metrics.listen"),
             (cfg.control != b.control, "control.socket"),
         ] {
@@ -485,6 +489,7 @@ impl Daemon {
         cfg.routes = b.routes.clone();
         cfg.dataplane.workers = b.dataplane.workers;
         cfg.dataplane.conn_table_size = b.dataplane.conn_table_size;
+        cfg.dataplane.conn_table_size_v6 = b.dataplane.conn_table_size_v6;
         cfg.metrics = b.metrics.clone();
         cfg.control = b.control.clone();
         let mut next = cfg.to_model();
@@ -510,6 +515,9 @@ impl Daemon {
             self.dp.set_role(role)?;
             self.role = role;
         }
+        // like the sysctl, it applies to new SYNs at once (validated 0..=3)
+        self.dp
+            .set_conn_reuse_mode(u8::try_from(cfg.dataplane.conn_reuse_mode).unwrap_or(1))?;
         self.config = cfg;
         let mut summary = format!(
             "reloaded {}: {added} service(s) added, {removed} removed, {changed} changed, \
@@ -596,6 +604,8 @@ impl Daemon {
         m.drops = st.drops;
         m.handoffs = st.handoffs;
         m.conn_tables = st.conn_tables;
+        m.family_tables = st.family_tables;
+        m.losses = st.losses;
         metrics::render(&m)
     }
 

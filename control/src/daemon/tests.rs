@@ -439,3 +439,38 @@ fn add_laddr_is_checked_like_the_config_file() {
         "198.18.0.50".parse::<std::net::IpAddr>().unwrap()
     );
 }
+
+/// `--rate` against a known rate: counters that grow by exactly 22,000
+/// connections/s (sampled every 2 s, as the server loop does) show 22000
+/// CPS once the IPVS average has settled.
+#[test]
+fn rate_listing_shows_a_known_rate() {
+    let (mut d, h) = daemon();
+    let k = key("198.18.0.100:80");
+    let mut total = Stats::default();
+    let set = |h: &MockHandle, s: Stats| {
+        h.lock().stats.services = vec![ServiceCounters { key: k, stats: s }];
+    };
+    set(&h, total);
+    d.sample_rates();
+    for _ in 0..60 {
+        total.conns += 44_000;
+        total.inpkts += 440_000;
+        total.outpkts += 220_000;
+        set(&h, total);
+        d.sample_rates();
+    }
+    let rate = ok(&mut d, "-Ln --rate");
+    assert_eq!(
+        words(&rate, "TCP"),
+        [
+            "TCP",
+            "198.18.0.100:80",
+            "22000",
+            "220000",
+            "110000",
+            "0",
+            "0"
+        ]
+    );
+}

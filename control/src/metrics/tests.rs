@@ -306,3 +306,39 @@ node_ipvs_backend_connections_active{local_address=\"2001:db8::100\",local_port=
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
 }
+
+#[test]
+fn table_families_and_losses_are_exposed() {
+    let mut m = snapshot();
+    m.family_tables = vec![
+        FamilyTable {
+            worker: 0,
+            family: "ipv4",
+            entries: 12,
+            capacity: 65536,
+        },
+        FamilyTable {
+            worker: 0,
+            family: "ipv6",
+            entries: 0,
+            capacity: 262144,
+        },
+    ];
+    m.losses = vec![DropCounter {
+        reason: "lost_sync_event".into(),
+        worker: 1,
+        packets: 4,
+    }];
+    let text = render(&m);
+    validate(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    for line in [
+        "# TYPE rvs_conn_table_family_capacity gauge\n",
+        "rvs_conn_table_family_entries{worker=\"0\",family=\"ipv4\"} 12\n",
+        "rvs_conn_table_family_capacity{worker=\"0\",family=\"ipv4\"} 65536\n",
+        "rvs_conn_table_family_capacity{worker=\"0\",family=\"ipv6\"} 262144\n",
+        "# TYPE rvs_lost_total counter\n",
+        "rvs_lost_total{what=\"lost_sync_event\",worker=\"1\"} 4\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}

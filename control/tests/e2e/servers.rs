@@ -122,6 +122,32 @@ pub fn http_get(
         .collect()
 }
 
+/// `count` GETs of `path`, each on a new TCP connection from the same
+/// source address and port `sport` (the tuple reused each time).
+pub fn http_get_from_port(
+    ns: &str,
+    source: &str,
+    sport: u16,
+    host: &str,
+    port: u16,
+    count: usize,
+) -> Vec<HttpResult> {
+    let (p, c, sp) = (port.to_string(), count.to_string(), sport.to_string());
+    let args = vec![
+        "http", host, &p, "--count", &c, "--source", source, "--sport", &sp,
+    ];
+    client(ns, &args, Duration::from_secs(30 + 10 * count as u64))
+        .iter()
+        .map(|o| HttpResult {
+            ok: o.bool("ok"),
+            status: o.u64("status"),
+            server: o.str("server").map(str::to_string),
+            body: o.str("body").unwrap_or_default().to_string(),
+            error: o.str("error").map(str::to_string),
+        })
+        .collect()
+}
+
 /// A verified download.
 #[derive(Clone, Debug)]
 pub struct BytesResult {

@@ -22,6 +22,16 @@ cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "packet and control logic without DPDK (--no-default-features)"
+# dpdk-sys (bindgen, libclang, libdpdk) must not be in the graph, and the
+# build must not look for DPDK: pkg-config and libclang are pointed away.
+if cargo tree -p dataplane -p control --no-default-features -e normal,build | grep -E 'dpdk-sys|bindgen'; then
+    echo "test.sh: dataplane/control without the dpdk feature still depend on DPDK" >&2
+    exit 1
+fi
+PKG_CONFIG_LIBDIR=/nonexistent LIBCLANG_PATH=/nonexistent \
+    cargo clippy -p dataplane -p control --no-default-features --all-targets -- -D warnings
+
 step "script self-tests"
 bash scripts/test-scripts.sh
 
@@ -37,7 +47,19 @@ export RVS_SKIP_LOG
 RVS_SKIP_LOG=$(mktemp)
 trap 'rm -f "$log" "$RVS_SKIP_LOG"' EXIT
 set +e
-cargo test --workspace --no-fail-fast -- --test-threads="${RVS_TEST_THREADS:-2}" 2>&1 | tee "$log"
+{
+    cargo test --workspace --no-fail-fast -- --test-threads="${RVS_TEST_THREADS:-2}"
+    rc1=$?
+    # The same packet and control logic once more without DPDK (unit,
+    # golden, pipeline and the other tests that start no EAL).
+    PKG_CONFIG_LIBDIR=/nonexistent LIBCLANG_PATH=/nonexistent \
+        cargo test -p dataplane --no-default-features --no-fail-fast
+    rc2=$?
+    PKG_CONFIG_LIBDIR=/nonexistent LIBCLANG_PATH=/nonexistent \
+        cargo test -p control --no-default-features --lib
+    rc3=$?
+    [ "$rc1" -eq 0 ] && [ "$rc2" -eq 0 ] && [ "$rc3" -eq 0 ]
+} 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 

@@ -14,12 +14,11 @@ use crate::neigh::NeighConfig;
 use crate::pipeline::{ConnInfo, DumpRequest, Event, NeighEntry, Pipeline, PipelineConfig};
 use crate::snapshot::{PortSnap, Snapshot};
 use crate::stats::{Loss, RelayCounters, WorkerCounters};
-use crate::sync::SyncConn;
 use crate::wire::ethernet::MacAddr;
 use crate::worker::{self, Channels, Command, LoopConfig, WorkerIo};
-use crossbeam::queue::ArrayQueue;
+
+pub use crate::channel::{ConnInstaller, SyncEvents};
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,55 +63,6 @@ pub struct RuntimeConfig {
     pub max_services: usize,
     /// Real-server ids counted (highest id + 1).
     pub max_reals: usize,
-}
-
-/// Connections the workers report for sync, collected by the relay
-/// thread for control's sync sender.
-#[derive(Debug)]
-pub struct SyncEvents {
-    /// The connections, oldest first.
-    pub queue: ArrayQueue<SyncConn>,
-    /// Connections lost because the queue was full.
-    pub overflow: AtomicU64,
-}
-
-impl SyncEvents {
-    /// A queue of `n` connections.
-    pub fn new(n: usize) -> Self {
-        SyncEvents {
-            queue: ArrayQueue::new(n.max(1)),
-            overflow: AtomicU64::new(0),
-        }
-    }
-}
-
-/// Hands synced connections to the worker that owns them (a cloneable
-/// handle for control's sync receiver thread).
-#[derive(Debug, Clone)]
-pub struct ConnInstaller {
-    commands: Vec<Arc<ArrayQueue<Command>>>,
-    own: Ownership,
-}
-
-impl ConnInstaller {
-    /// An installer over the workers' command rings.
-    pub fn new(commands: Vec<Arc<ArrayQueue<Command>>>, own: Ownership) -> Self {
-        ConnInstaller { commands, own }
-    }
-
-    /// Queues `c` for its owner (and, for FullNAT, an uncounted copy for
-    /// the owner of its local port). `false` if a ring was full.
-    pub fn install(&self, c: SyncConn) -> bool {
-        let (owner, second) = crate::sync::owners(&self.own, &c);
-        let mut ok = true;
-        for (w, count) in [(Some(owner), true), (second, false)] {
-            let Some(q) = w.and_then(|w| self.commands.get(usize::from(w))) else {
-                continue;
-            };
-            ok &= q.push(Command::InstallConn { conn: c, count }).is_ok();
-        }
-        ok
-    }
 }
 
 struct Worker {
@@ -523,6 +473,7 @@ pub fn relay_once(chans: &[Channels], sync: &SyncEvents, lost: &RelayCounters) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::SyncConn;
     use std::net::IpAddr;
 
     fn template(i: u32) -> Event {

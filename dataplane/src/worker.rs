@@ -6,75 +6,11 @@
 
 use crate::dpdk::{tsc, tsc_hz, Burst, Consumer, Mbuf, Mempool, Producer, RxQueue, TxQueue};
 use crate::pipeline::{Event, Pipeline, Sink};
-use crate::snapshot::Snapshot;
 use crate::stats::{Loss, PathDrop, WorkerCounters};
-use crate::wire::ethernet::MacAddr;
 use crossbeam::queue::ArrayQueue;
-use std::net::IpAddr;
 use std::sync::Arc;
 
-/// Control → worker.
-#[derive(Debug)]
-pub enum Command {
-    /// Run on this snapshot from now on; the old one goes back to control.
-    Snapshot(Arc<Snapshot>),
-    /// A neighbour some worker learned.
-    Learn {
-        /// Address.
-        ip: IpAddr,
-        /// Port.
-        port: u16,
-        /// MAC.
-        mac: MacAddr,
-    },
-    /// A persistence template another worker created.
-    Template {
-        /// Service id.
-        svc: u16,
-        /// Client address.
-        client: IpAddr,
-        /// Real-server id.
-        rs: u32,
-    },
-    /// Copy connections into the request (operator listing).
-    Dump(Arc<crate::pipeline::DumpRequest<crate::pipeline::ConnInfo>>),
-    /// Copy the neighbour table into the request.
-    DumpNeigh(Arc<crate::pipeline::DumpRequest<crate::pipeline::NeighEntry>>),
-    /// Install a connection a sync message carried (HA backup); `count`:
-    /// update the real server's connection counters (false for the
-    /// FullNAT copy on the worker owning the local port).
-    InstallConn {
-        /// The connection.
-        conn: crate::sync::SyncConn,
-        /// Whether to count it.
-        count: bool,
-    },
-    /// Leave the loop (TX drained first).
-    Stop,
-}
-
-/// The rings between control and one worker.
-#[derive(Debug, Clone)]
-pub struct Channels {
-    /// Commands for the worker.
-    pub commands: Arc<ArrayQueue<Command>>,
-    /// Snapshots the worker no longer uses (control drops them, so freeing
-    /// never happens on a worker core).
-    pub retired: Arc<ArrayQueue<Arc<Snapshot>>>,
-    /// Events for control.
-    pub events: Arc<ArrayQueue<Event>>,
-}
-
-impl Channels {
-    /// Rings of the given depth.
-    pub fn new(depth: usize) -> Self {
-        Channels {
-            commands: Arc::new(ArrayQueue::new(depth)),
-            retired: Arc::new(ArrayQueue::new(depth)),
-            events: Arc::new(ArrayQueue::new(depth)),
-        }
-    }
-}
+pub use crate::channel::{Channels, Command};
 
 /// The queues a worker owns: queue q of every port, and its ends of the
 /// handoff rings.

@@ -2,6 +2,7 @@
 //! environment asks for it (tests of the daemon's control logic).
 
 use super::dataplane::Dataplane;
+#[cfg(feature = "dpdk")]
 use super::dpdk::DpdkDataplane;
 use super::log::log;
 use super::mock::MockDataplane;
@@ -27,6 +28,11 @@ pub fn build_dataplane(cfg: &Config) -> Result<Box<dyn Dataplane>, String> {
         }
         return Ok(Box::new(m));
     }
+    start_dpdk(cfg)
+}
+
+#[cfg(feature = "dpdk")]
+fn start_dpdk(cfg: &Config) -> Result<Box<dyn Dataplane>, String> {
     let dp = DpdkDataplane::start(cfg)?;
     log(format!(
         "DPDK dataplane up: {} port(s), {} worker(s)",
@@ -34,4 +40,11 @@ pub fn build_dataplane(cfg: &Config) -> Result<Box<dyn Dataplane>, String> {
         cfg.dataplane.workers
     ));
     Ok(Box::new(dp))
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn start_dpdk(_cfg: &Config) -> Result<Box<dyn Dataplane>, String> {
+    Err(format!(
+        "this rvsd was built without the `dpdk` feature: only the mock dataplane ({DATAPLANE_ENV}=mock) is available"
+    ))
 }

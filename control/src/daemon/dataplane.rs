@@ -10,7 +10,7 @@
 use crate::ipvsadm::Extra;
 use crate::metrics::{ConnTable, DropCounter, Handoff, PortCounters};
 use crate::model::{ConnEntry, Model, ServiceKey, Stats, Timeouts};
-use dataplane::runtime::{ConnInstaller, SyncEvents};
+use dataplane::channel::{ConnInstaller, SyncEvents};
 use dataplane::sync::SyncParams;
 use std::fmt;
 use std::net::SocketAddr;

@@ -28,6 +28,7 @@
 pub mod backend;
 pub mod client;
 pub mod dataplane;
+#[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod est;
 pub mod http;

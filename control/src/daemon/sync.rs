@@ -15,7 +15,7 @@
 //! The sockets are the kernel's (std UDP): sync runs on a management
 //! interface, not on DPDK ports.
 
-use dataplane::runtime::{ConnInstaller, SyncEvents};
+use dataplane::channel::{ConnInstaller, SyncEvents};
 use dataplane::sync::SyncConn;
 use dataplane::sync::{decode, max_mesg_len, DecodeError, EntrySkip, MessageBuilder, SyncParams};
 use std::fmt::Write as _;

@@ -181,6 +181,13 @@ pub struct ServiceConf {
     /// Real servers (`[[service.real]]`).
     #[serde(default, rename = "real")]
     pub reals: Vec<RealConf>,
+    /// The scheduler's sorry server (`address[:port]`): takes new
+    /// connections while no real server can.
+    #[serde(default)]
+    pub sorry_server: Option<String>,
+    /// Health-check options (`[service.health]`, see [`crate::health::config`]).
+    #[serde(default)]
+    pub health: Option<crate::health::config::ServiceHealthConf>,
 }
 
 /// `[[service.real]]`: a real server.
@@ -201,6 +208,12 @@ pub struct RealConf {
     /// Lower connection threshold (0: none).
     #[serde(default)]
     pub l_threshold: Option<i64>,
+    /// Health options (`[service.real.health]`).
+    #[serde(default)]
+    pub health: Option<crate::health::config::RealHealthConf>,
+    /// Health checkers (`[[service.real.check]]`).
+    #[serde(default, rename = "check")]
+    pub checks: Vec<crate::health::config::CheckConf>,
 }
 
 /// `[metrics]`.
@@ -483,7 +496,8 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
             message: format!("{}{at}", e.message().trim_end()),
         }])
     })?;
-    let (_, errors) = cfg.build(file);
+    let (_, mut errors) = cfg.build(file);
+    errors.extend(crate::health::config::validate(&cfg, file));
     if errors.is_empty() {
         Ok(cfg)
     } else {
@@ -1134,7 +1148,22 @@ impl Config {
             proto: proto?,
             addr: vip?,
         };
+        // the sorry server is forwarded as the service's real servers are
+        let sorry = match (s.sorry_server.as_deref().and_then(parse_endpoint), vip) {
+            (Some((ip, port)), Some(v)) => {
+                let fw = match (&s.forward, reals.first()) {
+                    (None, Some(r)) => r.forward,
+                    _ => svc_forward?,
+                };
+                Some(RealServer::new(
+                    SocketAddr::new(ip, port.unwrap_or(v.port())),
+                    fw,
+                ))
+            }
+            _ => None,
+        };
         Some(Service {
+            sorry,
             scheduler: sched?,
             flags,
             persistent,
@@ -1148,6 +1177,17 @@ impl Config {
 
 fn family_mismatch(a: IpAddr, b: IpAddr) -> bool {
     a.is_ipv4() != b.is_ipv4()
+}
+
+/// The key of a service config, when its protocol and address parse.
+pub(crate) fn service_key_of(s: &ServiceConf) -> Option<ServiceKey> {
+    service_key(s)
+}
+
+/// The address of a real server config under the VIP `vip`.
+pub(crate) fn real_addr_of(r: &RealConf, vip: SocketAddr) -> Option<SocketAddr> {
+    let (ip, port) = parse_endpoint(&r.address)?;
+    Some(SocketAddr::new(ip, port.unwrap_or(vip.port())))
 }
 
 fn service_key(s: &ServiceConf) -> Option<ServiceKey> {

@@ -47,6 +47,10 @@ pub struct Config {
     /// High availability (placeholder).
     #[serde(default)]
     pub ha: Ha,
+    /// `[keepalived] conf = FILE`: that keepalived.conf's virtual servers
+    /// are services too (see [`crate::health::keepalived`]).
+    #[serde(default)]
+    pub keepalived: Option<crate::health::keepalived::Source>,
 }
 
 /// `[eal]`: DPDK Environment Abstraction Layer.
@@ -496,8 +500,25 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
             message: format!("{}{at}", e.message().trim_end()),
         }])
     })?;
+    let mut cfg = cfg;
+    let imported = match &cfg.keepalived {
+        None => None,
+        Some(k) => {
+            let path = match Path::new(file).parent() {
+                Some(dir) if !Path::new(&k.conf).is_absolute() => dir.join(&k.conf),
+                _ => Path::new(&k.conf).to_path_buf(),
+            };
+            let (svcs, origins) = crate::health::keepalived::load(&path).map_err(ConfigErrors)?;
+            let base = cfg.services.len();
+            cfg.services.extend(svcs);
+            Some((base, origins))
+        }
+    };
     let (_, mut errors) = cfg.build(file);
     errors.extend(crate::health::config::validate(&cfg, file));
+    if let Some((base, origins)) = &imported {
+        crate::health::keepalived::relabel(&mut errors, *base, origins);
+    }
     if errors.is_empty() {
         Ok(cfg)
     } else {

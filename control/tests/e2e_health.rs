@@ -308,3 +308,165 @@ fn failed_real_servers_leave_and_return() {
     assert!(log.contains("quorum lost"), "{log}");
     assert!(log.contains("quorum gained"), "{log}");
 }
+
+/// The operator's keepalived.conf, unchanged: VRRP for keepalived, the
+/// virtual servers (NAT with TCP_CHECK, DR with HTTP_GET on the servers'
+/// port 80) for rvs.
+fn keepalived_conf(topo: &Topology, adm: &str) -> String {
+    let mut nat_reals = String::new();
+    let mut dr_reals = String::new();
+    for s in &topo.servers {
+        nat_reals.push_str(&format!(
+            "    real_server {} {HTTP_PORT} {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}\n",
+            s.ip4
+        ));
+        dr_reals.push_str(&format!(
+            "    real_server {} 8080 {{\n        HTTP_GET {{\n            connect_port 80\n            url {{\n              path /\n              status_code 200\n            }}\n        }}\n    }}\n",
+            s.ip4
+        ));
+    }
+    format!(
+        r#"! keepalived.conf as it ran with kernel IPVS
+global_defs {{
+    router_id rvs_e2e
+    script_user root
+    enable_script_security
+}}
+
+vrrp_instance VI_1 {{
+    state BACKUP
+    interface rvs-c
+    virtual_router_id 52
+    priority 100
+    advert_int 1
+    notify_master "{adm} --role master"
+    notify_backup "{adm} --role backup"
+    notify_fault "{adm} --role backup"
+}}
+
+virtual_server {vip} {HTTP_PORT} {{
+    delay_loop 1
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+{nat_reals}}}
+
+virtual_server {vip} 8080 {{
+    delay_loop 1
+    lb_algo wlc
+    lb_kind DR
+    protocol TCP
+{dr_reals}}}
+"#,
+        vip = plan::VIP4,
+    )
+}
+
+#[test]
+fn keepalived_conf_runs_unchanged_beside_stock_keepalived() {
+    let test = "keepalived_conf_runs_unchanged_beside_stock_keepalived";
+    if netns::skip_unless_root(test) {
+        return;
+    }
+    if let Err(e) = netns::run(&["keepalived", "--version"]) {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{test}: keepalived unavailable in CI: {e}"
+        );
+        eprintln!("SKIP {test}: keepalived unavailable: {e}");
+        return;
+    }
+    let _serial = serial();
+    let topo = Topology::build();
+    topo.setup_servers(Mode::Nat).unwrap();
+    let mut http: Vec<Proc> = topo
+        .servers
+        .iter()
+        .map(|s| servers::start_http(&s.ns, &s.name, HTTP_PORT))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("rvs-e2e-{}-ka", topo.tag));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let ka = dir.join("keepalived.conf");
+    let rvsd = Rvsd::start_text(&topo, &topo.director, "ka", |sock, prefix| {
+        let adm = format!("{} --socket {sock}", e2e::rvsd::RVSADM);
+        std::fs::write(&ka, keepalived_conf(&topo, &adm)).unwrap();
+        // rvsd.toml: what keepalived.conf cannot say, and the file itself
+        let base = config(&topo, sock, prefix);
+        let head = &base[..base.find("[[service]]").unwrap()];
+        format!(
+            "{}\n[ha]\nrole = \"backup\"\n\n[keepalived]\nconf = \"{}\"\n",
+            head.replace(
+                "addresses = [\"198.18.0.1/24\"]",
+                "addresses = [\"198.18.0.1/24\"]\ntap = \"rvs-c\""
+            ),
+            ka.display()
+        )
+    });
+    let ln = rvsd.ok(&["-Ln"]);
+    assert!(ln.contains(&format!("TCP  {}:80 rr", plan::VIP4)), "{ln}");
+    assert!(
+        ln.contains(&format!("TCP  {}:8080 wlc", plan::VIP4)),
+        "{ln}"
+    );
+    assert!(ln.contains("Route"), "{ln}");
+
+    // keepalived for VRRP only, from the same file
+    let p = |f: &str| dir.join(f).display().to_string();
+    let (kp, vp, cp, cfg) = (
+        p("ka.pid"),
+        p("vrrp.pid"),
+        p("chk.pid"),
+        ka.display().to_string(),
+    );
+    let mut k = netns::spawn(
+        &topo.director,
+        &[
+            "keepalived",
+            "-n",
+            "-l",
+            "-G",
+            "-D",
+            "-P",
+            "-f",
+            &cfg,
+            "-p",
+            &kp,
+            "-r",
+            &vp,
+            "-c",
+            &cp,
+        ],
+    );
+    // no peer: it becomes master, and its notify script makes rvsd master
+    let t0 = Instant::now();
+    while !rvsd.log().contains("role backup -> master") {
+        assert!(
+            k.alive() && t0.elapsed() < Duration::from_secs(40),
+            "keepalived (alive {}) did not make rvsd master:\n{}\nrvsd:\n{}",
+            k.alive(),
+            k.stderr(),
+            rvsd.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    servers::wait_tcp(&topo.client, plan::VIP4, HTTP_PORT, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\nrvsd log:\n{}", rvsd.log()));
+    assert_eq!(served_by(&topo, 6), set(&["rs1", "rs2", "rs3"]));
+
+    // the file's TCP_CHECK runs in rvsd: a dead server leaves
+    let rs1 = ep(&topo.servers[0].ip4, HTTP_PORT);
+    http[0].kill();
+    let t = wait_ln(&rvsd, "rs1 removed", |ln| {
+        !ln.lines().any(|l| l.contains(&format!("-> {rs1} ")))
+    });
+    println!("keepalived.conf TCP_CHECK detection (rs1 killed): {t:.2} s");
+    assert_eq!(served_by(&topo, 4), set(&["rs2", "rs3"]));
+    http[0] = servers::start_http(&topo.servers[0].ns, "rs1", HTTP_PORT);
+    wait_ln(&rvsd, "rs1 back", |ln| ln.contains(&format!("-> {rs1} ")));
+    assert!(k.alive(), "keepalived exited:\n{}", k.stderr());
+    let log = k.stderr();
+    assert!(!log.contains("Can't initialize ipvs"), "{log}");
+    k.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}

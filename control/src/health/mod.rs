@@ -860,4 +860,6 @@ impl Health {
 }
 
 #[cfg(test)]
+mod daemon_tests;
+#[cfg(test)]
 mod tests;

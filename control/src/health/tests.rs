@@ -785,3 +785,25 @@ fn monitor_threads_stop_when_dropped() {
     thread::sleep(Duration::from_millis(300));
     assert_eq!(count.load(Ordering::SeqCst), n);
 }
+
+#[test]
+fn omega_runs_quorum_down_at_stop() {
+    let dir = std::env::temp_dir().join(format!("rvs-omega-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let flag = dir.join("down");
+    let mut sp = svc_plan(vec![real_plan(
+        "198.18.1.2:80",
+        vec![spec(CheckKind::Tcp, closed_port())],
+        false,
+    )]);
+    sp.omega = true;
+    sp.quorum_down = Some(format!("echo down > {}", flag.display()));
+    let mut h = Health::new(plan_of(sp), 1);
+    h.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !flag.exists() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(std::fs::read_to_string(&flag).unwrap(), "down\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -120,6 +120,7 @@ fn main() {
             status_codes: vec![200],
             digest: None,
             virtualhost: None,
+            tls: false,
         }
     } else {
         CheckKind::Tcp

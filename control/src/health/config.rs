@@ -369,15 +369,9 @@ fn check_spec(
         e.push(
             format!("{cf}.type"),
             format!(
-                "unknown check type '{}' (expected TCP_CHECK, HTTP_GET, UDP_CHECK, MISC_CHECK or PING_CHECK)",
+                "unknown check type '{}' (expected TCP_CHECK, HTTP_GET, SSL_GET, UDP_CHECK, MISC_CHECK or PING_CHECK)",
                 c.kind
             ),
-        );
-    }
-    if name == Some("SSL_GET") {
-        e.push(
-            format!("{cf}.type"),
-            "SSL_GET is not supported by rvs yet (no TLS client); use HTTP_GET on a plain port, TCP_CHECK or MISC_CHECK",
         );
     }
     let ip = match &c.connect_ip {
@@ -483,7 +477,7 @@ fn check_spec(
     }
     let kind = match name {
         Some("TCP_CHECK") => Some(CheckKind::Tcp),
-        Some("HTTP_GET") => {
+        Some("HTTP_GET" | "SSL_GET") => {
             let path = c.path.clone().unwrap_or_else(|| "/".into());
             if !path.starts_with('/') || path.chars().any(|ch| ch.is_ascii_whitespace()) {
                 e.push(
@@ -496,6 +490,7 @@ fn check_spec(
                 status_codes: codes,
                 digest: c.digest.as_ref().map(|d| d.to_ascii_lowercase()),
                 virtualhost: c.virtualhost.clone(),
+                tls: name == Some("SSL_GET"),
             })
         }
         Some("UDP_CHECK") => Some(CheckKind::Udp {

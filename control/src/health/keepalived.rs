@@ -17,10 +17,11 @@
 //! `quorum`, `hysteresis`, `quorum_up`/`quorum_down`, `alpha`, `omega`,
 //! `inhibit_on_failure`, `real_server` with `weight`, `uthreshold`,
 //! `lthreshold`, `notify_up`/`notify_down` and the checkers TCP_CHECK,
-//! HTTP_GET (each `url` a check), UDP_CHECK, MISC_CHECK, PING_CHECK.
+//! HTTP_GET and SSL_GET (each `url` a check), UDP_CHECK, MISC_CHECK,
+//! PING_CHECK.
 //! `global_defs`, `vrrp_*` and the other VRRP-side blocks are left to
 //! keepalived. Anything else rvs cannot honour (fwmark services, `ops`,
-//! SSL_GET, SMTP_CHECK, DNS_CHECK, `regex`, ...) is refused with the file,
+//! SMTP_CHECK, DNS_CHECK, `regex`, ...) is refused with the file,
 //! the line and why; a file with any error contributes nothing.
 
 use super::config::{CheckConf, RealHealthConf, Secs, ServiceHealthConf};
@@ -773,9 +774,8 @@ fn real_server(
         let k = c.words[0].as_str();
         if c.children.is_some() {
             match k {
-                "TCP_CHECK" | "HTTP_GET" | "UDP_CHECK" | "MISC_CHECK" | "PING_CHECK"
-                | "ICMP_CHECK" => r.checks.extend(checker(c, &d, e)),
-                "SSL_GET" => e.at(c, "SSL_GET is not supported by rvs yet (no TLS client); use HTTP_GET on a plain port, TCP_CHECK or MISC_CHECK"),
+                "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "UDP_CHECK" | "MISC_CHECK"
+                | "PING_CHECK" | "ICMP_CHECK" => r.checks.extend(checker(c, &d, e)),
                 "SMTP_CHECK" | "DNS_CHECK" | "BFD_CHECK" | "FILE_CHECK" => {
                     e.at(c, format!("{k} is not supported by rvs"))
                 }
@@ -872,7 +872,7 @@ fn checker(n: &Node, d: &CheckDefaults, e: &mut Errs) -> Vec<CheckConf> {
     };
     let mut c = base_check(kind, d);
     let mut urls: Vec<CheckConf> = Vec::new();
-    let is = |k: &str| kind == k;
+    let is = |k: &str| kind == k || (k == "HTTP_GET" && kind == "SSL_GET");
     for o in n.children.as_deref().unwrap_or(&[]) {
         let k = o.words[0].as_str();
         if k == "url" && is("HTTP_GET") {

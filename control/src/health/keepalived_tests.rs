@@ -294,7 +294,6 @@ const BAD: &[(&str, &str)] = &[
     ("virtual_server 198.18.0.100 80 {\n ops\n}\n", "line 2: one-packet scheduling (ops) is not supported"),
     ("virtual_server 198.18.0.100 80 {\n protocol SCTP\n}\n", "line 2: protocol SCTP is not supported"),
     ("virtual_server 198.18.0.100 80 {\n lb_kind MAGIC\n}\n", "line 2: unknown lb_kind 'MAGIC'"),
-    ("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n SSL_GET {\n }\n }\n}\n", "line 3: SSL_GET is not supported by rvs yet"),
     ("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n SMTP_CHECK {\n }\n }\n}\n", "line 3: SMTP_CHECK is not supported"),
     ("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n HTTP_GET {\n url {\n path /\n regex ^ok\n }\n }\n }\n}\n", "line 6: url regex is not supported"),
     ("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n TCP_CHECK {\n connect_port x\n }\n }\n}\n", "line 4: connect_port 'x' is not a whole number"),
@@ -324,4 +323,23 @@ fn bad_keepalived_conf_is_refused_with_the_line() {
     // one bad virtual server: nothing of the file is applied
     let mixed = format!("{GOOD}\nvirtual_server 198.18.0.130 80 {{\n ops\n}}\n");
     assert!(load_with("mixed", &mixed).is_err());
+}
+
+#[test]
+fn ssl_get_is_http_get_over_tls() {
+    let ka = "virtual_server 198.18.0.100 443 {\n lb_kind NAT\n real_server 198.18.1.11 443 {\n SSL_GET {\n url {\n path /status\n digest 5d41402abc4b2a76b9719d911017c592\n }\n connect_timeout 2\n }\n }\n}\n";
+    let cfg = load_with("ssl", ka).unwrap();
+    let plan = health::config::plan(&cfg);
+    let c = &plan.services[0].reals[0].checks[0];
+    assert_eq!(c.kind.name(), "SSL_GET");
+    assert_eq!(
+        c.kind,
+        CheckKind::Http {
+            path: "/status".into(),
+            status_codes: vec![],
+            digest: Some("5d41402abc4b2a76b9719d911017c592".into()),
+            virtualhost: None,
+            tls: true
+        }
+    );
 }

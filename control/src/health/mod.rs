@@ -1,5 +1,5 @@
 //! Health checks inside rvsd, with keepalived's checkers and semantics
-//! (keepalived.conf(5)): TCP_CHECK, HTTP_GET, UDP_CHECK, MISC_CHECK and
+//! (keepalived.conf(5)): TCP_CHECK, HTTP_GET, SSL_GET, UDP_CHECK, MISC_CHECK and
 //! PING_CHECK per real server, `retry`/`delay_before_retry`/`delay_loop`,
 //! `alpha`, `omega`, `inhibit_on_failure`, quorum with hysteresis and
 //! `quorum_up`/`quorum_down`, the sorry server, `notify_up`/`notify_down`.
@@ -38,8 +38,9 @@ use std::time::{Duration, SystemTime};
 pub enum CheckKind {
     /// TCP_CHECK: a TCP connection is accepted.
     Tcp,
-    /// HTTP_GET: `GET path`, the status in `status_codes` (any 2xx when
-    /// empty) and the body's MD5 equal to `digest` when set.
+    /// HTTP_GET (SSL_GET with `tls`): `GET path`, the status in
+    /// `status_codes` (any 2xx when empty) and the body's MD5 equal to
+    /// `digest` when set.
     Http {
         /// URL path.
         path: String,
@@ -47,8 +48,10 @@ pub enum CheckKind {
         status_codes: Vec<u16>,
         /// MD5 of the body, lower-case hex.
         digest: Option<String>,
-        /// Host header.
+        /// Host header (and the TLS server name).
         virtualhost: Option<String>,
+        /// SSL_GET: the same over TLS.
+        tls: bool,
     },
     /// UDP_CHECK: send `payload`; fail on an ICMP error (or no reply when
     /// `require_reply`).
@@ -76,7 +79,8 @@ impl CheckKind {
     pub fn name(&self) -> &'static str {
         match self {
             CheckKind::Tcp => "TCP_CHECK",
-            CheckKind::Http { .. } => "HTTP_GET",
+            CheckKind::Http { tls: false, .. } => "HTTP_GET",
+            CheckKind::Http { tls: true, .. } => "SSL_GET",
             CheckKind::Udp { .. } => "UDP_CHECK",
             CheckKind::Misc { .. } => "MISC_CHECK",
             CheckKind::Ping => "PING_CHECK",

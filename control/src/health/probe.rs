@@ -5,10 +5,15 @@
 use super::state::misc_verdict;
 use super::{CheckKind, CheckSpec};
 use md5::{Digest, Md5};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The result of one attempt.
@@ -53,12 +58,14 @@ pub fn run(spec: &CheckSpec) -> Outcome {
             status_codes,
             digest,
             virtualhost,
+            tls,
         } => http(
             spec,
             path,
             status_codes,
             digest.as_deref(),
             virtualhost.as_deref(),
+            *tls,
         ),
         CheckKind::Udp {
             payload,
@@ -116,9 +123,10 @@ fn http(
     codes: &[u16],
     digest: Option<&str>,
     vhost: Option<&str>,
+    tls: bool,
 ) -> Outcome {
     let start = Instant::now();
-    let mut s = match connect(spec) {
+    let tcp = match connect(spec) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
@@ -134,13 +142,55 @@ fn http(
         "GET {path} HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     );
     let deadline = start + spec.connect_timeout;
-    let left = |d: Instant| {
-        d.saturating_duration_since(Instant::now())
+    // the timeouts are set on a second handle of the same socket
+    let timer = match tcp.try_clone() {
+        Ok(t) => t,
+        Err(e) => return fail(io_reason(&e)),
+    };
+    if tls {
+        let name = match vhost {
+            Some(h) => match ServerName::try_from(h.to_string()) {
+                Ok(n) => n,
+                Err(_) => return fail(format!("'{h}' is not a TLS server name")),
+            },
+            None => ServerName::IpAddress(spec.target.ip().into()),
+        };
+        let conn = match tls_config()
+            .and_then(|c| ClientConnection::new(c, name).map_err(|e| e.to_string()))
+        {
+            Ok(c) => c,
+            Err(e) => return fail(format!("TLS: {e}")),
+        };
+        let mut stream = StreamOwned::new(conn, tcp);
+        exchange(&mut stream, &timer, &req, deadline, codes, digest, "TLS: ")
+    } else {
+        let mut stream = tcp;
+        exchange(&mut stream, &timer, &req, deadline, codes, digest, "")
+    }
+}
+
+/// Sends the request and judges the answer, all before `deadline`.
+fn exchange(
+    s: &mut (impl Read + Write),
+    timer: &TcpStream,
+    req: &str,
+    deadline: Instant,
+    codes: &[u16],
+    digest: Option<&str>,
+    what: &str,
+) -> Outcome {
+    let left = || {
+        deadline
+            .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1))
     };
-    let _ = s.set_write_timeout(Some(left(deadline)));
-    if let Err(e) = s.write_all(req.as_bytes()) {
-        return fail(format!("send: {}", io_reason(&e)));
+    let _ = timer.set_write_timeout(Some(left()));
+    let _ = timer.set_read_timeout(Some(left()));
+    if let Err(e) = s.write_all(req.as_bytes()).and_then(|()| s.flush()) {
+        return match e.kind() {
+            ErrorKind::WouldBlock | ErrorKind::TimedOut => fail("timeout waiting for the answer"),
+            _ => fail(format!("{what}send: {}", io_reason(&e))),
+        };
     }
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
@@ -148,7 +198,7 @@ fn http(
         if Instant::now() >= deadline {
             return fail("timeout waiting for the answer");
         }
-        let _ = s.set_read_timeout(Some(left(deadline)));
+        let _ = timer.set_read_timeout(Some(left()));
         match s.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
@@ -162,13 +212,84 @@ fn http(
             }
             Err(e) => {
                 if buf.is_empty() {
-                    return fail(format!("read: {}", io_reason(&e)));
+                    return fail(format!("{what}read: {}", io_reason(&e)));
                 }
+                // a close without TLS close_notify ends the body too
                 break;
             }
         }
     }
     judge_http(&buf, codes, digest)
+}
+
+/// Accepts any certificate chain, as keepalived's SSL_GET does without a
+/// CA; the handshake signatures are still checked.
+#[derive(Debug)]
+struct AnyCert(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The TLS client settings of every SSL_GET (built once).
+fn tls_config() -> Result<Arc<ClientConfig>, String> {
+    static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map(|b| {
+                    Arc::new(
+                        b.dangerous()
+                            .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+                            .with_no_client_auth(),
+                    )
+                })
+                .map_err(|e| e.to_string())
+        })
+        .clone()
 }
 
 /// Judges an HTTP answer: status line, status code, body digest.

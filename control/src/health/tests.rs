@@ -31,6 +31,7 @@ fn http_kind(path: &str, codes: &[u16], digest: Option<&str>) -> CheckKind {
         status_codes: codes.to_vec(),
         digest: digest.map(String::from),
         virtualhost: None,
+        tls: false,
     }
 }
 
@@ -691,7 +692,8 @@ address = "198.18.0.3:8080"
             path: "/healthz".into(),
             status_codes: vec![200, 204],
             digest: Some("5d41402abc4b2a76b9719d911017c592".into()),
-            virtualhost: None
+            virtualhost: None,
+            tls: false,
         }
     );
     assert_eq!(r.checks[1].target.to_string(), "198.18.0.2:22");
@@ -717,6 +719,7 @@ status_code = [700]
 retry = -1
 [[service.real.check]]
 type = "SSL_GET"
+payload = "x"
 [[service.real.check]]
 type = "FTP_CHECK"
 [[service.real.check]]
@@ -734,7 +737,7 @@ connect_timeout = 0
         "t.toml: service[0].real[0].check[0].digest: 'abc' is not an MD5 digest",
         "t.toml: service[0].real[0].check[0].status_code[0]: 700 is not an HTTP status",
         "t.toml: service[0].real[0].check[0].retry: must be 0..=1000, not -1",
-        "t.toml: service[0].real[0].check[1].type: SSL_GET is not supported",
+        "t.toml: service[0].real[0].check[1].payload: only UDP_CHECK takes payload",
         "t.toml: service[0].real[0].check[2].type: unknown check type 'FTP_CHECK'",
         "t.toml: service[0].real[0].check[3].misc_path: only MISC_CHECK takes it",
         "t.toml: service[0].real[0].check[3].connect_timeout: must be 0.01..=86400 seconds, not 0",
@@ -806,4 +809,99 @@ fn omega_runs_quorum_down_at_stop() {
     }
     assert_eq!(std::fs::read_to_string(&flag).unwrap(), "down\n");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A TLS HTTP server on 127.0.0.1 (throw-away self-signed certificate):
+/// answers `status` and `body`, records the SNI name it was asked for.
+fn https_server(
+    status: &'static str,
+    body: &'static str,
+) -> (SocketAddr, Arc<Mutex<Vec<Option<String>>>>) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let cert = CertificateDer::from(include_bytes!("testdata/cert.der").to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        include_bytes!("testdata/key.der").to_vec(),
+    ));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap(),
+    );
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let n = names.clone();
+    thread::spawn(move || {
+        for s in l.incoming().take(8).flatten() {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let conn = rustls::ServerConnection::new(cfg.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, s);
+            let mut buf = [0u8; 4096];
+            let mut req = Vec::new();
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => req.extend_from_slice(&buf[..k]),
+                }
+            }
+            n.lock()
+                .unwrap()
+                .push(tls.conn.server_name().map(String::from));
+            let _ = write!(
+                tls,
+                "HTTP/1.0 {status}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    (addr, names)
+}
+
+#[test]
+fn ssl_get_status_digest_and_server_name() {
+    let ssl = |digest: Option<&str>, vhost: Option<&str>| CheckKind::Http {
+        path: "/".into(),
+        status_codes: vec![],
+        digest: digest.map(String::from),
+        virtualhost: vhost.map(String::from),
+        tls: true,
+    };
+    let (addr, names) = https_server("200 OK", "hello");
+    let o = probe::run(&spec(
+        ssl(Some("5d41402abc4b2a76b9719d911017c592"), None),
+        addr,
+    ));
+    assert!(o.ok, "{o:?}");
+    assert_eq!(ssl(None, None).name(), "SSL_GET");
+    let o = probe::run(&spec(
+        ssl(Some("00000000000000000000000000000000"), None),
+        addr,
+    ));
+    assert!(!o.ok && o.reason.contains("digest"), "{o:?}");
+    assert!(probe::run(&spec(ssl(None, Some("www.example.com")), addr)).ok);
+    let seen = names.lock().unwrap().clone();
+    assert_eq!(seen, [None, None, Some("www.example.com".to_string())]);
+    let (bad, _) = https_server("503 Service Unavailable", "");
+    let o = probe::run(&spec(ssl(None, None), bad));
+    assert_eq!((o.ok, o.reason.as_str()), (false, "HTTP 503"));
+    // a plain HTTP server does not pass an SSL_GET
+    let plain = Http::start("200 OK", "hello");
+    let o = probe::run(&spec(ssl(None, None), plain.addr));
+    assert!(!o.ok, "{o:?}");
+    // nor a server that accepts and never answers the handshake
+    let (silent, stop) = silent_server();
+    let mut s = spec(ssl(None, None), silent);
+    s.connect_timeout = Duration::from_millis(300);
+    let o = probe::run(&s);
+    stop.store(true, Ordering::SeqCst);
+    assert_eq!(
+        (o.ok, o.reason.as_str()),
+        (false, "timeout waiting for the answer")
+    );
 }

@@ -497,7 +497,7 @@ impl Daemon {
         let role = role_of(&cfg);
         let (added, removed, changed) = diff(&self.model, &next);
         self.commit(next, &[])?;
-        self.health.stop();
+        self.health.replace_by(health.plan());
         self.health = health;
         if let Some(sink) = self.health_sink.clone() {
             self.health.start(sink)?;

@@ -696,9 +696,16 @@ impl Health {
     /// Stops the checkers; with `omega`, runs `quorum_down` of the
     /// services whose quorum was up.
     pub fn stop(&mut self) {
+        self.replace_by(&Plan::default());
+    }
+
+    /// Stops the checkers for a reload to `next`: `omega` runs
+    /// `quorum_down` only for the services `next` no longer has.
+    pub fn replace_by(&mut self, next: &Plan) {
         self.monitor = None;
         for (si, s) in self.plan.services.iter().enumerate() {
-            if s.omega && self.quorum[si].up {
+            let kept = next.services.iter().any(|n| n.key == s.key);
+            if s.omega && self.quorum[si].up && !kept {
                 if let Some(c) = &s.quorum_down {
                     run_script(c);
                 }

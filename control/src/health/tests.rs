@@ -419,7 +419,8 @@ fn checker_threads_retry_then_report_down_and_up() {
 fn a_hung_server_does_not_delay_another() {
     let (silent, stop) = silent_server();
     let mut hung = spec(http_kind("/", &[], None), silent);
-    hung.connect_timeout = Duration::from_secs(5);
+    // far longer than the fast checks below need, even on a loaded machine
+    hung.connect_timeout = Duration::from_secs(25);
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let fast = spec(CheckKind::Tcp, l.local_addr().unwrap());
     let plan = plan_of(svc_plan(vec![
@@ -783,7 +784,8 @@ fn monitor_threads_stop_when_dropped() {
         thread::sleep(Duration::from_millis(10));
     }
     drop(m);
-    thread::sleep(Duration::from_millis(300));
+    // an attempt under way may still report once
+    thread::sleep(Duration::from_millis(1000));
     let n = count.load(Ordering::SeqCst);
     thread::sleep(Duration::from_millis(300));
     assert_eq!(count.load(Ordering::SeqCst), n);
@@ -904,4 +906,32 @@ fn ssl_get_status_digest_and_server_name() {
         (o.ok, o.reason.as_str()),
         (false, "timeout waiting for the answer")
     );
+}
+
+#[test]
+fn omega_on_reload_only_for_removed_services() {
+    let dir = std::env::temp_dir().join(format!("rvs-omega-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let flag = dir.join("down");
+    let mut sp = svc_plan(vec![real_plan(
+        "198.18.1.2:80",
+        vec![spec(CheckKind::Tcp, closed_port())],
+        false,
+    )]);
+    sp.omega = true;
+    sp.quorum_down = Some(format!("echo down > {}", flag.display()));
+    let plan = plan_of(sp);
+    let mut h = Health::new(plan.clone(), 1);
+    // the same service in the next config: no quorum_down
+    h.replace_by(&plan);
+    thread::sleep(Duration::from_millis(300));
+    assert!(!flag.exists());
+    // gone from the next config: quorum_down
+    h.replace_by(&Plan::default());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !flag.exists() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(flag.exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -47,6 +47,10 @@ pub struct Config {
     /// High availability (placeholder).
     #[serde(default)]
     pub ha: Ha,
+    /// `[keepalived] conf = FILE`: that keepalived.conf's virtual servers
+    /// are services too (see [`crate::health::keepalived`]).
+    #[serde(default)]
+    pub keepalived: Option<crate::health::keepalived::Source>,
 }
 
 /// `[eal]`: DPDK Environment Abstraction Layer.
@@ -195,6 +199,13 @@ pub struct ServiceConf {
     /// Real servers (`[[service.real]]`).
     #[serde(default, rename = "real")]
     pub reals: Vec<RealConf>,
+    /// The scheduler's sorry server (`address[:port]`): takes new
+    /// connections while no real server can.
+    #[serde(default)]
+    pub sorry_server: Option<String>,
+    /// Health-check options (`[service.health]`, see [`crate::health::config`]).
+    #[serde(default)]
+    pub health: Option<crate::health::config::ServiceHealthConf>,
 }
 
 /// `[[service.real]]`: a real server.
@@ -215,6 +226,12 @@ pub struct RealConf {
     /// Lower connection threshold (0: none).
     #[serde(default)]
     pub l_threshold: Option<i64>,
+    /// Health options (`[service.real.health]`).
+    #[serde(default)]
+    pub health: Option<crate::health::config::RealHealthConf>,
+    /// Health checkers (`[[service.real.check]]`).
+    #[serde(default, rename = "check")]
+    pub checks: Vec<crate::health::config::CheckConf>,
 }
 
 /// `[metrics]`.
@@ -497,7 +514,25 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
             message: format!("{}{at}", e.message().trim_end()),
         }])
     })?;
-    let (_, errors) = cfg.build(file);
+    let mut cfg = cfg;
+    let imported = match &cfg.keepalived {
+        None => None,
+        Some(k) => {
+            let path = match Path::new(file).parent() {
+                Some(dir) if !Path::new(&k.conf).is_absolute() => dir.join(&k.conf),
+                _ => Path::new(&k.conf).to_path_buf(),
+            };
+            let (svcs, origins) = crate::health::keepalived::load(&path).map_err(ConfigErrors)?;
+            let base = cfg.services.len();
+            cfg.services.extend(svcs);
+            Some((base, origins))
+        }
+    };
+    let (_, mut errors) = cfg.build(file);
+    errors.extend(crate::health::config::validate(&cfg, file));
+    if let Some((base, origins)) = &imported {
+        crate::health::keepalived::relabel(&mut errors, *base, origins);
+    }
     if errors.is_empty() {
         Ok(cfg)
     } else {
@@ -1176,7 +1211,22 @@ impl Config {
             proto: proto?,
             addr: vip?,
         };
+        // the sorry server is forwarded as the service's real servers are
+        let sorry = match (s.sorry_server.as_deref().and_then(parse_endpoint), vip) {
+            (Some((ip, port)), Some(v)) => {
+                let fw = match (&s.forward, reals.first()) {
+                    (None, Some(r)) => r.forward,
+                    _ => svc_forward?,
+                };
+                Some(RealServer::new(
+                    SocketAddr::new(ip, port.unwrap_or(v.port())),
+                    fw,
+                ))
+            }
+            _ => None,
+        };
         Some(Service {
+            sorry,
             scheduler: sched?,
             flags,
             persistent,
@@ -1191,6 +1241,17 @@ impl Config {
 
 fn family_mismatch(a: IpAddr, b: IpAddr) -> bool {
     a.is_ipv4() != b.is_ipv4()
+}
+
+/// The key of a service config, when its protocol and address parse.
+pub(crate) fn service_key_of(s: &ServiceConf) -> Option<ServiceKey> {
+    service_key(s)
+}
+
+/// The address of a real server config under the VIP `vip`.
+pub(crate) fn real_addr_of(r: &RealConf, vip: SocketAddr) -> Option<SocketAddr> {
+    let (ip, port) = parse_endpoint(&r.address)?;
+    Some(SocketAddr::new(ip, port.unwrap_or(vip.port())))
 }
 
 fn service_key(s: &ServiceConf) -> Option<ServiceKey> {

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod health;
 pub mod ipvsadm;
 pub mod metrics;
 pub mod model;

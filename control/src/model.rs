@@ -363,6 +363,9 @@ pub struct Service {
     pub laddrs: Vec<LocalAddr>,
     /// Real servers, in insertion order.
     pub reals: Vec<RealServer>,
+    /// The scheduler's sorry server: new connections go to it while no
+    /// real server can take them (config `sorry_server`).
+    pub sorry: Option<RealServer>,
     /// Counters since creation or the last zero.
     pub stats: Stats,
     /// Current rates.
@@ -383,6 +386,7 @@ impl Service {
             netmask: Netmask::full_for(key.addr.ip()),
             laddrs: Vec::new(),
             reals: Vec::new(),
+            sorry: None,
             stats: Stats::default(),
             rates: Rates::default(),
             origin: Origin::default(),

@@ -297,7 +297,7 @@ fn structural_errors_name_the_field() {
     ));
     assert_eq!(v.len(), 1);
     assert!(
-        v[0].starts_with("bad.toml: service[1].real[1].wieght: unknown field `wieght`, expected one of `address`, `forward`, `weight`, `u_threshold`, `l_threshold` (line "),
+        v[0].starts_with("bad.toml: service[1].real[1].wieght: unknown field `wieght`, expected one of `address`, `forward`, `weight`, `u_threshold`, `l_threshold`"),
         "{}",
         v[0]
     );

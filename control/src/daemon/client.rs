@@ -62,6 +62,21 @@ pub fn run(args: &[String], env_socket: Option<OsString>, stdin: &mut impl Read)
     let path = sock
         .or_else(|| env_socket.filter(|s| !s.is_empty()).map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+    if args.first().map(String::as_str) == Some(super::HEALTH_FLAG) {
+        if args.len() > 1 {
+            return fail(2, format!("{} takes no arguments", super::HEALTH_FLAG));
+        }
+        return ask(
+            &path,
+            Request {
+                args,
+                stdin: String::new(),
+            },
+        );
+    }
+    if args.first().map(String::as_str) == Some(crate::health::keepalived::IMPORT_FLAG) {
+        return crate::health::keepalived::import_command(&args[1..]);
+    }
     // parse here too: usage errors and -h need no daemon
     let cmd = match ipvsadm::parse(&args) {
         Ok(c) => c,
@@ -80,7 +95,12 @@ pub fn run(args: &[String], env_socket: Option<OsString>, stdin: &mut impl Read)
             return fail(1, format!("{}: cannot read rules: {e}", ipvsadm::PROGRAM));
         }
     }
-    let stream = match UnixStream::connect(&path) {
+    ask(&path, Request { args, stdin: input })
+}
+
+/// Sends one request to rvsd and waits for the reply.
+fn ask(path: &std::path::Path, req: Request) -> Reply {
+    let stream = match UnixStream::connect(path) {
         Ok(s) => s,
         Err(e) => {
             return fail(
@@ -96,7 +116,6 @@ pub fn run(args: &[String], env_socket: Option<OsString>, stdin: &mut impl Read)
     };
     let _ = stream.set_read_timeout(Some(REPLY_TIMEOUT));
     let _ = stream.set_write_timeout(Some(REPLY_TIMEOUT));
-    let req = Request { args, stdin: input };
     let mut w = &stream;
     if let Err(e) = req.write_to(&mut w) {
         return fail(

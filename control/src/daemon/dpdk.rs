@@ -367,7 +367,12 @@ impl DpdkDataplane {
         let live_reals: std::collections::HashSet<RealKey> = model
             .services
             .iter()
-            .flat_map(|s| s.reals.iter().map(move |r| (s.key, r.addr)))
+            .flat_map(|s| {
+                s.reals
+                    .iter()
+                    .chain(s.sorry.iter())
+                    .map(move |r| (s.key, r.addr))
+            })
             .collect();
         self.real_ids.retain(|k, _| live_reals.contains(k));
         for s in &model.services {
@@ -405,12 +410,35 @@ impl DpdkDataplane {
                 }
                 sc.persistence = Some(p);
             }
-            let sched = ServiceSched::new(sc, reals.clone(), None, self.generation)
+            // the sorry server (config, health quorum) has an id and
+            // counters like a real server
+            let sorry = match &s.sorry {
+                Some(r) => {
+                    let th = Thresholds::default();
+                    let (rid, counters) = self
+                        .real_entry((s.key, r.addr), th)
+                        .ok_or("too many real servers")?;
+                    Some(RealServer {
+                        id: dataplane::sched::RealId(rid),
+                        addr: r.addr.ip(),
+                        port: r.addr.port(),
+                        weight: r.weight.max(1),
+                        last_weight: r.weight.max(1),
+                        thresholds: th,
+                        counters,
+                    })
+                }
+                None => None,
+            };
+            let sched = ServiceSched::new(sc, reals.clone(), sorry, self.generation)
                 .map_err(|e| format!("{}: {e}", s.key))?;
             let mut mh = SchedConfig::new(SchedKind::Mh);
             mh.seed = SCHED_SEED;
             let stateless = ServiceSched::new(mh, reals, None, self.generation).ok();
-            let sorry_fwd = fwds.first().copied().unwrap_or(FwdMode::Dr);
+            let sorry_fwd = match &s.sorry {
+                Some(r) => fwd(r.forward),
+                None => fwds.first().copied().unwrap_or(FwdMode::Dr),
+            };
             b = b.service(Service {
                 id,
                 proto: proto(s.key.proto),

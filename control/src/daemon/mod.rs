@@ -44,6 +44,7 @@ use self::est::Estimator;
 use self::proto::{Reply, Request};
 use self::sync::{SyncDaemon, SyncSettings, SyncState};
 use crate::config::{self, Config};
+use crate::health::{self, Health, Report, Sink};
 use crate::ipvsadm::{self, AdmError, Command, DaemonState, Outcome, SyncCmd};
 use crate::metrics::{self, MetricsSnapshot};
 use crate::model::{LocalAddr, Model, Origin, Service, ServiceKey};
@@ -65,6 +66,10 @@ pub struct Daemon {
     real_est: HashMap<(ServiceKey, SocketAddr), Estimator>,
     sync_master: Option<SyncDaemon>,
     sync_backup: Option<SyncDaemon>,
+    /// Health-check state; its checkers run once a sink is given.
+    health: Health,
+    /// Where checker threads report (set by [`Daemon::start_health`]).
+    health_sink: Option<Sink>,
 }
 
 fn role_of(cfg: &Config) -> Role {
@@ -178,7 +183,10 @@ impl Daemon {
         config: Config,
         mut dp: Box<dyn Dataplane>,
     ) -> Result<Daemon, String> {
-        let model = config.to_model();
+        let mut model = config.to_model();
+        // alpha: real servers checked before they get traffic
+        let health = Health::new(health::config::plan(&config), 1);
+        health.apply_all(&mut model);
         let role = role_of(&config);
         dp.set_role(role)
             .map_err(|e| format!("dataplane refused role {role}: {e}"))?;
@@ -197,6 +205,8 @@ impl Daemon {
             real_est: HashMap::new(),
             sync_master: None,
             sync_backup: None,
+            health,
+            health_sink: None,
         };
         if d.config.ha.sync {
             let state = match role {
@@ -352,6 +362,49 @@ impl Daemon {
         }
     }
 
+    /// Starts the health checkers; their reports go to `sink`, which must
+    /// bring them back to [`Daemon::on_health`] on the control thread.
+    pub fn start_health(&mut self, sink: Sink) -> Result<(), String> {
+        self.health_sink = Some(sink.clone());
+        self.health.start(sink)?;
+        let n = self.health.plan().checks();
+        if n > 0 {
+            log::log(format!(
+                "health: {n} check(s) on {} service(s)",
+                self.health.plan().services.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Folds in one checker report; on a verdict change, logs it, runs
+    /// its notify script and publishes the model it implies (keepalived's
+    /// edits of IPVS), through the same path as an `rvsadm -e`.
+    pub fn on_health(&mut self, r: &Report) {
+        let changes = self.health.on_report(r);
+        if changes.is_empty() {
+            return;
+        }
+        let mut next = self.model.clone();
+        let mut done = Vec::new();
+        for t in &changes {
+            log::log(self.health.describe(t));
+            self.health.notify(t);
+            if !done.contains(&t.svc()) {
+                done.push(t.svc());
+                self.health.apply(&mut next, t.svc());
+            }
+        }
+        if let Err(e) = self.commit(next, &[]) {
+            log::log(format!("health: the dataplane refused the change: {e}"));
+        }
+    }
+
+    /// The health state.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
     /// The model in force (without counters).
     pub fn model(&self) -> &Model {
         &self.model
@@ -364,6 +417,13 @@ impl Daemon {
 
     /// Executes one `rvsadm` request.
     pub fn handle(&mut self, req: &Request) -> Reply {
+        if req.args.first().map(String::as_str) == Some(HEALTH_FLAG) {
+            return Reply {
+                status: 0,
+                stdout: self.health.listing(),
+                stderr: String::new(),
+            };
+        }
         let cmd = match ipvsadm::parse(&req.args) {
             Ok(c) => c,
             Err(e) => return err_reply(&e),
@@ -509,9 +569,18 @@ impl Daemon {
                 kept += 1;
             }
         }
+        // checks that did not change keep their verdicts
+        let mut health = Health::new(health::config::plan(&cfg), self.health.generation() + 1);
+        health.inherit(&self.health);
+        health.apply_all(&mut next);
         let role = role_of(&cfg);
         let (added, removed, changed) = diff(&self.model, &next);
         self.commit(next, &[])?;
+        self.health.replace_by(health.plan());
+        self.health = health;
+        if let Some(sink) = self.health_sink.clone() {
+            self.health.start(sink)?;
+        }
         if role != self.role {
             self.dp.set_role(role)?;
             self.role = role;
@@ -607,11 +676,14 @@ impl Daemon {
         m.conn_tables = st.conn_tables;
         m.family_tables = st.family_tables;
         m.losses = st.losses;
-        metrics::render(&m)
+        let mut out = metrics::render(&m);
+        out.push_str(&self.health.metrics());
+        out
     }
 
     /// Stops the sync daemons, then the dataplane.
     pub fn shutdown(mut self) {
+        self.health.stop();
         if let Some(d) = self.sync_master.take() {
             d.stop();
         }
@@ -621,6 +693,9 @@ impl Daemon {
         self.dp.shutdown();
     }
 }
+
+/// rvsadm's flag for the health listing (answered by the daemon).
+pub const HEALTH_FLAG: &str = "--health";
 
 fn text(o: Outcome) -> String {
     match o {

@@ -116,6 +116,7 @@ enum Event {
     Request(Request, Sender<Reply>),
     Scrape(Sender<String>),
     Signal(i32),
+    Health(Box<crate::health::Report>),
 }
 
 /// Runs rvsd: returns the process exit status. `build` makes the
@@ -171,6 +172,13 @@ fn start(
     let mut daemon = Daemon::start(&opts.config, cfg, dp)?;
 
     let (tx, rx) = mpsc::channel();
+    {
+        // checker threads report to the control thread's queue
+        let htx = tx.clone();
+        daemon.start_health(Arc::new(move |r| {
+            let _ = htx.send(Event::Health(Box::new(r)));
+        }))?;
+    }
     let stopping = Arc::new(AtomicBool::new(false));
     spawn("rvsd-signals", {
         let tx = tx.clone();
@@ -238,6 +246,7 @@ fn main_loop(daemon: &mut Daemon, rx: &Receiver<Event>) {
             Ok(Event::Request(req, reply)) => {
                 let _ = reply.send(daemon.handle(&req));
             }
+            Ok(Event::Health(r)) => daemon.on_health(&r),
             Ok(Event::Scrape(reply)) => {
                 let _ = reply.send(daemon.metrics());
             }

@@ -17,7 +17,7 @@ use crate::flow::{Family, FlowKey, HashKey, Ownership, IPPROTO_TCP, V4, V6};
 use crate::forward::{self, Direction, Endpoint, ForwardError, L2Out, Mode, TunParams, Verdict};
 use crate::frag::{FragClass, FragTable};
 use crate::neigh::{self, Neigh, NeighConfig, Output, TickEvent, Verdict as NVerdict};
-use crate::parse::{parse, PacketMeta, L3};
+use crate::parse::{parse_with, DropReason, PacketMeta, ParseOptions, L3};
 use crate::sched::{Pick, PickInput, RealId, WorkerSched, WorkerSchedConfig};
 use crate::snapshot::{Role, Service, Snapshot};
 use crate::stats::{PathDrop, WorkerCounters};
@@ -388,6 +388,10 @@ impl<B: PacketBuf> Pipeline<B> {
         }
         self.st.conns4.set_timeouts(&snap.timeouts);
         self.st.conns6.set_timeouts(&snap.timeouts);
+        self.neigh.set_guard(
+            snap.routes.clone(),
+            (0..snap.ports.len()).map(|p| snap.guard(p as u16).learn),
+        );
         if snap.sync.is_some() && self.st.sync4.is_empty() {
             self.st.sync4 = vec![SyncMark::NEW; self.st.conns4.capacity() as usize];
             self.st.sync6 = vec![SyncMark::NEW; self.st.conns6.capacity() as usize];
@@ -422,8 +426,8 @@ impl<B: PacketBuf> Pipeline<B> {
         req.fill(self.neigh.entries().map(|e| (self.st.worker, e)));
     }
 
-    /// A neighbour another worker learned (relayed by control): remember it
-    /// and release what waits for it.
+    /// A static neighbour (tests, benches, operator-set entries): remember
+    /// it, confirmed now, and release what waits for it.
     pub fn learn(
         &mut self,
         ip: IpAddr,
@@ -433,6 +437,24 @@ impl<B: PacketBuf> Pipeline<B> {
         sink: &mut impl Sink<B>,
     ) {
         self.neigh.insert_static(ip, port, mac, now_ns);
+        self.neigh.release(ip, port, |p| sink.tx(port, p));
+    }
+
+    /// A neighbour another worker learned (relayed by control): taken only
+    /// where this worker is resolving or probing it, so an unsolicited
+    /// answer another worker saw never creates or re-points an entry
+    /// here; then release what waits for it.
+    pub fn learn_relayed(
+        &mut self,
+        ip: IpAddr,
+        port: u16,
+        mac: MacAddr,
+        now_ns: u64,
+        sink: &mut impl Sink<B>,
+    ) {
+        if self.neigh.learn_relayed(ip, port, mac, now_ns) {
+            self.st.counters.neigh_changes.inc();
+        }
         self.neigh.release(ip, port, |p| sink.tx(port, p));
     }
 
@@ -616,13 +638,21 @@ impl<B: PacketBuf> Pipeline<B> {
         sink: &mut impl Sink<B>,
     ) {
         self.st.now_ns = now_ns;
-        let meta = match parse(pkt.data()) {
+        let opts = ParseOptions {
+            accept_source_route: self.snap.guard(in_port).accept_source_route,
+            ..ParseOptions::default()
+        };
+        let meta = match parse_with(pkt.data(), opts) {
             Ok(m) => m,
             Err(r) => {
                 self.st.counters.parse_drop(r);
                 return;
             }
         };
+        if !crate::guard::vlan_ok(&meta, self.neigh.port(in_port).and_then(|p| p.tci)) {
+            self.st.counters.parse_drop(DropReason::VlanNotOnPort);
+            return;
+        }
         match meta.l3 {
             L3::Arp => {
                 let h = self
@@ -665,10 +695,26 @@ impl<B: PacketBuf> Pipeline<B> {
     }
 
     fn after_neigh(&mut self, pkt: B, h: neigh::Handled, in_port: u16, sink: &mut impl Sink<B>) {
+        if h.changed {
+            self.st.counters.neigh_changes.inc();
+        }
+        if let Some(r) = h.refused {
+            // Counted under its own reason; the kernel behind a TAP may
+            // still see it, otherwise it is freed (already counted).
+            self.st.counters.parse_drop(r);
+        }
         match h.verdict {
             NVerdict::Reply => {
                 self.st.counters.neigh_answered.inc();
                 sink.tx(in_port, pkt);
+            }
+            NVerdict::NotOurs | NVerdict::Consumed if h.refused.is_some() => {
+                if self.st.kernel_tokens > 0 {
+                    if let Ok(()) = sink.to_kernel(in_port, pkt) {
+                        self.st.kernel_tokens -= 1;
+                        self.st.counters.to_kernel.inc();
+                    }
+                }
             }
             NVerdict::NotOurs | NVerdict::Consumed => self.kernel(pkt, in_port, sink),
             NVerdict::Malformed => {}
@@ -762,6 +808,9 @@ impl<B: PacketBuf> Pipeline<B> {
                 self.st.own.owner::<F>(fdst, dport)
             };
             if owner != self.st.worker {
+                let mut pkt = pkt;
+                // The owner checks the source against this port.
+                pkt.set_rx_port(in_port);
                 let c = self.st.counters.handoff_out.get(owner as usize);
                 match sink.handoff(owner, pkt) {
                     Ok(()) => {
@@ -818,6 +867,11 @@ impl<B: PacketBuf> Pipeline<B> {
         if icmp_error {
             return self.drop_pkt(PathDrop::IcmpNoConn);
         }
+        // No connection: before anything may create state or be sent on,
+        // the source must be plausible for the port it came in on.
+        if let Some(r) = crate::guard::source_check(snap, meta, in_port) {
+            return self.st.counters.parse_drop(r);
+        }
         let svc = if multi {
             svc
         } else {
@@ -860,6 +914,11 @@ impl<B: PacketBuf> Pipeline<B> {
         }
         if proto == IPPROTO_TCP && (meta.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN {
             return self.drop_pkt(PathDrop::TcpNoConn);
+        }
+        // It would create a connection: its checksum must be right (IPVS
+        // checks it in NAT mode; rvs for every mode).
+        if let Some(r) = crate::guard::l4_checksum(&pkt, meta) {
+            return self.st.counters.parse_drop(r);
         }
         self.new_conn::<F>(pkt, meta, svc_id_of(svc), key, in_port, sink);
     }

@@ -243,6 +243,9 @@ pub struct WorkerCounters {
     pub generation: Counter,
     /// Polling iterations (liveness).
     pub loops: Counter,
+    /// ARP/ND frames (and relayed answers) that changed the neighbour
+    /// table: an entry created, resolved or given a new MAC.
+    pub neigh_changes: Counter,
 }
 
 fn boxed<T: Default>(n: usize) -> Box<[T]> {
@@ -270,6 +273,7 @@ impl WorkerCounters {
             from_kernel: Counter::default(),
             generation: Counter::default(),
             loops: Counter::default(),
+            neigh_changes: Counter::default(),
         }
     }
 

@@ -290,7 +290,7 @@ pub fn run(
                             let _ = ch.retired.push(pipe.install(s));
                         }
                         Command::Learn { ip, port, mac } => {
-                            pipe.learn(ip, port, mac, now, &mut sink)
+                            pipe.learn_relayed(ip, port, mac, now, &mut sink)
                         }
                         Command::Dump(req) => pipe.dump(&req),
                         Command::DumpNeigh(req) => pipe.dump_neigh(&req),

@@ -699,8 +699,6 @@ impl<B: PacketBuf> Pipeline<B> {
             self.st.counters.neigh_changes.inc();
         }
         if let Some(r) = h.refused {
-            // Counted under its own reason; the kernel behind a TAP may
-            // still see it, otherwise it is freed (already counted).
             self.st.counters.parse_drop(r);
         }
         match h.verdict {
@@ -708,7 +706,12 @@ impl<B: PacketBuf> Pipeline<B> {
                 self.st.counters.neigh_answered.inc();
                 sink.tx(in_port, pkt);
             }
-            NVerdict::NotOurs | NVerdict::Consumed if h.refused.is_some() => {
+            // Dealt with (learned from, or refused and counted above): the
+            // kernel behind a TAP may see it too; without one it is
+            // freed, and is not a `not_ours` drop.
+            NVerdict::Consumed | NVerdict::NotOurs
+                if h.verdict == NVerdict::Consumed || h.refused.is_some() || h.changed =>
+            {
                 if self.st.kernel_tokens > 0 {
                     if let Ok(()) = sink.to_kernel(in_port, pkt) {
                         self.st.kernel_tokens -= 1;

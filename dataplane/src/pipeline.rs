@@ -698,7 +698,11 @@ impl<B: PacketBuf> Pipeline<B> {
         if h.changed {
             self.st.counters.neigh_changes.inc();
         }
-        if let Some(r) = h.refused {
+        // An answer this worker did not ask for is offered to the others
+        // (`learned` set): with several workers another one may be
+        // resolving it, so it is a refusal only where there is no other.
+        let offered = h.learned.is_some() && self.st.own.workers() > 1;
+        if let Some(r) = h.refused.filter(|_| !offered) {
             self.st.counters.parse_drop(r);
         }
         match h.verdict {

@@ -23,10 +23,17 @@
 //! - Taking over a VIP: [`Neigh::build_announce`] (gratuitous ARP or
 //!   unsolicited NA), as many times as the caller likes.
 //!
+//! Learning is Linux-strict (`arp_accept=0`, see [`LearnPolicy`]): an
+//! entry is created only by an answer to a resolution of ours, only on the
+//! port whose subnet or routes hold the address ([`Neigh::set_guard`]);
+//! requests and solicitations teach nothing; a known MAC changes only by an
+//! answer to our own probe, a gratuitous ARP or an unsolicited NA with the
+//! override flag (each switchable per port). What a frame would have taught
+//! but may not is reported in [`Handled::refused`] as a named
+//! [`DropReason`], and the table is left as it was.
+//!
 //! Limits: Ethernet only; one IPv4 and one IPv6 source address per port
-//! for solicitations; ARP replies are learned only when addressed to one
-//! of our addresses and only for entries that exist (like Linux with
-//! `arp_accept=0`); no DAD for our own addresses; no proxy ARP/ND; the
+//! for solicitations; no DAD for our own addresses; no proxy ARP/ND; the
 //! table's hash is not keyed (an attacker on the segment can only fill it
 //! to capacity, which eviction of stale entries bounds).
 

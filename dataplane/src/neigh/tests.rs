@@ -1177,3 +1177,113 @@ fn reply_to_port_source_address_resolves() {
     assert!(n.get(ip("10.0.0.9"), 0).is_none());
     assert_eq!(n.counters.arp_replies_received, 2);
 }
+
+// ---- strict learning --------------------------------------------------------
+
+/// Port 0 holds 10.0.0.0/24 and 2001:db8::/64, port 1 192.168.1.0/24.
+fn guarded(policy: LearnPolicy) -> Neigh<VecBuf> {
+    let mut n = neigh();
+    let routes = crate::route::RouteTableBuilder::new()
+        .connected(0, ip("10.0.0.1"), 24)
+        .connected(0, ip("2001:db8::1"), 64)
+        .connected(1, ip("192.168.1.1"), 24)
+        .build()
+        .unwrap();
+    n.set_guard(routes, [policy, policy]);
+    n
+}
+
+#[test]
+fn answers_are_learned_only_on_the_port_that_holds_the_address() {
+    let mut n = guarded(LearnPolicy::default());
+    let a = addrs();
+    // We resolve 10.0.0.9 on port 0; its answer arrives on port 1.
+    let _ = n.output(data_packet(0), ip("10.0.0.9"), 0, 0);
+    let reply = arp_frame(
+        PORT1_MAC,
+        2,
+        PEER_MAC,
+        v4("10.0.0.9"),
+        PORT1_MAC,
+        v4("192.168.1.1"),
+        None,
+    );
+    let (h, _) = handle_arp(&mut n, &a, &reply, 1, 1);
+    assert_eq!(
+        (h.refused, h.changed),
+        (Some(DropReason::ArpWrongPort), false)
+    );
+    assert!(n.get(ip("10.0.0.9"), 1).is_none());
+    assert_eq!(
+        n.get(ip("10.0.0.9"), 0).unwrap().state,
+        NeighState::Incomplete
+    );
+    // On port 0 it resolves.
+    let (h, _) = handle_arp(
+        &mut n,
+        &a,
+        &arp_reply_from("10.0.0.9", PEER_MAC, "10.0.0.1"),
+        0,
+        2,
+    );
+    assert!(h.changed && h.refused.is_none());
+    assert_eq!(
+        n.get(ip("10.0.0.9"), 0).unwrap().origin,
+        NeighOrigin::Resolved
+    );
+    // Link-local IPv6 is on every link: an NA answering our NS resolves.
+    let hop = ip("fe80::2");
+    let _ = n.output(data_packet(1), hop, 0, 3);
+    let na = nd_frame(
+        PEER_MAC,
+        PORT0_MAC,
+        v6("fe80::2"),
+        v6("fe80::1"),
+        255,
+        136,
+        0x60,
+        v6("fe80::2"),
+        Some(PEER_MAC),
+    );
+    let (h, _) = handle_nd(&mut n, &a, &na, 0, 4);
+    assert!(h.changed, "{h:?}");
+    assert_eq!(n.lookup(hop, 0), Some(PEER_MAC));
+}
+
+#[test]
+fn a_solicitation_from_a_known_neighbour_with_another_mac_is_refused() {
+    let mut n = guarded(LearnPolicy::default());
+    let a = addrs();
+    assert!(n.insert_static(ip("2001:db8::2"), 0, PEER_MAC2, 0));
+    // NS for our VIP from 2001:db8::2 with PEER_MAC as SLLA: answered, but
+    // the claim is refused and the entry keeps its MAC.
+    let (h, _) = handle_nd(&mut n, &a, &ns_for("2001:db8::100", "2001:db8::2"), 0, 1);
+    assert_eq!(h.verdict, Verdict::Reply);
+    assert_eq!(h.refused, Some(DropReason::NdMacChangeRefused));
+    assert_eq!(n.lookup(ip("2001:db8::2"), 0), Some(PEER_MAC2));
+    assert_eq!(
+        n.get(ip("2001:db8::2"), 0).unwrap().origin,
+        NeighOrigin::Static
+    );
+}
+
+#[test]
+fn relayed_answers_resolve_only_what_is_being_resolved() {
+    let mut n = guarded(LearnPolicy::default());
+    let hop = ip("10.0.0.9");
+    assert!(
+        !n.learn_relayed(hop, 0, PEER_MAC, 0),
+        "nothing asked: nothing created"
+    );
+    assert!(n.is_empty());
+    let _ = n.output(data_packet(0), hop, 0, 0);
+    assert!(n.learn_relayed(hop, 0, PEER_MAC, 1));
+    let e = n.get(hop, 0).unwrap();
+    assert_eq!(
+        (e.mac, e.state, e.origin),
+        (PEER_MAC, NeighState::Reachable, NeighOrigin::Relayed)
+    );
+    // Known and not probed: another MAC is not taken.
+    assert!(!n.learn_relayed(hop, 0, PEER_MAC2, 2));
+    assert_eq!(n.lookup(hop, 0), Some(PEER_MAC));
+}

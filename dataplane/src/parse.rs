@@ -403,7 +403,9 @@ fn parse_ipv4(l3: &[u8], meta: &mut PacketMeta, opts: ParseOptions) -> Result<()
         return Err(DropReason::BadIpv4Checksum);
     }
     let hl = ip.header_len();
-    check_ipv4_options(ip.as_bytes().get(ipv4::HEADER_LEN..hl).unwrap_or(&[]), opts)?;
+    if hl > ipv4::HEADER_LEN {
+        check_ipv4_options(ip.as_bytes().get(ipv4::HEADER_LEN..hl).unwrap_or(&[]), opts)?;
+    }
     meta.l3 = L3::Ipv4;
     meta.src = IpAddr::V4(ip.src_addr());
     meta.dst = IpAddr::V4(ip.dst_addr());

@@ -639,7 +639,7 @@ impl<B: PacketBuf> Pipeline<B> {
     ) {
         self.st.now_ns = now_ns;
         let opts = ParseOptions {
-            accept_source_route: self.snap.guard(in_port).accept_source_route,
+            accept_source_route: self.snap.accepts_source_route(in_port),
             ..ParseOptions::default()
         };
         let meta = match parse_with(pkt.data(), opts) {
@@ -649,7 +649,9 @@ impl<B: PacketBuf> Pipeline<B> {
                 return;
             }
         };
-        if !crate::guard::vlan_ok(&meta, self.neigh.port(in_port).and_then(|p| p.tci)) {
+        if meta.vlan.is_some()
+            && !crate::guard::vlan_ok(&meta, self.neigh.port(in_port).and_then(|p| p.tci))
+        {
             self.st.counters.parse_drop(DropReason::VlanNotOnPort);
             return;
         }

@@ -219,6 +219,15 @@ impl Snapshot {
             .unwrap_or_default()
     }
 
+    /// Whether `port` accepts IPv4 source routes (per packet, so cheaper
+    /// than [`guard`](Self::guard)).
+    #[inline(always)]
+    pub fn accepts_source_route(&self, port: u16) -> bool {
+        self.guards
+            .get(usize::from(port))
+            .is_some_and(|g| g.accept_source_route)
+    }
+
     /// Whether `src`, arriving on `port`, passes the port's reverse-path
     /// filter.
     #[inline]

@@ -29,3 +29,4 @@ uint64_t rvs_rdtsc(void) { return rte_rdtsc(); }
 uint64_t rvs_get_tsc_hz(void) { return rte_get_tsc_hz(); }
 unsigned int rvs_mempool_avail_count(const struct rte_mempool *mp) { return rte_mempool_avail_count(mp); }
 uint64_t rvs_rss_hf_ip_tcp_udp(void) { return RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP; }
+uint64_t rvs_rx_offload_l4_cksum(void) { return RTE_ETH_RX_OFFLOAD_TCP_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM; }

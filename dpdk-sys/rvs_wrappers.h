@@ -26,4 +26,6 @@ uint64_t rvs_get_tsc_hz(void);
 unsigned int rvs_mempool_avail_count(const struct rte_mempool *mp);
 
 uint64_t rvs_rss_hf_ip_tcp_udp(void);
+/* RTE_ETH_RX_OFFLOAD_TCP_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM (macros). */
+uint64_t rvs_rx_offload_l4_cksum(void);
 #endif

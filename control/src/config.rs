@@ -94,6 +94,31 @@ pub struct Port {
     /// packets are dropped and counted.
     #[serde(default)]
     pub tap: Option<String>,
+    /// Reverse-path filter for packets arriving here that match no
+    /// connection, as Linux's `rp_filter`: `"strict"` (the default: the
+    /// route back to the source must leave through this port), `"loose"`
+    /// (some route back must exist) or `"off"`.
+    #[serde(default)]
+    pub rp_filter: Option<String>,
+    /// Accept IPv4 packets with a loose or strict source route option
+    /// (Linux `accept_source_route`; default false: dropped as
+    /// `ipv4_source_route`).
+    #[serde(default)]
+    pub accept_source_route: bool,
+    /// Learn neighbours from unsolicited ARP replies and gratuitous ARPs
+    /// (Linux `arp_accept`; default false).
+    #[serde(default)]
+    pub arp_accept: bool,
+    /// Let a gratuitous ARP change a known neighbour's MAC (default true,
+    /// as Linux; false refuses it as `arp_mac_change_refused`).
+    #[serde(default = "yes")]
+    pub arp_garp_update: bool,
+    /// Honour the override flag of unsolicited neighbour advertisements
+    /// (RFC 4861, default true, as Linux; false: only an answer to our own
+    /// solicitation changes a known MAC, others are refused as
+    /// `nd_mac_change_refused`).
+    #[serde(default = "yes")]
+    pub nd_override: bool,
 }
 
 /// `[[route]]`: a static route.
@@ -815,6 +840,14 @@ impl Config {
                         format!(
                             "'{t}' is not an interface name (1-15 letters, digits, '-', '_', '.')"
                         ),
+                    );
+                }
+            }
+            if let Some(r) = &p.rp_filter {
+                if !matches!(r.as_str(), "strict" | "loose" | "off") {
+                    e.push(
+                        format!("{f}.rp_filter"),
+                        format!("must be \"strict\", \"loose\" or \"off\", not '{r}'"),
                     );
                 }
             }

@@ -49,6 +49,27 @@ pub trait PacketBuf {
     /// Grows the packet by `n` bytes at the end and returns those bytes
     /// (their content is unspecified), or `None` if the tailroom is short.
     fn append(&mut self, n: usize) -> Option<&mut [u8]>;
+    /// What the NIC found checking the L4 (TCP/UDP) checksum on receive;
+    /// [`RxCsum::Unknown`] where it did not check (the default), and the
+    /// packet path computes it itself.
+    fn rx_l4_csum(&self) -> RxCsum {
+        RxCsum::Unknown
+    }
+    /// Records the port the packet came in on, as the packet path numbers
+    /// ports, before it is handed to another worker (which reads it back
+    /// from the mbuf; a no-op where nothing reads it).
+    fn set_rx_port(&mut self, _port: u16) {}
+}
+
+/// The NIC's verdict on a received packet's L4 checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxCsum {
+    /// Not checked: compute it.
+    Unknown,
+    /// Checked and valid.
+    Good,
+    /// Checked and wrong.
+    Bad,
 }
 
 /// Default headroom of a [`VecBuf`], the same as DPDK's

@@ -21,8 +21,19 @@ use std::sync::Arc;
 pub enum Command {
     /// Run on this snapshot from now on; the old one goes back to control.
     Snapshot(Arc<Snapshot>),
-    /// A neighbour some worker learned.
+    /// A neighbour control (or a test) states: installed as a static
+    /// entry.
     Learn {
+        /// Address.
+        ip: IpAddr,
+        /// Port.
+        port: u16,
+        /// MAC.
+        mac: MacAddr,
+    },
+    /// A neighbour another worker learned from an answer: taken only where
+    /// this worker is resolving or probing it (Linux-strict learning).
+    Relayed {
         /// Address.
         ip: IpAddr,
         /// Port.

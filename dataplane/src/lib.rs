@@ -24,6 +24,7 @@ pub mod dpdk;
 pub mod flow;
 pub mod forward;
 pub mod frag;
+pub mod guard;
 pub mod neigh;
 pub mod parse;
 pub mod pipeline;

@@ -212,6 +212,56 @@ drop_reasons! {
     TruncatedIcmpv6 = "truncated_icmpv6",
     /// An ICMPv6 error quoting less than an IPv6 header and 8 bytes.
     BadIcmpv6Embedded = "bad_icmpv6_embedded",
+    /// An IPv4 option with a length below 2 or past the header (Linux
+    /// `ip_options_compile` refuses these too).
+    BadIpv4Options = "bad_ipv4_options",
+    /// An IPv4 loose or strict source route option (LSRR/SSRR), refused
+    /// unless the port accepts source routes (Linux
+    /// `accept_source_route=0`).
+    Ipv4SourceRoute = "ipv4_source_route",
+    /// An IPv6 type-0 routing header, whatever its segments left
+    /// (deprecated by RFC 5095; refused always).
+    Ipv6RoutingType0 = "ipv6_routing_type0",
+    /// Another IPv6 routing header with segments left: the packet is not
+    /// at its final destination here.
+    Ipv6RoutingSegmentsLeft = "ipv6_routing_segments_left",
+    /// An 802.1Q-tagged frame on a port without that VLAN (the packet
+    /// path drops it, instead of forwarding the tag on).
+    VlanNotOnPort = "vlan_not_on_port",
+    /// A source address that can never be a client's: one of ours (a VIP:
+    /// a land attack; a local or port address), or multicast, broadcast,
+    /// loopback or unspecified (Linux's martian source).
+    MartianSource = "martian_source",
+    /// The source would not be routed back through the port the packet
+    /// came in on (`rp_filter`; strict by default): a real server's
+    /// address arriving from the client side, a spoofed source.
+    RpFilter = "rp_filter",
+    /// A packet that would create a connection (TCP SYN, the first UDP
+    /// datagram of a flow) with a wrong TCP checksum.
+    BadTcpChecksum = "bad_tcp_checksum",
+    /// A packet that would create a connection with a wrong UDP checksum
+    /// (or a zero one over IPv6).
+    BadUdpChecksum = "bad_udp_checksum",
+    /// ARP from a sender whose address is not on this port's subnet or
+    /// routes: never learned here.
+    ArpWrongPort = "arp_wrong_port",
+    /// An ARP reply or gratuitous ARP about a neighbour nobody is
+    /// resolving: not learned (`arp_accept = false`).
+    ArpUnsolicited = "arp_unsolicited",
+    /// ARP that would change a known neighbour's MAC without answering a
+    /// request of ours (an unsolicited reply, a request from another MAC,
+    /// a gratuitous ARP with `arp_garp = "ignore"`): refused.
+    ArpMacChangeRefused = "arp_mac_change_refused",
+    /// NS/NA about an address not on this port's subnet or routes (nor
+    /// link-local): never learned here.
+    NdWrongPort = "nd_wrong_port",
+    /// An unsolicited neighbour advertisement for an address nobody is
+    /// resolving: not learned (Linux `accept_untracked_na = 0`).
+    NdUnsolicited = "nd_unsolicited",
+    /// NS/NA that would change a known neighbour's MAC without answering
+    /// a solicitation of ours (an NS from another MAC, an unsolicited NA
+    /// with the override flag under `nd_override = "solicited"`): refused.
+    NdMacChangeRefused = "nd_mac_change_refused",
 }
 
 impl DropReason {
@@ -288,6 +338,9 @@ pub struct ParseOptions {
     /// Verify the IPv4 header checksum (off by default: NICs verify it and
     /// say so in the mbuf's offload flags).
     pub verify_ipv4_checksum: bool,
+    /// Accept IPv4 source route options (LSRR/SSRR); off by default, as
+    /// Linux's `accept_source_route=0`.
+    pub accept_source_route: bool,
 }
 
 /// Parses an Ethernet frame with [`ParseOptions::default`].
@@ -350,6 +403,9 @@ fn parse_ipv4(l3: &[u8], meta: &mut PacketMeta, opts: ParseOptions) -> Result<()
         return Err(DropReason::BadIpv4Checksum);
     }
     let hl = ip.header_len();
+    if hl > ipv4::HEADER_LEN {
+        check_ipv4_options(ip.as_bytes().get(ipv4::HEADER_LEN..hl).unwrap_or(&[]), opts)?;
+    }
     meta.l3 = L3::Ipv4;
     meta.src = IpAddr::V4(ip.src_addr());
     meta.dst = IpAddr::V4(ip.dst_addr());
@@ -372,6 +428,38 @@ fn parse_ipv4(l3: &[u8], meta: &mut PacketMeta, opts: ParseOptions) -> Result<()
     parse_l4(ip.payload(), meta, false)
 }
 
+/// Option types of IPv4 (RFC 791): end of list, no-op, loose and strict
+/// source route.
+const OPT_EOL: u8 = 0;
+const OPT_NOP: u8 = 1;
+const OPT_LSRR: u8 = 131;
+const OPT_SSRR: u8 = 137;
+
+/// Walks the IPv4 options (`opts`: the header past its 20 fixed bytes):
+/// every option but EOL and NOP carries a length of at least 2 that stays
+/// inside the header; source routes are refused unless accepted.
+fn check_ipv4_options(opts: &[u8], po: ParseOptions) -> Result<(), DropReason> {
+    let mut i = 0;
+    // Each round consumes at least one byte: bounded by the 40-byte header.
+    while let Some(&t) = opts.get(i) {
+        match t {
+            OPT_EOL => break,
+            OPT_NOP => i += 1,
+            _ => {
+                let len = usize::from(*opts.get(i + 1).ok_or(DropReason::BadIpv4Options)?);
+                if len < 2 || i + len > opts.len() {
+                    return Err(DropReason::BadIpv4Options);
+                }
+                if matches!(t, OPT_LSRR | OPT_SSRR) && !po.accept_source_route {
+                    return Err(DropReason::Ipv4SourceRoute);
+                }
+                i += len;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_ipv6(l3: &[u8], meta: &mut PacketMeta) -> Result<(), DropReason> {
     let ip = ipv6::Packet::new_checked(l3).map_err(|e| match e {
         Error::BadVersion => DropReason::BadIpVersion,
@@ -389,6 +477,14 @@ fn parse_ipv6(l3: &[u8], meta: &mut PacketMeta) -> Result<(), DropReason> {
         Error::BadOrder => DropReason::Ipv6ExtBadOrder,
         _ => DropReason::TruncatedIpv6ExtHeader,
     })?;
+    match upper.routing {
+        // RFC 5095: RH0 is deprecated; Linux refuses it (it has no
+        // handler for type 0), and so does rvs, whatever segments left.
+        Some(r) if r.kind == 0 => return Err(DropReason::Ipv6RoutingType0),
+        // Not at its final destination: never forward it as if it were.
+        Some(r) if r.segments_left != 0 => return Err(DropReason::Ipv6RoutingSegmentsLeft),
+        _ => {}
+    }
     meta.l4_proto = upper.protocol;
     meta.l4_offset = meta.l3_offset.saturating_add(upper.offset as u16);
     let end = ipv6::HEADER_LEN + usize::from(ip.payload_len());
@@ -664,6 +760,7 @@ mod tests {
         assert!(parse(&g).is_ok());
         let strict = ParseOptions {
             verify_ipv4_checksum: true,
+            ..ParseOptions::default()
         };
         assert_eq!(parse_with(&g, strict), Err(DropReason::BadIpv4Checksum));
         assert!(parse_with(&f, strict).is_ok());
@@ -689,10 +786,71 @@ mod tests {
             &g,
             ParseOptions {
                 verify_ipv4_checksum: true,
+                ..ParseOptions::default()
             },
         )
         .unwrap();
         assert_eq!((m.l4_offset, m.ip_payload_len, m.dst_port), (42, 9, 53));
+    }
+
+    /// A v4 UDP frame with `opts` (a multiple of 4 bytes) as IPv4 options.
+    fn v4_with_options(opts: &[u8]) -> Vec<u8> {
+        let f = v4(1, None, b"x");
+        let mut g = f[..34].to_vec();
+        g.extend_from_slice(opts);
+        g.extend_from_slice(&f[34..]);
+        g[14] = 0x45 + (opts.len() / 4) as u8;
+        set_total_len(&mut g, (20 + opts.len() + 9) as u16);
+        g
+    }
+
+    #[test]
+    fn ipv4_source_routes_and_bad_options_refused() {
+        // LSRR (131) and SSRR (137), each with one address, after a NOP.
+        for t in [131u8, 137] {
+            let g = v4_with_options(&[1, t, 7, 4, 198, 18, 0, 9]);
+            assert_eq!(parse(&g), Err(DropReason::Ipv4SourceRoute), "type {t}");
+            let accept = ParseOptions {
+                accept_source_route: true,
+                ..ParseOptions::default()
+            };
+            assert!(parse_with(&g, accept).is_ok(), "type {t} accepted");
+        }
+        // Record route (7) is harmless and passes.
+        assert!(parse(&v4_with_options(&[7, 7, 4, 0, 0, 0, 0, 0])).is_ok());
+        // Lengths below 2, past the header, or missing.
+        for bad in [[68u8, 1, 0, 0], [68, 0, 0, 0], [68, 5, 5, 0], [1, 1, 1, 68]] {
+            assert_eq!(
+                parse(&v4_with_options(&bad)),
+                Err(DropReason::BadIpv4Options),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ipv6_routing_headers() {
+        let udp = [0x9c, 0x40, 0x00, 0x35, 0x00, 0x08, 0, 0];
+        let rh = |kind: u8, left: u8| {
+            // next UDP, hdr ext len 2 (24 bytes), type, segments left,
+            // reserved, one address.
+            let mut h = vec![ip_proto::UDP, 2, kind, left, 0, 0, 0, 0];
+            h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+            h.extend_from_slice(&[0; 12]);
+            h
+        };
+        // RH0 is refused whatever its segments left (RFC 5095).
+        for left in [0, 1, 2] {
+            let g = v6_ext(ip_proto::IPV6_ROUTE, &rh(0, left), &udp);
+            assert_eq!(parse(&g), Err(DropReason::Ipv6RoutingType0), "sl {left}");
+        }
+        // Other types: refused with segments left, passed without.
+        for kind in [2u8, 4] {
+            let g = v6_ext(ip_proto::IPV6_ROUTE, &rh(kind, 1), &udp);
+            assert_eq!(parse(&g), Err(DropReason::Ipv6RoutingSegmentsLeft));
+            let g = v6_ext(ip_proto::IPV6_ROUTE, &rh(kind, 0), &udp);
+            assert_eq!(parse(&g).map(|m| m.dst_port), Ok(53), "type {kind}");
+        }
     }
 
     #[test]
@@ -924,7 +1082,7 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics_on_arbitrary_bytes(data in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = parse_with(&data, ParseOptions { verify_ipv4_checksum: true });
+            let _ = parse_with(&data, ParseOptions { verify_ipv4_checksum: true, ..ParseOptions::default() });
         }
 
         #[test]

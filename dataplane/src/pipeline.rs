@@ -17,7 +17,7 @@ use crate::flow::{Family, FlowKey, HashKey, Ownership, IPPROTO_TCP, V4, V6};
 use crate::forward::{self, Direction, Endpoint, ForwardError, L2Out, Mode, TunParams, Verdict};
 use crate::frag::{FragClass, FragTable};
 use crate::neigh::{self, Neigh, NeighConfig, Output, TickEvent, Verdict as NVerdict};
-use crate::parse::{parse, PacketMeta, L3};
+use crate::parse::{parse_with, DropReason, PacketMeta, ParseOptions, L3};
 use crate::sched::{Pick, PickInput, RealId, WorkerSched, WorkerSchedConfig};
 use crate::snapshot::{Role, Service, Snapshot};
 use crate::stats::{PathDrop, WorkerCounters};
@@ -390,6 +390,10 @@ impl<B: PacketBuf> Pipeline<B> {
         }
         self.st.conns4.set_timeouts(&snap.timeouts);
         self.st.conns6.set_timeouts(&snap.timeouts);
+        self.neigh.set_guard(
+            snap.routes.clone(),
+            (0..snap.ports.len()).map(|p| snap.guard(p as u16).learn),
+        );
         if snap.sync.is_some() && self.st.sync4.is_empty() {
             self.st.sync4 = vec![SyncMark::NEW; self.st.conns4.capacity() as usize];
             self.st.sync6 = vec![SyncMark::NEW; self.st.conns6.capacity() as usize];
@@ -424,8 +428,8 @@ impl<B: PacketBuf> Pipeline<B> {
         req.fill(self.neigh.entries().map(|e| (self.st.worker, e)));
     }
 
-    /// A neighbour another worker learned (relayed by control): remember it
-    /// and release what waits for it.
+    /// A static neighbour (tests, benches, operator-set entries): remember
+    /// it, confirmed now, and release what waits for it.
     pub fn learn(
         &mut self,
         ip: IpAddr,
@@ -435,6 +439,24 @@ impl<B: PacketBuf> Pipeline<B> {
         sink: &mut impl Sink<B>,
     ) {
         self.neigh.insert_static(ip, port, mac, now_ns);
+        self.neigh.release(ip, port, |p| sink.tx(port, p));
+    }
+
+    /// A neighbour another worker learned (relayed by control): taken only
+    /// where this worker is resolving or probing it, so an unsolicited
+    /// answer another worker saw never creates or re-points an entry
+    /// here; then release what waits for it.
+    pub fn learn_relayed(
+        &mut self,
+        ip: IpAddr,
+        port: u16,
+        mac: MacAddr,
+        now_ns: u64,
+        sink: &mut impl Sink<B>,
+    ) {
+        if self.neigh.learn_relayed(ip, port, mac, now_ns) {
+            self.st.counters.neigh_changes.inc();
+        }
         self.neigh.release(ip, port, |p| sink.tx(port, p));
     }
 
@@ -620,13 +642,23 @@ impl<B: PacketBuf> Pipeline<B> {
         sink: &mut impl Sink<B>,
     ) {
         self.st.now_ns = now_ns;
-        let meta = match parse(pkt.data()) {
+        let opts = ParseOptions {
+            accept_source_route: self.snap.accepts_source_route(in_port),
+            ..ParseOptions::default()
+        };
+        let meta = match parse_with(pkt.data(), opts) {
             Ok(m) => m,
             Err(r) => {
                 self.st.counters.parse_drop(r);
                 return;
             }
         };
+        if meta.vlan.is_some()
+            && !crate::guard::vlan_ok(&meta, self.neigh.port(in_port).and_then(|p| p.tci))
+        {
+            self.st.counters.parse_drop(DropReason::VlanNotOnPort);
+            return;
+        }
         match meta.l3 {
             L3::Arp => {
                 let h = self
@@ -669,10 +701,33 @@ impl<B: PacketBuf> Pipeline<B> {
     }
 
     fn after_neigh(&mut self, pkt: B, h: neigh::Handled, in_port: u16, sink: &mut impl Sink<B>) {
+        if h.changed {
+            self.st.counters.neigh_changes.inc();
+        }
+        // An answer this worker did not ask for is offered to the others
+        // (`learned` set): with several workers another one may be
+        // resolving it, so it is a refusal only where there is no other.
+        let offered = h.learned.is_some() && self.st.own.workers() > 1;
+        if let Some(r) = h.refused.filter(|_| !offered) {
+            self.st.counters.parse_drop(r);
+        }
         match h.verdict {
             NVerdict::Reply => {
                 self.st.counters.neigh_answered.inc();
                 sink.tx(in_port, pkt);
+            }
+            // Dealt with (learned from, or refused and counted above): the
+            // kernel behind a TAP may see it too; without one it is
+            // freed, and is not a `not_ours` drop.
+            NVerdict::Consumed | NVerdict::NotOurs
+                if h.verdict == NVerdict::Consumed || h.refused.is_some() || h.changed =>
+            {
+                if self.st.kernel_tokens > 0 {
+                    if let Ok(()) = sink.to_kernel(in_port, pkt) {
+                        self.st.kernel_tokens -= 1;
+                        self.st.counters.to_kernel.inc();
+                    }
+                }
             }
             NVerdict::NotOurs | NVerdict::Consumed => self.kernel(pkt, in_port, sink),
             NVerdict::Malformed => {}
@@ -766,6 +821,9 @@ impl<B: PacketBuf> Pipeline<B> {
                 self.st.own.owner::<F>(fdst, dport)
             };
             if owner != self.st.worker {
+                let mut pkt = pkt;
+                // The owner checks the source against this port.
+                pkt.set_rx_port(in_port);
                 let c = self.st.counters.handoff_out.get(owner as usize);
                 match sink.handoff(owner, pkt) {
                     Ok(()) => {
@@ -804,6 +862,15 @@ impl<B: PacketBuf> Pipeline<B> {
                     .get(idx)
                     .is_some_and(|c| reuse_expected(c, snap.conn_reuse_mode));
             if reuse {
+                // It is about to change state (expire the old entry, then
+                // create one): the checks a new connection passes come
+                // first, so a forged SYN changes nothing.
+                if let Some(r) = crate::guard::l4_checksum(&pkt, meta)
+                    .or_else(|| crate::guard::source_check(snap, meta, in_port))
+                {
+                    return self.st.counters.parse_drop(r);
+                }
+                let table = F::table(&mut self.st);
                 if let Some(old) = table.remove(idx) {
                     unbind(snap, old.svc(), old.rs(), old.is_active());
                     self.st.counters.conn_reused.inc();
@@ -844,6 +911,11 @@ impl<B: PacketBuf> Pipeline<B> {
         }
         if icmp_error {
             return self.drop_pkt(PathDrop::IcmpNoConn);
+        }
+        // No connection: before anything may create state or be sent on,
+        // the source must be plausible for the port it came in on.
+        if let Some(r) = crate::guard::source_check(snap, meta, in_port) {
+            return self.st.counters.parse_drop(r);
         }
         let svc = if multi {
             svc
@@ -887,6 +959,11 @@ impl<B: PacketBuf> Pipeline<B> {
         }
         if proto == IPPROTO_TCP && (meta.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN {
             return self.drop_pkt(PathDrop::TcpNoConn);
+        }
+        // It would create a connection: its checksum must be right (IPVS
+        // checks it in NAT mode; rvs for every mode).
+        if let Some(r) = crate::guard::l4_checksum(&pkt, meta) {
+            return self.st.counters.parse_drop(r);
         }
         self.new_conn::<F>(pkt, meta, svc_id_of(svc), key, in_port, sink);
     }

@@ -458,7 +458,7 @@ pub fn relay_once(chans: &[Channels], sync: &SyncEvents, lost: &RelayCounters) {
                     continue;
                 }
                 let cmd = match ev {
-                    Event::NeighLearned { ip, port, mac } => Command::Learn { ip, port, mac },
+                    Event::NeighLearned { ip, port, mac } => Command::Relayed { ip, port, mac },
                     Event::Template { svc, client, rs } => Command::Template { svc, client, rs },
                     Event::Sync(_) => continue,
                 };

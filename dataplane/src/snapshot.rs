@@ -4,7 +4,7 @@
 //! ever mutated once published.
 
 use crate::conn::{FwdMode, Timeouts};
-use crate::neigh::{AddrClass, OurAddr, OurAddrs, PortInfo};
+use crate::neigh::{AddrClass, LearnPolicy, OurAddr, OurAddrs, PortInfo};
 use crate::route::RouteTable;
 use crate::sched::ServiceSched;
 use crate::wire::ethernet::MacAddr;
@@ -125,6 +125,46 @@ pub struct PortSnap {
     pub v6: Option<(Ipv6Addr, u8)>,
 }
 
+/// Reverse-path filtering of a port, as Linux's `rp_filter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RpFilter {
+    /// No check (`rp_filter=0`).
+    Off,
+    /// The route back to the source must leave through the port the
+    /// packet came in on (`rp_filter=1`, the default).
+    #[default]
+    Strict,
+    /// Some route back to the source must exist (`rp_filter=2`).
+    Loose,
+}
+
+/// How a port treats input that could change state without being asked
+/// for: reverse-path filter, source routes, martian sources, neighbour
+/// learning. [`Default`] is Linux's defaults with `rp_filter` strict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortGuard {
+    /// Reverse-path filter for packets arriving on the port.
+    pub rp_filter: RpFilter,
+    /// Drop packets whose source can never be a client's (one of our
+    /// addresses, multicast, broadcast, loopback, unspecified).
+    pub martians: bool,
+    /// Accept IPv4 source route options (Linux `accept_source_route`).
+    pub accept_source_route: bool,
+    /// What ARP/ND may teach the neighbour table on this port.
+    pub learn: LearnPolicy,
+}
+
+impl Default for PortGuard {
+    fn default() -> Self {
+        PortGuard {
+            rp_filter: RpFilter::Strict,
+            martians: true,
+            accept_source_route: false,
+            learn: LearnPolicy::default(),
+        }
+    }
+}
+
 /// HA role: a backup holds configuration and connections but does not
 /// answer for the VIPs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,9 +211,40 @@ pub struct Snapshot {
     /// 1), or also in FIN_WAIT without replies seen, as DR/TUN leave
     /// connections (bit 2). 0: the SYN reuses the old entry.
     pub conn_reuse_mode: u8,
+    /// Input checks per port (a port not listed gets the default).
+    guards: Box<[PortGuard]>,
 }
 
 impl Snapshot {
+    /// The input checks of `port`.
+    #[inline]
+    pub fn guard(&self, port: u16) -> PortGuard {
+        self.guards
+            .get(usize::from(port))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Whether `port` accepts IPv4 source routes (per packet, so cheaper
+    /// than [`guard`](Self::guard)).
+    #[inline(always)]
+    pub fn accepts_source_route(&self, port: u16) -> bool {
+        self.guards
+            .get(usize::from(port))
+            .is_some_and(|g| g.accept_source_route)
+    }
+
+    /// Whether `src`, arriving on `port`, passes the port's reverse-path
+    /// filter.
+    #[inline]
+    pub fn rp_ok(&self, port: u16, src: IpAddr, mode: RpFilter) -> bool {
+        match mode {
+            RpFilter::Off => true,
+            RpFilter::Loose => self.routes.lookup(src).is_some(),
+            RpFilter::Strict => self.routes.lookup(src).is_some_and(|h| h.port == port),
+        }
+    }
+
     /// Addresses we answer for now (VIPs only as master), with their port.
     pub fn announced(&self) -> impl Iterator<Item = (IpAddr, u16)> + '_ {
         self.addrs
@@ -290,6 +361,7 @@ pub struct SnapshotBuilder {
     garp: (u8, u64),
     sync: Option<crate::sync::SyncParams>,
     conn_reuse_mode: u8,
+    guards: Vec<PortGuard>,
 }
 
 impl SnapshotBuilder {
@@ -307,12 +379,25 @@ impl SnapshotBuilder {
             garp: (3, 1_000_000_000),
             sync: None,
             conn_reuse_mode: 1,
+            guards: Vec::new(),
         }
     }
 
     /// IPVS's `conn_reuse_mode` (see [`Snapshot::conn_reuse_mode`]).
     pub fn conn_reuse_mode(mut self, mode: u8) -> Self {
         self.conn_reuse_mode = mode;
+        self
+    }
+
+    /// Sets the input checks of `port` (others keep the default).
+    pub fn guard(mut self, port: u16, g: PortGuard) -> Self {
+        let i = usize::from(port);
+        if self.guards.len() <= i {
+            self.guards.resize(i + 1, PortGuard::default());
+        }
+        if let Some(slot) = self.guards.get_mut(i) {
+            *slot = g;
+        }
         self
     }
 
@@ -448,6 +533,7 @@ impl SnapshotBuilder {
             garp: self.garp,
             sync: self.sync,
             conn_reuse_mode: self.conn_reuse_mode,
+            guards: self.guards.into_boxed_slice(),
         })
     }
 }

@@ -353,6 +353,9 @@ pub struct WorkerCounters {
     pub conn_capacity_v4: Counter,
     /// Capacity of this worker's IPv6 table.
     pub conn_capacity_v6: Counter,
+    /// ARP/ND frames (and relayed answers) that changed the neighbour
+    /// table: an entry created, resolved or given a new MAC.
+    pub neigh_changes: Counter,
 }
 
 fn boxed<T: Default>(n: usize) -> Box<[T]> {
@@ -387,6 +390,7 @@ impl WorkerCounters {
             conn_entries_v6: Counter::default(),
             conn_capacity_v4: Counter::default(),
             conn_capacity_v6: Counter::default(),
+            neigh_changes: Counter::default(),
         }
     }
 

@@ -241,6 +241,9 @@ pub fn run(
                         }
                     }
                     Command::Learn { ip, port, mac } => pipe.learn(ip, port, mac, now, &mut sink),
+                    Command::Relayed { ip, port, mac } => {
+                        pipe.learn_relayed(ip, port, mac, now, &mut sink)
+                    }
                     Command::Dump(req) => pipe.dump(&req),
                     Command::DumpNeigh(req) => pipe.dump_neigh(&req),
                     Command::InstallConn { conn, count } => {

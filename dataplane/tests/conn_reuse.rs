@@ -591,3 +591,39 @@ fn reply_tuple_of_a_finished_connection_is_taken_over() {
     // and the live connection goes on
     assert_eq!(client_seg(&mut p, &mut out, 49000, ACK), Some(0));
 }
+
+/// A SYN that would expire a finished connection passes the checks a new
+/// connection passes first: with a bad TCP checksum it is dropped and
+/// counted, and the old entry stays (a forged SYN changes nothing).
+#[test]
+fn a_bad_checksum_syn_does_not_expire_an_old_entry() {
+    let (mut p, c, mut out) = director(snap(svc(SchedKind::Rr, [1, 1], FwdMode::Nat), 1, 1));
+    nat_connection(&mut p, &mut out, 42000);
+    assert_eq!(state_of(&p, 42000), TcpState::TimeWait);
+    let mut syn = from_client(42000, SYN);
+    let n = syn.len();
+    // TCP checksum: Ethernet 14 + IPv4 20 + offset 16 in the TCP header
+    syn[14 + 20 + 16] ^= 0x5a;
+    assert_eq!(n, 14 + 20 + 20);
+    out.tx.clear();
+    p.process(
+        VecBuf::new(&syn),
+        CLIENT_PORT,
+        5_000_000_000,
+        false,
+        &mut out,
+    );
+    assert!(out.tx.is_empty(), "not forwarded");
+    assert_eq!(state_of(&p, 42000), TcpState::TimeWait, "old entry kept");
+    assert_eq!(c.conn_reused.get(), 0);
+    let bad: u64 = c
+        .drops()
+        .into_iter()
+        .filter(|d| d.0 == "bad_tcp_checksum")
+        .map(|d| d.1)
+        .sum();
+    assert_eq!(bad, 1);
+    // the same SYN with a right checksum reuses the tuple
+    assert!(client_seg(&mut p, &mut out, 42000, SYN).is_some());
+    assert_eq!(c.conn_reused.get(), 1);
+}

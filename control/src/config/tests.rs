@@ -364,3 +364,27 @@ fn table_sizes_and_conn_reuse_mode_are_explicit_settings() {
         "bad.toml: dataplane.conn_reuse_mode: must be 0..=3 (IPVS's bitmap: 1 TIME_WAIT/CLOSE, 2 also FIN_WAIT without replies), not 4"
     );
 }
+
+#[test]
+fn port_input_checks_default_to_linux_and_are_validated() {
+    let p = &parse(BASE, "base.toml").unwrap().ports[0];
+    assert_eq!(p.rp_filter, None, "strict when absent");
+    assert!(!p.accept_source_route && !p.arp_accept);
+    assert!(p.arp_garp_update && p.nd_override);
+    let with = BASE.replacen(
+        "addresses = [\"198.18.0.1/24\"]",
+        "addresses = [\"198.18.0.1/24\"]\nrp_filter = \"loose\"\naccept_source_route = true\narp_accept = true\narp_garp_update = false\nnd_override = false",
+        1,
+    );
+    let p = &parse(&with, "x.toml").unwrap().ports[0];
+    assert_eq!(p.rp_filter.as_deref(), Some("loose"));
+    assert!(p.accept_source_route && p.arp_accept);
+    assert!(!p.arp_garp_update && !p.nd_override);
+    assert_eq!(
+        one_error(
+            "addresses = [\"198.18.0.1/24\"]",
+            "addresses = [\"198.18.0.1/24\"]\nrp_filter = \"1\""
+        ),
+        "bad.toml: port[0].rp_filter: must be \"strict\", \"loose\" or \"off\", not '1'"
+    );
+}

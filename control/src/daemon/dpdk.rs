@@ -16,13 +16,16 @@ use crate::metrics::{ConnTable, DropCounter, FamilyTable, Handoff, PortCounters}
 use crate::model::{ConnEntry, Forward, Model, Netmask, Protocol, ServiceKey, Stats, Timeouts};
 use dataplane::conn::{FwdMode, Timeouts as ConnTimeouts};
 use dataplane::dpdk::EalArgs;
+use dataplane::neigh::LearnPolicy;
 use dataplane::route::{RouteTable, RouteTableBuilder};
 use dataplane::runtime::{ConnInstaller, SyncEvents};
 use dataplane::runtime::{PortSpec, Runtime, RuntimeConfig};
 use dataplane::sched::{
     Persistence, RealCounters, RealServer, SchedConfig, SchedKind, ServiceSched, Thresholds,
 };
-use dataplane::snapshot::{PortSnap, Role as SnapRole, Service, Snapshot, SnapshotBuilder};
+use dataplane::snapshot::{
+    PortGuard, PortSnap, Role as SnapRole, RpFilter, Service, Snapshot, SnapshotBuilder,
+};
 use dataplane::stats::{Loss, Traffic};
 use dataplane::sync::SyncParams;
 use std::collections::HashMap;
@@ -46,6 +49,9 @@ pub struct DpdkDataplane {
     route_lines: Vec<(String, String, String)>,
     ports: Vec<PortSnap>,
     port_names: Vec<String>,
+    /// Input checks per port (`[[port]]` rp_filter, source routes, ARP/ND
+    /// learning), by port index.
+    guards: Vec<PortGuard>,
     svc_ids: HashMap<ServiceKey, u16>,
     real_ids: HashMap<RealKey, (u32, Arc<RealCounters>, Thresholds)>,
     next_svc: u16,
@@ -62,6 +68,24 @@ pub struct DpdkDataplane {
     /// Counters at the last `-Z`, subtracted from what workers report.
     svc_base: HashMap<u16, Traffic>,
     real_base: HashMap<u32, Traffic>,
+}
+
+/// The input checks a `[[port]]` asks for (validated already).
+fn port_guard(p: &crate::config::Port) -> PortGuard {
+    PortGuard {
+        rp_filter: match p.rp_filter.as_deref() {
+            Some("off") => RpFilter::Off,
+            Some("loose") => RpFilter::Loose,
+            _ => RpFilter::Strict,
+        },
+        accept_source_route: p.accept_source_route,
+        learn: LearnPolicy {
+            arp_accept: p.arp_accept,
+            garp_update: p.arp_garp_update,
+            nd_override: p.nd_override,
+        },
+        ..PortGuard::default()
+    }
 }
 
 fn parse_cidrs(list: &[String]) -> Vec<Cidr> {
@@ -272,6 +296,7 @@ impl DpdkDataplane {
                 .collect(),
             ports: Vec::new(),
             port_names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
+            guards: cfg.ports.iter().map(port_guard).collect(),
             svc_ids: HashMap::new(),
             real_ids: HashMap::new(),
             next_svc: 0,
@@ -361,6 +386,9 @@ impl DpdkDataplane {
             .sync(self.sync)
             .garp(self.garp.0, self.garp.1)
             .conn_reuse_mode(self.conn_reuse_mode);
+        for (i, g) in self.guards.iter().enumerate() {
+            b = b.guard(i as u16, *g);
+        }
         let live_svcs: std::collections::HashSet<ServiceKey> =
             model.services.iter().map(|s| s.key).collect();
         self.svc_ids.retain(|k, _| live_svcs.contains(k));
@@ -749,12 +777,16 @@ impl Dataplane for DpdkDataplane {
                 }
             }
             Extra::Neigh => {
-                out.push_str("Address                                   Port      HWaddress          State       Worker\n");
+                // Every ARP/ND frame that changed a worker's table is
+                // counted; refusals are drop reasons (`--drops`).
+                let changes: u64 = rt.counters().iter().map(|c| c.neigh_changes.get()).sum();
+                let _ = writeln!(out, "Table changes by ARP/ND: {changes}");
+                out.push_str("Address                                   Port      HWaddress          State       Origin      Worker\n");
                 for (w, e) in rt.neighbours() {
                     let m = e.mac.0;
                     let _ = writeln!(
                         out,
-                        "{:<41} {:<9} {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}  {:<11} {}",
+                        "{:<41} {:<9} {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}  {:<11} {:<11} {}",
                         e.ip.to_string(),
                         self.port_names
                             .get(e.port as usize)
@@ -766,6 +798,7 @@ impl Dataplane for DpdkDataplane {
                         m[4],
                         m[5],
                         format!("{:?}", e.state).to_uppercase(),
+                        e.origin.name(),
                         w
                     );
                 }

@@ -123,6 +123,14 @@ impl Mbuf {
         self.m().port
     }
 
+    /// Records the port the packet arrived on (as the packet path numbers
+    /// ports), for a packet handed to another worker.
+    #[inline(always)]
+    pub fn set_port(&mut self, port: u16) {
+        // SAFETY: raw is valid and &mut self gives exclusive access.
+        unsafe { self.raw.as_mut().port = port };
+    }
+
     /// The RSS hash the NIC computed (0 when it computed none).
     #[inline(always)]
     pub fn rss_hash(&self) -> u32 {
@@ -435,5 +443,25 @@ impl crate::buf::PacketBuf for Mbuf {
     #[inline(always)]
     fn append(&mut self, n: usize) -> Option<&mut [u8]> {
         Mbuf::append(self, n)
+    }
+    #[inline(always)]
+    fn set_rx_port(&mut self, port: u16) {
+        Mbuf::set_port(self, port);
+    }
+    #[inline(always)]
+    fn rx_l4_csum(&self) -> crate::buf::RxCsum {
+        use crate::buf::RxCsum;
+        let f = self.m().ol_flags & u64::from(dpdk_sys::RTE_MBUF_F_RX_L4_CKSUM_MASK);
+        // NONE (both bits): the data is intact though the field is not
+        // filled in (e.g. a virtual device) - as good as GOOD.
+        if f == u64::from(dpdk_sys::RTE_MBUF_F_RX_L4_CKSUM_GOOD)
+            || f == u64::from(dpdk_sys::RTE_MBUF_F_RX_L4_CKSUM_NONE)
+        {
+            RxCsum::Good
+        } else if f == u64::from(dpdk_sys::RTE_MBUF_F_RX_L4_CKSUM_BAD) {
+            RxCsum::Bad
+        } else {
+            RxCsum::Unknown
+        }
     }
 }

@@ -301,6 +301,12 @@ impl Port {
             conf.rx_adv_conf.rss_conf.rss_hf = want & info.flow_type_rss_offloads;
             inner.rss = true;
         }
+        // Let the NIC check TCP/UDP checksums where it can: the packet path
+        // reads its verdict from the mbuf before creating a connection
+        // (and computes the checksum itself where the NIC did not check).
+        // SAFETY: returns a constant.
+        let l4 = unsafe { dpdk_sys::rvs_rx_offload_l4_cksum() };
+        conf.rxmode.offloads |= l4 & info.rx_offload_capa;
         // SAFETY: valid port and configuration.
         let rc =
             unsafe { dpdk_sys::rte_eth_dev_configure(id, cfg.rx_queues, cfg.tx_queues, &conf) };

@@ -23,10 +23,17 @@
 //! - Taking over a VIP: [`Neigh::build_announce`] (gratuitous ARP or
 //!   unsolicited NA), as many times as the caller likes.
 //!
+//! Learning is Linux-strict (`arp_accept=0`, see [`LearnPolicy`]): an
+//! entry is created only by an answer to a resolution of ours, only on the
+//! port whose subnet or routes hold the address ([`Neigh::set_guard`]);
+//! requests and solicitations teach nothing; a known MAC changes only by an
+//! answer to our own probe, a gratuitous ARP or an unsolicited NA with the
+//! override flag (each switchable per port). What a frame would have taught
+//! but may not is reported in [`Handled::refused`] as a named
+//! [`DropReason`], and the table is left as it was.
+//!
 //! Limits: Ethernet only; one IPv4 and one IPv6 source address per port
-//! for solicitations; ARP replies are learned only when addressed to one
-//! of our addresses and only for entries that exist (like Linux with
-//! `arp_accept=0`); no DAD for our own addresses; no proxy ARP/ND; the
+//! for solicitations; no DAD for our own addresses; no proxy ARP/ND; the
 //! table's hash is not keyed (an attacker on the segment can only fill it
 //! to capacity, which eviction of stale entries bounds).
 
@@ -37,10 +44,11 @@ mod table;
 
 pub use addrs::{AddrClass, OurAddr, OurAddrs};
 pub use counters::NeighCounters;
-pub use table::{NeighInfo, NeighState};
+pub use table::{NeighInfo, NeighOrigin, NeighState};
 
 use crate::buf::PacketBuf;
-use crate::parse::{PacketMeta, L3};
+use crate::parse::{DropReason, PacketMeta, L3};
+use crate::route::RouteTable;
 use crate::wire::ethernet::{self, MacAddr};
 use crate::wire::icmpv6::{self, nd_flags, types, NdRepr};
 use crate::wire::{arp, ip_proto, ipv6, Error};
@@ -103,6 +111,36 @@ impl Default for NeighConfig {
     }
 }
 
+/// What ARP/ND may teach the neighbour table on one port. Learning is
+/// Linux-strict (`arp_accept=0`): an entry is created only by an answer
+/// to a resolution of ours, only on the port whose subnet or routes hold
+/// the address; a known MAC changes only by an answer to our own probe,
+/// or where these switches allow it. [`Default`] is Linux's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LearnPolicy {
+    /// Create entries from unsolicited ARP replies and gratuitous ARPs
+    /// (Linux `arp_accept=1`). Default off.
+    pub arp_accept: bool,
+    /// Let a gratuitous ARP change the MAC of a neighbour in the table (a
+    /// router or real server failing over announces itself so; Linux
+    /// does). Default on; off refuses them as `arp_mac_change_refused`.
+    pub garp_update: bool,
+    /// Honour the override flag of unsolicited neighbour advertisements
+    /// (RFC 4861 7.2.5, as Linux). Default on; off lets only a solicited
+    /// advertisement answering our own solicitation change a known MAC.
+    pub nd_override: bool,
+}
+
+impl Default for LearnPolicy {
+    fn default() -> Self {
+        LearnPolicy {
+            arp_accept: false,
+            garp_update: true,
+            nd_override: true,
+        }
+    }
+}
+
 /// What became of an ARP/ND frame handed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -137,8 +175,17 @@ pub struct Learned {
 pub struct Handled {
     /// What to do with the frame.
     pub verdict: Verdict,
-    /// A neighbour learned or whose MAC changed, if any.
+    /// A neighbour learned, confirmed or whose MAC changed, or an answer
+    /// this table had not asked for (another worker may have): the
+    /// caller relays it to the other workers, which take it only for a
+    /// resolution of their own ([`Neigh::learn_relayed`]).
     pub learned: Option<Learned>,
+    /// The frame changed this table (an entry created, resolved, or given
+    /// a new MAC).
+    pub changed: bool,
+    /// What the frame said was refused, and why: the caller counts it.
+    /// The table is unchanged.
+    pub refused: Option<DropReason>,
 }
 
 impl Handled {
@@ -146,8 +193,44 @@ impl Handled {
         Handled {
             verdict,
             learned: None,
+            changed: false,
+            refused: None,
         }
     }
+
+    fn with(verdict: Verdict, t: Taught) -> Self {
+        let mut h = Handled::verdict(verdict);
+        match t {
+            Taught::Changed(l) => {
+                h.learned = Some(l);
+                h.changed = true;
+            }
+            Taught::Confirmed(l) => h.learned = Some(l),
+            Taught::Nothing => {}
+            Taught::Refused(r) => h.refused = Some(r),
+            Taught::Offered(l, r) => {
+                h.learned = Some(l);
+                h.refused = Some(r);
+            }
+        }
+        h
+    }
+}
+
+/// What a frame taught the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taught {
+    /// An entry was created, resolved or given a new MAC.
+    Changed(Learned),
+    /// A known entry was confirmed, nothing else changed.
+    Confirmed(Learned),
+    /// Nothing to learn.
+    Nothing,
+    /// Refused (counted by the caller), table unchanged.
+    Refused(DropReason),
+    /// An answer to a resolution this table has no entry for: refused
+    /// here, offered to the other workers.
+    Offered(Learned, DropReason),
 }
 
 /// A request to send an ARP request or neighbour solicitation; build it
@@ -200,6 +283,11 @@ pub enum TickEvent<T> {
 #[derive(Debug)]
 pub struct Neigh<T> {
     ports: Box<[PortInfo]>,
+    /// Routes deciding which port an address may be learned on (`None`:
+    /// any port, for tests of the state machine alone).
+    routes: Option<RouteTable>,
+    /// Learning switches per port (a port not listed: the default).
+    policy: Box<[LearnPolicy]>,
     cfg: NeighConfig,
     table: Table<T>,
     /// Counters, written only by this worker.
@@ -229,9 +317,41 @@ impl<T: PacketBuf> Neigh<T> {
     pub fn new(ports: impl IntoIterator<Item = PortInfo>, cfg: NeighConfig) -> Self {
         Neigh {
             ports: ports.into_iter().collect(),
+            routes: None,
+            policy: Box::new([]),
             cfg,
             table: Table::new(cfg.capacity, cfg.queue_total),
             counters: NeighCounters::default(),
+        }
+    }
+
+    /// Sets the routes that decide on which port an address may be
+    /// learned, and the learning switches of each port (by port index).
+    /// Called when a snapshot is installed, not on the packet path.
+    pub fn set_guard(&mut self, routes: RouteTable, policy: impl IntoIterator<Item = LearnPolicy>) {
+        self.routes = Some(routes);
+        self.policy = policy.into_iter().collect();
+    }
+
+    /// The learning switches of `port`.
+    fn policy(&self, port: u16) -> LearnPolicy {
+        self.policy
+            .get(usize::from(port))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Whether `ip` may be a neighbour on `port`: the port's subnet or
+    /// routes hold it (IPv6 link-local addresses are on every link).
+    fn on_port(&self, ip: IpAddr, port: u16) -> bool {
+        if let IpAddr::V6(a) = ip {
+            if a.segments()[0] & 0xffc0 == 0xfe80 {
+                return true;
+            }
+        }
+        match &self.routes {
+            None => true,
+            Some(r) => r.lookup(ip).is_some_and(|h| h.port == port),
         }
     }
 
@@ -288,7 +408,209 @@ impl<T: PacketBuf> Neigh<T> {
             override_mac: true,
         };
         self.learn(ip, port, mac, now, how);
-        self.table.find(ip, port).is_some()
+        match self.table.find(ip, port) {
+            Some(i) => {
+                if let Some(e) = self.table.get_mut(i) {
+                    e.origin = NeighOrigin::Static;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// An answer another worker received (relayed by control): taken only
+    /// where this table is resolving or probing the neighbour (an entry
+    /// incomplete, or probed since its last confirmation), or to confirm
+    /// the MAC it already has. Never creates an entry. Returns whether the
+    /// table changed.
+    pub fn learn_relayed(&mut self, ip: IpAddr, port: u16, mac: MacAddr, now: u64) -> bool {
+        let Some(i) = self.table.find(ip, port) else {
+            return false;
+        };
+        let Some(e) = self.table.get(i).copied() else {
+            return false;
+        };
+        if e.state != NeighState::Incomplete && e.mac == mac {
+            self.confirm(i, now);
+            return false;
+        }
+        if e.state != NeighState::Incomplete && e.probes == 0 {
+            return false;
+        }
+        self.set_mac(i, mac, NeighState::Reachable, NeighOrigin::Relayed, now);
+        true
+    }
+
+    // ---- strict learning ---------------------------------------------
+
+    /// Marks the entry at `i` confirmed reachable now.
+    fn confirm(&mut self, i: usize, now: u64) {
+        if let Some(e) = self.table.get_mut(i) {
+            if e.state != NeighState::Incomplete {
+                e.state = NeighState::Reachable;
+                e.confirmed = now;
+                e.probes = 0;
+            }
+        }
+    }
+
+    /// Gives the entry at `i` a MAC (new or resolved) and a state, and
+    /// counts it.
+    fn set_mac(
+        &mut self,
+        i: usize,
+        mac: MacAddr,
+        state: NeighState,
+        origin: NeighOrigin,
+        now: u64,
+    ) {
+        let Some(e) = self.table.get_mut(i) else {
+            return;
+        };
+        let was_known = e.state != NeighState::Incomplete;
+        let changed = e.mac != mac;
+        e.mac = mac;
+        e.state = state;
+        e.origin = origin;
+        e.confirmed = now;
+        e.stale_since = now;
+        e.probes = 0;
+        if was_known && changed {
+            self.counters.mac_changed += 1;
+        }
+        self.counters.learned += 1;
+    }
+
+    /// What an answer (an ARP reply to us, a solicited NA) about `ip` on
+    /// `port` teaches: it resolves an incomplete entry, confirms a known
+    /// MAC, and replaces a known MAC only when we probed the neighbour
+    /// since its last confirmation. `reachable`: the answer asserts
+    /// reachability (unicast reply, solicited NA). `no_entry`: what to
+    /// refuse with when nothing here asked (the answer is still offered
+    /// to the other workers). `override_ok`: a different MAC may replace
+    /// the known one when probing (ND's override flag; always for ARP).
+    fn answer(
+        &mut self,
+        ip: IpAddr,
+        port: u16,
+        mac: MacAddr,
+        now: u64,
+        override_ok: bool,
+        no_entry: DropReason,
+    ) -> Taught {
+        let Some(i) = self.table.find(ip, port) else {
+            if self.policy(port).arp_accept && matches!(ip, IpAddr::V4(_)) {
+                return self.create(ip, port, mac, NeighOrigin::Unsolicited, now);
+            }
+            let l = Learned {
+                ip,
+                port,
+                mac,
+                pending: 0,
+            };
+            return Taught::Offered(l, no_entry);
+        };
+        let Some(e) = self.table.get(i).copied() else {
+            return Taught::Nothing;
+        };
+        if e.state == NeighState::Incomplete {
+            self.set_mac(i, mac, NeighState::Reachable, NeighOrigin::Resolved, now);
+            return self.learned_at(i).map_or(Taught::Nothing, Taught::Changed);
+        }
+        if e.mac == mac {
+            self.confirm(i, now);
+            return self
+                .learned_at(i)
+                .map_or(Taught::Nothing, Taught::Confirmed);
+        }
+        if e.probes > 0 && override_ok {
+            self.set_mac(i, mac, NeighState::Reachable, NeighOrigin::Resolved, now);
+            return self.learned_at(i).map_or(Taught::Nothing, Taught::Changed);
+        }
+        Taught::Refused(match ip {
+            IpAddr::V4(_) => DropReason::ArpMacChangeRefused,
+            IpAddr::V6(_) => DropReason::NdMacChangeRefused,
+        })
+    }
+
+    /// Creates a stale entry (`arp_accept`, or a gratuitous ARP with it).
+    fn create(
+        &mut self,
+        ip: IpAddr,
+        port: u16,
+        mac: MacAddr,
+        origin: NeighOrigin,
+        now: u64,
+    ) -> Taught {
+        let mut e = Entry::new(ip, port, mac, NeighState::Stale, now);
+        e.origin = origin;
+        match self.insert(e) {
+            Some(i) => {
+                self.counters.learned += 1;
+                self.learned_at(i).map_or(Taught::Nothing, Taught::Changed)
+            }
+            None => Taught::Nothing,
+        }
+    }
+
+    /// What an announcement (a gratuitous ARP, an unsolicited NA with the
+    /// override flag) about `ip` on `port` teaches, when `allowed` by the
+    /// port's switches: it resolves or updates an existing entry (stale:
+    /// not a confirmation); it creates one only with `create`.
+    fn announcement(
+        &mut self,
+        ip: IpAddr,
+        port: u16,
+        mac: MacAddr,
+        now: u64,
+        (allowed, create): (bool, bool),
+        origin: NeighOrigin,
+    ) -> Taught {
+        let v4 = matches!(ip, IpAddr::V4(_));
+        let Some(i) = self.table.find(ip, port) else {
+            if create {
+                return self.create(ip, port, mac, origin, now);
+            }
+            return Taught::Refused(if v4 {
+                DropReason::ArpUnsolicited
+            } else {
+                DropReason::NdUnsolicited
+            });
+        };
+        let Some(e) = self.table.get(i).copied() else {
+            return Taught::Nothing;
+        };
+        if e.state != NeighState::Incomplete && e.mac == mac {
+            return Taught::Nothing;
+        }
+        if !allowed {
+            return Taught::Refused(if v4 {
+                DropReason::ArpMacChangeRefused
+            } else {
+                DropReason::NdMacChangeRefused
+            });
+        }
+        self.set_mac(i, mac, NeighState::Stale, origin, now);
+        self.learned_at(i).map_or(Taught::Nothing, Taught::Changed)
+    }
+
+    /// What a request or solicitation from `ip` (answered or not) teaches:
+    /// nothing (rvs learns only what it resolves), but a claim of another
+    /// MAC for a known neighbour is refused, and counted.
+    fn request_from(&self, ip: IpAddr, port: u16, mac: MacAddr) -> Taught {
+        let known = self
+            .table
+            .find(ip, port)
+            .and_then(|i| self.table.get(i))
+            .filter(|e| e.state != NeighState::Incomplete);
+        match known {
+            Some(e) if e.mac != mac => Taught::Refused(match ip {
+                IpAddr::V4(_) => DropReason::ArpMacChangeRefused,
+                IpAddr::V6(_) => DropReason::NdMacChangeRefused,
+            }),
+            _ => Taught::Nothing,
+        }
     }
 
     // ---- learning ------------------------------------------------------
@@ -454,40 +776,37 @@ impl<T: PacketBuf> Neigh<T> {
         // even if that address is not in `addrs`.
         let reply_to_us =
             a.operation == arp::OP_REPLY && (ours.is_some() || port_info.ipv4 == Some(a.target_ip));
+        // Whatever an ARP would teach about its sender, it teaches only on
+        // the port whose subnet or routes hold the sender's address.
+        let wrong_port = !probe && !self.on_port(sender, port);
         if reply_to_us && !gratuitous {
             self.counters.arp_replies_received += 1;
-            // A reply sent to our MAC answers a request of ours, possibly
-            // made by another worker (RSS put the reply here): create the
-            // entry, so it can be relayed to the worker that asked.
-            let how = LearnHow {
-                create: a.target_mac == port_info.mac,
-                confirm: true,
-                override_mac: true,
-            };
-            let learned = self.learn(sender, port, a.sender_mac, now, how);
-            return Handled {
-                verdict: Verdict::Consumed,
-                learned,
-            };
+            if wrong_port {
+                return Handled::with(Verdict::Consumed, Taught::Refused(DropReason::ArpWrongPort));
+            }
+            // A unicast reply asserts reachability; a broadcast one does
+            // not, as in Linux, but it still answers.
+            let t = self.answer(
+                sender,
+                port,
+                a.sender_mac,
+                now,
+                true,
+                DropReason::ArpUnsolicited,
+            );
+            return Handled::with(Verdict::Consumed, t);
         }
         match ours {
             Some(o) if !gratuitous && a.operation == arp::OP_REQUEST => {
-                let learned = if probe {
-                    None
+                // A request teaches nothing: rvs resolves what it sends to.
+                let taught = if probe {
+                    Taught::Nothing
                 } else {
-                    let how = LearnHow {
-                        create: true,
-                        confirm: false,
-                        override_mac: true,
-                    };
-                    self.learn(sender, port, a.sender_mac, now, how)
+                    self.request_from(sender, port, a.sender_mac)
                 };
                 if !addrs.should_answer(&o) {
                     self.counters.arp_requests_suppressed += 1;
-                    return Handled {
-                        verdict: Verdict::Consumed,
-                        learned,
-                    };
+                    return Handled::with(Verdict::Consumed, taught);
                 }
                 let reply = arp::Repr {
                     operation: arp::OP_REPLY,
@@ -514,23 +833,27 @@ impl<T: PacketBuf> Neigh<T> {
                     return Handled::verdict(Verdict::Malformed);
                 }
                 self.counters.arp_requests_answered += 1;
-                Handled {
-                    verdict: Verdict::Reply,
-                    learned,
-                }
+                Handled::with(Verdict::Reply, taught)
             }
             _ if gratuitous => {
-                // Announcements update what we know, never create.
-                let how = LearnHow {
-                    create: false,
-                    confirm: false,
-                    override_mac: true,
-                };
-                let learned = self.learn(sender, port, a.sender_mac, now, how);
-                Handled {
-                    verdict: Verdict::NotOurs,
-                    learned,
+                if wrong_port {
+                    return Handled::with(
+                        Verdict::NotOurs,
+                        Taught::Refused(DropReason::ArpWrongPort),
+                    );
                 }
+                // Announcements update what we know (if allowed); they
+                // create only with `arp_accept`.
+                let pol = self.policy(port);
+                let t = self.announcement(
+                    sender,
+                    port,
+                    a.sender_mac,
+                    now,
+                    (pol.garp_update, pol.arp_accept),
+                    NeighOrigin::Garp,
+                );
+                Handled::with(Verdict::NotOurs, t)
             }
             _ => {
                 self.counters.arp_not_ours += 1;
@@ -639,23 +962,15 @@ impl<T: PacketBuf> Neigh<T> {
             self.counters.nd_not_ours += 1;
             return Handled::verdict(Verdict::NotOurs);
         };
-        let learned = match nd.ll_addr {
-            Some(mac) if !unspecified => {
-                let how = LearnHow {
-                    create: true,
-                    confirm: false,
-                    override_mac: true,
-                };
-                self.learn(IpAddr::V6(src), port, mac, now, how)
-            }
-            _ => None,
+        // A solicitation teaches nothing (rvs resolves what it sends to);
+        // a known neighbour claiming another MAC is refused.
+        let taught = match nd.ll_addr {
+            Some(mac) if !unspecified => self.request_from(IpAddr::V6(src), port, mac),
+            _ => Taught::Nothing,
         };
         if !addrs.should_answer(&o) {
             self.counters.nd_solicits_suppressed += 1;
-            return Handled {
-                verdict: Verdict::Consumed,
-                learned,
-            };
+            return Handled::with(Verdict::Consumed, taught);
         }
         let Some(port_info) = self.port(port).copied() else {
             self.counters.nd_not_ours += 1;
@@ -691,10 +1006,7 @@ impl<T: PacketBuf> Neigh<T> {
             return Handled::verdict(Verdict::Malformed);
         }
         self.counters.nd_solicits_answered += 1;
-        Handled {
-            verdict: Verdict::Reply,
-            learned,
-        }
+        Handled::with(Verdict::Reply, taught)
     }
 
     fn handle_na(&mut self, addrs: &OurAddrs, nd: &NdRepr, port: u16, now: u64) -> Handled {
@@ -708,42 +1020,50 @@ impl<T: PacketBuf> Neigh<T> {
             return Handled::verdict(Verdict::Consumed);
         }
         let solicited = nd.flags & nd_flags::SOLICITED != 0;
-        let Some(i) = self.table.find(ip, port) else {
-            // A solicited advertisement answers a solicitation of ours,
-            // possibly sent by another worker: learn it so it is relayed.
-            if let (true, Some(mac)) = (solicited, nd.ll_addr) {
-                let how = LearnHow {
-                    create: true,
-                    confirm: true,
-                    override_mac: true,
-                };
-                let learned = self.learn(ip, port, mac, now, how);
-                return Handled {
-                    verdict: Verdict::Consumed,
-                    learned,
-                };
-            }
-            self.counters.nd_not_ours += 1;
-            return Handled::verdict(Verdict::NotOurs);
-        };
-        let known = self.table.get(i).map(|e| (e.state, e.mac));
-        let mac = match (nd.ll_addr, known) {
-            (Some(m), _) => m,
+        let override_flag = nd.flags & nd_flags::OVERRIDE != 0;
+        if !self.on_port(ip, port) {
+            return Handled::with(Verdict::Consumed, Taught::Refused(DropReason::NdWrongPort));
+        }
+        let known = self
+            .table
+            .find(ip, port)
+            .and_then(|i| self.table.get(i))
+            .map(|e| (e.state, e.mac));
+        let Some(mac) = nd.ll_addr.or(match known {
             // Without a target link-layer option an NA can only confirm
             // the MAC we have.
-            (None, Some((state, m))) if state != NeighState::Incomplete => m,
-            _ => return Handled::verdict(Verdict::Consumed),
+            Some((state, m)) if state != NeighState::Incomplete => Some(m),
+            _ => None,
+        }) else {
+            if known.is_none() {
+                self.counters.nd_not_ours += 1;
+                return Handled::verdict(Verdict::NotOurs);
+            }
+            return Handled::verdict(Verdict::Consumed);
         };
-        let how = LearnHow {
-            create: false,
-            confirm: solicited,
-            override_mac: nd.flags & nd_flags::OVERRIDE != 0,
+        let t = if solicited {
+            // An answer: resolves, confirms, or (probing) replaces if O.
+            self.answer(ip, port, mac, now, override_flag, DropReason::NdUnsolicited)
+        } else {
+            match known {
+                None => {
+                    self.counters.nd_not_ours += 1;
+                    return Handled::with(
+                        Verdict::NotOurs,
+                        Taught::Refused(DropReason::NdUnsolicited),
+                    );
+                }
+                Some((_, m)) if m == mac => Taught::Nothing,
+                // RFC 4861 7.2.5: an unsolicited NA with O set replaces the
+                // MAC (unless switched off); without O it changes nothing.
+                Some((state, _)) if override_flag || state == NeighState::Incomplete => {
+                    let allowed = state == NeighState::Incomplete || self.policy(port).nd_override;
+                    self.announcement(ip, port, mac, now, (allowed, false), NeighOrigin::Advert)
+                }
+                Some(_) => Taught::Refused(DropReason::NdMacChangeRefused),
+            }
         };
-        let learned = self.learn(ip, port, mac, now, how);
-        Handled {
-            verdict: Verdict::Consumed,
-            learned,
-        }
+        Handled::with(Verdict::Consumed, t)
     }
 
     // ---- resolution ------------------------------------------------------

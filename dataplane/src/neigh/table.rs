@@ -26,6 +26,41 @@ pub enum NeighState {
     Stale,
 }
 
+/// Where a neighbour entry's MAC came from (shown by `rvsadm --neigh`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NeighOrigin {
+    /// Being resolved: no MAC yet.
+    Resolving,
+    /// An answer to our ARP request or neighbour solicitation.
+    Resolved,
+    /// A gratuitous ARP (an existing entry updated, or created with
+    /// `arp_accept`).
+    Garp,
+    /// An unsolicited ARP reply accepted with `arp_accept`.
+    Unsolicited,
+    /// An unsolicited neighbour advertisement with the override flag.
+    Advert,
+    /// An answer another worker received for a resolution of ours.
+    Relayed,
+    /// Put in by the program ([`Neigh::insert_static`](super::Neigh::insert_static)).
+    Static,
+}
+
+impl NeighOrigin {
+    /// Lower-case name for listings.
+    pub fn name(self) -> &'static str {
+        match self {
+            NeighOrigin::Resolving => "resolving",
+            NeighOrigin::Resolved => "resolved",
+            NeighOrigin::Garp => "garp",
+            NeighOrigin::Unsolicited => "unsolicited",
+            NeighOrigin::Advert => "advert",
+            NeighOrigin::Relayed => "relayed",
+            NeighOrigin::Static => "static",
+        }
+    }
+}
+
 /// One neighbour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
@@ -41,6 +76,8 @@ pub(crate) struct Entry {
     pub last_solicit: Option<u64>,
     /// Solicitations since the last confirmation.
     pub probes: u8,
+    /// Where its MAC came from.
+    pub origin: NeighOrigin,
     q_head: u32,
     q_tail: u32,
     pub q_len: u32,
@@ -57,6 +94,11 @@ impl Entry {
             stale_since: now,
             last_solicit: None,
             probes: 0,
+            origin: if state == NeighState::Incomplete {
+                NeighOrigin::Resolving
+            } else {
+                NeighOrigin::Static
+            },
             q_head: NIL,
             q_tail: NIL,
             q_len: 0,
@@ -79,6 +121,8 @@ pub struct NeighInfo {
     pub confirmed: u64,
     /// Packets waiting for it.
     pub queued: usize,
+    /// Where its MAC came from.
+    pub origin: NeighOrigin,
 }
 
 impl From<&Entry> for NeighInfo {
@@ -90,6 +134,7 @@ impl From<&Entry> for NeighInfo {
             state: e.state,
             confirmed: e.confirmed,
             queued: e.q_len as usize,
+            origin: e.origin,
         }
     }
 }

@@ -219,16 +219,10 @@ fn arp_reply_golden() {
     ];
     assert_eq!(out.data(), &golden);
     assert_eq!(n.counters.arp_requests_answered, 1);
-    // The asker was learned (stale: a request does not confirm).
-    let l = h.learned.unwrap();
-    assert_eq!(
-        (l.ip, l.mac, l.port, l.pending),
-        (ip("10.0.0.2"), PEER_MAC, 0, 0)
-    );
-    let e = n.get(ip("10.0.0.2"), 0).unwrap();
-    assert_eq!(e.state, NeighState::Stale);
-    assert_eq!(n.lookup(ip("10.0.0.2"), 0), Some(PEER_MAC));
-    assert_eq!(n.counters.learned, 1);
+    // The asker is not learned: rvs learns only what it resolves.
+    assert_eq!((h.learned, h.changed, h.refused), (None, false, None));
+    assert!(n.is_empty());
+    assert_eq!(n.counters.learned, 0);
 }
 
 #[test]
@@ -403,11 +397,17 @@ fn garp_golden_and_learning() {
         )
     };
     let (h, _) = handle_arp(&mut n, &a, &garp(PEER_MAC), 0, 0);
-    assert_eq!(h, Handled::verdict(Verdict::NotOurs));
+    assert_eq!(h.verdict, Verdict::NotOurs);
+    assert_eq!(h.refused, Some(DropReason::ArpUnsolicited));
     assert!(n.is_empty());
     assert!(n.insert_static(ip("10.0.0.254"), 0, PEER_MAC, 0));
     let (h, _) = handle_arp(&mut n, &a, &garp(PEER_MAC2), 0, SEC);
     assert_eq!(h.learned.unwrap().mac, PEER_MAC2);
+    assert!(h.changed);
+    assert_eq!(
+        n.get(ip("10.0.0.254"), 0).unwrap().origin,
+        NeighOrigin::Garp
+    );
     assert_eq!(n.lookup(ip("10.0.0.254"), 0), Some(PEER_MAC2));
     assert_eq!(n.get(ip("10.0.0.254"), 0).unwrap().state, NeighState::Stale);
     assert_eq!(n.counters.mac_changed, 1);
@@ -503,9 +503,9 @@ fn nd_na_reply_golden() {
     );
     assert_eq!(out.data(), &golden[..]);
     assert_eq!(n.counters.nd_solicits_answered, 1);
-    // The solicitor was learned from its source link-layer option.
-    assert_eq!(h.learned.unwrap().mac, PEER_MAC);
-    assert_eq!(n.lookup(ip("2001:db8::2"), 0), Some(PEER_MAC));
+    // The solicitor is not learned: rvs learns only what it resolves.
+    assert_eq!((h.learned, h.changed, h.refused), (None, false, None));
+    assert_eq!(n.lookup(ip("2001:db8::2"), 0), None);
 }
 
 #[test]
@@ -831,7 +831,8 @@ fn resolution_by_neighbour_advertisement() {
         got += 1;
     });
     assert_eq!(got, 1);
-    // NA without override and a different MAC: MAC kept, entry doubted.
+    // A solicited NA with a different MAC while nothing is probing it:
+    // refused, nothing changes (with or without override).
     let na2 = nd_frame(
         PEER_MAC2,
         PORT0_MAC,
@@ -845,9 +846,9 @@ fn resolution_by_neighbour_advertisement() {
     );
     let (h, _) = handle_nd(&mut n, &a, &na2, 0, SEC);
     assert!(h.learned.is_none());
+    assert_eq!(h.refused, Some(DropReason::NdMacChangeRefused));
     assert_eq!(n.lookup(hop, 0), Some(PEER_MAC));
-    assert_eq!(n.get(hop, 0).unwrap().state, NeighState::Stale);
-    // With override: replaced.
+    assert_eq!(n.get(hop, 0).unwrap().state, NeighState::Reachable);
     let na3 = nd_frame(
         PEER_MAC2,
         PORT0_MAC,
@@ -859,7 +860,16 @@ fn resolution_by_neighbour_advertisement() {
         v6("2001:db8::2"),
         Some(PEER_MAC2),
     );
-    handle_nd(&mut n, &a, &na3, 0, SEC);
+    let (h, _) = handle_nd(&mut n, &a, &na3, 0, SEC);
+    assert_eq!(h.refused, Some(DropReason::NdMacChangeRefused));
+    assert_eq!(n.lookup(hop, 0), Some(PEER_MAC));
+    // Once the entry is stale and probed, the answer to the probe with
+    // override replaces the MAC.
+    let r = n.output(data_packet(1), hop, 0, 40 * SEC);
+    assert!(matches!(r.output, Output::Send(_)));
+    assert_eq!(r.solicit.map(|s| s.unicast), Some(Some(PEER_MAC)));
+    let (h, _) = handle_nd(&mut n, &a, &na3, 0, 40 * SEC);
+    assert!(h.changed);
     assert_eq!(n.lookup(hop, 0), Some(PEER_MAC2));
     assert_eq!(n.get(hop, 0).unwrap().state, NeighState::Reachable);
     // An NA for someone we never asked about is not learned.
@@ -874,12 +884,11 @@ fn resolution_by_neighbour_advertisement() {
         v6("2001:db8::9"),
         Some(PEER_MAC),
     );
-    assert_eq!(
-        handle_nd(&mut n, &a, &na4, 0, SEC).0.verdict,
-        Verdict::NotOurs
-    );
+    let (h, _) = handle_nd(&mut n, &a, &na4, 0, SEC);
+    assert_eq!(h.verdict, Verdict::NotOurs);
+    assert_eq!(h.refused, Some(DropReason::NdUnsolicited));
     assert!(n.get(ip("2001:db8::9"), 0).is_none());
-    assert_eq!(n.counters.nd_adverts_received, 4);
+    assert_eq!(n.counters.nd_adverts_received, 5);
 }
 
 #[test]
@@ -1001,36 +1010,41 @@ fn stale_entry_removed_when_probes_unanswered() {
 fn table_full_evicts_stale_then_refuses() {
     let mut n = neigh();
     let a = addrs();
-    // Fill with neighbours learned from requests (stale).
+    // Fill with neighbours resolved, then gone stale.
     for i in 0..8u8 {
         let spa = format!("10.0.0.{}", 10 + i);
+        let _ = n.output(data_packet(i), ip(&spa), 0, u64::from(i));
         handle_arp(
             &mut n,
             &a,
-            &arp_request_for("10.0.0.1", &spa, PEER_MAC),
+            &arp_reply_from(&spa, PEER_MAC, "10.0.0.1"),
             0,
             u64::from(i),
         );
+        n.release(ip(&spa), 0, |_| {});
     }
+    let t = 31 * SEC;
+    n.tick(t, |_| {});
+    assert!(n.entries().all(|e| e.state == NeighState::Stale));
     assert_eq!(n.len(), 8);
     // A new next hop evicts the longest-stale one.
-    let r = n.output(data_packet(0), ip("10.0.0.200"), 0, 100);
+    let r = n.output(data_packet(0), ip("10.0.0.200"), 0, t + 100);
     assert!(matches!(r.output, Output::Queued));
     assert_eq!(n.counters.evicted, 1);
     assert!(n.get(ip("10.0.0.10"), 0).is_none());
     // Fill the rest with incomplete entries: nothing evictable.
     for i in 0..7u8 {
-        let _ = n.output(data_packet(i), ip(&format!("10.0.1.{i}")), 0, 200);
+        let _ = n.output(data_packet(i), ip(&format!("10.0.1.{i}")), 0, t + 200);
     }
     assert_eq!(n.len(), 8);
-    let r = n.output(data_packet(0), ip("10.0.2.1"), 0, 300);
+    let r = n.output(data_packet(0), ip("10.0.2.1"), 0, t + 300);
     assert!(matches!(r.output, Output::Dropped(_)));
     assert!(r.solicit.is_none());
     assert_eq!(n.counters.table_full, 1);
     assert_eq!(n.counters.evicted, 8);
     // Total queue limit (8): the first incomplete got 1, then 7 more.
     assert_eq!(n.queued(), 8);
-    let r = n.output(data_packet(0), ip("10.0.0.200"), 0, 400);
+    let r = n.output(data_packet(0), ip("10.0.0.200"), 0, t + 400);
     assert!(matches!(r.output, Output::Dropped(_)));
     assert_eq!(n.counters.neigh_queue_full, 1);
 }
@@ -1144,9 +1158,10 @@ fn reply_to_port_source_address_resolves() {
     assert_eq!(h.verdict, Verdict::Consumed);
     assert_eq!(h.learned.unwrap().pending, 1);
     // A reply sent to our MAC for a neighbour this worker never asked
-    // about is learned all the same: with several workers, RSS may deliver
-    // the answer to a worker other than the one that asked, and learning
-    // it is how it reaches that worker (relayed by control).
+    // about is not learned here (refused as unsolicited), but offered:
+    // with several workers, RSS may deliver the answer to a worker other
+    // than the one that asked, and control relays it to the others, which
+    // take it only for a resolution of their own.
     let (h, _) = handle_arp(
         &mut n,
         &a,
@@ -1155,6 +1170,120 @@ fn reply_to_port_source_address_resolves() {
         1,
     );
     assert_eq!(h.learned.map(|l| l.pending), Some(0));
-    assert!(n.get(ip("10.0.0.9"), 0).is_some());
+    assert_eq!(
+        (h.changed, h.refused),
+        (false, Some(DropReason::ArpUnsolicited))
+    );
+    assert!(n.get(ip("10.0.0.9"), 0).is_none());
     assert_eq!(n.counters.arp_replies_received, 2);
+}
+
+// ---- strict learning --------------------------------------------------------
+
+/// Port 0 holds 10.0.0.0/24 and 2001:db8::/64, port 1 192.168.1.0/24.
+fn guarded(policy: LearnPolicy) -> Neigh<VecBuf> {
+    let mut n = neigh();
+    let routes = crate::route::RouteTableBuilder::new()
+        .connected(0, ip("10.0.0.1"), 24)
+        .connected(0, ip("2001:db8::1"), 64)
+        .connected(1, ip("192.168.1.1"), 24)
+        .build()
+        .unwrap();
+    n.set_guard(routes, [policy, policy]);
+    n
+}
+
+#[test]
+fn answers_are_learned_only_on_the_port_that_holds_the_address() {
+    let mut n = guarded(LearnPolicy::default());
+    let a = addrs();
+    // We resolve 10.0.0.9 on port 0; its answer arrives on port 1.
+    let _ = n.output(data_packet(0), ip("10.0.0.9"), 0, 0);
+    let reply = arp_frame(
+        PORT1_MAC,
+        2,
+        PEER_MAC,
+        v4("10.0.0.9"),
+        PORT1_MAC,
+        v4("192.168.1.1"),
+        None,
+    );
+    let (h, _) = handle_arp(&mut n, &a, &reply, 1, 1);
+    assert_eq!(
+        (h.refused, h.changed),
+        (Some(DropReason::ArpWrongPort), false)
+    );
+    assert!(n.get(ip("10.0.0.9"), 1).is_none());
+    assert_eq!(
+        n.get(ip("10.0.0.9"), 0).unwrap().state,
+        NeighState::Incomplete
+    );
+    // On port 0 it resolves.
+    let (h, _) = handle_arp(
+        &mut n,
+        &a,
+        &arp_reply_from("10.0.0.9", PEER_MAC, "10.0.0.1"),
+        0,
+        2,
+    );
+    assert!(h.changed && h.refused.is_none());
+    assert_eq!(
+        n.get(ip("10.0.0.9"), 0).unwrap().origin,
+        NeighOrigin::Resolved
+    );
+    // Link-local IPv6 is on every link: an NA answering our NS resolves.
+    let hop = ip("fe80::2");
+    let _ = n.output(data_packet(1), hop, 0, 3);
+    let na = nd_frame(
+        PEER_MAC,
+        PORT0_MAC,
+        v6("fe80::2"),
+        v6("fe80::1"),
+        255,
+        136,
+        0x60,
+        v6("fe80::2"),
+        Some(PEER_MAC),
+    );
+    let (h, _) = handle_nd(&mut n, &a, &na, 0, 4);
+    assert!(h.changed, "{h:?}");
+    assert_eq!(n.lookup(hop, 0), Some(PEER_MAC));
+}
+
+#[test]
+fn a_solicitation_from_a_known_neighbour_with_another_mac_is_refused() {
+    let mut n = guarded(LearnPolicy::default());
+    let a = addrs();
+    assert!(n.insert_static(ip("2001:db8::2"), 0, PEER_MAC2, 0));
+    // NS for our VIP from 2001:db8::2 with PEER_MAC as SLLA: answered, but
+    // the claim is refused and the entry keeps its MAC.
+    let (h, _) = handle_nd(&mut n, &a, &ns_for("2001:db8::100", "2001:db8::2"), 0, 1);
+    assert_eq!(h.verdict, Verdict::Reply);
+    assert_eq!(h.refused, Some(DropReason::NdMacChangeRefused));
+    assert_eq!(n.lookup(ip("2001:db8::2"), 0), Some(PEER_MAC2));
+    assert_eq!(
+        n.get(ip("2001:db8::2"), 0).unwrap().origin,
+        NeighOrigin::Static
+    );
+}
+
+#[test]
+fn relayed_answers_resolve_only_what_is_being_resolved() {
+    let mut n = guarded(LearnPolicy::default());
+    let hop = ip("10.0.0.9");
+    assert!(
+        !n.learn_relayed(hop, 0, PEER_MAC, 0),
+        "nothing asked: nothing created"
+    );
+    assert!(n.is_empty());
+    let _ = n.output(data_packet(0), hop, 0, 0);
+    assert!(n.learn_relayed(hop, 0, PEER_MAC, 1));
+    let e = n.get(hop, 0).unwrap();
+    assert_eq!(
+        (e.mac, e.state, e.origin),
+        (PEER_MAC, NeighState::Reachable, NeighOrigin::Relayed)
+    );
+    // Known and not probed: another MAC is not taken.
+    assert!(!n.learn_relayed(hop, 0, PEER_MAC2, 2));
+    assert_eq!(n.lookup(hop, 0), Some(PEER_MAC));
 }

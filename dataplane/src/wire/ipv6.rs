@@ -47,6 +47,19 @@ pub struct UpperLayer {
     /// The fragment header, if there is one. When its offset is non-zero
     /// the bytes at `offset` are not an upper-layer header.
     pub frag: Option<FragHeader>,
+    /// The first routing header's type and segments left, if there is
+    /// one (the caller decides what to refuse).
+    pub routing: Option<RoutingHeader>,
+}
+
+/// The fields of a routing header (RFC 8200 4.4) the packet path decides
+/// on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoutingHeader {
+    /// Routing type (0: the deprecated RH0, 2: Mobile IPv6, 4: SRH).
+    pub kind: u8,
+    /// Segments left.
+    pub segments_left: u8,
 }
 
 /// A read/write view of an IPv6 packet.
@@ -178,6 +191,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let mut next = self.next_header();
         let mut off = HEADER_LEN;
         let mut frag = None;
+        let mut routing = None;
         for i in 0..=MAX_EXT_HEADERS {
             let is_frag = next == ip_proto::IPV6_FRAG;
             match next {
@@ -192,6 +206,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
                         protocol,
                         offset: off,
                         frag,
+                        routing,
                     })
                 }
             }
@@ -205,6 +220,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
                 (usize::from(h[1]) + 1) * 8
             };
             let h = b.get(off..off + len).ok_or(Error::Truncated)?;
+            if next == ip_proto::IPV6_ROUTE && routing.is_none() {
+                // next(1) len(1) type(1) segments left(1): len >= 8.
+                routing = Some(RoutingHeader {
+                    kind: h[2],
+                    segments_left: h[3],
+                });
+            }
             next = h[0];
             off += len;
             if is_frag {
@@ -220,6 +242,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
                         protocol: next,
                         offset: off,
                         frag,
+                        routing,
                     });
                 }
             }
@@ -340,7 +363,8 @@ mod tests {
             Ok(UpperLayer {
                 protocol: ip_proto::UDP,
                 offset: 40,
-                frag: None
+                frag: None,
+                routing: None,
             })
         );
         let e = etherparse::Ipv6HeaderSlice::from_slice(&v).unwrap();
@@ -361,6 +385,13 @@ mod tests {
         let u = p.walk().unwrap();
         assert_eq!(u.protocol, ip_proto::TCP);
         assert_eq!(u.offset, 40 + 40);
+        assert_eq!(
+            u.routing,
+            Some(RoutingHeader {
+                kind: 0,
+                segments_left: 0
+            })
+        );
         assert_eq!(
             u.frag,
             Some(FragHeader {

@@ -145,3 +145,26 @@ fn put<const N: usize>(b: &mut [u8], at: usize, v: [u8; N]) {
         *d = v;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A caller whose length check were wrong gets zeros and no write, not
+    /// a panic (these helpers read untrusted packets).
+    #[test]
+    fn helpers_out_of_bounds_do_not_panic() {
+        let b = [0x12u8, 0x34, 0x56];
+        assert_eq!(be16(&b, 1), 0x3456);
+        assert_eq!(be16(&b, 2), 0);
+        assert_eq!(be16(&b, usize::MAX - 1), 0);
+        assert_eq!(be32(&b, 0), 0);
+        assert_eq!(array::<2>(&b, 4), [0, 0]);
+        let mut w = [0u8; 3];
+        put16(&mut w, 2, 0xffff);
+        put32(&mut w, 0, 0xffff_ffff);
+        assert_eq!(w, [0, 0, 0]);
+        put16(&mut w, 1, 0xabcd);
+        assert_eq!(w, [0, 0xab, 0xcd]);
+    }
+}

@@ -6,6 +6,8 @@
 //! the worker loop (`worker`) and the runtime
 //! (`runtime`) that use them need the `dpdk` feature.
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::flow::Ownership;
 use crate::pipeline::Event;
 use crate::snapshot::Snapshot;

@@ -20,6 +20,8 @@
 //!
 //! Ports are in host byte order throughout.
 
+#![deny(clippy::indexing_slicing)]
+
 use core::fmt::Debug;
 use core::hash::{BuildHasher, Hash, Hasher};
 use std::collections::hash_map::RandomState;
@@ -304,6 +306,8 @@ impl Ownership {
 }
 
 #[cfg(test)]
+// Tests index fixtures whose lengths they set themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -28,6 +28,8 @@
 //!   Time is whatever unit the caller uses for `now` and `timeout` (TSC
 //!   cycles, milliseconds), consistently.
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::parse::{PacketMeta, L3};
 use core::net::IpAddr;
 
@@ -267,6 +269,8 @@ impl<V: Copy> FragTable<V> {
 
     /// Removes every expired entry; returns how many. O(capacity): call it
     /// from a timer, not per packet.
+    // bounds: `i` runs over 0..self.slots.len() and the table never changes size.
+    #[allow(clippy::indexing_slicing)]
     pub fn expire(&mut self, now: u64) -> usize {
         let mut n = 0;
         for i in 0..self.slots.len() {

@@ -24,6 +24,8 @@
 //! Limits: no metrics or ECMP (one next hop per prefix; a second route for
 //! the same prefix is refused), no policy routing, no source selection.
 
+#![deny(clippy::indexing_slicing)]
+
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

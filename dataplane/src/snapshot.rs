@@ -24,7 +24,9 @@ impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
         for c in bytes.chunks(8) {
             let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
+            for (d, b) in w.iter_mut().zip(c) {
+                *d = *b;
+            }
             self.write_u64(u64::from_le_bytes(w));
         }
     }

@@ -15,8 +15,13 @@
 //! IPVS "secure_tcp" (SYN-flood) tables; no persistence templates; no TCP
 //! sequence-number adjustment state (FullNAT TOA/SYN proxy would need it).
 
+#![deny(clippy::indexing_slicing)]
+
 mod record;
 mod state;
+// Pending: table.rs gets its own `indexing_slicing` pass in the branch that
+// edits it now; until that merges it keeps the crate's lint levels.
+#[allow(clippy::indexing_slicing)]
 mod table;
 
 pub use record::{Conn, Direction, FwdMode, NewConn};

@@ -8,6 +8,8 @@
 //! picks the row follows `tcp_state_idx`: RST first, then SYN, FIN, ACK; a
 //! segment with none of these moves the connection to CLOSE, as in IPVS.
 
+#![deny(clippy::indexing_slicing)]
+
 use core::fmt;
 
 /// TCP FIN flag bit (as in the TCP header's flags byte).
@@ -147,6 +149,8 @@ const INPUT_ONLY: [Row; 4] = [
 /// The next state after a segment with TCP flags `flags` (the header's
 /// flags byte) seen in direction `dir` by a connection in `state`.
 #[inline]
+// bounds: `row` is one of the literals 0..=3 and every table is [[TcpState; TCP_STATES]; 4]; `state as usize` < TCP_STATES because TCP_STATES counts the variants.
+#[allow(clippy::indexing_slicing)]
 pub fn tcp_next_state(state: TcpState, dir: TcpDir, flags: u8) -> TcpState {
     let row = if flags & TCP_RST != 0 {
         3
@@ -181,6 +185,8 @@ pub struct Timeouts {
 }
 
 impl Default for Timeouts {
+    // bounds: `TcpState` has exactly TCP_STATES variants (`TCP_STATES` is their count), so `s as usize` indexes an array of TCP_STATES.
+    #[allow(clippy::indexing_slicing)]
     fn default() -> Self {
         let mut tcp = [0u32; TCP_STATES];
         tcp[TcpState::None as usize] = 2;
@@ -205,12 +211,16 @@ impl Default for Timeouts {
 impl Timeouts {
     /// The timeout of TCP state `s`, in seconds.
     #[inline]
+    // bounds: `TcpState` has exactly TCP_STATES variants (`TCP_STATES` is their count), so `s as usize` indexes an array of TCP_STATES.
+    #[allow(clippy::indexing_slicing)]
     pub fn tcp(&self, s: TcpState) -> u32 {
         self.tcp[s as usize]
     }
 
     /// `ipvsadm --set tcp tcpfin udp`: ESTABLISHED, FIN_WAIT and UDP
     /// timeouts in seconds; 0 leaves a value unchanged, as in ipvsadm.
+    // bounds: `TcpState` has exactly TCP_STATES variants (`TCP_STATES` is their count), so `s as usize` indexes an array of TCP_STATES.
+    #[allow(clippy::indexing_slicing)]
     pub fn set_ipvsadm(&mut self, tcp: u32, tcpfin: u32, udp: u32) {
         if tcp != 0 {
             self.tcp[TcpState::Established as usize] = tcp;

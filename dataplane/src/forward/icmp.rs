@@ -15,6 +15,8 @@
 //! result is the same for a valid message and a corrupt one stays
 //! corrupt).
 
+#![deny(clippy::indexing_slicing)]
+
 use super::{ip_mut, Endpoint, ForwardError};
 use crate::buf::PacketBuf;
 use crate::parse::{PacketMeta, L3};
@@ -141,10 +143,10 @@ pub fn icmp_inner_flow(frame: &[u8], meta: &PacketMeta) -> Result<InnerFlow, For
     let v6 = meta.l3 == L3::Ipv6;
     let q = quote(msg, v6)?;
     let (src, dst) = if v6 {
-        let p = ipv6::Packet::new_unchecked(&msg[q.at..]);
+        let p = ipv6::Packet::new_unchecked(msg.get(q.at..).ok_or(ForwardError::Malformed)?);
         (IpAddr::V6(p.src_addr()), IpAddr::V6(p.dst_addr()))
     } else {
-        let p = ipv4::Packet::new_unchecked(&msg[q.at..]);
+        let p = ipv4::Packet::new_unchecked(msg.get(q.at..).ok_or(ForwardError::Malformed)?);
         (IpAddr::V4(p.src_addr()), IpAddr::V4(p.dst_addr()))
     };
     let l4 = q.at + q.l4;
@@ -259,6 +261,8 @@ fn octets(a: IpAddr) -> ([u8; 16], usize) {
 
 /// Rewrites one endpoint of the quote: address, IPv4 header checksum,
 /// L4 checksum (pseudo-header and port, when quoted), port (TCP/UDP).
+// bounds: `octets` returns n = 4 or 16 with a 16-byte array, so [..n] is in both arrays.
+#[allow(clippy::indexing_slicing)]
 fn quote_endpoint(ed: &mut Editor<'_>, q: &Quote, src: bool, e: Endpoint) {
     let (new, n) = octets(e.addr);
     let new = &new[..n];

@@ -47,6 +47,8 @@
 //! FullNAT, the ICMP echo identifier); SCTP and other protocols get their
 //! addresses only. No TCP sequence adjustment (rvs has no SYN proxy).
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::buf::PacketBuf;
 use crate::parse::{PacketMeta, L3};
 use crate::wire::ethernet::MacAddr;
@@ -282,9 +284,11 @@ fn ip_mut<'a, B: PacketBuf + ?Sized>(
 /// Writes our MAC and the next hop's into the frame's Ethernet header (a
 /// VLAN tag stays where it is).
 fn set_l2<B: PacketBuf + ?Sized>(buf: &mut B, out: &L2Out) {
-    if let Some(h) = buf.data_mut().get_mut(..12) {
-        h[..6].copy_from_slice(&out.dst_mac.0);
-        h[6..].copy_from_slice(&out.src_mac.0);
+    if let Some((dst, rest)) = buf.data_mut().split_first_chunk_mut::<6>() {
+        if let Some(src) = rest.first_chunk_mut::<6>() {
+            *dst = out.dst_mac.0;
+            *src = out.src_mac.0;
+        }
     }
 }
 
@@ -386,6 +390,8 @@ fn rewrite(
 }
 
 #[cfg(test)]
+// Tests index fixtures whose lengths they set themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::buf::VecBuf;

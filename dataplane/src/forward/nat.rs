@@ -1,5 +1,7 @@
 //! NAT, FullNAT and DR: in-place rewrites of addresses, ports and MACs.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::{
     check_mtu, client_port, icmp, ip_mut, rewrite, same_family, server_port, set_l2, ForwardError,
     L2Out, Translation, Verdict,

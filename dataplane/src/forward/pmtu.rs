@@ -2,6 +2,8 @@
 //! RFC 1191) and ICMPv6 "packet too big" (RFC 8201), built in place of the
 //! packet that did not fit, as a router would.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::{ip_len, ForwardError, Verdict};
 use crate::buf::PacketBuf;
 use crate::parse::{PacketMeta, L3};
@@ -34,6 +36,8 @@ const REPLY_TTL: u8 = 64;
 /// ICMP errors, non-first fragments and multicast, broadcast or
 /// unspecified sources. The reply's IPv4 identification is 0 and DF is
 /// clear; it uses 28 (IPv4) or 48 (IPv6) bytes of headroom.
+// bounds: entry checks give 14 <= l2 and l2 + len <= buf.len(), so [6..12] is in the frame; after trim and prepend the frame is exactly l2 + hdr + quote bytes, so hdr..hdr + l2, ..12 and l2.. are in it, `ip` is `total` = hdr + quote bytes long, and ip[HEADER_LEN..total] is the ICMP message, at least its 8-byte header (hdr includes it).
+#[allow(clippy::indexing_slicing)]
 pub fn pmtu_reply<B: PacketBuf + ?Sized>(
     buf: &mut B,
     meta: &PacketMeta,

@@ -2,6 +2,8 @@
 //! protocol 4; IPv6 in IPv6, next header 41), like IPVS's
 //! `ip_vs_tunnel_xmit{,_v6}`.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::{check_mtu, ip_len, same_family, set_l2, ForwardError, L2Out, Translation, Verdict};
 use crate::buf::PacketBuf;
 use crate::parse::{PacketMeta, L3};
@@ -35,6 +37,8 @@ impl TunParams {
 /// If the encapsulated packet would exceed `out.mtu`, nothing changes and
 /// the answer is [`Verdict::TooBig`] with the MTU less the 20 (40) bytes of
 /// overhead, or [`ForwardError::NeedsFragmentation`].
+// bounds: entry checks give 14 <= l2, n <= inner and l2 + inner <= buf.len(), so d[l2..] holds the inner IP header (n bytes); after trim and prepend the frame is exactly n + l2 + inner bytes, so n..n + l2 and l2..l2 + n are in it.
+#[allow(clippy::indexing_slicing)]
 pub fn tun<B: PacketBuf + ?Sized>(
     buf: &mut B,
     meta: &PacketMeta,

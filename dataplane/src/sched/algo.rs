@@ -5,6 +5,8 @@
 //! tie-breaks (the first server wins a tie). Products of overhead and
 //! weight fit in `u64`: overhead < 2^41, weight <= 65535.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::{RealServer, SplitMix64, WrrState};
 
 #[inline]
@@ -277,6 +279,8 @@ pub(crate) fn twos(reals: &[RealServer], rng: &mut SplitMix64) -> Option<usize> 
 }
 
 #[cfg(test)]
+// Tests index fixtures whose lengths they set themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use std::net::{IpAddr, Ipv4Addr};

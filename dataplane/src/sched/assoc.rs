@@ -4,6 +4,8 @@
 //! Allocated once; lookups and inserts never allocate. A full set evicts
 //! its entry with the smallest `stamp` (the oldest or soonest-expiring).
 
+#![deny(clippy::indexing_slicing)]
+
 use super::HashKey;
 
 /// Entries per set (a set of small entries stays within a cache line or

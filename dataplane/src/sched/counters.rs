@@ -10,6 +10,8 @@
 //! cleared when a closing connection brings it below the lower threshold
 //! (or below 3/4 of the upper one when the lower one is 0).
 
+#![deny(clippy::indexing_slicing)]
+
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// Upper and lower connection thresholds of a real server (`ipvsadm -x`,

@@ -5,6 +5,8 @@
 //! process randomness. The mixer is a folded 64×64→128 multiply (the
 //! wyhash "mum" step): fast, no tables, good avalanche for this use.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::net::IpAddr;
 
 const P0: u64 = 0xa076_1d64_78bd_642f;

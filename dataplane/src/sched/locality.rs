@@ -2,6 +2,8 @@
 //! server(s), bounded, expiring after the service's `locality_expire_s`
 //! (IPVS sysctls `lblc_expiration` / `lblcr_expiration`, 24 h).
 
+#![deny(clippy::indexing_slicing)]
+
 use std::net::IpAddr;
 
 use super::algo::weighted_least;

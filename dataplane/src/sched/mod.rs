@@ -39,6 +39,8 @@
 //! - lblc/lblcr key on the destination address, as IPVS: on a VIP service
 //!   that is one entry; they are meant for transparent cache clusters.
 
+#![deny(clippy::indexing_slicing)]
+
 mod algo;
 mod assoc;
 mod counters;
@@ -406,7 +408,7 @@ impl ServiceSched {
             .map(|(i, r)| (r.id, i as u32))
             .collect();
         by_id.sort_unstable();
-        if by_id.windows(2).any(|w| w[0].0 == w[1].0) {
+        if by_id.windows(2).any(|w| matches!(w, [a, b] if a.0 == b.0)) {
             return Err(SchedError::DuplicateRealId);
         }
         let table = match cfg.kind {
@@ -682,4 +684,6 @@ impl WorkerSched {
 }
 
 #[cfg(test)]
+// Tests index fixtures whose lengths they set themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests;

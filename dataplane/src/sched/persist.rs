@@ -10,6 +10,8 @@
 //! Fixed capacity, no allocation after construction, no clock reads: the
 //! caller passes `now` in seconds.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::assoc::Assoc;

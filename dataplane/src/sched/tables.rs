@@ -1,6 +1,8 @@
 //! Table construction for the hashing schedulers (control thread only;
 //! allocates): sh/dh weighted buckets and the Maglev lookup table.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::{HashKey, RealServer, EMPTY, MH_MAX_TABLE};
 
 /// Bitmap words for the largest Maglev table (131071 slots), a power of
@@ -147,6 +149,8 @@ struct Walk {
 /// computed as `(slot - next) · skip⁻¹ mod m` (m is prime), instead of
 /// probing through the ever longer runs of taken slots (the last few
 /// hundred free slots would otherwise cost about half of all probes).
+// bounds: `used` indexes are masked by `& (USED_WORDS - 1)` on a power-of-two array (see `used` below).
+#[allow(clippy::indexing_slicing)]
 pub(crate) fn maglev(reals: &[RealServer], m: u32, k_off: HashKey, k_skip: HashKey) -> Box<[u32]> {
     let size = m as usize;
     let mut table = vec![EMPTY; size].into_boxed_slice();
@@ -244,6 +248,8 @@ pub(crate) fn maglev(reals: &[RealServer], m: u32, k_off: HashKey, k_skip: HashK
 /// The plain probing fill, kept as the reference the fast one is tested
 /// against.
 #[cfg(test)]
+// bounds: a test-only reference; same masked `used` indexing as `maglev`, `c` < m = table size.
+#[allow(clippy::indexing_slicing)]
 fn maglev_reference(reals: &[RealServer], m: u32, k_off: HashKey, k_skip: HashKey) -> Box<[u32]> {
     let size = m as usize;
     let mut table = vec![EMPTY; size].into_boxed_slice();
@@ -282,6 +288,8 @@ fn maglev_reference(reals: &[RealServer], m: u32, k_off: HashKey, k_skip: HashKe
 }
 
 #[cfg(test)]
+// Tests index fixtures whose lengths they set themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use std::net::{IpAddr, Ipv4Addr};

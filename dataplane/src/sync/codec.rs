@@ -49,6 +49,8 @@
 //! template, forwarding method rvs does not do) skips that entry only, as
 //! in IPVS. Version 0 messages are recognised and dropped.
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::conn::{FwdMode, TcpState, TCP_STATES};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -372,14 +374,12 @@ pub struct Message<'a> {
 
 #[inline]
 fn be16(b: &[u8], at: usize) -> Option<u16> {
-    let s = b.get(at..at + 2)?;
-    Some(u16::from_be_bytes([s[0], s[1]]))
+    Some(u16::from_be_bytes(*b.get(at..)?.first_chunk()?))
 }
 
 #[inline]
 fn be32(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at + 4)?;
-    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    Some(u32::from_be_bytes(*b.get(at..)?.first_chunk()?))
 }
 
 fn addr(b: &[u8], at: usize, v6: bool) -> Option<IpAddr> {
@@ -396,27 +396,26 @@ fn addr(b: &[u8], at: usize, v6: bool) -> Option<IpAddr> {
 /// IPVS's backup with sync id 0 does).
 pub fn decode(buf: &[u8], syncid: u8) -> Result<Message<'_>, DecodeError> {
     // ip_vs_process_message: the v0 header (4 bytes) is the minimum.
-    if buf.len() < V0_HEADER_LEN {
+    let Some(&[v0_nr, msg_syncid, s0, s1]) = buf.first_chunk::<V0_HEADER_LEN>() else {
         return Err(DecodeError::TooShort);
-    }
-    let size = be16(buf, 2).ok_or(DecodeError::TooShort)?;
+    };
+    let size = u16::from_be_bytes([s0, s1]);
     if usize::from(size) != buf.len() {
         return Err(DecodeError::BadSize);
     }
-    let msg_syncid = buf[1];
     if syncid != 0 && msg_syncid != syncid {
         return Err(DecodeError::SyncId);
     }
-    if buf[0] != 0 {
+    if v0_nr != 0 {
         return Err(DecodeError::V0);
     }
-    if buf.len() < MESG_HEADER_LEN {
+    let Some(&[_, _, _, _, nr, version, r0, r1]) = buf.first_chunk::<MESG_HEADER_LEN>() else {
         return Err(DecodeError::TooShort);
-    }
-    if buf[5] != SYNC_PROTO_VER || buf[6] != 0 || buf[7] != 0 {
+    };
+    if version != SYNC_PROTO_VER || r0 != 0 || r1 != 0 {
         return Err(DecodeError::BadVersion);
     }
-    let nr = usize::from(buf[4]);
+    let nr = usize::from(nr);
     let mut entries = Vec::with_capacity(nr);
     let mut p = MESG_HEADER_LEN;
     for _ in 0..nr {
@@ -457,7 +456,7 @@ fn entry(e: &[u8]) -> Result<Result<Entry<'_>, EntrySkip>, DecodeError> {
         return Err(DecodeError::EntryTooShort);
     }
     let short = DecodeError::EntryTooShort;
-    let proto = e[1];
+    let proto = *e.get(1).ok_or(short)?;
     let flags = be32(e, 4).ok_or(short)?;
     let state = be16(e, 8).ok_or(short)?;
     let cport = be16(e, 10).ok_or(short)?;
@@ -477,15 +476,15 @@ fn entry(e: &[u8]) -> Result<Result<Entry<'_>, EntrySkip>, DecodeError> {
     let mut skip = None;
     let mut p = fixed;
     while p < e.len() {
-        if p + 2 > e.len() {
+        let Some(&[ptype, plen]) = e.get(p..p + 2) else {
             return Err(DecodeError::BadOption);
-        }
-        let (ptype, plen) = (e[p], usize::from(e[p + 1]));
+        };
+        let plen = usize::from(plen);
         p += 2;
-        if plen == 0 || p + plen > e.len() {
-            return Err(DecodeError::BadOption);
-        }
-        let data = &e[p..p + plen];
+        let data = match e.get(p..p + plen) {
+            Some(d) if plen != 0 => d,
+            _ => return Err(DecodeError::BadOption),
+        };
         match ptype & !IPVS_OPT_F_PARAM {
             IPVS_OPT_SEQ_DATA => {
                 // ip_vs_proc_seqopt: exact length, at most once
@@ -587,7 +586,8 @@ impl MessageBuilder {
 
     /// Entries in the message.
     pub fn nr_conns(&self) -> usize {
-        usize::from(self.buf[4])
+        // The header `new` pushed is never removed: byte 4 is always there.
+        self.buf.get(4).map_or(0, |&n| usize::from(n))
     }
 
     /// Whether it holds no entry.
@@ -673,10 +673,12 @@ impl MessageBuilder {
             put_addr(b, a);
             b.extend_from_slice(&port.to_be_bytes());
         }
-        b[4] += 1;
         let size = (b.len() as u16).to_be_bytes();
-        b[2] = size[0];
-        b[3] = size[1];
+        // The header `new` pushed is never removed, so this always matches.
+        if let [_, _, s0, s1, nr, ..] = b.as_mut_slice() {
+            *nr += 1;
+            [*s0, *s1] = size;
+        }
         true
     }
 
@@ -688,7 +690,9 @@ impl MessageBuilder {
     /// The message, and an empty builder with the same sync id and limit
     /// in its place.
     pub fn take(&mut self) -> Vec<u8> {
-        let next = MessageBuilder::new(self.buf[1], self.max_len);
+        // The header `new` pushed is never removed: byte 1 is always there.
+        let syncid = self.buf.get(1).copied().unwrap_or(0);
+        let next = MessageBuilder::new(syncid, self.max_len);
         std::mem::replace(self, next).buf
     }
 }

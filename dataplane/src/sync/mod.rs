@@ -9,6 +9,8 @@
 //! need the types, and the dataplane tests run master → wire → backup
 //! without rvsd.
 
+#![deny(clippy::indexing_slicing)]
+
 pub mod codec;
 pub mod policy;
 

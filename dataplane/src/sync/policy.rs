@@ -17,6 +17,8 @@
 //!
 //! Time is in seconds (the connection table's ticks at 1 Hz).
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::conn::TcpState;
 
 const IPPROTO_TCP: u8 = 6;

@@ -1,5 +1,7 @@
 //! ARP for Ethernet/IPv4 (RFC 826).
 
+#![deny(clippy::indexing_slicing)]
+
 use super::ethernet::MacAddr;
 use super::{be16, ethertype, put16, Error, Field};
 use core::net::Ipv4Addr;
@@ -56,6 +58,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Whether hardware/protocol types and lengths say Ethernet/IPv4.
+    // bounds: fixed header field; `check_len` (the view's contract, see wire/mod.rs) verified the buffer holds the header.
+    #[allow(clippy::indexing_slicing)]
     pub fn is_ethernet_ipv4(&self) -> bool {
         let b = self.buffer.as_ref();
         be16(b, field::HTYPE.start) == HTYPE_ETHERNET
@@ -97,6 +101,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Sets the sender addresses.
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_sender(&mut self, mac: MacAddr, ip: Ipv4Addr) {
         let b = self.buffer.as_mut();
         b[field::SHA].copy_from_slice(&mac.0);
@@ -104,6 +110,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Sets the target addresses.
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_target(&mut self, mac: MacAddr, ip: Ipv4Addr) {
         let b = self.buffer.as_mut();
         b[field::THA].copy_from_slice(&mac.0);
@@ -154,6 +162,8 @@ impl Repr {
     }
 
     /// Writes the packet at the start of `buf` (28 bytes).
+    // bounds: `b` is the `get_mut(..PACKET_LEN)` prefix, and every field written lies below it (28 bytes).
+    #[allow(clippy::indexing_slicing)]
     pub fn emit(&self, buf: &mut [u8]) -> Result<(), Error> {
         let b = buf.get_mut(..PACKET_LEN).ok_or(Error::Truncated)?;
         put16(b, field::HTYPE.start, HTYPE_ETHERNET);
@@ -169,6 +179,8 @@ impl Repr {
 }
 
 #[cfg(test)]
+// Tests index fixtures whose lengths they set themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

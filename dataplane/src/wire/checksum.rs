@@ -5,6 +5,8 @@
 //! pieces (pseudo-header, header, payload) can be added with [`add`] and
 //! folded once with [`fold`]. Every function here is allocation-free.
 
+#![deny(clippy::indexing_slicing)]
+
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// Ones'-complement addition of two partial sums (end-around carry).
@@ -31,12 +33,16 @@ pub fn sum(data: &[u8]) -> u64 {
     let mut acc: u64 = 0;
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
-        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        acc = add(acc, w);
+        // chunks_exact yields 8-byte chunks: the conversion cannot fail.
+        if let Ok(w) = <[u8; 8]>::try_from(c) {
+            acc = add(acc, u64::from_be_bytes(w));
+        }
     }
     let mut rest = chunks.remainder().chunks_exact(2);
     for c in &mut rest {
-        acc = add(acc, u64::from(u16::from_be_bytes([c[0], c[1]])));
+        if let &[hi, lo] = c {
+            acc = add(acc, u64::from(u16::from_be_bytes([hi, lo])));
+        }
     }
     if let [last] = rest.remainder() {
         acc = add(acc, u64::from(*last) << 8);
@@ -128,6 +134,8 @@ pub fn update128(hc: u16, old: [u8; 16], new: [u8; 16]) -> u16 {
 }
 
 #[cfg(test)]
+// Tests index fixtures whose lengths they set themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -1,5 +1,7 @@
 //! Ethernet II frames, with at most one IEEE 802.1Q VLAN tag.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::{be16, ethertype, put16, Error, Field, Rest};
 use crate::buf::PacketBuf;
 use core::fmt;
@@ -149,6 +151,8 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 
     /// The payload (L3 packet, and any Ethernet padding).
+    // bounds: header_len() is 14 or 18, both checked by `check_len` (the view's contract).
+    #[allow(clippy::indexing_slicing)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
     }
@@ -156,11 +160,15 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
     /// Sets the destination address.
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_dst_addr(&mut self, a: MacAddr) {
         self.buffer.as_mut()[field::DST].copy_from_slice(&a.0);
     }
 
     /// Sets the source address.
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_src_addr(&mut self, a: MacAddr) {
         self.buffer.as_mut()[field::SRC].copy_from_slice(&a.0);
     }
@@ -189,6 +197,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
     }
 
     /// The payload, writable.
+    // bounds: header_len() is 14 or 18, both checked by `check_len` (the view's contract).
+    #[allow(clippy::indexing_slicing)]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let hl = self.header_len();
         &mut self.buffer.as_mut()[hl..]
@@ -229,6 +239,8 @@ impl Repr {
     }
 
     /// Writes the header at the start of `buf`; `Err(Truncated)` if short.
+    // bounds: `b` is the `get_mut(..self.header_len())` prefix, and every field written lies below it; DST and SRC are the first 12 bytes.
+    #[allow(clippy::indexing_slicing)]
     pub fn emit(&self, buf: &mut [u8]) -> Result<(), Error> {
         let b = buf.get_mut(..self.header_len()).ok_or(Error::Truncated)?;
         b[field::DST].copy_from_slice(&self.dst.0);
@@ -273,6 +285,8 @@ pub fn vlan_push<B: PacketBuf + ?Sized>(buf: &mut B, tci: u16) -> bool {
 }
 
 #[cfg(test)]
+// Tests index fixtures whose lengths they set themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::buf::VecBuf;

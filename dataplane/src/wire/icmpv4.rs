@@ -1,6 +1,8 @@
 //! ICMP for IPv4 (RFC 792), including the original header quoted by error
 //! messages.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::checksum;
 use super::{be16, ipv4, put16, Error, Field, Rest};
 
@@ -93,11 +95,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Message type.
+    // bounds: fixed header field; `check_len` (the view's contract, see wire/mod.rs) verified the buffer holds the header.
+    #[allow(clippy::indexing_slicing)]
     pub fn msg_type(&self) -> u8 {
         self.buffer.as_ref()[field::TYPE]
     }
 
     /// Message code.
+    // bounds: fixed header field; `check_len` (the view's contract, see wire/mod.rs) verified the buffer holds the header.
+    #[allow(clippy::indexing_slicing)]
     pub fn msg_code(&self) -> u8 {
         self.buffer.as_ref()[field::CODE]
     }
@@ -128,6 +134,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The bytes after the 8-byte header.
+    // bounds: HEADER_LEN is checked by `check_len` (the view's contract).
+    #[allow(clippy::indexing_slicing)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[field::PAYLOAD]
     }
@@ -154,11 +162,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the message type.
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_msg_type(&mut self, v: u8) {
         self.buffer.as_mut()[field::TYPE] = v;
     }
 
     /// Sets the message code.
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_msg_code(&mut self, v: u8) {
         self.buffer.as_mut()[field::CODE] = v;
     }
@@ -184,6 +196,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// The bytes after the header, writable (to rewrite a quoted packet).
+    // bounds: HEADER_LEN is checked by `check_len` (the view's contract).
+    #[allow(clippy::indexing_slicing)]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[field::PAYLOAD]
     }
@@ -197,6 +211,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 }
 
 #[cfg(test)]
+// Tests index fixtures whose lengths they set themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use core::net::Ipv4Addr;

@@ -1,6 +1,8 @@
 //! ICMPv6 (RFC 4443) with neighbour solicitation and advertisement
 //! (RFC 4861) and their link-layer address options.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::checksum;
 use super::ethernet::MacAddr;
 use super::{be16, ip_proto, ipv6, put16, Error, Field, Rest};
@@ -105,7 +107,8 @@ impl<'a> Iterator for NdOptions<'a> {
         }
         let (opt, rest) = self.rest.split_at(len);
         self.rest = rest;
-        Some((ty, &opt[2..]))
+        // len >= 8, so the option always has its two-byte header.
+        Some((ty, opt.get(2..)?))
     }
 }
 
@@ -141,11 +144,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Message type.
+    // bounds: fixed header field; `check_len` (the view's contract, see wire/mod.rs) verified the buffer holds the header.
+    #[allow(clippy::indexing_slicing)]
     pub fn msg_type(&self) -> u8 {
         self.buffer.as_ref()[field::TYPE]
     }
 
     /// Message code.
+    // bounds: fixed header field; `check_len` (the view's contract, see wire/mod.rs) verified the buffer holds the header.
+    #[allow(clippy::indexing_slicing)]
     pub fn msg_code(&self) -> u8 {
         self.buffer.as_ref()[field::CODE]
     }
@@ -184,6 +191,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The bytes after the 8-byte header.
+    // bounds: HEADER_LEN is checked by `check_len` (the view's contract).
+    #[allow(clippy::indexing_slicing)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[field::PAYLOAD]
     }
@@ -202,6 +211,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// NA flags (router, solicited, override); see [`nd_flags`].
+    // bounds: ND_FLAGS (byte 4) lies in the 8-byte HEADER_LEN `check_len` verified (the view's contract).
+    #[allow(clippy::indexing_slicing)]
     pub fn nd_flags(&self) -> u8 {
         self.buffer.as_ref()[field::ND_FLAGS] & 0xe0
     }
@@ -241,11 +252,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the message type.
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_msg_type(&mut self, v: u8) {
         self.buffer.as_mut()[field::TYPE] = v;
     }
 
     /// Sets the message code.
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_msg_code(&mut self, v: u8) {
         self.buffer.as_mut()[field::CODE] = v;
     }
@@ -261,6 +276,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// The bytes after the header, writable.
+    // bounds: HEADER_LEN is checked by `check_len` (the view's contract).
+    #[allow(clippy::indexing_slicing)]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[field::PAYLOAD]
     }
@@ -311,6 +328,8 @@ impl NdRepr {
 
     /// Writes the message at the start of `buf` with a valid checksum for
     /// the IPv6 addresses `src` and `dst`.
+    // bounds: `b` is the `get_mut(..self.buffer_len())` prefix, and every field written lies below it (ND_LEN + 8 when a link-layer option is written).
+    #[allow(clippy::indexing_slicing)]
     pub fn emit(&self, buf: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr) -> Result<(), Error> {
         let len = self.buffer_len();
         let b = buf.get_mut(..len).ok_or(Error::Truncated)?;
@@ -335,6 +354,8 @@ impl NdRepr {
 }
 
 #[cfg(test)]
+// Tests index fixtures whose lengths they set themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,5 +1,7 @@
 //! IPv4 headers (RFC 791), options skipped by IHL.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::checksum;
 use super::{be16, put16, Error, Field};
 use core::net::Ipv4Addr;
@@ -109,16 +111,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Version field (4).
+    // bounds: fixed header field; `check_len` (the view's contract, see wire/mod.rs) verified the buffer holds the header.
+    #[allow(clippy::indexing_slicing)]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[field::VER_IHL] >> 4
     }
 
     /// Header length in bytes (IHL × 4), options included.
+    // bounds: fixed header field; `check_len` (the view's contract, see wire/mod.rs) verified the buffer holds the header.
+    #[allow(clippy::indexing_slicing)]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[field::VER_IHL] & 0x0f) * 4
     }
 
     /// DSCP and ECN byte.
+    // bounds: fixed header field; `check_len` (the view's contract, see wire/mod.rs) verified the buffer holds the header.
+    #[allow(clippy::indexing_slicing)]
     pub fn dscp_ecn(&self) -> u8 {
         self.buffer.as_ref()[field::DSCP_ECN]
     }
@@ -154,11 +162,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Time to live.
+    // bounds: fixed header field; `check_len` (the view's contract, see wire/mod.rs) verified the buffer holds the header.
+    #[allow(clippy::indexing_slicing)]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[field::TTL]
     }
 
     /// Protocol of the payload.
+    // bounds: fixed header field; `check_len` (the view's contract, see wire/mod.rs) verified the buffer holds the header.
+    #[allow(clippy::indexing_slicing)]
     pub fn protocol(&self) -> u8 {
         self.buffer.as_ref()[field::PROTOCOL]
     }
@@ -185,11 +197,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Options bytes (empty when IHL is 5).
+    // bounds: `check_header_len` verified HEADER_LEN <= header_len() <= buffer length.
+    #[allow(clippy::indexing_slicing)]
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..self.header_len().max(HEADER_LEN)]
     }
 
     /// The header, options included.
+    // bounds: `check_header_len` verified header_len() <= buffer length.
+    #[allow(clippy::indexing_slicing)]
     pub fn header(&self) -> &[u8] {
         &self.buffer.as_ref()[..self.header_len()]
     }
@@ -201,12 +217,16 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     fn payload_range(&self) -> core::ops::Range<usize> {
         let hl = self.header_len();
-        let end = usize::from(self.total_len()).clamp(hl, self.buffer.as_ref().len());
+        let end = usize::from(self.total_len())
+            .max(hl)
+            .min(self.buffer.as_ref().len());
         hl..end
     }
 
     /// The payload: from the end of the header to the total length (or the
     /// buffer end, whichever is first).
+    // bounds: payload_range() is clamped to header_len()..buffer length, checked by `check_header_len`.
+    #[allow(clippy::indexing_slicing)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.payload_range()]
     }
@@ -214,12 +234,16 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets version 4 and the header length in bytes (a multiple of 4).
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_version_and_header_len(&mut self, len: usize) {
         let ihl = ((len / 4) & 0x0f) as u8;
         self.buffer.as_mut()[field::VER_IHL] = 0x40 | ihl;
     }
 
     /// Sets DSCP and ECN.
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_dscp_ecn(&mut self, v: u8) {
         self.buffer.as_mut()[field::DSCP_ECN] = v;
     }
@@ -247,12 +271,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Sets the TTL (checksum not updated).
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_ttl(&mut self, v: u8) {
         self.buffer.as_mut()[field::TTL] = v;
     }
 
     /// Decrements the TTL and updates the checksum incrementally; returns
     /// the new TTL (0 stays 0).
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn decrement_ttl(&mut self) -> u8 {
         let b = self.buffer.as_mut();
         let old = be16(b, field::TTL);
@@ -265,6 +293,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Sets the protocol (checksum not updated).
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_protocol(&mut self, v: u8) {
         self.buffer.as_mut()[field::PROTOCOL] = v;
     }
@@ -275,11 +305,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Sets the source address (checksum not updated; see [`super::nat`]).
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_src_addr(&mut self, a: Ipv4Addr) {
         self.buffer.as_mut()[field::SRC_ADDR].copy_from_slice(&a.octets());
     }
 
     /// Sets the destination address (checksum not updated).
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_dst_addr(&mut self, a: Ipv4Addr) {
         self.buffer.as_mut()[field::DST_ADDR].copy_from_slice(&a.octets());
     }
@@ -292,6 +326,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// The header and payload, writable, split at the header end.
+    // bounds: payload_range() is clamped to header_len()..buffer length, checked by `check_header_len`.
+    #[allow(clippy::indexing_slicing)]
     pub fn header_and_payload_mut(&mut self) -> (&mut [u8], &mut [u8]) {
         let r = self.payload_range();
         let (h, p) = self.buffer.as_mut()[..r.end].split_at_mut(r.start);
@@ -299,6 +335,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// The payload, writable.
+    // bounds: payload_range() is clamped to header_len()..buffer length, checked by `check_header_len`.
+    #[allow(clippy::indexing_slicing)]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let r = self.payload_range();
         &mut self.buffer.as_mut()[r]
@@ -344,6 +382,8 @@ impl Repr {
 }
 
 #[cfg(test)]
+// Tests index fixtures whose lengths they set themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

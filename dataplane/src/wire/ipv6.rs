@@ -1,6 +1,8 @@
 //! IPv6 headers (RFC 8200) and the walk over extension headers to the
 //! upper-layer header.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::{be16, be32, ip_proto, put16, Error, Field};
 use core::net::Ipv6Addr;
 
@@ -124,6 +126,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Version field (6).
+    // bounds: fixed header field; `check_len` (the view's contract, see wire/mod.rs) verified the buffer holds the header.
+    #[allow(clippy::indexing_slicing)]
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[0] >> 4
     }
@@ -144,11 +148,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Next header field of the fixed header.
+    // bounds: fixed header field; `check_len` (the view's contract, see wire/mod.rs) verified the buffer holds the header.
+    #[allow(clippy::indexing_slicing)]
     pub fn next_header(&self) -> u8 {
         self.buffer.as_ref()[field::NXT_HDR]
     }
 
     /// Hop limit.
+    // bounds: fixed header field; `check_len` (the view's contract, see wire/mod.rs) verified the buffer holds the header.
+    #[allow(clippy::indexing_slicing)]
     pub fn hop_limit(&self) -> u8 {
         self.buffer.as_ref()[field::HOP_LIMIT]
     }
@@ -175,6 +183,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The payload (extension headers and upper layer).
+    // bounds: end() is at least HEADER_LEN (checked by `check_header_len`) and at most the buffer length.
+    #[allow(clippy::indexing_slicing)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..self.end()]
     }
@@ -187,7 +197,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// ESP, `BadOrder` for a hop-by-hop header that is not first. Stops at
     /// a non-first fragment (its bytes are not an upper-layer header).
     pub fn walk(&self) -> Result<UpperLayer, Error> {
-        let b = &self.buffer.as_ref()[..self.end()];
+        let b = self.buffer.as_ref();
+        let b = b.get(..self.end()).unwrap_or(b);
         let mut next = self.next_header();
         let mut off = HEADER_LEN;
         let mut frag = None;
@@ -216,18 +227,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
             let len = if is_frag {
                 FRAG_HEADER_LEN
             } else {
-                let h = b.get(off..off + 2).ok_or(Error::Truncated)?;
-                (usize::from(h[1]) + 1) * 8
+                let Some(&[_, hdr_ext_len]) = b.get(off..off + 2) else {
+                    return Err(Error::Truncated);
+                };
+                (usize::from(hdr_ext_len) + 1) * 8
             };
             let h = b.get(off..off + len).ok_or(Error::Truncated)?;
             if next == ip_proto::IPV6_ROUTE && routing.is_none() {
                 // next(1) len(1) type(1) segments left(1): len >= 8.
-                routing = Some(RoutingHeader {
-                    kind: h[2],
-                    segments_left: h[3],
-                });
+                if let [_, _, kind, segments_left, ..] = *h {
+                    routing = Some(RoutingHeader {
+                        kind,
+                        segments_left,
+                    });
+                }
             }
-            next = h[0];
+            next = *h.first().ok_or(Error::Truncated)?;
             off += len;
             if is_frag {
                 // next(1) reserved(1) offset:13|res:2|M:1 (2) ident(4)
@@ -253,6 +268,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets version 6, traffic class and flow label.
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_version_tc_flow(&mut self, tc: u8, flow: u32) {
         let v = (6u32 << 28) | (u32::from(tc) << 20) | (flow & 0x000f_ffff);
         self.buffer.as_mut()[field::VER_TC_FLOW].copy_from_slice(&v.to_be_bytes());
@@ -264,27 +281,37 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Sets the next header of the fixed header.
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_next_header(&mut self, v: u8) {
         self.buffer.as_mut()[field::NXT_HDR] = v;
     }
 
     /// Sets the hop limit.
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_hop_limit(&mut self, v: u8) {
         self.buffer.as_mut()[field::HOP_LIMIT] = v;
     }
 
     /// Sets the source address (upper-layer checksum not updated; see
     /// [`super::nat`]).
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_src_addr(&mut self, a: Ipv6Addr) {
         self.buffer.as_mut()[field::SRC_ADDR].copy_from_slice(&a.octets());
     }
 
     /// Sets the destination address (upper-layer checksum not updated).
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_dst_addr(&mut self, a: Ipv6Addr) {
         self.buffer.as_mut()[field::DST_ADDR].copy_from_slice(&a.octets());
     }
 
     /// The payload, writable.
+    // bounds: end() is at least HEADER_LEN (checked by `check_header_len`) and at most the buffer length.
+    #[allow(clippy::indexing_slicing)]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let end = self.end();
         &mut self.buffer.as_mut()[HEADER_LEN..end]
@@ -322,6 +349,8 @@ impl Repr {
 }
 
 #[cfg(test)]
+// Tests index fixtures whose lengths they set themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -12,6 +12,8 @@
 //! extension headers limited to hop-by-hop, routing, destination options
 //! and fragment ([`ipv6::MAX_EXT_HEADERS`] at most); no IPv6 jumbograms.
 
+#![deny(clippy::indexing_slicing)]
+
 use core::ops::{Range, RangeFrom};
 
 pub mod arp;
@@ -98,35 +100,71 @@ pub mod ip_proto {
     pub const IPV6_OPTS: u8 = 60;
 }
 
-/// Reads a big-endian u16 at `at`; the caller has checked the length.
+// The helpers below never panic: the caller has checked the length (the
+// views' `check_len` contract), and were it wrong they read zeros and write
+// nothing rather than take the worker down on a hostile packet. The bounds
+// check is the one indexing would do anyway.
+
+/// Reads a big-endian u16 at `at` (0 if out of bounds).
 #[inline]
 pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+    u16::from_be_bytes(array(b, at))
 }
 
-/// Reads a big-endian u32 at `at`; the caller has checked the length.
+/// Reads a big-endian u32 at `at` (0 if out of bounds).
 #[inline]
 pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    u32::from_be_bytes(array(b, at))
 }
 
-/// Writes a big-endian u16 at `at`; the caller has checked the length.
+/// Writes a big-endian u16 at `at` (nothing if out of bounds).
 #[inline]
 pub(crate) fn put16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+    put(b, at, v.to_be_bytes());
 }
 
-/// Writes a big-endian u32 at `at`; the caller has checked the length.
+/// Writes a big-endian u32 at `at` (nothing if out of bounds).
 #[inline]
 pub(crate) fn put32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+    put(b, at, v.to_be_bytes());
 }
 
-/// Copies a fixed-size array out of `b` at `at`; the caller has checked the
-/// length.
+/// Copies a fixed-size array out of `b` at `at` (zeros if out of bounds).
 #[inline]
 pub(crate) fn array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(&b[at..at + N]);
-    out
+    b.get(at..)
+        .and_then(|s| s.first_chunk::<N>())
+        .copied()
+        .unwrap_or([0; N])
+}
+
+/// Writes a fixed-size array into `b` at `at` (nothing if out of bounds).
+#[inline]
+fn put<const N: usize>(b: &mut [u8], at: usize, v: [u8; N]) {
+    if let Some(d) = b.get_mut(at..).and_then(|s| s.first_chunk_mut::<N>()) {
+        *d = v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A caller whose length check were wrong gets zeros and no write, not
+    /// a panic (these helpers read untrusted packets).
+    #[test]
+    fn helpers_out_of_bounds_do_not_panic() {
+        let b = [0x12u8, 0x34, 0x56];
+        assert_eq!(be16(&b, 1), 0x3456);
+        assert_eq!(be16(&b, 2), 0);
+        assert_eq!(be16(&b, usize::MAX - 1), 0);
+        assert_eq!(be32(&b, 0), 0);
+        assert_eq!(array::<2>(&b, 4), [0, 0]);
+        let mut w = [0u8; 3];
+        put16(&mut w, 2, 0xffff);
+        put32(&mut w, 0, 0xffff_ffff);
+        assert_eq!(w, [0, 0, 0]);
+        put16(&mut w, 1, 0xabcd);
+        assert_eq!(w, [0, 0xab, 0xcd]);
+    }
 }

@@ -14,6 +14,8 @@
 //! ICMP error messages about a connection need their quoted packet
 //! translated too; that is the forwarding code's job (it uses these views).
 
+#![deny(clippy::indexing_slicing)]
+
 use super::checksum::{update, update16, update32};
 use super::{be16, ip_proto, ipv4, ipv6, put16, tcp, udp, Error};
 use super::{icmpv4, icmpv6};
@@ -145,7 +147,7 @@ pub fn rewrite_ipv4(
         // Only the IP payload (not Ethernet padding) is the L4 segment.
         let end = usize::from(p.total_len());
         plan(
-            &ip[..end],
+            ip.get(..end).ok_or(Error::BadLength)?,
             p.header_len(),
             p.protocol(),
             side,
@@ -161,7 +163,10 @@ pub fn rewrite_ipv4(
         Side::Src => ipv4::SRC_ADDR_OFFSET,
         Side::Dst => ipv4::DST_ADDR_OFFSET,
     };
-    ip[at..at + 4].copy_from_slice(&new);
+    // new_checked verified the 20-byte header, so this is always Some.
+    if let Some(a) = ip.get_mut(at..at + 4) {
+        a.copy_from_slice(&new);
+    }
     let c = update32(be16(ip, ipv4::CHECKSUM_OFFSET), old, new);
     put16(ip, ipv4::CHECKSUM_OFFSET, c);
     Ok(())
@@ -201,7 +206,7 @@ pub fn rewrite_ipv6(
     } else {
         let end = ipv6::HEADER_LEN + usize::from(p.payload_len());
         plan(
-            &ip[..end],
+            ip.get(..end).ok_or(Error::BadLength)?,
             upper.offset,
             upper.protocol,
             side,
@@ -217,7 +222,10 @@ pub fn rewrite_ipv6(
         Side::Src => ipv6::SRC_ADDR_OFFSET,
         Side::Dst => ipv6::DST_ADDR_OFFSET,
     };
-    ip[at..at + 16].copy_from_slice(&new);
+    // new_checked verified the 40-byte header, so this is always Some.
+    if let Some(a) = ip.get_mut(at..at + 16) {
+        a.copy_from_slice(&new);
+    }
     Ok(())
 }
 
@@ -232,6 +240,8 @@ pub fn rewrite_ipv6_src(ip: &mut [u8], addr: Ipv6Addr, port: Option<u16>) -> Res
 }
 
 #[cfg(test)]
+// Tests index fixtures whose lengths they set themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};

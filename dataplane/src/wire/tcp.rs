@@ -1,5 +1,7 @@
 //! TCP headers (RFC 9293).
 
+#![deny(clippy::indexing_slicing)]
+
 use super::checksum;
 use super::{be16, be32, ip_proto, put16, put32, Error, Field};
 use core::net::{Ipv4Addr, Ipv6Addr};
@@ -111,11 +113,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Header length in bytes (data offset × 4).
+    // bounds: fixed header field; `check_len` (the view's contract, see wire/mod.rs) verified the buffer holds the header.
+    #[allow(clippy::indexing_slicing)]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[field::DATA_OFF] >> 4) * 4
     }
 
     /// The flag byte (CWR ECE URG ACK PSH RST SYN FIN); see [`flags`].
+    // bounds: fixed header field; `check_len` (the view's contract, see wire/mod.rs) verified the buffer holds the header.
+    #[allow(clippy::indexing_slicing)]
     pub fn flags(&self) -> u8 {
         self.buffer.as_ref()[field::FLAGS]
     }
@@ -136,12 +142,16 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Options bytes.
+    // bounds: `check_len` verified HEADER_LEN <= header_len() <= buffer length.
+    #[allow(clippy::indexing_slicing)]
     pub fn options(&self) -> &[u8] {
         let hl = self.header_len().max(HEADER_LEN);
         &self.buffer.as_ref()[HEADER_LEN..hl]
     }
 
     /// Payload bytes.
+    // bounds: `check_len` verified header_len() <= buffer length.
+    #[allow(clippy::indexing_slicing)]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len().max(HEADER_LEN)..]
     }
@@ -180,11 +190,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Sets the header length in bytes (a multiple of 4).
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_header_len(&mut self, len: usize) {
         self.buffer.as_mut()[field::DATA_OFF] = (((len / 4) & 0x0f) as u8) << 4;
     }
 
     /// Sets the flag byte.
+    // bounds: fixed header field, inside the header `check_len` verified (the view's contract, see wire/mod.rs).
+    #[allow(clippy::indexing_slicing)]
     pub fn set_flags(&mut self, v: u8) {
         self.buffer.as_mut()[field::FLAGS] = v;
     }
@@ -220,6 +234,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 }
 
 #[cfg(test)]
+// Tests index fixtures whose lengths they set themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

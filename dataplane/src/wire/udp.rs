@@ -1,5 +1,7 @@
 //! UDP headers (RFC 768).
 
+#![deny(clippy::indexing_slicing)]
+
 use super::checksum;
 use super::{be16, ip_proto, put16, Error, Field};
 use core::net::{Ipv4Addr, Ipv6Addr};
@@ -95,15 +97,19 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Payload: up to the length field, or the buffer end if first.
+    // bounds: end is clamped to HEADER_LEN..buffer length, and `check_len` verified HEADER_LEN fits.
+    #[allow(clippy::indexing_slicing)]
     pub fn payload(&self) -> &[u8] {
         let b = self.buffer.as_ref();
-        let end = usize::from(self.len()).clamp(HEADER_LEN, b.len());
+        let end = usize::from(self.len()).max(HEADER_LEN).min(b.len());
         &b[HEADER_LEN..end]
     }
 
+    // bounds: end is clamped to HEADER_LEN..buffer length, and `check_len` verified HEADER_LEN fits.
+    #[allow(clippy::indexing_slicing)]
     fn datagram(&self) -> &[u8] {
         let b = self.buffer.as_ref();
-        &b[..usize::from(self.len()).clamp(HEADER_LEN, b.len())]
+        &b[..usize::from(self.len()).max(HEADER_LEN).min(b.len())]
     }
 
     /// Whether the checksum is valid over IPv4 (a zero checksum is valid).
@@ -156,6 +162,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 }
 
 #[cfg(test)]
+// Tests index fixtures whose lengths they set themselves.
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

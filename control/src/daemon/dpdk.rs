@@ -302,6 +302,10 @@ impl DpdkDataplane {
         })?;
         dp.rt = Some(rt);
         dp.model = model;
+        // `dpdk-telemetry.py` (EAL's telemetry socket): rvs's own commands
+        if let Err(e) = super::telemetry::register() {
+            super::log::log(format!("warning: {e}"));
+        }
         for p in &cfg.ports {
             if let Some(tap) = &p.tap {
                 setup_tap(tap, &p.addresses)?;

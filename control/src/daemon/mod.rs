@@ -32,6 +32,7 @@ pub mod notify;
 pub mod proto;
 pub mod server;
 pub mod sync;
+pub mod telemetry;
 
 use self::dataplane::{Dataplane, DataplaneStats, Role};
 use self::est::Estimator;
@@ -139,6 +140,7 @@ impl Daemon {
             sync_master: None,
             sync_backup: None,
         };
+        d.publish_telemetry();
         if d.config.ha.sync {
             let state = match role {
                 Role::Backup => SyncState::Backup,
@@ -386,7 +388,19 @@ impl Daemon {
                 .retain(|(k, _), _| z.is_some_and(|zk| zk != *k));
         }
         self.model = next;
+        self.publish_telemetry();
         Ok(())
+    }
+
+    /// Refreshes the replies of rvs's DPDK telemetry commands.
+    fn publish_telemetry(&self) {
+        let st = self.dp.stats();
+        self.publish_telemetry_with(&st);
+    }
+
+    fn publish_telemetry_with(&self, st: &DataplaneStats) {
+        let workers = usize::try_from(self.config.dataplane.workers).unwrap_or(1);
+        telemetry::publish(&self.view(st), st, self.role, workers);
     }
 
     /// Re-reads the config file and applies it (see the module docs).
@@ -478,6 +492,7 @@ impl Daemon {
             }
         }
         self.real_est.retain(|k, _| seen_r.contains_key(k));
+        self.publish_telemetry_with(&st);
     }
 
     /// The model with counters, connection gauges and rates filled in.

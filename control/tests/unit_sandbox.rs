@@ -1,11 +1,12 @@
 //! rvsd under the sandbox of `scripts/rvsd.service`: the real binary and
-//! the real EAL (two `net_af_packet` ports on a veth pair in a network
+//! the real EAL (`net_af_packet` ports on a veth pair in a network
 //! namespace this test creates, a TAP exception interface) with exactly the
 //! unit's `CapabilityBoundingSet=` and `NoNewPrivileges=` applied by
 //! `setpriv`, and `$NOTIFY_SOCKET` pointing at this test, as systemd would
 //! run it: it must report READY=1, reload on SIGHUP with
 //! `RELOADING=1` + `MONOTONIC_USEC=` then READY=1, and stop on SIGTERM with
-//! STOPPING=1 and exit 0.
+//! STOPPING=1 and exit 0. The same with one port on AF_XDP under the unit
+//! plus its drop-in `scripts/rvsd-af_xdp.conf`.
 //!
 //! The build machines' PID 1 is not systemd, so the unit itself cannot be
 //! started here; the file-system, device and system-call settings are
@@ -26,8 +27,10 @@ use e2e::netns::{self, run};
 const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
 const RVSADM: &str = env!("CARGO_BIN_EXE_rvsadm");
 
-fn unit_text() -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/rvsd.service");
+fn script(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts")
+        .join(name);
     std::fs::read_to_string(p).unwrap()
 }
 
@@ -61,8 +64,8 @@ fn cap_number(name: &str) -> u32 {
 struct Ns(String);
 
 impl Ns {
-    fn new() -> Ns {
-        let name = format!("rvsunit{}", std::process::id());
+    fn new(tag: &str) -> Ns {
+        let name = format!("rvsunit{}{tag}", std::process::id());
         let _ = run(&["ip", "netns", "del", &name]);
         netns::must(&["ip", "netns", "add", &name]);
         let ns = Ns(name);
@@ -86,7 +89,7 @@ impl Drop for Ns {
     }
 }
 
-fn config(dir: &Path, prefix: &str, weight: u32) -> String {
+fn config(dir: &Path, prefix: &str, weight: u32, port_b: &str) -> String {
     format!(
         r#"# written by control/tests/unit_sandbox.rs
 [eal]
@@ -103,7 +106,7 @@ tap = "rvsu-tap"
 
 [[port]]
 name = "b"
-device = "net_af_packet1,iface=u1"
+device = "{port_b}"
 addresses = ["198.18.1.1/24"]
 
 [dataplane]
@@ -164,6 +167,23 @@ fn status_field(pid: u32, name: &str) -> String {
 #[test]
 fn rvsd_starts_reloads_and_stops_under_the_units_capabilities() {
     let test = "rvsd_starts_reloads_and_stops_under_the_units_capabilities";
+    under_the_unit(test, &["rvsd.service"], "net_af_packet1,iface=u1", "a");
+}
+
+#[test]
+fn af_xdp_ports_work_under_the_unit_with_its_af_xdp_drop_in() {
+    let test = "af_xdp_ports_work_under_the_unit_with_its_af_xdp_drop_in";
+    under_the_unit(
+        test,
+        &["rvsd.service", "rvsd-af_xdp.conf"],
+        "af_xdp:u1",
+        "x",
+    );
+}
+
+/// rvsd with port b on `port_b`, under the capabilities of `files` (a
+/// unit and its drop-ins: bounding-set lines accumulate, as in systemd).
+fn under_the_unit(test: &str, files: &[&str], port_b: &str, tag: &str) {
     if netns::skip_unless_root(test) {
         return;
     }
@@ -171,11 +191,15 @@ fn rvsd_starts_reloads_and_stops_under_the_units_capabilities() {
         netns::skip(test, &format!("setpriv (util-linux) unavailable: {e}"));
         return;
     }
-    let unit = unit_text();
-    let caps: Vec<String> = unit_values(&unit, "CapabilityBoundingSet")
-        .iter()
-        .flat_map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-        .collect();
+    let unit = script(files[0]);
+    let mut caps: Vec<String> = Vec::new();
+    for f in files {
+        for v in unit_values(&script(f), "CapabilityBoundingSet") {
+            caps.extend(v.split_whitespace().map(str::to_string));
+        }
+    }
+    caps.sort();
+    caps.dedup();
     assert!(!caps.is_empty(), "the unit must bound capabilities");
     assert_eq!(unit_values(&unit, "NoNewPrivileges"), ["yes"]);
     let want_mask: u64 = caps.iter().map(|c| 1u64 << cap_number(c)).sum();
@@ -187,12 +211,12 @@ fn rvsd_starts_reloads_and_stops_under_the_units_capabilities() {
             .join(",")
     );
 
-    let dir: PathBuf = std::env::temp_dir().join(format!("rvsunit-{}", std::process::id()));
+    let dir: PathBuf = std::env::temp_dir().join(format!("rvsunit-{}{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let prefix = format!("rvsunit{}", std::process::id());
+    let prefix = format!("rvsunit{}{tag}", std::process::id());
     let cfg = dir.join("rvsd.toml");
-    std::fs::write(&cfg, config(&dir, &prefix, 1)).unwrap();
+    std::fs::write(&cfg, config(&dir, &prefix, 1, port_b)).unwrap();
     let notify_path = dir.join("notify.sock");
     let notify = Notify(UnixDatagram::bind(&notify_path).unwrap());
     notify
@@ -200,7 +224,7 @@ fn rvsd_starts_reloads_and_stops_under_the_units_capabilities() {
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
 
-    let ns = Ns::new();
+    let ns = Ns::new(tag);
     let env_notify = format!("NOTIFY_SOCKET={}", notify_path.display());
     let cfg_s = cfg.display().to_string();
     // env and setpriv exec, so the process keeps its pid through to rvsd
@@ -245,7 +269,7 @@ fn rvsd_starts_reloads_and_stops_under_the_units_capabilities() {
     netns::must(&["ip", "-n", &ns.0, "link", "show", "rvsu-tap"]);
 
     // reload: systemd's RELOADING=1 with the monotonic time, then READY=1
-    std::fs::write(&cfg, config(&dir, &prefix, 5)).unwrap();
+    std::fs::write(&cfg, config(&dir, &prefix, 5, port_b)).unwrap();
     netns::must(&["kill", "-HUP", &pid.to_string()]);
     let m = notify.wait("RELOADING=1", &rvsd);
     let usec: u64 = m

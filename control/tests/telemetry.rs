@@ -24,6 +24,16 @@ fn client_py() -> String {
         .to_string()
 }
 
+/// Removes the test's temp dir and EAL runtime dir, also when it fails.
+struct Cleanup(PathBuf, String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.1));
+    }
+}
+
 /// A namespace with two veth pairs: c0 (198.18.0.10, the kernel) – u0
 /// (rvsd port a), s0 – u1 (rvsd port b). Deleted on drop.
 struct Ns(String);
@@ -89,6 +99,7 @@ fn telemetry_socket_serves_rvs_commands_next_to_ethdev() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let prefix = format!("rvstel{pid}");
+    let _cleanup = Cleanup(dir.clone(), prefix.clone());
     let sock = dir.join("rvsd.sock").display().to_string();
     let cfg = dir.join("rvsd.toml");
     std::fs::write(

@@ -60,6 +60,16 @@ fn cap_number(name: &str) -> u32 {
     }
 }
 
+/// Removes the test's temp dir and EAL runtime dir, also when it fails.
+struct Cleanup(PathBuf, String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.1));
+    }
+}
+
 /// A network namespace with a veth pair, deleted on drop.
 struct Ns(String);
 
@@ -215,6 +225,7 @@ fn under_the_unit(test: &str, files: &[&str], port_b: &str, tag: &str) {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let prefix = format!("rvsunit{}{tag}", std::process::id());
+    let _cleanup = Cleanup(dir.clone(), prefix.clone());
     let cfg = dir.join("rvsd.toml");
     std::fs::write(&cfg, config(&dir, &prefix, 1, port_b)).unwrap();
     let notify_path = dir.join("notify.sock");

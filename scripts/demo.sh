@@ -10,6 +10,7 @@
 #   sudo bash scripts/demo.sh            # about 30 s
 #   DEMO_SECONDS=120 sudo -E bash scripts/demo.sh
 #   DEMO_PROFILE=debug ...               # use target/debug (CI's leak check)
+#   DEMO_PORTS=af_xdp ...                # AF_XDP ports (device = "af_xdp:IFACE") instead of af_packet
 #
 # Teardown ends exactly what the demo started: the programs it launched
 # (their own PIDs: `ip netns exec` execs them, so $! is the program, not a
@@ -24,6 +25,8 @@ fi
 SECONDS_TOTAL=${DEMO_SECONDS:-30}
 PROFILE=${DEMO_PROFILE:-release}
 case $PROFILE in release|debug) ;; *) echo "demo.sh: DEMO_PROFILE must be release or debug, not '$PROFILE'" >&2; exit 2 ;; esac
+PORTS=${DEMO_PORTS:-af_packet}
+case $PORTS in af_packet|af_xdp) ;; *) echo "demo.sh: DEMO_PORTS must be af_packet or af_xdp, not '$PORTS'" >&2; exit 2 ;; esac
 P=rvsdemo
 SOCK=/run/rvs/demo.sock
 LOG=$(mktemp -d /tmp/rvs-demo.XXXXXX)
@@ -116,9 +119,15 @@ for i in 1 2 3; do
     PIDS+=($!)
 done
 
-say "starting rvsd (DPDK EAL, af_packet ports, 1 worker)"
+say "starting rvsd (DPDK EAL, $PORTS ports, 1 worker)"
 mkdir -p /run/rvs
-ip netns exec "$P-dir" "$RVSD" --config "$ROOT/configs/demo.toml" >"$LOG/rvsd.log" 2>&1 &
+CONFIG=$ROOT/configs/demo.toml
+if [ "$PORTS" = af_xdp ]; then
+    CONFIG=$LOG/demo.toml
+    sed -E 's/^device = "net_af_packet[0-9]+,iface=([^",]+)[^"]*"/device = "af_xdp:\1"/' \
+        "$ROOT/configs/demo.toml" >"$CONFIG"
+fi
+ip netns exec "$P-dir" "$RVSD" --config "$CONFIG" >"$LOG/rvsd.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do
     if $RVSADM -Ln >/dev/null 2>&1; then break; fi

@@ -20,11 +20,12 @@ MIN_DPDK=22.11
 #   python3                       http.server backends / UDP echo in the tests
 #   keepalived                    HA tests
 #   valgrind                      leak checks
+#   systemd                       systemd-analyze verify/security on rvsd.service (test-scripts.sh)
 REQUIRED_PKGS=(
     dpdk dpdk-dev libdpdk-dev
     clang libclang-dev pkg-config build-essential
     iproute2 ethtool iputils-ping procps curl python3
-    keepalived valgrind
+    keepalived valgrind systemd
 )
 # Nice to have; a failure to install these is only a warning.
 OPTIONAL_PKGS=(tcpdump)

@@ -80,7 +80,9 @@ fn yes() -> bool {
 pub struct Port {
     /// Name used by routes, laddrs and metrics labels.
     pub name: String,
-    /// DPDK devargs (`net_af_packet0,iface=rvs-d0`) or a PCI address.
+    /// DPDK devargs (`net_af_packet0,iface=rvs-d0`), a PCI address, or
+    /// `af_xdp:IFACE` for an AF_XDP port on a kernel interface
+    /// (DPDK's `net_af_xdp`, one queue per worker; see [`AfXdp`]).
     pub device: String,
     /// Addresses with prefix (`198.18.0.1/24`, `2001:db8::1/64`).
     #[serde(default)]
@@ -119,6 +121,74 @@ pub struct Port {
     /// `nd_mac_change_refused`).
     #[serde(default = "yes")]
     pub nd_override: bool,
+    /// `[port.af_xdp]`: settings of an `af_xdp:IFACE` port.
+    #[serde(default)]
+    pub af_xdp: Option<AfXdp>,
+}
+
+/// The prefix of [`Port::device`] that makes an AF_XDP port.
+pub const AF_XDP_PREFIX: &str = "af_xdp:";
+
+/// `[port.af_xdp]`: how an AF_XDP port (`device = "af_xdp:IFACE"`) uses
+/// its interface. rvs opens one AF_XDP socket per worker, on the
+/// interface's queues `start_queue` .. `start_queue + workers - 1`
+/// (set the NIC's channels with `ethtool -L` and steer flows to them).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AfXdp {
+    /// The first interface queue; 0 when absent.
+    #[serde(default)]
+    pub start_queue: Option<i64>,
+    /// Preferred busy polling budget (packets per `SO_BUSY_POLL`
+    /// round); 0 turns busy polling off. DPDK's default (64) when absent.
+    #[serde(default)]
+    pub busy_budget: Option<i64>,
+    /// An XDP object file to load instead of libxdp's default program
+    /// (which redirects every packet of the queue to rvs).
+    #[serde(default)]
+    pub xdp_prog: Option<String>,
+    /// Copy mode even where the driver could do zero copy.
+    #[serde(default)]
+    pub force_copy: bool,
+}
+
+impl Port {
+    /// The interface of an `af_xdp:IFACE` device.
+    pub fn af_xdp_iface(&self) -> Option<&str> {
+        self.device.trim().strip_prefix(AF_XDP_PREFIX)
+    }
+
+    /// The DPDK devargs of port number `index` with `queues` queues: the
+    /// device as written, or for `af_xdp:IFACE` the `net_af_xdp` vdev.
+    pub fn devargs(&self, index: usize, queues: usize) -> String {
+        let Some(iface) = self.af_xdp_iface() else {
+            return self.device.clone();
+        };
+        let x = self.af_xdp.clone().unwrap_or_default();
+        let mut s = format!(
+            "net_af_xdp{index},iface={iface},start_queue={},queue_count={queues}",
+            x.start_queue.unwrap_or(0)
+        );
+        if let Some(b) = x.busy_budget {
+            s.push_str(&format!(",busy_budget={b}"));
+        }
+        if let Some(p) = &x.xdp_prog {
+            s.push_str(&format!(",xdp_prog={p}"));
+        }
+        if x.force_copy {
+            s.push_str(",force_copy=1");
+        }
+        s
+    }
+}
+
+/// Whether `name` can be a Linux interface name.
+fn is_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// `[[route]]`: a static route.
@@ -814,6 +884,59 @@ impl Config {
                     format!("{f}.device"),
                     "must be DPDK devargs (e.g. net_af_packet0,iface=rvs-d0) or a PCI address",
                 );
+            }
+            if let Some(iface) = p.af_xdp_iface() {
+                if !is_ifname(iface) {
+                    e.push(
+                        format!("{f}.device"),
+                        format!(
+                            "'{}': af_xdp:IFACE needs an interface name (1-15 letters, digits, '-', '_', '.')",
+                            p.device
+                        ),
+                    );
+                }
+            }
+            if let Some(x) = &p.af_xdp {
+                if p.af_xdp_iface().is_none() {
+                    e.push(
+                        format!("{f}.af_xdp"),
+                        format!(
+                            "only for device = \"af_xdp:IFACE\", not '{}' (net_af_xdp devargs take their options inline)",
+                            p.device
+                        ),
+                    );
+                }
+                if let Some(q) = x.start_queue {
+                    if !(0..=1023).contains(&q) {
+                        e.push(
+                            format!("{f}.af_xdp.start_queue"),
+                            format!("must be 0..=1023, not {q}"),
+                        );
+                    }
+                }
+                if let Some(b) = x.busy_budget {
+                    if !(0..=65535).contains(&b) {
+                        e.push(
+                            format!("{f}.af_xdp.busy_budget"),
+                            format!("must be 0 (off)..=65535, not {b}"),
+                        );
+                    }
+                }
+                if let Some(prog) = &x.xdp_prog {
+                    if prog.is_empty() || prog.contains(',') || prog.contains('=') {
+                        e.push(
+                            format!("{f}.af_xdp.xdp_prog"),
+                            format!(
+                                "'{prog}' must be a path to an XDP object file, without ',' or '='"
+                            ),
+                        );
+                    } else if !Path::new(prog).is_file() {
+                        e.push(
+                            format!("{f}.af_xdp.xdp_prog"),
+                            format!("'{prog}' is not a file"),
+                        );
+                    }
+                }
             }
             let mut has_v6 = false;
             for (j, a) in p.addresses.iter().enumerate() {

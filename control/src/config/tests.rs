@@ -388,3 +388,67 @@ fn port_input_checks_default_to_linux_and_are_validated() {
         "bad.toml: port[0].rp_filter: must be \"strict\", \"loose\" or \"off\", not '1'"
     );
 }
+
+#[test]
+fn af_xdp_ports_become_net_af_xdp_vdevs_and_bad_settings_are_named() {
+    let dev = "device = \"net_af_packet0,iface=rvs-d0\"";
+    let cfg = parse(
+        &BASE.replacen(
+            dev,
+            "device = \"af_xdp:ens5\"\naf_xdp = { start_queue = 4, busy_budget = 32, force_copy = true }",
+            1,
+        ),
+        "x.toml",
+    )
+    .unwrap();
+    assert_eq!(cfg.ports[0].af_xdp_iface(), Some("ens5"));
+    assert_eq!(
+        cfg.ports[0].devargs(3, 2),
+        "net_af_xdp3,iface=ens5,start_queue=4,queue_count=2,busy_budget=32,force_copy=1"
+    );
+    let plain = parse(
+        &BASE.replacen(dev, "device = \"af_xdp:veth1\"", 1),
+        "x.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        plain.ports[0].devargs(0, 1),
+        "net_af_xdp0,iface=veth1,start_queue=0,queue_count=1"
+    );
+    // other devices pass through unchanged
+    let base = parse(BASE, "x.toml").unwrap();
+    assert_eq!(base.ports[0].devargs(0, 2), "net_af_packet0,iface=rvs-d0");
+
+    for (to, want) in [
+        (
+            "device = \"af_xdp:\"",
+            "bad.toml: port[0].device: 'af_xdp:': af_xdp:IFACE needs an interface name (1-15 letters, digits, '-', '_', '.')",
+        ),
+        (
+            "device = \"af_xdp:a-very-long-interface\"",
+            "bad.toml: port[0].device: 'af_xdp:a-very-long-interface': af_xdp:IFACE needs an interface name (1-15 letters, digits, '-', '_', '.')",
+        ),
+        (
+            "device = \"net_af_xdp0,iface=x\"\naf_xdp = { start_queue = 1 }",
+            "bad.toml: port[0].af_xdp: only for device = \"af_xdp:IFACE\", not 'net_af_xdp0,iface=x' (net_af_xdp devargs take their options inline)",
+        ),
+        (
+            "device = \"af_xdp:ens5\"\naf_xdp = { start_queue = -1 }",
+            "bad.toml: port[0].af_xdp.start_queue: must be 0..=1023, not -1",
+        ),
+        (
+            "device = \"af_xdp:ens5\"\naf_xdp = { busy_budget = 70000 }",
+            "bad.toml: port[0].af_xdp.busy_budget: must be 0 (off)..=65535, not 70000",
+        ),
+        (
+            "device = \"af_xdp:ens5\"\naf_xdp = { xdp_prog = \"/nonexistent/prog.o\" }",
+            "bad.toml: port[0].af_xdp.xdp_prog: '/nonexistent/prog.o' is not a file",
+        ),
+        (
+            "device = \"af_xdp:ens5\"\naf_xdp = { xdp_prog = \"a,b\" }",
+            "bad.toml: port[0].af_xdp.xdp_prog: 'a,b' must be a path to an XDP object file, without ',' or '='",
+        ),
+    ] {
+        assert_eq!(one_error(dev, to), want, "{to}");
+    }
+}

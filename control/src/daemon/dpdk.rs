@@ -224,11 +224,12 @@ impl DpdkDataplane {
     pub fn start(cfg: &Config) -> Result<DpdkDataplane, String> {
         let routes = build_routes(cfg)?;
         let mut specs = Vec::new();
-        for p in &cfg.ports {
+        let queues = usize::try_from(cfg.dataplane.workers.clamp(1, 128)).unwrap_or(1);
+        for (i, p) in cfg.ports.iter().enumerate() {
             let cidrs = parse_cidrs(&p.addresses);
             specs.push(PortSpec {
                 name: p.name.clone(),
-                device: p.device.clone(),
+                device: p.devargs(i, queues),
                 mtu: p.mtu.and_then(|m| u16::try_from(m).ok()).unwrap_or(1500),
                 v4: cidrs.iter().find_map(|c| match c.addr {
                     IpAddr::V4(a) => Some((a, c.prefix)),
@@ -326,6 +327,10 @@ impl DpdkDataplane {
         })?;
         dp.rt = Some(rt);
         dp.model = model;
+        // `dpdk-telemetry.py` (EAL's telemetry socket): rvs's own commands
+        if let Err(e) = super::telemetry::register() {
+            super::log::log(format!("warning: {e}"));
+        }
         for p in &cfg.ports {
             if let Some(tap) = &p.tap {
                 setup_tap(tap, &p.addresses)?;

@@ -38,6 +38,8 @@ pub mod notify;
 pub mod proto;
 pub mod server;
 pub mod sync;
+#[cfg(feature = "dpdk")]
+pub mod telemetry;
 
 use self::dataplane::{Dataplane, DataplaneStats, Role};
 use self::est::Estimator;
@@ -208,6 +210,7 @@ impl Daemon {
             health,
             health_sink: None,
         };
+        d.publish_telemetry();
         if d.config.ha.sync {
             let state = match role {
                 Role::Backup => SyncState::Backup,
@@ -506,8 +509,25 @@ impl Daemon {
                 .retain(|(k, _), _| z.is_some_and(|zk| zk != *k));
         }
         self.model = next;
+        self.publish_telemetry();
         Ok(())
     }
+
+    /// Refreshes the replies of rvs's DPDK telemetry commands.
+    fn publish_telemetry(&self) {
+        let st = self.dp.stats();
+        self.publish_telemetry_with(&st);
+    }
+
+    #[cfg(feature = "dpdk")]
+    fn publish_telemetry_with(&self, st: &DataplaneStats) {
+        let workers = usize::try_from(self.config.dataplane.workers).unwrap_or(1);
+        telemetry::publish(&self.view(st), st, self.role, workers);
+    }
+
+    /// Without DPDK there is no telemetry socket to publish to.
+    #[cfg(not(feature = "dpdk"))]
+    fn publish_telemetry_with(&self, _st: &DataplaneStats) {}
 
     /// Re-reads the config file and applies it (see the module docs).
     /// Returns a summary for the log, or every error; on error nothing
@@ -636,6 +656,7 @@ impl Daemon {
             }
         }
         self.real_est.retain(|k, _| seen_r.contains_key(k));
+        self.publish_telemetry_with(&st);
     }
 
     /// The model with counters, connection gauges and rates filled in.

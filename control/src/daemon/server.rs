@@ -16,7 +16,7 @@
 use super::dataplane::Dataplane;
 use super::http::{self, Route};
 use super::log::log;
-use super::notify::notify;
+use super::notify::{notify, reloading_message};
 use super::proto::{Reply, Request};
 use super::{est, Daemon};
 use crate::config::{self, Config};
@@ -251,7 +251,7 @@ fn main_loop(daemon: &mut Daemon, rx: &Receiver<Event>) {
                 let _ = reply.send(daemon.metrics());
             }
             Ok(Event::Signal(SIGHUP)) => {
-                let _ = notify("RELOADING=1");
+                let _ = notify(&reloading_message());
                 match daemon.reload() {
                     Ok(summary) => log(summary),
                     Err(e) => log(format!("reload failed, keeping the running state:\n{e}")),

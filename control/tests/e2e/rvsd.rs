@@ -84,12 +84,23 @@ pub struct Rvsd {
     tag: String,
     iface_c: String,
     iface_s: String,
+    /// Ports as `af_xdp:IFACE` instead of `net_af_packet` vdevs.
+    af_xdp: bool,
 }
 
 impl Rvsd {
     /// Writes the config for `conf` and starts rvsd; panics (with rvsd's
     /// stderr) when it does not come up.
     pub fn start(topo: &Topology, conf: &Conf) -> Rvsd {
+        Rvsd::start_ports(topo, conf, false)
+    }
+
+    /// [`Rvsd::start`] with AF_XDP ports (`device = "af_xdp:IFACE"`).
+    pub fn start_af_xdp(topo: &Topology, conf: &Conf) -> Rvsd {
+        Rvsd::start_ports(topo, conf, true)
+    }
+
+    fn start_ports(topo: &Topology, conf: &Conf, af_xdp: bool) -> Rvsd {
         let dir = std::env::temp_dir().join(format!("rvs-e2e-{}", topo.tag));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -105,6 +116,7 @@ impl Rvsd {
             tag: topo.tag.clone(),
             iface_c: topo.client_port().iface.clone(),
             iface_s: topo.server_port().iface.clone(),
+            af_xdp,
         };
         r.write(conf);
         let cfg = r.config.display().to_string();
@@ -131,12 +143,12 @@ extra_args = ["--no-pci", "--no-shconf", "--file-prefix={prefix}"]
 
 [[port]]
 name = "client"
-device = "net_af_packet0,iface={ic},qpairs={qp}"
+device = "{dc}"
 addresses = ["{c4}/24", "{c6}/64"]
 
 [[port]]
 name = "server"
-device = "net_af_packet1,iface={is},qpairs={qp}"
+device = "{ds}"
 addresses = [{srv}]
 
 [dataplane]
@@ -152,13 +164,12 @@ socket = "{sock}"
 "#,
             tag = self.tag,
             prefix = self.prefix,
-            ic = self.iface_c,
-            is = self.iface_s,
+            dc = self.device(0, &self.iface_c, conf),
+            ds = self.device(1, &self.iface_s, conf),
             c4 = plan::DIR_CLI4,
             c6 = plan::DIR_CLI6,
             srv = srv_addrs.join(", "),
             workers = conf.workers.unwrap_or(1),
-            qp = conf.qpairs.unwrap_or(1),
             // control + one per worker; cores this machine lacks leave a
             // worker unpinned
             cores = (0..=conf.workers.unwrap_or(1))
@@ -170,6 +181,17 @@ socket = "{sock}"
             services = conf.services,
         );
         std::fs::write(&self.config, text).unwrap();
+    }
+
+    fn device(&self, n: usize, iface: &str, conf: &Conf) -> String {
+        if self.af_xdp {
+            format!("af_xdp:{iface}")
+        } else {
+            format!(
+                "net_af_packet{n},iface={iface},qpairs={}",
+                conf.qpairs.unwrap_or(1)
+            )
+        }
     }
 
     fn wait_ready(&mut self) {
@@ -365,6 +387,7 @@ impl Rvsd {
             tag: topo.tag.clone(),
             iface_c: String::new(),
             iface_s: String::new(),
+            af_xdp: false,
         };
         std::fs::write(&r.config, make(&sock, &prefix)).unwrap();
         let cfg = r.config.display().to_string();

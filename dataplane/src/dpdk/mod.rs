@@ -30,6 +30,7 @@ mod mbuf;
 mod mempool;
 mod port;
 mod ring;
+pub mod telemetry;
 mod thread;
 
 pub use eal::{tsc, tsc_hz, Eal, EalArgs};

@@ -66,6 +66,10 @@ enum Cmd {
         /// Frame length.
         #[arg(long, default_value_t = 64)]
         len: usize,
+        /// Measure new connections (one SYN per new flow) instead of
+        /// established ones.
+        #[arg(long)]
+        new: bool,
     },
 }
 
@@ -169,7 +173,8 @@ fn main() {
             mode,
             family,
             len,
-        } => run_callgrind(flows, packets, &mode, &family, len),
+            new,
+        } => run_callgrind(flows, packets, &mode, &family, len, new),
     };
     std::process::exit(code);
 }
@@ -524,16 +529,22 @@ fn run_flows(a: FlowsArgs) -> i32 {
     i32::from(failed > 0)
 }
 
-fn run_callgrind(flows: u32, packets: u64, mode: &str, family: &str, len: usize) -> i32 {
+fn run_callgrind(flows: u32, packets: u64, mode: &str, family: &str, len: usize, new: bool) -> i32 {
     let (Some(mode), Some(fam)) = (topo::parse_mode(mode), parse_fam(family)) else {
         eprintln!("rvs-perf: unknown mode or family");
         return 2;
     };
-    match callgrind::run(fam, mode, flows, packets, len) {
+    let kind = if new {
+        callgrind::Kind::New
+    } else {
+        callgrind::Kind::Established
+    };
+    match callgrind::run(fam, mode, flows, packets, len, kind) {
         Ok(o) => {
             println!(
-                "callgrind: {} packets over {} established connections ({} {}), {} forwarded; natively {:.1} on-CPU ns/packet in process_one (loop with it less loop without)",
+                "callgrind: {} {} packets, {} connections in the table after ({} {}), {} forwarded; natively {:.1} on-CPU ns/packet in process_one (loop with it less loop without)",
                 o.packets,
+                if new { "new-connection (SYN)" } else { "established" },
                 o.conns,
                 topo::mode_name(mode),
                 fam.name(),

@@ -15,4 +15,5 @@
 #include <rte_dev.h>
 #include <rte_eth_ring.h>
 #include <rte_thread.h>
+#include <rte_malloc.h>
 #include "rvs_wrappers.h"

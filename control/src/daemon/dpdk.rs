@@ -15,7 +15,7 @@ use crate::ipvsadm::Extra;
 use crate::metrics::{ConnTable, DropCounter, Handoff, PortCounters};
 use crate::model::{ConnEntry, Forward, Model, Netmask, Protocol, ServiceKey, Stats, Timeouts};
 use dataplane::conn::{FwdMode, Timeouts as ConnTimeouts};
-use dataplane::dpdk::EalArgs;
+use dataplane::dpdk::{Backing, EalArgs};
 use dataplane::route::{RouteTable, RouteTableBuilder};
 use dataplane::runtime::{ConnInstaller, SyncEvents};
 use dataplane::runtime::{PortSpec, Runtime, RuntimeConfig};
@@ -300,6 +300,14 @@ impl DpdkDataplane {
             dp.ports = ports.to_vec();
             dp.snapshot(&model)
         })?;
+        for (w, c) in rt.counters().iter().enumerate() {
+            let b = Backing::from_code(c.conn_backing.get());
+            if !b.is_huge() {
+                super::log::log(format!(
+                    "warning: worker {w}: connection tables on 4 KiB pages (no EAL hugepages, transparent huge pages off): expect TLB misses on every lookup of a big table"
+                ));
+            }
+        }
         dp.rt = Some(rt);
         dp.model = model;
         for p in &cfg.ports {
@@ -637,16 +645,17 @@ impl Dataplane for DpdkDataplane {
             }
             Extra::Workers => {
                 out.push_str(
-                    "Worker   Conns    Capacity  Handoffs-out  Stateless  PMTU-replies  To-kernel  From-kernel  Generation\n",
+                    "Worker   Conns    Capacity  Table-mem  Handoffs-out  Stateless  PMTU-replies  To-kernel  From-kernel  Generation\n",
                 );
                 for (w, c) in rt.counters().iter().enumerate() {
                     let h: u64 = c.handoff_out.iter().map(|x| x.get()).sum();
                     let _ = writeln!(
                         out,
-                        "{:>6} {:>7} {:>11} {:>13} {:>10} {:>13} {:>10} {:>12} {:>11}",
+                        "{:>6} {:>7} {:>11} {:>10} {:>13} {:>10} {:>13} {:>10} {:>12} {:>11}",
                         w,
                         c.conn_entries.get(),
                         c.conn_capacity.get(),
+                        Backing::from_code(c.conn_backing.get()).name(),
                         h,
                         c.stateless_fallbacks.get(),
                         c.pmtu_replies.get(),

@@ -75,6 +75,22 @@ fn memory_per_connection() {
 }
 
 #[test]
+fn big_tables_ask_for_huge_pages_when_the_kernel_offers_them() {
+    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .map(|s| !s.contains("[never]"))
+        .unwrap_or(false);
+    let mut t = table(1 << 20);
+    assert_eq!(t.backing().is_huge(), thp, "{:?}", t.backing());
+    // Small tables stay on the heap; both work the same.
+    let mut s = table(1024);
+    assert_eq!(s.backing(), Backing::SmallPages);
+    for t in [&mut t, &mut s] {
+        let idx = t.insert(&nat(7), 0).unwrap();
+        assert_eq!(t.lookup(&nat(7).in_key()).map(|(i, _)| i), Some(idx));
+    }
+}
+
+#[test]
 fn config_errors() {
     assert_eq!(
         ConnTable::<V4>::new(&ConnConfig::new(0), KEY).err(),

@@ -583,10 +583,10 @@ fn print_point(r: &flows::PointResult, base: Baseline) {
         r.gen_cpu_share,
         r.pkts_per_loop,
         r.idle_loop_cycles,
-        if base.swap > 0.0 {
-            format!("{:.2}x", r.capacity_pps / base.swap_cpu())
-        } else {
-            "-".into()
+        match &r.implausible {
+            Some(why) => format!("no ratio ({why})"),
+            None if base.swap > 0.0 => format!("{:.2}x", r.capacity_pps / base.swap_cpu()),
+            None => "-".into(),
         },
         r.busy_cycles_per_pkt,
         r.capacity_pps / 1e6,

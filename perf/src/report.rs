@@ -54,6 +54,16 @@ fn ratio(v: f64, b: f64) -> Option<f64> {
     (b > 0.0).then(|| v / b)
 }
 
+/// The capacity ratio of `r` to baseline `b`, or none when the
+/// measurement is implausible (starved worker, too few loops, idle-poll
+/// cost not sane; see [`crate::flows::plausibility`]).
+fn point_ratio(r: &PointResult, b: f64) -> Option<f64> {
+    r.implausible
+        .is_none()
+        .then(|| ratio(r.capacity_pps, b))
+        .flatten()
+}
+
 fn is_ref(r: &PointResult, kind: Kind) -> bool {
     r.point.kind == kind
         && r.point.mode == FwdMode::Nat
@@ -81,7 +91,7 @@ pub fn targets(res: &[PointResult], base: Baseline) -> Vec<Target> {
     };
     for (n, want) in [(1_000_000u32, 0.5), (1000, 0.8)] {
         let r = est(n);
-        let rt = r.and_then(|r| ratio(r.capacity_pps, base.swap_cpu()));
+        let rt = r.and_then(|r| point_ratio(r, base.swap_cpu()));
         t.push(Target {
             name: format!(
                 "established 64 B NAT {} ≥ {want}× testpmd 5tswap",
@@ -234,7 +244,7 @@ pub fn markdown(res: &[PointResult], base: Baseline, targets: &[Target], header:
             r.busy_cycles_per_pkt,
             if r.saturated { "" } else { " (≤)" },
             r.capacity_pps / 1e6,
-            fmt_opt(ratio(r.capacity_pps, base.swap_cpu()), |x| format!("{x:.2}")),
+            fmt_opt(point_ratio(r, base.swap_cpu()), |x| format!("{x:.2}")),
             r.cpu_share,
             r.gen_cpu_share,
             r.pkts_per_loop,
@@ -248,6 +258,11 @@ pub fn markdown(res: &[PointResult], base: Baseline, targets: &[Target], header:
             r.rss_delta as f64 / 1048576.0,
             bytes_per_conn(r),
         );
+    }
+    for r in res {
+        if let Some(why) = &r.implausible {
+            let _ = writeln!(s, "\nNo ratio for {}: {why}.", r.point.label());
+        }
     }
     let _ = writeln!(s, "\n| target | measured | |\n|---|---|---|");
     for t in targets {
@@ -343,8 +358,8 @@ pub fn json(
             jf(r.pps_cpu),
             jf(r.cpu_share),
             jf(r.gen_cpu_share),
-            ratio(r.capacity_pps, base.swap_cpu()).map_or("null".into(), jf),
-            ratio(r.capacity_pps, base.io_cpu()).map_or("null".into(), jf),
+            point_ratio(r, base.swap_cpu()).map_or("null".into(), jf),
+            point_ratio(r, base.io_cpu()).map_or("null".into(), jf),
             jf(r.cycles_per_pkt),
             jf(r.busy_cycles_per_pkt),
             jf(r.capacity_pps),

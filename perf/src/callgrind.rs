@@ -9,6 +9,7 @@ use crate::pkt::{flow_endpoint, Fam, Template, TCP_ACK, TCP_PSH, TCP_SYN};
 use crate::topo;
 use dataplane::buf::{PacketBuf, VecBuf};
 use dataplane::conn::FwdMode;
+use dataplane::dpdk::{Backing, TableMem};
 use dataplane::flow::HashKey;
 use dataplane::pipeline::{Event, Pipeline, PipelineConfig, Sink};
 use dataplane::stats::WorkerCounters;
@@ -52,6 +53,17 @@ fn cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// The process's AnonHugePages in kB (0 where /proc does not say).
+fn anon_huge_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| {
+            let l = s.lines().find(|l| l.starts_with("AnonHugePages:"))?;
+            l.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome {
@@ -61,6 +73,10 @@ pub struct Outcome {
     pub forwarded: u64,
     /// Connections in the table.
     pub conns: u32,
+    /// Memory behind the IPv4 connection table.
+    pub backing: Backing,
+    /// The process's AnonHugePages (kB) after set-up.
+    pub anon_huge_kb: u64,
     /// On-CPU nanoseconds per packet of the measured loop less the same
     /// loop without [`process_one`] (native runs only; meaningless under
     /// valgrind).
@@ -87,6 +103,7 @@ pub fn run(
     packets: u64,
     len: usize,
     kind: Kind,
+    small_pages: bool,
 ) -> Result<Outcome, String> {
     let macs = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
     let snap = Arc::new(topo::snapshot(topo::ports(macs), mode)?);
@@ -100,11 +117,17 @@ pub fn run(
         .filter(|t| *t < u32::MAX / 2)
         .ok_or("too many flows")?;
     let cap = total + total / 8 + 1024;
-    let mut p = Pipeline::<VecBuf>::new(
+    let mem = if small_pages {
+        TableMem::small_pages()
+    } else {
+        TableMem::host()
+    };
+    let mut p = Pipeline::<VecBuf>::new_in(
         &PipelineConfig::new(0, 1, cap, cap),
         snap,
         HashKey::from_seed(7),
         counters,
+        &mem,
     )
     .map_err(|e| e.to_string())?;
     let mut sink = Collect {
@@ -160,6 +183,8 @@ pub fn run(
     }
     let with = cpu_ns().saturating_sub(cpu0);
     let conns = p.conns_v4().len() + p.conns_v6().len();
+    let backing = p.conns_v4().backing();
+    let anon_huge_kb = anon_huge_kb();
     // The same buffers built and dropped without processing.
     let cpu1 = cpu_ns();
     let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
@@ -192,6 +217,8 @@ pub fn run(
         packets,
         forwarded,
         conns,
+        backing,
+        anon_huge_kb,
         ns_per_pkt: with.saturating_sub(without) as f64 / packets.max(1) as f64,
     })
 }

@@ -70,6 +70,10 @@ enum Cmd {
         /// established ones.
         #[arg(long)]
         new: bool,
+        /// Connection tables on ordinary 4 KiB pages (as before they asked
+        /// for huge pages), to compare the two.
+        #[arg(long)]
+        small_pages: bool,
     },
 }
 
@@ -174,7 +178,8 @@ fn main() {
             family,
             len,
             new,
-        } => run_callgrind(flows, packets, &mode, &family, len, new),
+            small_pages,
+        } => run_callgrind(flows, packets, &mode, &family, len, new, small_pages),
     };
     std::process::exit(code);
 }
@@ -529,7 +534,15 @@ fn run_flows(a: FlowsArgs) -> i32 {
     i32::from(failed > 0)
 }
 
-fn run_callgrind(flows: u32, packets: u64, mode: &str, family: &str, len: usize, new: bool) -> i32 {
+fn run_callgrind(
+    flows: u32,
+    packets: u64,
+    mode: &str,
+    family: &str,
+    len: usize,
+    new: bool,
+    small_pages: bool,
+) -> i32 {
     let (Some(mode), Some(fam)) = (topo::parse_mode(mode), parse_fam(family)) else {
         eprintln!("rvs-perf: unknown mode or family");
         return 2;
@@ -539,16 +552,18 @@ fn run_callgrind(flows: u32, packets: u64, mode: &str, family: &str, len: usize,
     } else {
         callgrind::Kind::Established
     };
-    match callgrind::run(fam, mode, flows, packets, len, kind) {
+    match callgrind::run(fam, mode, flows, packets, len, kind, small_pages) {
         Ok(o) => {
             println!(
-                "callgrind: {} {} packets, {} connections in the table after ({} {}), {} forwarded; natively {:.1} on-CPU ns/packet in process_one (loop with it less loop without)",
+                "callgrind: {} {} packets, {} connections in the table after ({} {}), {} forwarded; table on {} (AnonHugePages {} kB); natively {:.1} on-CPU ns/packet in process_one (loop with it less loop without)",
                 o.packets,
                 if new { "new-connection (SYN)" } else { "established" },
                 o.conns,
                 topo::mode_name(mode),
                 fam.name(),
                 o.forwarded,
+                o.backing,
+                o.anon_huge_kb,
                 o.ns_per_pkt
             );
             i32::from(o.forwarded != o.packets)

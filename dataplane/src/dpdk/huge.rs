@@ -72,12 +72,24 @@ impl fmt::Display for Backing {
 pub struct TableMem {
     /// EAL, the socket, and whether EAL's memory is hugepages.
     dpdk: Option<(Eal, i32, bool)>,
+    /// Never ask for transparent huge pages (benchmarks comparing page
+    /// sizes).
+    small_only: bool,
 }
 
 impl TableMem {
     /// Process memory only (tests, fuzzers, benches, no EAL).
     pub fn host() -> Self {
-        TableMem { dpdk: None }
+        TableMem::default()
+    }
+
+    /// Process memory on ordinary 4 KiB pages only: what tables got before
+    /// they asked for huge pages, for benchmarks that compare the two.
+    pub fn small_pages() -> Self {
+        TableMem {
+            dpdk: None,
+            small_only: true,
+        }
     }
 
     /// DPDK memory on `socket` (`None`: any socket, the caller's first)
@@ -102,6 +114,7 @@ impl TableMem {
             .unwrap_or(dpdk_sys::SOCKET_ID_ANY);
         TableMem {
             dpdk: Some((eal.clone(), socket, huge)),
+            small_only: false,
         }
     }
 
@@ -163,7 +176,7 @@ impl<T: Copy> HugeSlice<T> {
             .and_then(|(eal, s, huge)| dpdk_alloc(eal, *s, *huge, bytes, align))
         {
             p
-        } else if let Some(p) = (bytes >= HUGE && thp_available())
+        } else if let Some(p) = (bytes >= HUGE && !mem.small_only && thp_available())
             .then(|| map_huge(bytes))
             .flatten()
         {
@@ -401,6 +414,8 @@ mod tests {
         let n = (64 << 20) / 4;
         let v = vec![u32::MAX; n];
         let h = HugeSlice::new(&TableMem::host(), n, u32::MAX);
+        let small = HugeSlice::new(&TableMem::small_pages(), 1 << 20, 0u32);
+        assert_eq!(small.backing(), Backing::SmallPages);
         let vk = anon_huge_kb_at(v.as_ptr() as usize + (32 << 20));
         let hk = anon_huge_kb_at(h.as_ptr() as usize + (32 << 20));
         println!(

@@ -221,7 +221,7 @@ pub fn plausibility(
     if packets == 0 {
         return Some("no packets in the window".into());
     }
-    if loops < 10_000 {
+    if loops < 1_000 {
         return Some(format!("only {loops} polling loops in the window"));
     }
     if cpu_share < 0.10 {

@@ -258,7 +258,7 @@ fn run_fwd_on(
     );
     let (mut tp_all, mut rvs_all) = (Vec::new(), Vec::new());
     for r in 1..=rounds {
-        let tp = match testpmd::run("io", &tp_vdevs, core, warmup, seconds) {
+        let tp = match testpmd::run("io", &tp_vdevs, &[], core, warmup, seconds) {
             Ok(t) => median(&t.samples),
             Err(e) => {
                 eprintln!("rvs-perf: baseline: {e}");
@@ -424,23 +424,39 @@ fn run_flows(a: FlowsArgs) -> i32 {
             "net_null0,copy=1".to_string(),
             "net_null1,copy=1".to_string(),
         ];
-        for mode in ["io", "5tswap"] {
+        // net_null (copy=1) for io and 5tswap; then 5tswap on two net_ring
+        // ports looped back onto themselves (each TX ring is its RX ring),
+        // primed with --tx-first: no packet copy and no generator, the
+        // cheapest ring path a worker on rings could have.
+        let ring = vec!["net_ring0".to_string(), "net_ring1".to_string()];
+        for (mode, vd, extra, name) in [
+            ("io", &vdevs, &[][..], "io"),
+            ("5tswap", &vdevs, &[][..], "5tswap"),
+            ("5tswap", &ring, &["--tx-first"][..], "5tswap-ring"),
+        ] {
             eprintln!(
-                "rvs-perf: baseline dpdk-testpmd --forward-mode={mode} on core {}",
+                "rvs-perf: baseline dpdk-testpmd --forward-mode={mode} ({name}) on core {}",
                 a.worker_core
             );
-            match testpmd::run(mode, &vdevs, a.worker_core, 1, a.baseline_seconds) {
+            match testpmd::run(mode, vd, extra, a.worker_core, 1, a.baseline_seconds) {
                 Ok(t) => {
                     let v = median(&t.samples);
-                    if mode == "io" {
-                        base.io = v;
-                        base.io_share = t.cpu_share;
-                    } else {
-                        base.swap = v;
-                        base.swap_share = t.cpu_share;
+                    match name {
+                        "io" => {
+                            base.io = v;
+                            base.io_share = t.cpu_share;
+                        }
+                        "5tswap" => {
+                            base.swap = v;
+                            base.swap_share = t.cpu_share;
+                        }
+                        _ => {
+                            base.swap_ring = v;
+                            base.swap_ring_share = t.cpu_share;
+                        }
                     }
                 }
-                Err(e) => eprintln!("rvs-perf: baseline {mode}: {e} (ratios left out)"),
+                Err(e) => eprintln!("rvs-perf: baseline {name}: {e} (ratios left out)"),
             }
         }
     }

@@ -19,6 +19,10 @@ pub struct Baseline {
     pub io_share: Option<f64>,
     /// The same in the 5tswap run.
     pub swap_share: Option<f64>,
+    /// testpmd 5tswap on two looped-back net_ring ports (`--tx-first`).
+    pub swap_ring: f64,
+    /// On-CPU share of its forwarding thread.
+    pub swap_ring_share: Option<f64>,
 }
 
 impl Baseline {
@@ -29,6 +33,10 @@ impl Baseline {
     /// 5tswap packets per on-CPU second.
     pub fn swap_cpu(&self) -> f64 {
         per_cpu(self.swap, self.swap_share)
+    }
+    /// 5tswap on looped-back rings, packets per on-CPU second.
+    pub fn swap_ring_cpu(&self) -> f64 {
+        per_cpu(self.swap_ring, self.swap_ring_share)
     }
 }
 
@@ -221,6 +229,15 @@ pub fn markdown(res: &[PointResult], base: Baseline, targets: &[Target], header:
         base.io_share.map_or("?".into(), |x| format!("{x:.2}")),
         base.swap_share.map_or("?".into(), |x| format!("{x:.2}")),
     );
+    if base.swap_ring > 0.0 {
+        let _ = writeln!(
+            s,
+            "Second baseline, same run: 5tswap on two looped-back `net_ring` ports (no copy, no generator; `--tx-first`) {:.2} Mpps wall / {:.2} Mpps per CPU-s (CPU share {}).\n",
+            base.swap_ring / 1e6,
+            base.swap_ring_cpu() / 1e6,
+            base.swap_ring_share.map_or("?".into(), |x| format!("{x:.2}")),
+        );
+    }
     let _ = writeln!(
         s,
         "Mpps wall: director RX of the client port per wall-clock second. Mpps/CPU-s: per on-CPU second of the worker thread (schedstat). cycles/pkt: the worker's on-CPU TSC cycles less (polls − packets) × the cost of an empty poll (measured idle before set-up), per packet: an upper bound on its cost. capacity: TSC Hz / cycles/pkt; the ratio to 5tswap uses it against testpmd's packets per on-CPU second. CPU: the worker's and generator's on-CPU share. Saturated: the director's RX ring refused the generator and the worker averaged at least 16 packets per poll (else the worker also spun on empty polls and cycles/packet is an upper bound). pkts/poll: packets per polling iteration (max 64).\n"
@@ -308,13 +325,15 @@ pub fn json(
     }
     let _ = writeln!(
         s,
-        "  \"baseline\": {{\"testpmd_io_pps\": {}, \"testpmd_5tswap_pps\": {}, \"testpmd_io_cpu_share\": {}, \"testpmd_5tswap_cpu_share\": {}, \"testpmd_io_pps_per_cpu_s\": {}, \"testpmd_5tswap_pps_per_cpu_s\": {}}},",
+        "  \"baseline\": {{\"testpmd_io_pps\": {}, \"testpmd_5tswap_pps\": {}, \"testpmd_io_cpu_share\": {}, \"testpmd_5tswap_cpu_share\": {}, \"testpmd_io_pps_per_cpu_s\": {}, \"testpmd_5tswap_pps_per_cpu_s\": {}, \"testpmd_5tswap_ring_pps\": {}, \"testpmd_5tswap_ring_pps_per_cpu_s\": {}}},",
         jf(base.io),
         jf(base.swap),
         base.io_share.map_or("null".into(), jf),
         base.swap_share.map_or("null".into(), jf),
         jf(base.io_cpu()),
-        jf(base.swap_cpu())
+        jf(base.swap_cpu()),
+        jf(base.swap_ring),
+        jf(base.swap_ring_cpu())
     );
     s.push_str("  \"points\": [\n");
     for (i, r) in res.iter().enumerate() {

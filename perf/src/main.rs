@@ -75,6 +75,30 @@ enum Cmd {
         #[arg(long)]
         small_pages: bool,
     },
+    /// The packet path alone, natively: no EAL, packets in memory (VecBuf),
+    /// one at a time through `Pipeline::process`, for each (mode, family,
+    /// flow count); on-CPU ns and TSC cycles per packet of the path less
+    /// the harness. Compare with perf-floor's refpath (same work in C).
+    Compute {
+        /// Established-flow counts (k, m suffixes), comma separated.
+        #[arg(long, default_value = "1k,1m", value_delimiter = ',', value_parser = parse_count)]
+        flows: Vec<u32>,
+        /// Forwarding modes: nat, dr, tun, fullnat.
+        #[arg(long, default_value = "nat,dr,tun,fullnat", value_delimiter = ',')]
+        modes: Vec<String>,
+        /// Address families: v4, v6.
+        #[arg(long, default_value = "v4,v6", value_delimiter = ',')]
+        families: Vec<String>,
+        /// Packets per point.
+        #[arg(long, default_value_t = 2_000_000)]
+        packets: u64,
+        /// Also measure new connections (one SYN per fresh flow).
+        #[arg(long)]
+        new: bool,
+        /// Connection tables on ordinary 4 KiB pages.
+        #[arg(long)]
+        small_pages: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -180,6 +204,14 @@ fn main() {
             new,
             small_pages,
         } => run_callgrind(flows, packets, &mode, &family, len, new, small_pages),
+        Cmd::Compute {
+            flows,
+            modes,
+            families,
+            packets,
+            new,
+            small_pages,
+        } => run_compute(&flows, &modes, &families, packets, new, small_pages),
     };
     std::process::exit(code);
 }
@@ -548,6 +580,65 @@ fn run_flows(a: FlowsArgs) -> i32 {
     write(&a.svg, &report::svg(&res, base));
     drop(eal);
     i32::from(failed > 0)
+}
+
+/// TSC ticks per second, from the TSC over a 200 ms sleep (the TSC runs
+/// at a constant rate, so the machine's load does not matter).
+fn tsc_hz_measured() -> f64 {
+    let t0 = std::time::Instant::now();
+    let c0 = dataplane::dpdk::tsc();
+    std::thread::sleep(Duration::from_millis(200));
+    let c1 = dataplane::dpdk::tsc();
+    c1.wrapping_sub(c0) as f64 / t0.elapsed().as_secs_f64()
+}
+
+fn run_compute(
+    flows: &[u32],
+    modes: &[String],
+    families: &[String],
+    packets: u64,
+    new: bool,
+    small_pages: bool,
+) -> i32 {
+    let hz = tsc_hz_measured();
+    println!(
+        "compute: the packet path alone (VecBuf, no EAL), {packets} packets per point, TSC {:.3} GHz; on-CPU time, noisy where the machine is shared",
+        hz / 1e9
+    );
+    let mut kinds = vec![callgrind::Kind::Established];
+    if new {
+        kinds.push(callgrind::Kind::New);
+    }
+    let mut rc = 0;
+    for m in modes {
+        for f in families {
+            let (Some(mode), Some(fam)) = (topo::parse_mode(m), parse_fam(f)) else {
+                eprintln!("rvs-perf: unknown mode {m} or family {f}");
+                return 2;
+            };
+            for &n in flows {
+                for &k in &kinds {
+                    match callgrind::run(fam, mode, n, packets, 64, k, small_pages) {
+                        Ok(o) => println!(
+                            "{:<8} {:<5} {:<12} {:>9} flows: {:>7.1} ns/pkt = {:>6.0} cycles/pkt (table on {})",
+                            topo::mode_name(mode),
+                            fam.name(),
+                            if k == callgrind::Kind::New { "new conn" } else { "established" },
+                            n,
+                            o.ns_per_pkt,
+                            o.ns_per_pkt * hz / 1e9,
+                            o.backing
+                        ),
+                        Err(e) => {
+                            eprintln!("rvs-perf: {e}");
+                            rc = 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    rc
 }
 
 fn run_callgrind(

@@ -74,6 +74,7 @@ fn main() {
         .allowlist_function("rte_(socket_id|lcore_count|strerror|version|get_main_lcore)")
         .allowlist_function("rte_tel_data_.*")
         .allowlist_function("rte_telemetry_register_cmd")
+        .allowlist_function("rte_(malloc_socket|free)")
         .allowlist_function("rvs_.*")
         .allowlist_type("rte_mbuf")
         .allowlist_type("rte_eth_(conf|dev_info|stats|xstat|xstat_name|link|rxconf|txconf)")

@@ -16,4 +16,5 @@
 #include <rte_eth_ring.h>
 #include <rte_thread.h>
 #include <rte_telemetry.h>
+#include <rte_malloc.h>
 #include "rvs_wrappers.h"

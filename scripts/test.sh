@@ -79,6 +79,17 @@ fuzz_bad=$(sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$fuzz_o
 rm -f "$fuzz_out"
 set -e
 
+step "performance gate (perf/gate.sh: callgrind instructions per packet vs perf/limits.toml)"
+gate_out=$(mktemp)
+set +e
+bash perf/gate.sh 2>&1 | tee "$gate_out"
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+gate_ok=$(sed -n 's/^gate: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$gate_out")
+gate_bad=$(sed -n 's/^gate: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$gate_out")
+[ -n "$gate_ok" ] || { gate_ok=0; gate_bad=1; }
+rm -f "$gate_out"
+set -e
+
 skipped=$(grep -c . "$RVS_SKIP_LOG" || true)
 if [ "$skipped" -gt 0 ]; then
     step "skipped (could not run here; these fail in CI)"
@@ -86,9 +97,9 @@ if [ "$skipped" -gt 0 ]; then
 fi
 # One closing line over every test binary (the last binary cargo runs is
 # often a doc-test run with nothing in it), the demo check, the fuzz
-# targets, and the skips
+# targets, the performance gate's cases, and the skips
 # (tests that returned early are "ok" to cargo; they are not passes).
-awk -v skipped="$skipped" -v dok="$((demo_ok + fuzz_ok))" -v dbad="$((demo_bad + fuzz_bad))" \
+awk -v skipped="$skipped" -v dok="$((demo_ok + fuzz_ok + gate_ok))" -v dbad="$((demo_bad + fuzz_bad + gate_bad))" \
     '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "\ntotal: %d passed, %d failed, %d skipped\n", p - skipped + dok, f + dbad, s + skipped }' "$log"
 exit "$rc"

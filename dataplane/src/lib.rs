@@ -32,6 +32,7 @@ pub mod flow;
 pub mod forward;
 pub mod frag;
 pub mod guard;
+pub mod mem;
 pub mod neigh;
 pub mod parse;
 pub mod pipeline;

@@ -293,15 +293,34 @@ impl<B: PacketBuf> Pipeline<B> {
         flow_key: HashKey,
         counters: Arc<WorkerCounters>,
     ) -> Result<Self, PipelineError> {
+        Self::new_in(cfg, snap, flow_key, counters, &crate::mem::TableMem::host())
+    }
+
+    /// [`Pipeline::new`] with the connection tables allocated from `mem`
+    /// (hugepages where it can; `counters.conn_backing` says what the
+    /// bigger table got).
+    pub fn new_in(
+        cfg: &PipelineConfig,
+        snap: Arc<Snapshot>,
+        flow_key: HashKey,
+        counters: Arc<WorkerCounters>,
+        mem: &crate::mem::TableMem,
+    ) -> Result<Self, PipelineError> {
         let mk = |cap: u32| {
             let mut c = ConnConfig::new(cap.max(64));
             c.timeouts = snap.timeouts;
             c
         };
-        let conns4 = ConnTable::new(&mk(cfg.conns_v4), HashKey::random())
+        let conns4 = ConnTable::with_mem(&mk(cfg.conns_v4), HashKey::random(), mem)
             .map_err(|e| PipelineError(format!("{e:?}")))?;
-        let conns6 = ConnTable::new(&mk(cfg.conns_v6), HashKey::random())
+        let conns6 = ConnTable::with_mem(&mk(cfg.conns_v6), HashKey::random(), mem)
             .map_err(|e| PipelineError(format!("{e:?}")))?;
+        let backing = if conns4.memory_bytes() >= conns6.memory_bytes() {
+            conns4.backing()
+        } else {
+            conns6.backing()
+        };
+        counters.conn_backing.set(backing.code());
         counters
             .conn_capacity
             .set(u64::from(conns4.capacity()) + u64::from(conns6.capacity()));

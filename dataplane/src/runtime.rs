@@ -204,8 +204,14 @@ impl Runtime {
         for (w, (out, inn)) in producers.into_iter().zip(consumers).enumerate() {
             let mut pc = PipelineConfig::new(w as u16, workers, cfg.conns_v4, cfg.conns_v6);
             pc.neigh = NeighConfig::default();
-            let pipe = Pipeline::<Mbuf>::new(&pc, snap.clone(), flow_key, counters[w].clone())
-                .map_err(|e| format!("worker {w}: {e}"))?;
+            // The worker's tables on its own NUMA node (hugepages when EAL
+            // has them).
+            let core = cfg.worker_cores.get(w).copied().flatten();
+            let mem =
+                crate::dpdk::TableMem::dpdk(&eal, core.and_then(crate::dpdk::numa_node_of_cpu));
+            let pipe =
+                Pipeline::<Mbuf>::new_in(&pc, snap.clone(), flow_key, counters[w].clone(), &mem)
+                    .map_err(|e| format!("worker {w}: {e}"))?;
             let mut rx = Vec::new();
             let mut tx = Vec::new();
             for p in ports.iter_mut() {
@@ -238,7 +244,6 @@ impl Runtime {
             };
             let ch = channels[w].clone();
             let ctr = counters[w].clone();
-            let core = cfg.worker_cores.get(w).copied().flatten();
             let h = spawn_worker(&eal, &format!("rvs-w{w}"), core, move |_| {
                 worker::run(pipe, io, ch, ctr, LoopConfig::default())
             })

@@ -322,6 +322,9 @@ pub struct WorkerCounters {
     pub conn_entries: Counter,
     /// Capacity of this worker's tables.
     pub conn_capacity: Counter,
+    /// Memory behind the bigger connection table
+    /// ([`crate::dpdk::Backing::code`]).
+    pub conn_backing: Counter,
     /// New flows forwarded statelessly because the table was full.
     pub stateless_fallbacks: Counter,
     /// ARP/ND requests answered.
@@ -376,6 +379,7 @@ impl WorkerCounters {
             handoff_in: Counter::default(),
             conn_entries: Counter::default(),
             conn_capacity: Counter::default(),
+            conn_backing: Counter::default(),
             stateless_fallbacks: Counter::default(),
             neigh_answered: Counter::default(),
             pmtu_replies: Counter::default(),

@@ -316,3 +316,26 @@ fn workers_are_pinned_even_when_spawned_from_a_pinned_thread() {
     .expect("join");
     assert_eq!(got, "1");
 }
+
+#[test]
+fn tables_use_dpdk_memory_only_when_eal_has_hugepages() {
+    use dataplane::dpdk::{Backing, HugeSlice, TableMem};
+    // The tests' EAL runs with --no-huge: tables must not take its (small,
+    // ordinary) memory unless asked to.
+    let auto = TableMem::dpdk(eal(), Some(0));
+    assert!(!auto.uses_dpdk());
+    let s = HugeSlice::new(&auto, 1000, 3u64);
+    assert!(!s.is_dpdk());
+    // The DPDK allocation path itself: rte_malloc_socket, filled, freed on
+    // drop, reported as ordinary pages under --no-huge.
+    let forced = TableMem::dpdk_always(eal(), None);
+    for round in 0..3u64 {
+        let mut d = HugeSlice::new(&forced, 100_000, round);
+        assert!(d.is_dpdk());
+        assert_eq!(d.backing(), Backing::SmallPages);
+        assert_eq!(d.as_ptr() as usize % 64, 0);
+        assert!(d.iter().all(|&x| x == round));
+        d[99_999] = 7;
+        assert_eq!(d[99_999], 7);
+    }
+}

@@ -1,4 +1,5 @@
-//! `rvs-perf callgrind`: the established-flow packet path without EAL, on
+//! `rvs-perf callgrind`: the established-flow packet path (or, with
+//! `--new`, the new-connection path: one SYN per new flow) without EAL, on
 //! `VecBuf`, for instruction counts that repeat exactly from run to run.
 //! Every packet goes through [`process_one`], which nothing else calls, so
 //! `valgrind --tool=callgrind --toggle-collect='*process_one*'` counts the
@@ -8,6 +9,7 @@ use crate::pkt::{flow_endpoint, Fam, Template, TCP_ACK, TCP_PSH, TCP_SYN};
 use crate::topo;
 use dataplane::buf::{PacketBuf, VecBuf};
 use dataplane::conn::FwdMode;
+use dataplane::dpdk::{Backing, TableMem};
 use dataplane::flow::HashKey;
 use dataplane::pipeline::{Event, Pipeline, PipelineConfig, Sink};
 use dataplane::stats::WorkerCounters;
@@ -51,6 +53,17 @@ fn cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// The process's AnonHugePages in kB (0 where /proc does not say).
+fn anon_huge_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| {
+            let l = s.lines().find(|l| l.starts_with("AnonHugePages:"))?;
+            l.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome {
@@ -60,30 +73,61 @@ pub struct Outcome {
     pub forwarded: u64,
     /// Connections in the table.
     pub conns: u32,
+    /// Memory behind the IPv4 connection table.
+    pub backing: Backing,
+    /// The process's AnonHugePages (kB) after set-up.
+    pub anon_huge_kb: u64,
     /// On-CPU nanoseconds per packet of the measured loop less the same
     /// loop without [`process_one`] (native runs only; meaningless under
     /// valgrind).
     pub ns_per_pkt: f64,
 }
 
-/// Sets up `flows` established connections, then sends `packets` ACK/data
-/// packets drawn uniformly (fixed seed) from them through [`process_one`].
+/// Which packets the measured loop sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// ACK/data packets of established connections, drawn uniformly.
+    Established,
+    /// One SYN per flow never seen before (each creates a connection).
+    New,
+}
+
+/// Sets up `flows` established connections, then sends `packets` packets
+/// through [`process_one`]: ACK/data packets drawn uniformly (fixed seed)
+/// from those connections, or (`Kind::New`) SYNs of `packets` further
+/// flows, each a new connection.
 pub fn run(
     fam: Fam,
     mode: FwdMode,
     flows: u32,
     packets: u64,
     len: usize,
+    kind: Kind,
+    small_pages: bool,
 ) -> Result<Outcome, String> {
     let macs = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
     let snap = Arc::new(topo::snapshot(topo::ports(macs), mode)?);
     let counters = Arc::new(WorkerCounters::new(4, 512, 2, 1));
-    let cap = flows + flows / 8 + 1024;
-    let mut p = Pipeline::<VecBuf>::new(
+    let fresh = match kind {
+        Kind::Established => 0,
+        Kind::New => u32::try_from(packets).map_err(|_| "too many packets for --new")?,
+    };
+    let total = flows
+        .checked_add(fresh)
+        .filter(|t| *t < u32::MAX / 2)
+        .ok_or("too many flows")?;
+    let cap = total + total / 8 + 1024;
+    let mem = if small_pages {
+        TableMem::small_pages()
+    } else {
+        TableMem::host()
+    };
+    let mut p = Pipeline::<VecBuf>::new_in(
         &PipelineConfig::new(0, 1, cap, cap),
         snap,
         HashKey::from_seed(7),
         counters,
+        &mem,
     )
     .map_err(|e| e.to_string())?;
     let mut sink = Collect {
@@ -109,7 +153,6 @@ pub fn run(
             sink.out.clear();
         }
     }
-    let conns = p.conns_v4().len() + p.conns_v6().len();
     // Buffers are built ahead in batches so the measured function only
     // processes.
     let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
@@ -119,12 +162,17 @@ pub fn run(
     let mut batch: Vec<VecBuf> = Vec::with_capacity(64);
     while done < packets {
         let n = (packets - done).min(64) as usize;
-        for _ in 0..n {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let i = ((u128::from(rng) * u128::from(flows.max(1))) >> 64) as u32;
-            batch.push(mk(&data, i));
+        for k in 0..n {
+            match kind {
+                Kind::Established => {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let i = ((u128::from(rng) * u128::from(flows.max(1))) >> 64) as u32;
+                    batch.push(mk(&data, i));
+                }
+                Kind::New => batch.push(mk(&syn, flows + (done as usize + k) as u32)),
+            }
         }
         for b in batch.drain(..) {
             process_one(&mut p, b, now, &mut sink);
@@ -134,6 +182,9 @@ pub fn run(
         done += n as u64;
     }
     let with = cpu_ns().saturating_sub(cpu0);
+    let conns = p.conns_v4().len() + p.conns_v6().len();
+    let backing = p.conns_v4().backing();
+    let anon_huge_kb = anon_huge_kb();
     // The same buffers built and dropped without processing.
     let cpu1 = cpu_ns();
     let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
@@ -141,12 +192,20 @@ pub fn run(
     let mut left = packets;
     while left > 0 {
         let n = left.min(64) as usize;
-        for _ in 0..n {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let i = ((u128::from(rng) * u128::from(flows.max(1))) >> 64) as u32;
-            batch.push(mk(&data, i));
+        for k in 0..n {
+            match kind {
+                Kind::Established => {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let i = ((u128::from(rng) * u128::from(flows.max(1))) >> 64) as u32;
+                    batch.push(mk(&data, i));
+                }
+                Kind::New => {
+                    let i = flows + (packets - left) as u32 + k as u32;
+                    batch.push(mk(&syn, i));
+                }
+            }
         }
         kept += batch.iter().map(|b| b.data().len()).sum::<usize>() & 1;
         batch.clear();
@@ -158,6 +217,8 @@ pub fn run(
         packets,
         forwarded,
         conns,
+        backing,
+        anon_huge_kb,
         ns_per_pkt: with.saturating_sub(without) as f64 / packets.max(1) as f64,
     })
 }

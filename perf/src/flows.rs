@@ -197,6 +197,48 @@ pub struct PointResult {
     pub setup_secs: f64,
     /// Latency at half the peak rate.
     pub latency: Option<Latency>,
+    /// Why no ratio may be drawn from this point (see [`plausibility`]),
+    /// `None` when the measurement is sane.
+    pub implausible: Option<String>,
+}
+
+/// Whether a measured window can carry a cycles/packet figure: `None` if
+/// so, else why not. `packets` and `loops` are the worker's received
+/// packets and polling iterations in the window, `cpu_share` its on-CPU
+/// share of the window, `idle_loop_cycles` the cost of an empty poll
+/// measured before set-up, `busy` the busy cycles per packet derived from
+/// them. The worker publishes its loop counter only every 10 ms, so a
+/// window with few loops (or a worker the scheduler starved) gives numbers
+/// that are mostly rounding; an empty poll that costs under 5 or over
+/// 20 000 cycles means the idle measurement itself was disturbed.
+pub fn plausibility(
+    packets: u64,
+    loops: u64,
+    cpu_share: f64,
+    idle_loop_cycles: f64,
+    busy: f64,
+) -> Option<String> {
+    if packets == 0 {
+        return Some("no packets in the window".into());
+    }
+    if loops < 1_000 {
+        return Some(format!("only {loops} polling loops in the window"));
+    }
+    if cpu_share < 0.10 {
+        return Some(format!(
+            "worker starved: on CPU {:.0} % of the window",
+            cpu_share * 100.0
+        ));
+    }
+    if !(5.0..=20_000.0).contains(&idle_loop_cycles) {
+        return Some(format!(
+            "empty-poll cost {idle_loop_cycles:.0} cycles is not sane"
+        ));
+    }
+    if busy < 10.0 {
+        return Some(format!("{busy:.1} busy cycles/packet is not plausible"));
+    }
+    None
 }
 
 /// The process's resident set size in bytes.
@@ -558,6 +600,35 @@ fn drive(
         established_sample,
         rss_delta,
         setup_secs,
+        implausible: plausibility(
+            b.rx - a.rx,
+            b.loops.saturating_sub(a.loops),
+            cpu_share,
+            idle_loop_cycles,
+            busy,
+        ),
         latency,
     })
+}
+
+#[cfg(test)]
+mod plausibility_tests {
+    use super::plausibility;
+
+    #[test]
+    fn sane_windows_pass_and_each_kind_of_bad_one_is_named() {
+        assert_eq!(plausibility(10_000_000, 200_000, 0.9, 60.0, 300.0), None);
+        let bad = [
+            plausibility(0, 200_000, 0.9, 60.0, 300.0),
+            plausibility(10_000_000, 50, 0.9, 60.0, 300.0),
+            plausibility(10_000_000, 200_000, 0.02, 60.0, 300.0),
+            plausibility(10_000_000, 200_000, 0.9, 0.0, 300.0),
+            plausibility(10_000_000, 200_000, 0.9, 1e6, 300.0),
+            plausibility(10_000_000, 200_000, 0.9, 60.0, 0.0),
+        ];
+        for (i, b) in bad.iter().enumerate() {
+            assert!(b.is_some(), "case {i}");
+        }
+        assert!(bad[2].as_deref().unwrap_or("").contains("starved"));
+    }
 }

@@ -66,6 +66,38 @@ enum Cmd {
         /// Frame length.
         #[arg(long, default_value_t = 64)]
         len: usize,
+        /// Measure new connections (one SYN per new flow) instead of
+        /// established ones.
+        #[arg(long)]
+        new: bool,
+        /// Connection tables on ordinary 4 KiB pages (as before they asked
+        /// for huge pages), to compare the two.
+        #[arg(long)]
+        small_pages: bool,
+    },
+    /// The packet path alone, natively: no EAL, packets in memory (VecBuf),
+    /// one at a time through `Pipeline::process`, for each (mode, family,
+    /// flow count); on-CPU ns and TSC cycles per packet of the path less
+    /// the harness. Compare with perf-floor's refpath (same work in C).
+    Compute {
+        /// Established-flow counts (k, m suffixes), comma separated.
+        #[arg(long, default_value = "1k,1m", value_delimiter = ',', value_parser = parse_count)]
+        flows: Vec<u32>,
+        /// Forwarding modes: nat, dr, tun, fullnat.
+        #[arg(long, default_value = "nat,dr,tun,fullnat", value_delimiter = ',')]
+        modes: Vec<String>,
+        /// Address families: v4, v6.
+        #[arg(long, default_value = "v4,v6", value_delimiter = ',')]
+        families: Vec<String>,
+        /// Packets per point.
+        #[arg(long, default_value_t = 2_000_000)]
+        packets: u64,
+        /// Also measure new connections (one SYN per fresh flow).
+        #[arg(long)]
+        new: bool,
+        /// Connection tables on ordinary 4 KiB pages.
+        #[arg(long)]
+        small_pages: bool,
     },
 }
 
@@ -169,7 +201,17 @@ fn main() {
             mode,
             family,
             len,
-        } => run_callgrind(flows, packets, &mode, &family, len),
+            new,
+            small_pages,
+        } => run_callgrind(flows, packets, &mode, &family, len, new, small_pages),
+        Cmd::Compute {
+            flows,
+            modes,
+            families,
+            packets,
+            new,
+            small_pages,
+        } => run_compute(&flows, &modes, &families, packets, new, small_pages),
     };
     std::process::exit(code);
 }
@@ -248,7 +290,7 @@ fn run_fwd_on(
     );
     let (mut tp_all, mut rvs_all) = (Vec::new(), Vec::new());
     for r in 1..=rounds {
-        let tp = match testpmd::run("io", &tp_vdevs, core, warmup, seconds) {
+        let tp = match testpmd::run("io", &tp_vdevs, &[], core, warmup, seconds) {
             Ok(t) => median(&t.samples),
             Err(e) => {
                 eprintln!("rvs-perf: baseline: {e}");
@@ -414,23 +456,39 @@ fn run_flows(a: FlowsArgs) -> i32 {
             "net_null0,copy=1".to_string(),
             "net_null1,copy=1".to_string(),
         ];
-        for mode in ["io", "5tswap"] {
+        // net_null (copy=1) for io and 5tswap; then 5tswap on two net_ring
+        // ports looped back onto themselves (each TX ring is its RX ring),
+        // primed with --tx-first: no packet copy and no generator, the
+        // cheapest ring path a worker on rings could have.
+        let ring = vec!["net_ring0".to_string(), "net_ring1".to_string()];
+        for (mode, vd, extra, name) in [
+            ("io", &vdevs, &[][..], "io"),
+            ("5tswap", &vdevs, &[][..], "5tswap"),
+            ("5tswap", &ring, &["--tx-first"][..], "5tswap-ring"),
+        ] {
             eprintln!(
-                "rvs-perf: baseline dpdk-testpmd --forward-mode={mode} on core {}",
+                "rvs-perf: baseline dpdk-testpmd --forward-mode={mode} ({name}) on core {}",
                 a.worker_core
             );
-            match testpmd::run(mode, &vdevs, a.worker_core, 1, a.baseline_seconds) {
+            match testpmd::run(mode, vd, extra, a.worker_core, 1, a.baseline_seconds) {
                 Ok(t) => {
                     let v = median(&t.samples);
-                    if mode == "io" {
-                        base.io = v;
-                        base.io_share = t.cpu_share;
-                    } else {
-                        base.swap = v;
-                        base.swap_share = t.cpu_share;
+                    match name {
+                        "io" => {
+                            base.io = v;
+                            base.io_share = t.cpu_share;
+                        }
+                        "5tswap" => {
+                            base.swap = v;
+                            base.swap_share = t.cpu_share;
+                        }
+                        _ => {
+                            base.swap_ring = v;
+                            base.swap_ring_share = t.cpu_share;
+                        }
                     }
                 }
-                Err(e) => eprintln!("rvs-perf: baseline {mode}: {e} (ratios left out)"),
+                Err(e) => eprintln!("rvs-perf: baseline {name}: {e} (ratios left out)"),
             }
         }
     }
@@ -524,20 +582,95 @@ fn run_flows(a: FlowsArgs) -> i32 {
     i32::from(failed > 0)
 }
 
-fn run_callgrind(flows: u32, packets: u64, mode: &str, family: &str, len: usize) -> i32 {
+/// TSC ticks per second, from the TSC over a 200 ms sleep (the TSC runs
+/// at a constant rate, so the machine's load does not matter).
+fn tsc_hz_measured() -> f64 {
+    let t0 = std::time::Instant::now();
+    let c0 = dataplane::dpdk::tsc();
+    std::thread::sleep(Duration::from_millis(200));
+    let c1 = dataplane::dpdk::tsc();
+    c1.wrapping_sub(c0) as f64 / t0.elapsed().as_secs_f64()
+}
+
+fn run_compute(
+    flows: &[u32],
+    modes: &[String],
+    families: &[String],
+    packets: u64,
+    new: bool,
+    small_pages: bool,
+) -> i32 {
+    let hz = tsc_hz_measured();
+    println!(
+        "compute: the packet path alone (VecBuf, no EAL), {packets} packets per point, TSC {:.3} GHz; on-CPU time, noisy where the machine is shared",
+        hz / 1e9
+    );
+    let mut kinds = vec![callgrind::Kind::Established];
+    if new {
+        kinds.push(callgrind::Kind::New);
+    }
+    let mut rc = 0;
+    for m in modes {
+        for f in families {
+            let (Some(mode), Some(fam)) = (topo::parse_mode(m), parse_fam(f)) else {
+                eprintln!("rvs-perf: unknown mode {m} or family {f}");
+                return 2;
+            };
+            for &n in flows {
+                for &k in &kinds {
+                    match callgrind::run(fam, mode, n, packets, 64, k, small_pages) {
+                        Ok(o) => println!(
+                            "{:<8} {:<5} {:<12} {:>9} flows: {:>7.1} ns/pkt = {:>6.0} cycles/pkt (table on {})",
+                            topo::mode_name(mode),
+                            fam.name(),
+                            if k == callgrind::Kind::New { "new conn" } else { "established" },
+                            n,
+                            o.ns_per_pkt,
+                            o.ns_per_pkt * hz / 1e9,
+                            o.backing
+                        ),
+                        Err(e) => {
+                            eprintln!("rvs-perf: {e}");
+                            rc = 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    rc
+}
+
+fn run_callgrind(
+    flows: u32,
+    packets: u64,
+    mode: &str,
+    family: &str,
+    len: usize,
+    new: bool,
+    small_pages: bool,
+) -> i32 {
     let (Some(mode), Some(fam)) = (topo::parse_mode(mode), parse_fam(family)) else {
         eprintln!("rvs-perf: unknown mode or family");
         return 2;
     };
-    match callgrind::run(fam, mode, flows, packets, len) {
+    let kind = if new {
+        callgrind::Kind::New
+    } else {
+        callgrind::Kind::Established
+    };
+    match callgrind::run(fam, mode, flows, packets, len, kind, small_pages) {
         Ok(o) => {
             println!(
-                "callgrind: {} packets over {} established connections ({} {}), {} forwarded; natively {:.1} on-CPU ns/packet in process_one (loop with it less loop without)",
+                "callgrind: {} {} packets, {} connections in the table after ({} {}), {} forwarded; table on {} (AnonHugePages {} kB); natively {:.1} on-CPU ns/packet in process_one (loop with it less loop without)",
                 o.packets,
+                if new { "new-connection (SYN)" } else { "established" },
                 o.conns,
                 topo::mode_name(mode),
                 fam.name(),
                 o.forwarded,
+                o.backing,
+                o.anon_huge_kb,
                 o.ns_per_pkt
             );
             i32::from(o.forwarded != o.packets)
@@ -572,10 +705,10 @@ fn print_point(r: &flows::PointResult, base: Baseline) {
         r.gen_cpu_share,
         r.pkts_per_loop,
         r.idle_loop_cycles,
-        if base.swap > 0.0 {
-            format!("{:.2}x", r.capacity_pps / base.swap_cpu())
-        } else {
-            "-".into()
+        match &r.implausible {
+            Some(why) => format!("no ratio ({why})"),
+            None if base.swap > 0.0 => format!("{:.2}x", r.capacity_pps / base.swap_cpu()),
+            None => "-".into(),
         },
         r.busy_cycles_per_pkt,
         r.capacity_pps / 1e6,

@@ -19,6 +19,10 @@ pub struct Baseline {
     pub io_share: Option<f64>,
     /// The same in the 5tswap run.
     pub swap_share: Option<f64>,
+    /// testpmd 5tswap on two looped-back net_ring ports (`--tx-first`).
+    pub swap_ring: f64,
+    /// On-CPU share of its forwarding thread.
+    pub swap_ring_share: Option<f64>,
 }
 
 impl Baseline {
@@ -29,6 +33,10 @@ impl Baseline {
     /// 5tswap packets per on-CPU second.
     pub fn swap_cpu(&self) -> f64 {
         per_cpu(self.swap, self.swap_share)
+    }
+    /// 5tswap on looped-back rings, packets per on-CPU second.
+    pub fn swap_ring_cpu(&self) -> f64 {
+        per_cpu(self.swap_ring, self.swap_ring_share)
     }
 }
 
@@ -52,6 +60,16 @@ pub struct Target {
 
 fn ratio(v: f64, b: f64) -> Option<f64> {
     (b > 0.0).then(|| v / b)
+}
+
+/// The capacity ratio of `r` to baseline `b`, or none when the
+/// measurement is implausible (starved worker, too few loops, idle-poll
+/// cost not sane; see [`crate::flows::plausibility`]).
+fn point_ratio(r: &PointResult, b: f64) -> Option<f64> {
+    r.implausible
+        .is_none()
+        .then(|| ratio(r.capacity_pps, b))
+        .flatten()
 }
 
 fn is_ref(r: &PointResult, kind: Kind) -> bool {
@@ -81,7 +99,7 @@ pub fn targets(res: &[PointResult], base: Baseline) -> Vec<Target> {
     };
     for (n, want) in [(1_000_000u32, 0.5), (1000, 0.8)] {
         let r = est(n);
-        let rt = r.and_then(|r| ratio(r.capacity_pps, base.swap_cpu()));
+        let rt = r.and_then(|r| point_ratio(r, base.swap_cpu()));
         t.push(Target {
             name: format!(
                 "established 64 B NAT {} ≥ {want}× testpmd 5tswap",
@@ -211,6 +229,15 @@ pub fn markdown(res: &[PointResult], base: Baseline, targets: &[Target], header:
         base.io_share.map_or("?".into(), |x| format!("{x:.2}")),
         base.swap_share.map_or("?".into(), |x| format!("{x:.2}")),
     );
+    if base.swap_ring > 0.0 {
+        let _ = writeln!(
+            s,
+            "Second baseline, same run: 5tswap on two looped-back `net_ring` ports (no copy, no generator; `--tx-first`) {:.2} Mpps wall / {:.2} Mpps per CPU-s (CPU share {}).\n",
+            base.swap_ring / 1e6,
+            base.swap_ring_cpu() / 1e6,
+            base.swap_ring_share.map_or("?".into(), |x| format!("{x:.2}")),
+        );
+    }
     let _ = writeln!(
         s,
         "Mpps wall: director RX of the client port per wall-clock second. Mpps/CPU-s: per on-CPU second of the worker thread (schedstat). cycles/pkt: the worker's on-CPU TSC cycles less (polls − packets) × the cost of an empty poll (measured idle before set-up), per packet: an upper bound on its cost. capacity: TSC Hz / cycles/pkt; the ratio to 5tswap uses it against testpmd's packets per on-CPU second. CPU: the worker's and generator's on-CPU share. Saturated: the director's RX ring refused the generator and the worker averaged at least 16 packets per poll (else the worker also spun on empty polls and cycles/packet is an upper bound). pkts/poll: packets per polling iteration (max 64).\n"
@@ -234,7 +261,7 @@ pub fn markdown(res: &[PointResult], base: Baseline, targets: &[Target], header:
             r.busy_cycles_per_pkt,
             if r.saturated { "" } else { " (≤)" },
             r.capacity_pps / 1e6,
-            fmt_opt(ratio(r.capacity_pps, base.swap_cpu()), |x| format!("{x:.2}")),
+            fmt_opt(point_ratio(r, base.swap_cpu()), |x| format!("{x:.2}")),
             r.cpu_share,
             r.gen_cpu_share,
             r.pkts_per_loop,
@@ -248,6 +275,11 @@ pub fn markdown(res: &[PointResult], base: Baseline, targets: &[Target], header:
             r.rss_delta as f64 / 1048576.0,
             bytes_per_conn(r),
         );
+    }
+    for r in res {
+        if let Some(why) = &r.implausible {
+            let _ = writeln!(s, "\nNo ratio for {}: {why}.", r.point.label());
+        }
     }
     let _ = writeln!(s, "\n| target | measured | |\n|---|---|---|");
     for t in targets {
@@ -293,13 +325,15 @@ pub fn json(
     }
     let _ = writeln!(
         s,
-        "  \"baseline\": {{\"testpmd_io_pps\": {}, \"testpmd_5tswap_pps\": {}, \"testpmd_io_cpu_share\": {}, \"testpmd_5tswap_cpu_share\": {}, \"testpmd_io_pps_per_cpu_s\": {}, \"testpmd_5tswap_pps_per_cpu_s\": {}}},",
+        "  \"baseline\": {{\"testpmd_io_pps\": {}, \"testpmd_5tswap_pps\": {}, \"testpmd_io_cpu_share\": {}, \"testpmd_5tswap_cpu_share\": {}, \"testpmd_io_pps_per_cpu_s\": {}, \"testpmd_5tswap_pps_per_cpu_s\": {}, \"testpmd_5tswap_ring_pps\": {}, \"testpmd_5tswap_ring_pps_per_cpu_s\": {}}},",
         jf(base.io),
         jf(base.swap),
         base.io_share.map_or("null".into(), jf),
         base.swap_share.map_or("null".into(), jf),
         jf(base.io_cpu()),
-        jf(base.swap_cpu())
+        jf(base.swap_cpu()),
+        jf(base.swap_ring),
+        jf(base.swap_ring_cpu())
     );
     s.push_str("  \"points\": [\n");
     for (i, r) in res.iter().enumerate() {
@@ -343,8 +377,8 @@ pub fn json(
             jf(r.pps_cpu),
             jf(r.cpu_share),
             jf(r.gen_cpu_share),
-            ratio(r.capacity_pps, base.swap_cpu()).map_or("null".into(), jf),
-            ratio(r.capacity_pps, base.io_cpu()).map_or("null".into(), jf),
+            point_ratio(r, base.swap_cpu()).map_or("null".into(), jf),
+            point_ratio(r, base.io_cpu()).map_or("null".into(), jf),
             jf(r.cycles_per_pkt),
             jf(r.busy_cycles_per_pkt),
             jf(r.capacity_pps),

@@ -53,17 +53,26 @@ pub fn find_testpmd() -> Option<String> {
 
 /// Runs testpmd with `--forward-mode=<mode>` on `vdevs` with its forwarding
 /// core on `fwd_core`, discards `warmup` periods of one second and keeps
-/// `periods` more.
+/// `periods` more. `extra` goes after testpmd's own options (e.g.
+/// `--tx-first` for looped-back ports, which start empty).
 pub fn run(
     mode: &str,
     vdevs: &[String],
+    extra: &[&str],
     fwd_core: usize,
     warmup: usize,
     periods: usize,
 ) -> Result<TestpmdRun, String> {
     let bin = find_testpmd()
         .ok_or("dpdk-testpmd not found (install the `dpdk` package: scripts/setup.sh)")?;
-    let prefix = format!("rvsperf-tp-{}-{}", std::process::id(), mode);
+    let prefix = format!(
+        "rvsperf-tp-{}-{}-{}",
+        std::process::id(),
+        mode,
+        vdevs
+            .first()
+            .map_or("", |v| v.split(',').next().unwrap_or(""))
+    );
     let mut args: Vec<String> = vec![
         "-oL".into(),
         bin,
@@ -95,6 +104,7 @@ pub fn run(
         .iter()
         .map(|s| s.to_string()),
     );
+    args.extend(extra.iter().map(|s| s.to_string()));
     // stdbuf: testpmd's stdout is a pipe here; make it line-buffered so the
     // periodic statistics arrive as they are printed.
     let mut child = Command::new("stdbuf")

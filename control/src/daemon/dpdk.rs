@@ -15,7 +15,7 @@ use crate::ipvsadm::Extra;
 use crate::metrics::{ConnTable, DropCounter, FamilyTable, Handoff, PortCounters};
 use crate::model::{ConnEntry, Forward, Model, Netmask, Protocol, ServiceKey, Stats, Timeouts};
 use dataplane::conn::{FwdMode, Timeouts as ConnTimeouts};
-use dataplane::dpdk::EalArgs;
+use dataplane::dpdk::{Backing, EalArgs};
 use dataplane::neigh::LearnPolicy;
 use dataplane::route::{RouteTable, RouteTableBuilder};
 use dataplane::runtime::{ConnInstaller, SyncEvents};
@@ -325,6 +325,14 @@ impl DpdkDataplane {
             dp.ports = ports.to_vec();
             dp.snapshot(&model)
         })?;
+        for (w, c) in rt.counters().iter().enumerate() {
+            let b = Backing::from_code(c.conn_backing.get());
+            if !b.is_huge() {
+                super::log::log(format!(
+                    "warning: worker {w}: connection tables on 4 KiB pages (no EAL hugepages, transparent huge pages off): expect TLB misses on every lookup of a big table"
+                ));
+            }
+        }
         dp.rt = Some(rt);
         dp.model = model;
         // `dpdk-telemetry.py` (EAL's telemetry socket): rvs's own commands
@@ -730,7 +738,7 @@ impl Dataplane for DpdkDataplane {
             }
             Extra::Workers => {
                 out.push_str(
-                    "Worker   Conns    Capacity  Handoffs-out  Stateless  PMTU-replies  To-kernel  From-kernel  Generation   Conns-v4  Capacity-v4   Conns-v6  Capacity-v6     Reused   Lost\n",
+                    "Worker   Conns    Capacity  Table-mem  Handoffs-out  Stateless  PMTU-replies  To-kernel  From-kernel  Generation   Conns-v4  Capacity-v4   Conns-v6  Capacity-v6     Reused   Lost\n",
                 );
                 for (w, c) in rt.counters().iter().enumerate() {
                     let h: u64 = c.handoff_out.iter().map(|x| x.get()).sum();
@@ -742,10 +750,11 @@ impl Dataplane for DpdkDataplane {
                         .sum();
                     let _ = writeln!(
                         out,
-                        "{:>6} {:>7} {:>11} {:>13} {:>10} {:>13} {:>10} {:>12} {:>11} {:>10} {:>12} {:>10} {:>12} {:>10} {:>6}",
+                        "{:>6} {:>7} {:>11} {:>10} {:>13} {:>10} {:>13} {:>10} {:>12} {:>11} {:>10} {:>12} {:>10} {:>12} {:>10} {:>6}",
                         w,
                         c.conn_entries.get(),
                         c.conn_capacity.get(),
+                        Backing::from_code(c.conn_backing.get()).name(),
                         h,
                         c.stateless_fallbacks.get(),
                         c.pmtu_replies.get(),

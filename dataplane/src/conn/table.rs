@@ -27,6 +27,7 @@
 use core::mem::size_of_val;
 
 use crate::flow::{reduce, Family, FlowKey, HashKey, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
+use crate::mem::{Backing, HugeSlice, TableMem};
 
 use super::record::{Conn, Direction, NewConn, NIL};
 use super::state::{tcp_next_state, TcpDir, TcpState, Timeouts, TCP_STATES};
@@ -222,9 +223,9 @@ fn before(a: u32, b: u32) -> bool {
 /// documentation for the layout.
 #[derive(Debug)]
 pub struct ConnTable<F: Family> {
-    recs: Box<[Conn<F>]>,
-    buckets: Box<[Bucket]>,
-    heads: Box<[u32]>,
+    recs: HugeSlice<Conn<F>>,
+    buckets: HugeSlice<Bucket>,
+    heads: HugeSlice<u32>,
     nbuckets: u32,
     cap: u32,
     slot_mask: u32,
@@ -245,6 +246,13 @@ impl<F: Family> ConnTable<F> {
     /// now. `key` is the process's flow-hash key. The wheel starts at tick
     /// 0; a first `now` far from 0 is fine.
     pub fn new(cfg: &ConnConfig, key: HashKey) -> Result<Self, ConfigError> {
+        Self::with_mem(cfg, key, &TableMem::host())
+    }
+
+    /// [`ConnTable::new`] with the records, index and wheel allocated from
+    /// `mem`: DPDK hugepages, transparent huge pages or ordinary pages, in
+    /// that order of preference ([`ConnTable::backing`] says which).
+    pub fn with_mem(cfg: &ConnConfig, key: HashKey, mem: &TableMem) -> Result<Self, ConfigError> {
         let cap = cfg.capacity;
         if cap == 0 || cap > MAX_CAPACITY {
             return Err(ConfigError::Capacity(cap));
@@ -260,7 +268,7 @@ impl<F: Family> ConnTable<F> {
             return Err(ConfigError::WheelSlots(cfg.wheel_slots));
         };
         let nbuckets = ((u64::from(cap) * 2).div_ceil(7)).max(2) as u32;
-        let mut recs = vec![Conn::<F>::EMPTY; cap as usize].into_boxed_slice();
+        let mut recs = HugeSlice::new(mem, cap as usize, Conn::<F>::EMPTY);
         for (i, r) in recs.iter_mut().enumerate() {
             r.next = if i + 1 < cap as usize {
                 i as u32 + 1
@@ -270,8 +278,8 @@ impl<F: Family> ConnTable<F> {
         }
         let mut t = Self {
             recs,
-            buckets: vec![EMPTY_BUCKET; nbuckets as usize].into_boxed_slice(),
-            heads: vec![NIL; slots as usize + 1].into_boxed_slice(),
+            buckets: HugeSlice::new(mem, nbuckets as usize, EMPTY_BUCKET),
+            heads: HugeSlice::new(mem, slots as usize + 1, NIL),
             nbuckets,
             cap,
             slot_mask: slots - 1,
@@ -331,6 +339,12 @@ impl<F: Family> ConnTable<F> {
     /// construction.
     pub fn memory_bytes(&self) -> usize {
         size_of_val(&*self.recs) + size_of_val(&*self.buckets) + size_of_val(&*self.heads)
+    }
+
+    /// Where the records and the index live (the less huge of the two; the
+    /// wheel is small).
+    pub fn backing(&self) -> Backing {
+        self.recs.backing().min(self.buckets.backing())
     }
 
     /// Number of index buckets.

@@ -13,7 +13,10 @@
 //!   handles handed out once;
 //! - [`Ring`]: typed `rte_ring` producer/consumer handles;
 //! - [`spawn_worker`]: threads pinned with core_affinity and registered with
-//!   `rte_thread_register`.
+//!   `rte_thread_register`;
+//! - [`HugeSlice`]: a fixed array on DPDK hugepages, transparent huge pages
+//!   or ordinary pages ([`TableMem`] says which to try), for tables sized by
+//!   connection count.
 //!
 //! # Shutdown order
 //! Ownership enforces it. Queue handles and worker threads keep their port
@@ -26,6 +29,7 @@
 
 mod eal;
 mod error;
+mod huge;
 mod mbuf;
 mod mempool;
 mod port;
@@ -35,6 +39,7 @@ mod thread;
 
 pub use eal::{tsc, tsc_hz, Eal, EalArgs};
 pub use error::DpdkError;
+pub use huge::{numa_node_of_cpu, Backing, HugeSlice, TableMem};
 pub use mbuf::{Burst, Drain, Mbuf, MAX_BURST};
 pub use mempool::Mempool;
 pub use port::{LinkStatus, Port, PortConfig, PortStats, RxQueue, TxQueue, TxStats};

@@ -303,11 +303,15 @@ impl<F: Family> ConnTable<F> {
         self.timeouts = *t;
         let hz = u64::from(self.tick_hz);
         let conv = |s: u32| (u64::from(s) * hz).min(MAX_TIMEOUT_TICKS) as u32;
-        for (i, s) in t.tcp.iter().enumerate() {
-            self.ticks[i] = conv(*s);
+        for (d, s) in self.ticks.iter_mut().zip(t.tcp.iter()) {
+            *d = conv(*s);
         }
-        self.ticks[T_UDP] = conv(t.udp);
-        self.ticks[T_ICMP] = conv(t.icmp);
+        if let Some(d) = self.ticks.get_mut(T_UDP) {
+            *d = conv(t.udp);
+        }
+        if let Some(d) = self.ticks.get_mut(T_ICMP) {
+            *d = conv(t.icmp);
+        }
     }
 
     /// The timeouts in force (seconds).
@@ -478,10 +482,10 @@ impl<F: Family> ConnTable<F> {
         let Some(bucket) = self.buckets.get_mut(b) else {
             return false;
         };
-        for i in 0..BUCKET_ENTRIES {
-            if bucket.val[i] == NIL {
-                bucket.val[i] = val;
-                bucket.sig[i] = sig;
+        for (v, s) in bucket.val.iter_mut().zip(bucket.sig.iter_mut()) {
+            if *v == NIL {
+                *v = val;
+                *s = sig;
                 return true;
             }
         }
@@ -492,10 +496,10 @@ impl<F: Family> ConnTable<F> {
         let (b1, b2, _) = self.candidates(h);
         for b in [b1, b2] {
             if let Some(bucket) = self.buckets.get_mut(b) {
-                for i in 0..BUCKET_ENTRIES {
-                    if bucket.val[i] == val {
-                        bucket.val[i] = NIL;
-                        bucket.sig[i] = 0;
+                for (v, s) in bucket.val.iter_mut().zip(bucket.sig.iter_mut()) {
+                    if *v == val {
+                        *v = NIL;
+                        *s = 0;
                         return;
                     }
                 }
@@ -549,7 +553,9 @@ impl<F: Family> ConnTable<F> {
         if head != NIL {
             self.set_prev(head, r);
         }
-        self.heads[list as usize] = r;
+        if let Some(h) = self.heads.get_mut(list as usize) {
+            *h = r;
+        }
     }
 
     /// File live record `r` in the wheel for expiry tick `e`.
@@ -565,10 +571,13 @@ impl<F: Family> ConnTable<F> {
     #[inline]
     fn timeout_ticks(&self, c: &Conn<F>) -> u32 {
         match c.proto {
-            IPPROTO_TCP => self.ticks[(c.tcp_state() as usize) % TCP_STATES],
-            IPPROTO_ICMP | IPPROTO_ICMPV6 => self.ticks[T_ICMP],
-            _ => self.ticks[T_UDP],
+            IPPROTO_TCP => self.ticks.get(c.tcp_state() as usize),
+            IPPROTO_ICMP | IPPROTO_ICMPV6 => self.ticks.get(T_ICMP),
+            _ => self.ticks.get(T_UDP),
         }
+        // the array holds every TCP state plus UDP and ICMP
+        .copied()
+        .unwrap_or(0)
     }
 
     /// Set the expiry of live record `r`: lazily when later than before,
@@ -844,4 +853,5 @@ impl<F: Family> ConnTable<F> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests may index
 mod tests;

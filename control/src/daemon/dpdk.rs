@@ -477,6 +477,7 @@ impl DpdkDataplane {
                 sorry_fwd,
                 laddrs: s.laddrs.iter().map(|l| l.addr).collect(),
                 stateless,
+                passive_check: false,
             });
         }
         b.build().map_err(|e| e.to_string())

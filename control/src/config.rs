@@ -1267,6 +1267,7 @@ impl Config {
             laddrs,
             reals,
             origin: Origin::Config,
+            passive_check: s.health.as_ref().is_some_and(|h| h.passive_check),
             ..Service::new(key)
         })
     }

@@ -477,7 +477,7 @@ impl DpdkDataplane {
                 sorry_fwd,
                 laddrs: s.laddrs.iter().map(|l| l.addr).collect(),
                 stateless,
-                passive_check: false,
+                passive_check: s.passive_check,
             });
         }
         b.build().map_err(|e| e.to_string())
@@ -850,6 +850,32 @@ impl Dataplane for DpdkDataplane {
 
     fn sync_events(&self) -> Option<Arc<SyncEvents>> {
         self.rt().map(|r| r.sync_events())
+    }
+
+    fn passive_events(&mut self) -> Vec<(ServiceKey, SocketAddr, &'static str)> {
+        let Some(ev) = self.rt().map(|r| r.sync_events()) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        while let Some((svc, rs, why)) = ev.passive.pop() {
+            let Some(key) = self
+                .svc_ids
+                .iter()
+                .find(|(_, v)| **v == svc)
+                .map(|(k, _)| *k)
+            else {
+                continue;
+            };
+            let addr = self
+                .real_ids
+                .iter()
+                .find(|((k, _), v)| *k == key && v.0 == rs)
+                .map(|((_, a), _)| *a);
+            if let Some(a) = addr {
+                out.push((key, a, why.reason()));
+            }
+        }
+        out
     }
 
     fn installer(&self) -> Option<ConnInstaller> {

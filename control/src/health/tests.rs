@@ -1079,3 +1079,77 @@ fn passive_verdict_without_active_checks_lifts_after_recover() {
     );
     assert!(h.real(0, 0).unwrap().up);
 }
+
+fn passive_config(health: &str) -> String {
+    format!(
+        r#"
+[eal]
+cores = [0, 1]
+[[port]]
+name = "d0"
+device = "net_null0"
+addresses = ["198.18.0.1/24"]
+[dataplane]
+workers = 1
+conn_table_size = 1024
+[control]
+socket = "/tmp/unused.sock"
+[[service]]
+protocol = "tcp"
+address = "198.18.0.100:80"
+forward = "masq"
+[service.health]
+{health}
+  [[service.real]]
+  address = "198.19.0.2:8080"
+"#
+    )
+}
+
+#[test]
+fn passive_settings_are_validated_and_reach_the_plan_and_model() {
+    let text = passive_config(
+        "passive_check = true\npassive_fail_threshold = 5\npassive_window = 2\npassive_recover = 60",
+    );
+    let cfg = crate::config::parse(&text, "rvs.toml").expect("valid");
+    let plan = super::config::plan(&cfg);
+    assert_eq!(
+        plan.services[0].passive,
+        Some(PassivePlan {
+            threshold: 5,
+            window: Duration::from_secs(2),
+            recover: Duration::from_secs(60),
+        })
+    );
+    // a real server without active checks is still watched passively
+    assert_eq!(plan.services[0].reals.len(), 1);
+    assert!(cfg.to_model().services[0].passive_check);
+    // off by default
+    let cfg = crate::config::parse(&passive_config(""), "rvs.toml").expect("valid");
+    let plan = super::config::plan(&cfg);
+    assert!(plan
+        .services
+        .iter()
+        .all(|s| s.passive.is_none() && s.reals.is_empty()));
+    assert!(!cfg.to_model().services[0].passive_check);
+    for (health, field) in [
+        (
+            "passive_check = true\npassive_fail_threshold = 0",
+            "service[0].health.passive_fail_threshold",
+        ),
+        (
+            "passive_check = true\npassive_window = 0.5",
+            "service[0].health.passive_window",
+        ),
+        (
+            "passive_check = true\npassive_recover = -1",
+            "service[0].health.passive_recover",
+        ),
+        ("passive_window = 5", "service[0].health.passive_window"),
+    ] {
+        let e = crate::config::parse(&passive_config(health), "rvs.toml")
+            .expect_err(health)
+            .to_string();
+        assert!(e.contains(field), "{health}: {e}");
+    }
+}

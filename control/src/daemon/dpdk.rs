@@ -624,6 +624,13 @@ impl Dataplane for DpdkDataplane {
                 .filter(|(name, _)| !relayed.iter().any(|r| r.0 == *name))
                 .chain(relayed)
             {
+                // passive reports are lost on the worker's ring or on the
+                // relay's queue to control: one count for both
+                let n = if what == Loss::PassiveEvent.name() {
+                    n + relay.get(w as usize, Loss::PassiveEvent)
+                } else {
+                    n
+                };
                 st.losses.push(DropCounter {
                     reason: what.to_string(),
                     worker: w,

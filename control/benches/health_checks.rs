@@ -146,6 +146,7 @@ fn main() {
             quorum_down: None,
             sorry: None,
             reals: Vec::new(),
+            passive: None,
         };
         for i in s * per..((s + 1) * per).min(reals) {
             let target: SocketAddr = SocketAddr::new([127, 0, 0, 1].into(), ports[i % LISTENERS]);

@@ -1390,6 +1390,7 @@ impl Config {
             laddrs,
             reals,
             origin: Origin::Config,
+            passive_check: s.health.as_ref().is_some_and(|h| h.passive_check),
             ..Service::new(key)
         })
     }

@@ -372,6 +372,9 @@ pub struct Service {
     pub rates: Rates,
     /// Who made it (the config file or rvsadm).
     pub origin: Origin,
+    /// Passive health checking on the dataplane (`[service.health]`
+    /// `passive_check`).
+    pub passive_check: bool,
 }
 
 impl Service {
@@ -390,6 +393,7 @@ impl Service {
             stats: Stats::default(),
             rates: Rates::default(),
             origin: Origin::default(),
+            passive_check: false,
         }
     }
 
@@ -618,6 +622,7 @@ impl Model {
             stats: old.stats,
             rates: old.rates,
             origin: old.origin,
+            passive_check: old.passive_check,
             ..Service::new(spec.key)
         };
         Self::check_service_fields(spec, &mut s)?;

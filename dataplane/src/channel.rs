@@ -100,6 +100,10 @@ pub struct SyncEvents {
     pub queue: ArrayQueue<SyncConn>,
     /// Connections lost because the queue was full.
     pub overflow: AtomicU64,
+    /// Passive health-check failures (service id, real-server id, why)
+    /// for control's health state; losses are counted in the relay's
+    /// `lost_passive_event`.
+    pub passive: ArrayQueue<(u16, u32, crate::pipeline::PassiveWhy)>,
 }
 
 impl SyncEvents {
@@ -108,6 +112,7 @@ impl SyncEvents {
         SyncEvents {
             queue: ArrayQueue::new(n.max(1)),
             overflow: AtomicU64::new(0),
+            passive: ArrayQueue::new(4096),
         }
     }
 }

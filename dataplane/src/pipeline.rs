@@ -11,7 +11,7 @@
 use crate::buf::PacketBuf;
 use crate::conn::{
     Activity, ConnConfig, ConnTable, Direction as ConnDir, FwdMode, InsertError, NewConn,
-    RecordIdx, Timeouts,
+    RecordIdx, TcpState, Timeouts,
 };
 use crate::flow::{Family, FlowKey, HashKey, Ownership, IPPROTO_TCP, V4, V6};
 use crate::forward::{self, Direction, Endpoint, ForwardError, L2Out, Mode, TunParams, Verdict};
@@ -76,6 +76,99 @@ pub enum Event {
     /// Connection sync (only while the snapshot enables it): a connection
     /// to send to the backup, by IPVS's threshold/period rules.
     Sync(SyncConn),
+    /// Passive health checking (only for services with
+    /// [`Service::passive_check`]): a real server failed a connection's
+    /// handshake. At most one per real server per second per worker; the
+    /// rest are counted in `passive_suppressed`.
+    PassiveFail {
+        /// Service id.
+        svc: u16,
+        /// Real-server id.
+        rs: u32,
+        /// What was seen.
+        why: PassiveWhy,
+    },
+}
+
+/// What a passive health check saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassiveWhy {
+    /// The real server answered the client's SYN with RST (NAT, FullNAT:
+    /// the director sees replies).
+    RstToSyn,
+    /// The connection expired in the handshake (SYN_RECV/SYN_SENT) with
+    /// no reply from the real server ever seen.
+    SynTimeout,
+}
+
+impl PassiveWhy {
+    /// The reason an operator listing shows.
+    pub fn reason(self) -> &'static str {
+        match self {
+            PassiveWhy::RstToSyn => "passive: RST to SYN",
+            PassiveWhy::SynTimeout => "passive: SYN timeout",
+        }
+    }
+}
+
+/// Slots of the per-worker passive-report rate limiter (direct-mapped by
+/// service and real server; a collision only lets one more report through).
+const PASSIVE_SLOTS: usize = 256;
+
+/// Per-worker rate limiter of [`Event::PassiveFail`]: at most one report
+/// per real server per second. Preallocated; nothing allocates on the
+/// packet path.
+struct PassiveLimiter {
+    /// (service << 32 | real server, tick of the last report); key
+    /// `u64::MAX` is empty.
+    slots: Box<[(u64, u32)]>,
+}
+
+impl PassiveLimiter {
+    fn new() -> Self {
+        PassiveLimiter {
+            slots: vec![(u64::MAX, 0); PASSIVE_SLOTS].into_boxed_slice(),
+        }
+    }
+
+    /// Whether a report for (`svc`, `rs`) at `tick` may go out (and
+    /// records it if so).
+    #[inline]
+    fn allow(&mut self, svc: u16, rs: u32, tick: u32) -> bool {
+        let key = (u64::from(svc) << 32) | u64::from(rs);
+        let h = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize;
+        let Some(slot) = self.slots.get_mut(h % PASSIVE_SLOTS) else {
+            return false;
+        };
+        if slot.0 == key && slot.1 == tick {
+            return false;
+        }
+        *slot = (key, tick);
+        true
+    }
+}
+
+/// Reports a passive failure for (`svc`, `rs`) if the service wants it
+/// and the limiter lets it through; counted either way.
+#[inline]
+fn passive_fail<B>(
+    snap: &Snapshot,
+    lim: &mut PassiveLimiter,
+    counters: &WorkerCounters,
+    ev: (u16, u32, PassiveWhy),
+    tick: u32,
+    sink: &mut impl Sink<B>,
+) {
+    let (svc, rs, why) = ev;
+    if !snap.service(svc).is_some_and(|s| s.passive_check) {
+        return;
+    }
+    if lim.allow(svc, rs, tick) {
+        counters.passive_reported.inc();
+        sink.event(Event::PassiveFail { svc, rs, why });
+    } else {
+        counters.passive_suppressed.inc();
+    }
 }
 
 /// Why [`Pipeline::install_conn`] did not install a synced connection.
@@ -260,6 +353,7 @@ struct State {
     /// Token bucket for the exception path (packets to the kernel).
     kernel_tokens: u32,
     kernel_rate: u32,
+    passive: PassiveLimiter,
 }
 
 /// One worker's packet path.
@@ -349,6 +443,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 now_ns: 0,
                 kernel_tokens: cfg.kernel_pps,
                 kernel_rate: cfg.kernel_pps,
+                passive: PassiveLimiter::new(),
             },
             neigh,
             snap: snap.clone(),
@@ -600,10 +695,17 @@ impl<B: PacketBuf> Pipeline<B> {
         let tick = (now_ns / NS) as u32;
         let snap = &*self.snap;
         let st = &mut self.st;
+        let (lim, counters) = (&mut st.passive, &*st.counters);
         st.conns4.expire(tick, budget, |_, c| {
+            if let Some(ev) = syn_timeout(c) {
+                passive_fail(snap, lim, counters, ev, tick, sink);
+            }
             unbind(snap, c.svc(), c.rs(), c.is_active())
         });
         st.conns6.expire(tick, budget, |_, c| {
+            if let Some(ev) = syn_timeout(c) {
+                passive_fail(snap, lim, counters, ev, tick, sink);
+            }
             unbind(snap, c.svc(), c.rs(), c.is_active())
         });
         st.frags.expire(now_ns);
@@ -911,10 +1013,21 @@ impl<B: PacketBuf> Pipeline<B> {
                     .then(|| Endpoint::new(F::to_ip(c.local()), c.lport())),
             };
             let (svc_id, rs) = (c.svc(), c.rs());
+            let prev = c.tcp_state();
             if !icmp_error {
                 if proto == IPPROTO_TCP {
                     if let Some(ch) = table.update_state(idx, meta.tcp_flags, dir, tick) {
                         activity(snap, svc_id, rs, ch.activity);
+                    }
+                    // Passive check: the server's answer to the client's
+                    // SYN (the connection still in SYN_RECV) is a RST.
+                    if dir == ConnDir::Out
+                        && meta.tcp_flags & TCP_RST != 0
+                        && prev == TcpState::SynRecv
+                    {
+                        let ev = (svc_id, rs, PassiveWhy::RstToSyn);
+                        let (lim, counters) = (&mut self.st.passive, &*self.st.counters);
+                        passive_fail(snap, lim, counters, ev, tick, sink);
                     }
                 } else {
                     table.touch(idx, tick);
@@ -1402,6 +1515,15 @@ fn activity(snap: &Snapshot, svc: u16, rs: u32, a: Activity) {
             Activity::Unchanged => {}
         }
     }
+}
+
+/// A TCP connection that expires in the handshake without the real
+/// server ever having answered (no reply seen: always so for DR/TUN,
+/// where the director sees none) is a passive SYN-timeout failure.
+#[inline]
+fn syn_timeout<F: Family>(c: &crate::conn::Conn<F>) -> Option<(u16, u32, PassiveWhy)> {
+    (c.is_tcp() && matches!(c.tcp_state(), TcpState::SynRecv | TcpState::SynSent) && c.no_output())
+        .then(|| (c.svc(), c.rs(), PassiveWhy::SynTimeout))
 }
 
 fn unbind(snap: &Snapshot, svc: u16, rs: u32, active: bool) {

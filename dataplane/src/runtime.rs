@@ -455,6 +455,12 @@ pub fn relay_once(chans: &[Channels], sync: &SyncEvents, lost: &RelayCounters) {
                     }
                     continue;
                 }
+                Event::PassiveFail { svc, rs, why } => {
+                    if sync.passive.push((svc, rs, why)).is_err() {
+                        lost.lose(i, Loss::PassiveEvent);
+                    }
+                    continue;
+                }
                 Event::NeighLearned { .. } => Loss::NeighRelay,
                 Event::Template { .. } => Loss::TemplateRelay,
             };
@@ -465,7 +471,7 @@ pub fn relay_once(chans: &[Channels], sync: &SyncEvents, lost: &RelayCounters) {
                 let cmd = match ev {
                     Event::NeighLearned { ip, port, mac } => Command::Relayed { ip, port, mac },
                     Event::Template { svc, client, rs } => Command::Template { svc, client, rs },
-                    Event::Sync(_) => continue,
+                    Event::Sync(_) | Event::PassiveFail { .. } => continue,
                 };
                 if other.commands.push(cmd).is_err() {
                     lost.lose(j, what);

@@ -86,6 +86,10 @@ pub struct Service {
     /// connection table full (forwarded statelessly, Maglev's behaviour);
     /// `None` uses the service's own scheduler.
     pub stateless: Option<ServiceSched>,
+    /// Passive health checking (DPVS's `dest-check`): report a real
+    /// server that answers a SYN with RST, or lets a connection expire in
+    /// the handshake, to control as [`crate::pipeline::Event::PassiveFail`].
+    pub passive_check: bool,
 }
 
 impl Service {

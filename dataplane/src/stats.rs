@@ -231,11 +231,14 @@ pub enum Loss {
     NeighRelay,
     /// A template another worker created, not relayed to this worker.
     TemplateRelay,
+    /// A passive health-check failure not reported (worker → control ring
+    /// full, or the relay's queue to control full).
+    PassiveEvent,
 }
 
 impl Loss {
     /// Every kind, in index order.
-    pub const ALL: [Loss; 7] = [
+    pub const ALL: [Loss; 8] = [
         Loss::NeighEvent,
         Loss::TemplateEvent,
         Loss::SyncEvent,
@@ -243,6 +246,7 @@ impl Loss {
         Loss::SyncInstall,
         Loss::NeighRelay,
         Loss::TemplateRelay,
+        Loss::PassiveEvent,
     ];
     /// Number of kinds.
     pub const COUNT: usize = Self::ALL.len();
@@ -257,6 +261,7 @@ impl Loss {
             Loss::SyncInstall => "lost_sync_install",
             Loss::NeighRelay => "lost_neigh_relay",
             Loss::TemplateRelay => "lost_template_relay",
+            Loss::PassiveEvent => "lost_passive_event",
         }
     }
 
@@ -359,6 +364,11 @@ pub struct WorkerCounters {
     /// ARP/ND frames (and relayed answers) that changed the neighbour
     /// table: an entry created, resolved or given a new MAC.
     pub neigh_changes: Counter,
+    /// Passive health-check failures reported to control.
+    pub passive_reported: Counter,
+    /// Passive health-check failures not reported because the same real
+    /// server was reported by this worker less than a second before.
+    pub passive_suppressed: Counter,
 }
 
 fn boxed<T: Default>(n: usize) -> Box<[T]> {
@@ -395,6 +405,8 @@ impl WorkerCounters {
             conn_capacity_v4: Counter::default(),
             conn_capacity_v6: Counter::default(),
             neigh_changes: Counter::default(),
+            passive_reported: Counter::default(),
+            passive_suppressed: Counter::default(),
         }
     }
 

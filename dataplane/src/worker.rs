@@ -133,6 +133,7 @@ pub fn push_event(events: &ArrayQueue<Event>, counters: &WorkerCounters, ev: Eve
             Event::NeighLearned { .. } => Loss::NeighEvent,
             Event::Template { .. } => Loss::TemplateEvent,
             Event::Sync(_) => Loss::SyncEvent,
+            Event::PassiveFail { .. } => Loss::PassiveEvent,
         });
     }
 }

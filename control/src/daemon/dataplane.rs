@@ -148,6 +148,12 @@ pub trait Dataplane: Send {
         None
     }
 
+    /// Passive health-check failures the workers reported since the last
+    /// call: (service, real server, reason).
+    fn passive_events(&mut self) -> Vec<(ServiceKey, SocketAddr, &'static str)> {
+        Vec::new()
+    }
+
     /// A handle that installs synced connections on the workers, if any.
     fn installer(&self) -> Option<ConnInstaller> {
         None

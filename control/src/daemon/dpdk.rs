@@ -490,6 +490,7 @@ impl DpdkDataplane {
                 sorry_fwd,
                 laddrs: s.laddrs.iter().map(|l| l.addr).collect(),
                 stateless,
+                passive_check: s.passive_check,
             });
         }
         b.build().map_err(|e| e.to_string())
@@ -636,6 +637,13 @@ impl Dataplane for DpdkDataplane {
                 .filter(|(name, _)| !relayed.iter().any(|r| r.0 == *name))
                 .chain(relayed)
             {
+                // passive reports are lost on the worker's ring or on the
+                // relay's queue to control: one count for both
+                let n = if what == Loss::PassiveEvent.name() {
+                    n + relay.get(w as usize, Loss::PassiveEvent)
+                } else {
+                    n
+                };
                 st.losses.push(DropCounter {
                     reason: what.to_string(),
                     worker: w,
@@ -863,6 +871,32 @@ impl Dataplane for DpdkDataplane {
 
     fn sync_events(&self) -> Option<Arc<SyncEvents>> {
         self.rt().map(|r| r.sync_events())
+    }
+
+    fn passive_events(&mut self) -> Vec<(ServiceKey, SocketAddr, &'static str)> {
+        let Some(ev) = self.rt().map(|r| r.sync_events()) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        while let Some((svc, rs, why)) = ev.passive.pop() {
+            let Some(key) = self
+                .svc_ids
+                .iter()
+                .find(|(_, v)| **v == svc)
+                .map(|(k, _)| *k)
+            else {
+                continue;
+            };
+            let addr = self
+                .real_ids
+                .iter()
+                .find(|((k, _), v)| *k == key && v.0 == rs)
+                .map(|((_, a), _)| *a);
+            if let Some(a) = addr {
+                out.push((key, a, why.reason()));
+            }
+        }
+        out
     }
 
     fn installer(&self) -> Option<ConnInstaller> {

@@ -37,6 +37,8 @@ pub struct MockState {
     pub conns: Vec<ConnEntry>,
     /// Whether `shutdown` was called.
     pub shut_down: bool,
+    /// Passive failures `passive_events` hands out (then forgets).
+    pub passive: Vec<(ServiceKey, std::net::SocketAddr, &'static str)>,
 }
 
 /// Shared access to a [`MockDataplane`]'s state.
@@ -123,6 +125,10 @@ fn zero_stats(s: &mut Stats) {
 }
 
 impl Dataplane for MockDataplane {
+    fn passive_events(&mut self) -> Vec<(ServiceKey, std::net::SocketAddr, &'static str)> {
+        std::mem::take(&mut self.state.lock().passive)
+    }
+
     fn apply(&mut self, model: &Model) -> Result<(), String> {
         let n = {
             let mut st = self.state.lock();

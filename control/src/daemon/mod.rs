@@ -385,12 +385,40 @@ impl Daemon {
     /// edits of IPVS), through the same path as an `rvsadm -e`.
     pub fn on_health(&mut self, r: &Report) {
         let changes = self.health.on_report(r);
+        self.publish_health(&changes);
+    }
+
+    /// Folds in the passive failures the dataplane reported and puts back
+    /// passively failed servers without active checks after
+    /// `passive_recover`; verdict changes go the way of
+    /// [`Daemon::on_health`]'s.
+    pub fn poll_passive(&mut self) {
+        let now = std::time::SystemTime::now();
+        let mut changes = self.health.passive_recover(now);
+        for (key, addr, why) in self.dp.passive_events() {
+            let plan = self.health.plan();
+            let Some(si) = plan.services.iter().position(|s| s.key == Some(key)) else {
+                continue;
+            };
+            let Some(ri) = plan.services[si]
+                .reals
+                .iter()
+                .position(|r| r.template.addr == addr)
+            else {
+                continue;
+            };
+            changes.extend(self.health.on_passive(si, ri, why, now));
+        }
+        self.publish_health(&changes);
+    }
+
+    fn publish_health(&mut self, changes: &[health::Transition]) {
         if changes.is_empty() {
             return;
         }
         let mut next = self.model.clone();
         let mut done = Vec::new();
-        for t in &changes {
+        for t in changes {
             log::log(self.health.describe(t));
             self.health.notify(t);
             if !done.contains(&t.svc()) {

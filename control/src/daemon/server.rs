@@ -236,6 +236,7 @@ fn main_loop(daemon: &mut Daemon, rx: &Receiver<Event>) {
         let now = Instant::now();
         if now >= next_tick {
             daemon.sample_rates();
+            daemon.poll_passive();
             next_tick += est::INTERVAL;
             if next_tick <= now {
                 next_tick = now + est::INTERVAL; // we were stalled; skip ahead

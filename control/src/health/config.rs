@@ -19,7 +19,7 @@
 //!
 //! Durations are seconds (integer or decimal). Defaults are keepalived's.
 
-use super::{CheckKind, CheckSpec, Plan, RealPlan, ServicePlan};
+use super::{CheckKind, CheckSpec, PassivePlan, Plan, RealPlan, ServicePlan};
 use crate::config::{Config, ConfigError, RealConf, ServiceConf};
 use crate::model::{Model, MAX_WEIGHT};
 use serde::Deserialize;
@@ -78,6 +78,21 @@ pub struct ServiceHealthConf {
     /// so it is never in the pool to be inhibited.
     #[serde(default)]
     pub sorry_server_inhibit: bool,
+    /// Passive checking (DPVS's `dest-check`): the dataplane reports real
+    /// servers that answer SYNs with RST or not at all (off).
+    #[serde(default)]
+    pub passive_check: bool,
+    /// Passive failures within `passive_window` that mark a server down (3).
+    #[serde(default)]
+    pub passive_fail_threshold: Option<i64>,
+    /// Seconds over which passive failures are counted (10).
+    #[serde(default)]
+    pub passive_window: Option<Secs>,
+    /// Seconds after which a server marked down passively and without
+    /// active checks is put back (30); with active checks, only their
+    /// success brings it back.
+    #[serde(default)]
+    pub passive_recover: Option<Secs>,
 }
 
 /// `[service.real.health]`: keepalived's real_server options.
@@ -280,7 +295,40 @@ fn build(cfg: &Config, model: &Model, e: &mut Errs<'_>) -> Plan {
                 format!("must be below the quorum {quorum}, not {hysteresis}"),
             );
         }
+        let passive = if h.passive_check {
+            let threshold = e.int(
+                format!("{hf}.passive_fail_threshold"),
+                h.passive_fail_threshold,
+                3,
+                1,
+                i64::from(u32::MAX),
+            );
+            let window = e.secs(format!("{hf}.passive_window"), h.passive_window, 10.0, 1.0);
+            let recover = e.secs(
+                format!("{hf}.passive_recover"),
+                h.passive_recover,
+                30.0,
+                1.0,
+            );
+            Some(PassivePlan {
+                threshold: threshold as u32,
+                window,
+                recover,
+            })
+        } else {
+            for (name, set) in [
+                ("passive_fail_threshold", h.passive_fail_threshold.is_some()),
+                ("passive_window", h.passive_window.is_some()),
+                ("passive_recover", h.passive_recover.is_some()),
+            ] {
+                if set {
+                    e.push(format!("{hf}.{name}"), "needs passive_check = true");
+                }
+            }
+            None
+        };
         let mut sp = ServicePlan {
+            passive,
             key: built.map(|b| b.key),
             alpha: h.alpha,
             omega: h.omega,
@@ -296,7 +344,7 @@ fn build(cfg: &Config, model: &Model, e: &mut Errs<'_>) -> Plan {
             let rs = built.and_then(|b| {
                 crate::config::real_addr_of(r, b.key.addr).and_then(|a| b.real(a).cloned())
             });
-            if let Some(rp) = real_plan(r, &rf, &h, svc_delay, rs, e) {
+            if let Some(rp) = real_plan(r, &rf, &h, svc_delay, rs, passive.is_some(), e) {
                 sp.reals.push(rp);
             }
         }
@@ -326,6 +374,7 @@ fn real_plan(
     h: &ServiceHealthConf,
     svc_delay: Duration,
     rs: Option<crate::model::RealServer>,
+    passive: bool,
     e: &mut Errs<'_>,
 ) -> Option<RealPlan> {
     let rh = r.health.clone().unwrap_or_default();
@@ -343,7 +392,7 @@ fn real_plan(
         }
     }
     let rs = rs?;
-    if checks.is_empty() {
+    if checks.is_empty() && !passive {
         return None;
     }
     Some(RealPlan {

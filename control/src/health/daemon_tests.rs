@@ -120,3 +120,57 @@ fn a_failed_check_is_published_listed_and_survives_a_reload() {
     drop(up);
     d.shutdown();
 }
+
+#[test]
+fn passive_failures_reported_by_the_dataplane_mark_down_until_a_check_passes() {
+    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = up.local_addr().unwrap().port();
+    // a long delay_loop: the active check would not see a failure soon
+    let text = config_text(port, port).replace(
+        "delay_loop = 0.1",
+        "delay_loop = 3600\npassive_check = true\npassive_fail_threshold = 2",
+    );
+    let cfg = config::parse(&text, "t.toml").unwrap();
+    let mock = MockDataplane::from_config(&cfg);
+    let h = mock.handle();
+    let mut d = Daemon::start(Path::new("/nonexistent.toml"), cfg, Box::new(mock)).unwrap();
+    assert!(h.lock().applied.last().unwrap().services[0].passive_check);
+    let key = d.model().services[0].key;
+    let rs: std::net::SocketAddr = "198.19.0.3:8080".parse().unwrap();
+    h.lock().passive.push((key, rs, "passive: RST to SYN"));
+    d.poll_passive();
+    assert_eq!(d.model().services[0].reals.len(), 2, "below the threshold");
+    h.lock().passive.push((key, rs, "passive: RST to SYN"));
+    d.poll_passive();
+    let reals: Vec<String> = d.model().services[0]
+        .reals
+        .iter()
+        .map(|r| r.addr.to_string())
+        .collect();
+    assert_eq!(reals, ["198.19.0.2:8080"]);
+    let last = h.lock().applied.last().cloned().unwrap();
+    assert_eq!(last.services[0].reals.len(), 1);
+    let health = ask(&mut d, &["--health"]);
+    assert!(health.contains("-> 198.19.0.3:8080 DOWN"), "{health}");
+    assert!(health.contains("passive: RST to SYN"), "{health}");
+    // the active check's success brings it back
+    let ok = Report {
+        generation: d.health().generation(),
+        id: crate::health::CheckId {
+            svc: 0,
+            real: 1,
+            check: 0,
+        },
+        outcome: crate::health::probe::Outcome {
+            ok: true,
+            reason: "connected".into(),
+            weight: None,
+        },
+        changed: None,
+        at: std::time::SystemTime::now(),
+    };
+    d.on_health(&ok);
+    assert_eq!(d.model().services[0].reals.len(), 2);
+    drop(up);
+    d.shutdown();
+}

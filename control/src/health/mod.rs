@@ -147,6 +147,20 @@ pub struct ServicePlan {
     pub sorry: Option<SocketAddr>,
     /// Real servers with checks.
     pub reals: Vec<RealPlan>,
+    /// Passive checking (None: off).
+    pub passive: Option<PassivePlan>,
+}
+
+/// A service's passive-check settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassivePlan {
+    /// Failures within `window` that mark a server down.
+    pub threshold: u32,
+    /// The window.
+    pub window: Duration,
+    /// A server without active checks comes back this long after a
+    /// passive verdict.
+    pub recover: Duration,
 }
 
 /// Every check rvsd runs.
@@ -309,6 +323,11 @@ pub struct RealState {
     pub changed_at: Option<SystemTime>,
     /// Why it last changed.
     pub reason: String,
+    /// Down by a passive verdict, until an active check passes (or, with
+    /// no active checks, `passive_recover` has passed).
+    pub passive_down: bool,
+    /// Recent passive failures (within the service's window).
+    pub passive_fails: std::collections::VecDeque<SystemTime>,
 }
 
 /// A verdict that changed, for the log and the notify scripts.
@@ -427,6 +446,8 @@ impl Health {
                         } else {
                             "alpha: down until checked".into()
                         },
+                        passive_down: false,
+                        passive_fails: Default::default(),
                     })
                     .collect(),
             );
@@ -539,9 +560,14 @@ impl Health {
                 cs.transitions += 1;
             }
         }
-        let all_up = self.checks[svc][real].iter().all(|c| c.up);
         let plan = &self.plan.services[svc].reals[real];
         let rs = &mut self.reals[svc][real];
+        // a passive verdict holds until an active check passes
+        if rs.passive_down && r.outcome.ok {
+            rs.passive_down = false;
+            rs.passive_fails.clear();
+        }
+        let all_up = !rs.passive_down && self.checks[svc][real].iter().all(|c| c.up);
         if let (true, Some(w)) = (r.outcome.ok, r.outcome.weight) {
             if w != rs.weight {
                 rs.weight = w;
@@ -581,6 +607,97 @@ impl Health {
             let s = &self.plan.services[svc];
             if let Some(up) = self.quorum[svc].eval(w, s.quorum, s.hysteresis) {
                 out.push(Transition::Quorum { svc, up });
+            }
+        }
+        out
+    }
+
+    /// Folds in one passive failure the dataplane saw for real server
+    /// `real` of service `svc` at `at`; at `passive_fail_threshold`
+    /// failures within `passive_window` the server goes down exactly as
+    /// by a failed active check.
+    pub fn on_passive(
+        &mut self,
+        svc: usize,
+        real: usize,
+        why: &str,
+        at: SystemTime,
+    ) -> Vec<Transition> {
+        let mut out = Vec::new();
+        let Some(pp) = self.plan.services.get(svc).and_then(|s| s.passive) else {
+            return out;
+        };
+        let Some(rs) = self.reals.get_mut(svc).and_then(|x| x.get_mut(real)) else {
+            return out;
+        };
+        rs.passive_fails.push_back(at);
+        while let Some(&t) = rs.passive_fails.front() {
+            match at.duration_since(t) {
+                Ok(d) if d > pp.window => {
+                    rs.passive_fails.pop_front();
+                }
+                _ => break,
+            }
+        }
+        if !rs.up || (rs.passive_fails.len() as u64) < u64::from(pp.threshold) {
+            return out;
+        }
+        rs.up = false;
+        rs.passive_down = true;
+        rs.changed_at = Some(at);
+        rs.reason = why.to_string();
+        out.push(Transition::Real {
+            svc,
+            real,
+            up: false,
+        });
+        let w = self.alive_weight(svc);
+        let s = &self.plan.services[svc];
+        if let Some(up) = self.quorum[svc].eval(w, s.quorum, s.hysteresis) {
+            out.push(Transition::Quorum { svc, up });
+        }
+        out
+    }
+
+    /// Puts back the real servers that a passive verdict took down and
+    /// that have no active check to bring them back, `passive_recover`
+    /// after the verdict.
+    pub fn passive_recover(&mut self, now: SystemTime) -> Vec<Transition> {
+        let mut out = Vec::new();
+        for svc in 0..self.plan.services.len() {
+            let Some(pp) = self.plan.services[svc].passive else {
+                continue;
+            };
+            let mut changed = false;
+            for real in 0..self.reals[svc].len() {
+                if !self.plan.services[svc].reals[real].checks.is_empty() {
+                    continue;
+                }
+                let rs = &mut self.reals[svc][real];
+                let due = rs
+                    .changed_at
+                    .and_then(|c| now.duration_since(c).ok())
+                    .is_some_and(|d| d >= pp.recover);
+                if rs.passive_down && due {
+                    rs.passive_down = false;
+                    rs.passive_fails.clear();
+                    rs.up = true;
+                    rs.changed_at = Some(now);
+                    rs.reason = "passive: recover time passed".into();
+                    out.push(Transition::Real {
+                        svc,
+                        real,
+                        up: true,
+                    });
+                    changed = true;
+                }
+            }
+            if changed {
+                let w = self.alive_weight(svc);
+                let s = &self.plan.services[svc];
+                if let Some(up) = self.quorum[svc].eval(w, s.quorum, s.hysteresis) {
+                    out.push(Transition::Quorum { svc, up });
+                }
             }
         }
         out

@@ -339,6 +339,7 @@ fn svc_plan(reals: Vec<RealPlan>) -> ServicePlan {
         quorum_down: None,
         sorry: None,
         reals,
+        passive: None,
     }
 }
 
@@ -934,4 +935,221 @@ fn omega_on_reload_only_for_removed_services() {
     }
     assert!(flag.exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn passive_plan(checks: bool) -> Plan {
+    let t = spec(CheckKind::Tcp, closed_port());
+    let c = if checks { vec![t] } else { Vec::new() };
+    let mut sp = svc_plan(vec![
+        real_plan("198.18.1.2:80", c.clone(), false),
+        real_plan("198.18.1.3:80", c, true),
+    ]);
+    sp.passive = Some(PassivePlan {
+        threshold: 3,
+        window: Duration::from_secs(10),
+        recover: Duration::from_secs(30),
+    });
+    plan_of(sp)
+}
+
+fn at(s: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + s)
+}
+
+#[test]
+fn passive_failures_at_the_threshold_within_the_window_mark_down() {
+    let plan = passive_plan(true);
+    let mut m = model_with(&plan);
+    let mut h = Health::new(plan, 1);
+    assert!(h.on_passive(0, 0, "passive: RST to SYN", at(0)).is_empty());
+    assert!(h.on_passive(0, 0, "passive: RST to SYN", at(1)).is_empty());
+    let t = h.on_passive(0, 0, "passive: RST to SYN", at(2));
+    assert_eq!(
+        t,
+        vec![Transition::Real {
+            svc: 0,
+            real: 0,
+            up: false
+        }]
+    );
+    let line = h.describe(&t[0]);
+    assert!(
+        line.contains("198.18.1.2:80 is DOWN (passive: RST to SYN); removed"),
+        "{line}"
+    );
+    // inhibit_on_failure: weight 0, as an active check does it
+    let t = h.on_passive(0, 1, "passive: SYN timeout", at(3));
+    assert!(t.is_empty());
+    h.on_passive(0, 1, "passive: SYN timeout", at(3));
+    // the last healthy one down: the quorum goes too, as with active checks
+    assert_eq!(
+        h.on_passive(0, 1, "passive: SYN timeout", at(4)),
+        vec![
+            Transition::Real {
+                svc: 0,
+                real: 1,
+                up: false
+            },
+            Transition::Quorum { svc: 0, up: false }
+        ]
+    );
+    h.apply(&mut m, 0);
+    assert_eq!(weights(&m), vec![("198.18.1.3:80".into(), 0)]);
+    let list = h.listing();
+    assert!(list.contains("passive: SYN timeout"), "{list}");
+    assert!(list.contains("passive: RST to SYN"), "{list}");
+    // further failures change nothing
+    assert!(h.on_passive(0, 0, "passive: RST to SYN", at(5)).is_empty());
+}
+
+#[test]
+fn passive_failures_below_the_threshold_or_spread_out_do_not() {
+    let mut h = Health::new(passive_plan(true), 1);
+    // two within the window: below the threshold
+    assert!(h.on_passive(0, 0, "passive: RST to SYN", at(0)).is_empty());
+    assert!(h.on_passive(0, 0, "passive: RST to SYN", at(5)).is_empty());
+    // the first leaves the window before the third comes
+    assert!(h.on_passive(0, 0, "passive: RST to SYN", at(11)).is_empty());
+    assert!(h.real(0, 0).unwrap().up);
+    // passive checking off for the service: nothing ever
+    let plan = plan_of(svc_plan(vec![real_plan(
+        "198.18.1.2:80",
+        vec![spec(CheckKind::Tcp, closed_port())],
+        false,
+    )]));
+    let mut h = Health::new(plan, 1);
+    for s in 0..10 {
+        assert!(h.on_passive(0, 0, "passive: RST to SYN", at(s)).is_empty());
+    }
+    assert!(h.real(0, 0).unwrap().up);
+}
+
+#[test]
+fn passive_verdict_is_lifted_only_by_an_active_success() {
+    let plan = passive_plan(true);
+    let mut m = model_with(&plan);
+    let mut h = Health::new(plan, 1);
+    for s in 0..3 {
+        h.on_passive(0, 0, "passive: RST to SYN", at(s));
+    }
+    assert!(!h.real(0, 0).unwrap().up);
+    // the recover time does not apply to a server with active checks
+    assert!(h.passive_recover(at(1000)).is_empty());
+    // a failed active check keeps it down
+    assert!(h.on_report(&report(0, false, None)).is_empty());
+    assert!(!h.real(0, 0).unwrap().up);
+    // a passing one (the checker's verdict was up all along) brings it back
+    let t = h.on_report(&report(0, true, None));
+    assert_eq!(
+        t,
+        vec![Transition::Real {
+            svc: 0,
+            real: 0,
+            up: true
+        }]
+    );
+    h.apply(&mut m, 0);
+    assert_eq!(
+        weights(&m),
+        vec![("198.18.1.2:80".into(), 2), ("198.18.1.3:80".into(), 2)]
+    );
+    // and the old failures do not count again
+    assert!(h.on_passive(0, 0, "passive: RST to SYN", at(4)).is_empty());
+}
+
+#[test]
+fn passive_verdict_without_active_checks_lifts_after_recover() {
+    let mut h = Health::new(passive_plan(false), 1);
+    for s in 0..3 {
+        h.on_passive(0, 0, "passive: SYN timeout", at(s));
+    }
+    assert!(!h.real(0, 0).unwrap().up);
+    assert!(
+        h.passive_recover(at(31)).is_empty(),
+        "29 s after the verdict"
+    );
+    let t = h.passive_recover(at(32));
+    assert_eq!(
+        t,
+        vec![Transition::Real {
+            svc: 0,
+            real: 0,
+            up: true
+        }]
+    );
+    assert!(h.real(0, 0).unwrap().up);
+}
+
+fn passive_config(health: &str) -> String {
+    format!(
+        r#"
+[eal]
+cores = [0, 1]
+[[port]]
+name = "d0"
+device = "net_null0"
+addresses = ["198.18.0.1/24"]
+[dataplane]
+workers = 1
+conn_table_size = 1024
+[control]
+socket = "/tmp/unused.sock"
+[[service]]
+protocol = "tcp"
+address = "198.18.0.100:80"
+forward = "masq"
+[service.health]
+{health}
+  [[service.real]]
+  address = "198.19.0.2:8080"
+"#
+    )
+}
+
+#[test]
+fn passive_settings_are_validated_and_reach_the_plan_and_model() {
+    let text = passive_config(
+        "passive_check = true\npassive_fail_threshold = 5\npassive_window = 2\npassive_recover = 60",
+    );
+    let cfg = crate::config::parse(&text, "rvs.toml").expect("valid");
+    let plan = super::config::plan(&cfg);
+    assert_eq!(
+        plan.services[0].passive,
+        Some(PassivePlan {
+            threshold: 5,
+            window: Duration::from_secs(2),
+            recover: Duration::from_secs(60),
+        })
+    );
+    // a real server without active checks is still watched passively
+    assert_eq!(plan.services[0].reals.len(), 1);
+    assert!(cfg.to_model().services[0].passive_check);
+    // off by default
+    let cfg = crate::config::parse(&passive_config(""), "rvs.toml").expect("valid");
+    let plan = super::config::plan(&cfg);
+    assert!(plan
+        .services
+        .iter()
+        .all(|s| s.passive.is_none() && s.reals.is_empty()));
+    assert!(!cfg.to_model().services[0].passive_check);
+    for (health, field) in [
+        (
+            "passive_check = true\npassive_fail_threshold = 0",
+            "service[0].health.passive_fail_threshold",
+        ),
+        (
+            "passive_check = true\npassive_window = 0.5",
+            "service[0].health.passive_window",
+        ),
+        (
+            "passive_check = true\npassive_recover = -1",
+            "service[0].health.passive_recover",
+        ),
+        ("passive_window = 5", "service[0].health.passive_window"),
+    ] {
+        let e = crate::config::parse(&passive_config(health), "rvs.toml")
+            .expect_err(health)
+            .to_string();
+        assert!(e.contains(field), "{health}: {e}");
+    }
 }

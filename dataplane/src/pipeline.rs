@@ -958,6 +958,21 @@ impl<B: PacketBuf> Pipeline<B> {
             return self.drop_pkt(PathDrop::Backup);
         }
         if proto == IPPROTO_TCP && (meta.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN {
+            // Mid-flow with no entry. A full table never breaks a flow:
+            // its SYN went out by the service's Maglev table, so every
+            // later packet does too (Maglev's behaviour).
+            let table = F::table(&mut self.st);
+            if table.len() >= table.capacity() {
+                return self.stateless_fwd::<F>(
+                    pkt,
+                    meta,
+                    svc_id_of(svc),
+                    key,
+                    None,
+                    in_port,
+                    sink,
+                );
+            }
             return self.drop_pkt(PathDrop::TcpNoConn);
         }
         // It would create a connection: its checksum must be right (IPVS
@@ -992,9 +1007,13 @@ impl<B: PacketBuf> Pipeline<B> {
         let Some(Some(ws)) = self.st.scheds.get_mut(svc_id as usize) else {
             return self.drop_pkt(PathDrop::NoRealServer);
         };
+        let mut picked = None;
         let (real, fwd) = match ws.schedule(&svc.sched, &input, now_s) {
             Pick::Real(i) => match svc.sched.reals().get(i) {
-                Some(r) => (r, svc.fwd_of(i)),
+                Some(r) => {
+                    picked = Some(i);
+                    (r, svc.fwd_of(i))
+                }
                 None => return self.drop_pkt(PathDrop::NoRealServer),
             },
             Pick::Sorry => match svc.sched.sorry() {
@@ -1101,48 +1120,82 @@ impl<B: PacketBuf> Pipeline<B> {
                 count_traffic(&self.st.counters, svc_id, real.id.0, false, ip_len(meta));
                 self.emit(pkt, meta, &t, Direction::In, in_port, sink);
             }
-            None => {
-                // Table full: forward statelessly by the service's Maglev
-                // table so every packet of the flow picks the same server.
-                self.st.counters.stateless_fallbacks.inc();
-                if fwd == FwdMode::FullNat {
-                    return self.drop_pkt(PathDrop::NoLocalPort);
-                }
-                let pick = match (
-                    svc.stateless.as_ref(),
-                    self.st.fallbacks.get_mut(svc_id as usize),
-                ) {
-                    (Some(fb), Some(Some(ws))) => {
-                        ws.pick(fb, &input, now_s).and_then(|i| fb.reals().get(i))
-                    }
-                    _ => Some(real),
-                };
-                let Some(r) = pick else {
-                    return self.drop_pkt(PathDrop::NoRealServer);
-                };
-                // Still a connection IPVS would count (its table has no
-                // size limit): a TCP SYN (only those get here) counts as
-                // one, and every packet as traffic, so Conns and --rate
-                // stay right while the table is full.
-                if key.proto == IPPROTO_TCP {
-                    for c in [
-                        self.st.counters.services.get(svc_id as usize),
-                        self.st.counters.reals.get(r.id.0 as usize),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    {
-                        c.conns.inc();
-                    }
-                }
-                count_traffic(&self.st.counters, svc_id, r.id.0, false, ip_len(meta));
-                let t = forward::Translation {
-                    rip: Endpoint::new(r.addr, if r.port == 0 { key.dport } else { r.port }),
-                    ..t
-                };
-                self.emit(pkt, meta, &t, Direction::In, in_port, sink);
+            None => self.stateless_fwd::<F>(pkt, meta, svc_id, key, picked, in_port, sink),
+        }
+    }
+
+    /// Forwards a packet of a flow the connection table has no room for,
+    /// by the service's Maglev table (`Service::stateless`), so every
+    /// packet of the flow, SYN or not, reaches the same real server on
+    /// every director without state. Counted in `stateless_fallbacks`;
+    /// NAT replies come back through [`Snapshot::nat_reverse`]. FullNAT
+    /// cannot work without state (its local port is allocated per
+    /// connection): dropped as `fullnat_table_full`. Without a Maglev
+    /// table, `fallback` (the scheduler's pick for a new flow, an index
+    /// into the service's real servers) is used; mid-flow packets have
+    /// none and are dropped as `no_real_server`.
+    #[allow(clippy::too_many_arguments)]
+    fn stateless_fwd<F: Tables>(
+        &mut self,
+        pkt: B,
+        meta: &PacketMeta,
+        svc_id: u16,
+        key: FlowKey<F>,
+        fallback: Option<usize>,
+        in_port: u16,
+        sink: &mut impl Sink<B>,
+    ) {
+        let snap = self.snap.clone();
+        let Some(svc) = snap.service(svc_id) else {
+            return self.drop_pkt(PathDrop::NotOurs);
+        };
+        let input = PickInput {
+            client: F::to_ip(key.src),
+            client_port: key.sport,
+            vip: F::to_ip(key.dst),
+            vport: key.dport,
+            proto: key.proto,
+        };
+        let now_s = (self.st.now_ns / NS) as u32;
+        let pick = match (
+            svc.stateless.as_ref(),
+            self.st.fallbacks.get_mut(svc_id as usize),
+        ) {
+            (Some(fb), Some(Some(ws))) => ws
+                .pick(fb, &input, now_s)
+                .and_then(|i| fb.reals().get(i).map(|r| (r, svc.fwd_of(i)))),
+            _ => fallback.and_then(|i| svc.sched.reals().get(i).map(|r| (r, svc.fwd_of(i)))),
+        };
+        let Some((r, fwd)) = pick else {
+            return self.drop_pkt(PathDrop::NoRealServer);
+        };
+        if fwd == FwdMode::FullNat {
+            return self.drop_pkt(PathDrop::FullNatTableFull);
+        }
+        self.st.counters.stateless_fallbacks.inc();
+        // Still a connection IPVS would count (its table has no size
+        // limit): a TCP SYN counts as one, and every packet as traffic,
+        // so Conns and --rate stay right while the table is full.
+        if key.proto == IPPROTO_TCP && meta.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN {
+            for c in [
+                self.st.counters.services.get(svc_id as usize),
+                self.st.counters.reals.get(r.id.0 as usize),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                c.conns.inc();
             }
         }
+        count_traffic(&self.st.counters, svc_id, r.id.0, false, ip_len(meta));
+        let t = forward::Translation {
+            mode: fwd_mode(fwd),
+            client: Endpoint::new(F::to_ip(key.src), key.sport),
+            vip: Endpoint::new(F::to_ip(key.dst), key.dport),
+            rip: Endpoint::new(r.addr, if r.port == 0 { key.dport } else { r.port }),
+            laddr: None,
+        };
+        self.emit(pkt, meta, &t, Direction::In, in_port, sink);
     }
 
     /// The next local port (in `range`) whose replies come back to this

@@ -372,6 +372,9 @@ pub struct Service {
     pub rates: Rates,
     /// Who made it (the config file or rvsadm).
     pub origin: Origin,
+    /// IPVS's `sloppy_tcp` (config `sloppy_tcp`): `None` is the default,
+    /// on for mh over DR/TUN, off otherwise.
+    pub sloppy_tcp: Option<bool>,
 }
 
 impl Service {
@@ -390,6 +393,7 @@ impl Service {
             stats: Stats::default(),
             rates: Rates::default(),
             origin: Origin::default(),
+            sloppy_tcp: None,
         }
     }
 
@@ -618,6 +622,7 @@ impl Model {
             stats: old.stats,
             rates: old.rates,
             origin: old.origin,
+            sloppy_tcp: old.sloppy_tcp,
             ..Service::new(spec.key)
         };
         Self::check_service_fields(spec, &mut s)?;

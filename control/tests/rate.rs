@@ -152,6 +152,7 @@ fn director(reuse_mode: u8) -> (Pipeline<VecBuf>, Arc<WorkerCounters>) {
         sorry_fwd: FwdMode::Nat,
         laddrs: Vec::new().into_boxed_slice(),
         stateless: None,
+        sloppy_tcp: false,
     };
     let snap = SnapshotBuilder::new(1, ports, routes)
         .role(Role::Master)

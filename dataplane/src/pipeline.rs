@@ -27,6 +27,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 const NS: u64 = 1_000_000_000;
+const TCP_FIN: u8 = 0x01;
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 const TCP_ACK: u8 = 0x10;
@@ -961,6 +962,15 @@ impl<B: PacketBuf> Pipeline<B> {
             // Mid-flow with no entry. A full table never breaks a flow:
             // its SYN went out by the service's Maglev table, so every
             // later packet does too (Maglev's behaviour).
+            // With IPVS's sloppy_tcp the service's (consistent) scheduler
+            // picks and an entry is created in the state the segment
+            // implies: flows moved here by ECMP continue.
+            if svc.sloppy_tcp {
+                if let Some(r) = crate::guard::l4_checksum(&pkt, meta) {
+                    return self.st.counters.parse_drop(r);
+                }
+                return self.new_conn::<F>(pkt, meta, svc_id_of(svc), key, true, in_port, sink);
+            }
             let table = F::table(&mut self.st);
             if table.len() >= table.capacity() {
                 return self.stateless_fwd::<F>(
@@ -980,15 +990,21 @@ impl<B: PacketBuf> Pipeline<B> {
         if let Some(r) = crate::guard::l4_checksum(&pkt, meta) {
             return self.st.counters.parse_drop(r);
         }
-        self.new_conn::<F>(pkt, meta, svc_id_of(svc), key, in_port, sink);
+        self.new_conn::<F>(pkt, meta, svc_id_of(svc), key, false, in_port, sink);
     }
 
+    /// Schedules a new flow and creates its entry. `midflow`: a TCP
+    /// segment that is not a SYN on a `sloppy_tcp` service; its entry
+    /// starts in the state the segment implies (ESTABLISHED for an ACK,
+    /// FIN_WAIT for a FIN, CLOSE for a RST), as IPVS's sloppy mode does.
+    #[allow(clippy::too_many_arguments)]
     fn new_conn<F: Tables>(
         &mut self,
         pkt: B,
         meta: &PacketMeta,
         svc_id: u16,
         key: FlowKey<F>,
+        midflow: bool,
         in_port: u16,
         sink: &mut impl Sink<B>,
     ) {
@@ -1103,7 +1119,21 @@ impl<B: PacketBuf> Pipeline<B> {
                     });
                 }
                 let table = F::table(&mut self.st);
-                if key.proto == IPPROTO_TCP {
+                if midflow {
+                    let f = meta.tcp_flags;
+                    let to = if f & TCP_RST != 0 {
+                        crate::conn::TcpState::Close
+                    } else if f & TCP_FIN != 0 {
+                        crate::conn::TcpState::FinWait
+                    } else {
+                        crate::conn::TcpState::Established
+                    };
+                    let no_output = table.get(idx).is_some_and(|c| c.no_output());
+                    if let Some(ch) = table.set_synced_state(idx, to, no_output, 0, tick) {
+                        activity(&snap, svc_id, real.id.0, ch.activity);
+                    }
+                    self.st.counters.sloppy_conns.inc();
+                } else if key.proto == IPPROTO_TCP {
                     if let Some(ch) = table.update_state(idx, meta.tcp_flags, ConnDir::In, tick) {
                         activity(&snap, svc_id, real.id.0, ch.activity);
                     }

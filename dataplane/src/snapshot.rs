@@ -86,6 +86,11 @@ pub struct Service {
     /// connection table full (forwarded statelessly, Maglev's behaviour);
     /// `None` uses the service's own scheduler.
     pub stateless: Option<ServiceSched>,
+    /// IPVS's `sloppy_tcp`: a TCP segment that is not a SYN and has no
+    /// entry is scheduled (by a consistent scheduler: the same real server
+    /// on every director) and creates an entry in the state the segment
+    /// implies, so flows survive ECMP moving them between directors.
+    pub sloppy_tcp: bool,
 }
 
 impl Service {

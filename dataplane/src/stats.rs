@@ -331,6 +331,9 @@ pub struct WorkerCounters {
     /// Packets (of any flow, SYN or not) forwarded statelessly by the
     /// service's Maglev table because the connection table was full.
     pub stateless_fallbacks: Counter,
+    /// Connections created mid-flow by `sloppy_tcp` (a TCP segment other
+    /// than a SYN with no entry, scheduled by the consistent hash).
+    pub sloppy_conns: Counter,
     /// ARP/ND requests answered.
     pub neigh_answered: Counter,
     /// Packets too big for their path answered with frag-needed /
@@ -384,6 +387,7 @@ impl WorkerCounters {
             conn_entries: Counter::default(),
             conn_capacity: Counter::default(),
             stateless_fallbacks: Counter::default(),
+            sloppy_conns: Counter::default(),
             neigh_answered: Counter::default(),
             pmtu_replies: Counter::default(),
             to_kernel: Counter::default(),

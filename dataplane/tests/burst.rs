@@ -137,6 +137,7 @@ fn connection_burst_loses_no_sync_report_or_template_silently() {
         sorry_fwd: FwdMode::Nat,
         laddrs: Vec::new().into_boxed_slice(),
         stateless: None,
+        sloppy_tcp: false,
     };
     let sync = SyncParams {
         threshold: 1,

@@ -110,6 +110,7 @@ fn svc(kind: SchedKind, weights: [u32; 2], fwd: FwdMode) -> Service {
         sorry_fwd: fwd,
         laddrs: Vec::new().into_boxed_slice(),
         stateless: None,
+        sloppy_tcp: false,
     }
 }
 

@@ -122,6 +122,7 @@ fn svc(f: &Fam, kind: SchedKind, fwd: FwdMode, order: [usize; 3]) -> Service {
         sorry_fwd: fwd,
         laddrs: vec![v4("198.19.0.250"), v6("2001:db8:1::250")].into_boxed_slice(),
         stateless: Some(mh),
+        sloppy_tcp: false,
     }
 }
 
@@ -305,4 +306,143 @@ fn full_table_fullnat_is_dropped_and_counted() {
     );
     assert!(tx.is_empty() && tx2.is_empty());
     assert!(counters.path_drops[PathDrop::FullNatTableFull.index()].get() >= 2);
+}
+
+fn sloppy(f: &Fam, on: bool, order: [usize; 3]) -> Arc<Snapshot> {
+    snap(Service {
+        sloppy_tcp: on,
+        ..svc(f, SchedKind::Mh, FwdMode::Dr, order)
+    })
+}
+
+fn state_of(p: &Pipeline<VecBuf>, cport: u16) -> Option<dataplane::conn::TcpState> {
+    p.conns_v4()
+        .iter()
+        .find(|(_, c)| c.cport() == cport)
+        .map(|(_, c)| c.tcp_state())
+}
+
+/// A mid-flow ACK with no entry on a sloppy DR/mh service goes to the
+/// real server mh picks (the one its SYN would have gone to) and creates
+/// an ESTABLISHED entry; the next packet uses that entry.
+#[test]
+fn sloppy_midflow_ack_is_scheduled_and_established() {
+    let (mut a, counters, mut out) = director(sloppy(&F4, true, [0, 1, 2]), 4096, 3);
+    let (mut b, _, mut out2) = director(sloppy(&F4, true, [0, 1, 2]), 4096, 3);
+    for cport in 40000..40032u16 {
+        let syn = real_of(&send(
+            &mut b,
+            &mut out2,
+            &from_client(&F4, cport, SYN, b""),
+            CLIENT_PORT,
+        ));
+        let data = from_client(&F4, cport, ACK, b"more data");
+        let tx = send(&mut a, &mut out, &data, CLIENT_PORT);
+        let r = real_of(&tx).expect("forwarded");
+        assert_eq!(Some(r), syn, "the mh pick");
+        // DR: only the Ethernet header changes
+        let mut want = data.clone();
+        want[..6].copy_from_slice(&RS_MACS[r]);
+        want[6..12].copy_from_slice(&MAC_P1);
+        assert_eq!(tx[0].1, want, "DR frame");
+        assert_eq!(
+            state_of(&a, cport),
+            Some(dataplane::conn::TcpState::Established)
+        );
+        assert_eq!(
+            real_of(&send(&mut a, &mut out, &data, CLIENT_PORT)),
+            Some(r),
+            "the entry keeps the flow"
+        );
+    }
+    assert_eq!(counters.sloppy_conns.get(), 32);
+    assert_eq!(counters.path_drops[PathDrop::TcpNoConn.index()].get(), 0);
+}
+
+/// FIN and RST create entries in FIN_WAIT and CLOSE.
+#[test]
+fn sloppy_fin_and_rst_imply_their_states() {
+    let (mut a, _, mut out) = director(sloppy(&F4, true, [0, 1, 2]), 4096, 3);
+    let fin = send(
+        &mut a,
+        &mut out,
+        &from_client(&F4, 41000, FIN | ACK, b""),
+        CLIENT_PORT,
+    );
+    assert!(real_of(&fin).is_some());
+    assert_eq!(
+        state_of(&a, 41000),
+        Some(dataplane::conn::TcpState::FinWait)
+    );
+    let rst = send(
+        &mut a,
+        &mut out,
+        &from_client(&F4, 41001, RST, b""),
+        CLIENT_PORT,
+    );
+    assert!(real_of(&rst).is_some());
+    assert_eq!(state_of(&a, 41001), Some(dataplane::conn::TcpState::Close));
+}
+
+/// Without sloppy_tcp a mid-flow segment with no entry is dropped, as
+/// IPVS does, while the table has room.
+#[test]
+fn non_sloppy_midflow_ack_is_dropped_tcp_no_conn() {
+    let (mut a, counters, mut out) = director(sloppy(&F4, false, [0, 1, 2]), 4096, 3);
+    let tx = send(
+        &mut a,
+        &mut out,
+        &from_client(&F4, 40000, ACK, b"x"),
+        CLIENT_PORT,
+    );
+    assert!(tx.is_empty());
+    assert_eq!(counters.path_drops[PathDrop::TcpNoConn.index()].get(), 1);
+    assert_eq!(counters.sloppy_conns.get(), 0);
+    assert!(a.conns_v4().is_empty());
+}
+
+/// Two directors (different flow-table hash keys) send the same mid-flow
+/// packet to the same real server, byte for byte: a flow ECMP moves
+/// between them continues.
+#[test]
+fn two_directors_pick_the_same_real_server_midflow() {
+    let (mut a, _, mut out) = director(sloppy(&F4, true, [0, 1, 2]), 4096, 3);
+    let (mut b, _, mut out2) = director(sloppy(&F4, true, [0, 1, 2]), 4096, 0x5eed_1234);
+    let mut seen = [false; 3];
+    // mh hashes the client address (no mh-port): many clients
+    for host in 20..84u8 {
+        let client = format!("198.18.0.{host}");
+        let data = seg(
+            (MAC_GW, MAC_P0),
+            &client,
+            40000,
+            F4.vip,
+            80,
+            ACK,
+            b"payload",
+        );
+        let ta = send(&mut a, &mut out, &data, CLIENT_PORT);
+        let tb = send(&mut b, &mut out2, &data, CLIENT_PORT);
+        let r = real_of(&ta).expect("forwarded");
+        seen[r] = true;
+        assert_eq!(ta, tb, "identical on both directors");
+    }
+    assert_eq!(seen, [true; 3], "the flows spread over every real server");
+}
+
+/// The Maglev table does not depend on the order the real servers are
+/// listed in: two orders, identical picks.
+#[test]
+fn maglev_picks_do_not_depend_on_real_server_order() {
+    let (mut a, _, mut out) = director(sloppy(&F4, true, [0, 1, 2]), 4096, 3);
+    let (mut b, _, mut out2) = director(sloppy(&F4, true, [2, 0, 1]), 4096, 3);
+    // (skipping .100, the VIP)
+    for host in (20..250u8).filter(|h| *h != 100) {
+        let client = format!("198.18.0.{host}");
+        let data = seg((MAC_GW, MAC_P0), &client, 40000, F4.vip, 80, ACK, b"");
+        let ra = real_of(&send(&mut a, &mut out, &data, CLIENT_PORT));
+        let rb = real_of(&send(&mut b, &mut out2, &data, CLIENT_PORT));
+        assert!(ra.is_some());
+        assert_eq!(ra, rb, "client {client}");
+    }
 }

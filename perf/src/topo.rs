@@ -102,6 +102,7 @@ fn service(id: u16, fam: Fam, mode: FwdMode) -> Result<Service, String> {
         sorry_fwd: mode,
         laddrs: (0..LADDRS).map(|i| laddr(fam, i)).collect(),
         stateless: Some(mh),
+        sloppy_tcp: false,
     })
 }
 

@@ -50,6 +50,7 @@ pub fn service(
         sorry_fwd: fwd,
         laddrs: vec![v4("198.19.0.250"), v6("2001:db8:1::250")].into_boxed_slice(),
         stateless: Some(mh),
+        sloppy_tcp: false,
     }
 }
 

@@ -446,3 +446,56 @@ fn maglev_picks_do_not_depend_on_real_server_order() {
         assert_eq!(ra, rb, "client {client}");
     }
 }
+
+fn udp4(cport: u16, payload: &[u8]) -> Vec<u8> {
+    let s: std::net::Ipv4Addr = F4.client.parse().expect("client");
+    let d: std::net::Ipv4Addr = F4.vip.parse().expect("vip");
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(MAC_GW, MAC_P0)
+        .ipv4(s.octets(), d.octets(), 64)
+        .udp(cport, 53)
+        .write(&mut out, payload)
+        .expect("build");
+    out
+}
+
+/// UDP beyond capacity: every datagram of a flow with no entry goes to
+/// the Maglev pick, byte-identical to a director with room.
+#[test]
+fn full_table_forwards_udp_statelessly() {
+    let s = || {
+        snap(Service {
+            proto: 17,
+            vport: 53,
+            ..svc(&F4, SchedKind::Mh, FwdMode::Nat, [0, 1, 2])
+        })
+    };
+    let (mut full, counters, mut out) = director(s(), 64, 3);
+    let (mut roomy, _, mut out2) = director(s(), 4096, 3);
+    for cport in 10000..30000u16 {
+        if full.conns_v4().len() >= full.conns_v4().capacity() {
+            break;
+        }
+        send(&mut full, &mut out, &udp4(cport, b"q"), CLIENT_PORT);
+    }
+    assert_eq!(full.conns_v4().len(), full.conns_v4().capacity());
+    let before = counters.stateless_fallbacks.get();
+    let mut rs = None;
+    for payload in [&b"query one"[..], b"query two"] {
+        let a = send(&mut full, &mut out, &udp4(40000, payload), CLIENT_PORT);
+        let b = send(&mut roomy, &mut out2, &udp4(40000, payload), CLIENT_PORT);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].0, SERVER_PORT);
+        let frame = &a[0].1;
+        let r = RS_MACS
+            .iter()
+            .position(|m| frame.get(..6) == Some(&m[..]))
+            .expect("to a real server");
+        // NAT: the IPv4 destination is the real server
+        let rip: std::net::Ipv4Addr = F4.rs[r].parse().expect("rip");
+        assert_eq!(frame.get(30..34), Some(&rip.octets()[..]));
+        assert_eq!(*rs.get_or_insert(r), r);
+        assert_eq!(a, b, "byte-identical to a tracked flow");
+    }
+    assert_eq!(counters.stateless_fallbacks.get() - before, 2);
+}

@@ -301,6 +301,10 @@ pub struct ServiceConf {
     /// Health-check options (`[service.health]`, see [`crate::health::config`]).
     #[serde(default)]
     pub health: Option<crate::health::config::ServiceHealthConf>,
+    /// IPVS's `sloppy_tcp`: schedule TCP segments that are not SYNs and
+    /// have no connection entry. Default: on for mh over DR/TUN.
+    #[serde(default)]
+    pub sloppy_tcp: Option<bool>,
 }
 
 /// `[[service.real]]`: a real server.
@@ -1353,6 +1357,18 @@ impl Config {
                 }
             }
         }
+        if s.sloppy_tcp == Some(true) && proto.is_some_and(|p| p != Protocol::Tcp) {
+            e.push(
+                format!("{f}.sloppy_tcp"),
+                "only TCP services have TCP state to continue",
+            );
+        }
+        if s.sloppy_tcp == Some(true) && fullnat {
+            e.push(
+                format!("{f}.sloppy_tcp"),
+                "fullnat cannot continue a connection it has no local port for",
+            );
+        }
         if fullnat && laddrs.is_empty() && s.laddrs.is_empty() {
             e.push(
                 format!("{f}.laddrs"),
@@ -1391,6 +1407,7 @@ impl Config {
             reals,
             origin: Origin::Config,
             passive_check: s.health.as_ref().is_some_and(|h| h.passive_check),
+            sloppy_tcp: s.sloppy_tcp,
             ..Service::new(key)
         })
     }

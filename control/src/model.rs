@@ -375,6 +375,9 @@ pub struct Service {
     /// Passive health checking on the dataplane (`[service.health]`
     /// `passive_check`).
     pub passive_check: bool,
+    /// IPVS's `sloppy_tcp` (config `sloppy_tcp`): `None` is the default,
+    /// on for mh over DR/TUN, off otherwise.
+    pub sloppy_tcp: Option<bool>,
 }
 
 impl Service {
@@ -394,6 +397,7 @@ impl Service {
             rates: Rates::default(),
             origin: Origin::default(),
             passive_check: false,
+            sloppy_tcp: None,
         }
     }
 
@@ -623,6 +627,7 @@ impl Model {
             rates: old.rates,
             origin: old.origin,
             passive_check: old.passive_check,
+            sloppy_tcp: old.sloppy_tcp,
             ..Service::new(spec.key)
         };
         Self::check_service_fields(spec, &mut s)?;

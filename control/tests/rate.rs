@@ -153,6 +153,7 @@ fn director(reuse_mode: u8) -> (Pipeline<VecBuf>, Arc<WorkerCounters>) {
         laddrs: Vec::new().into_boxed_slice(),
         stateless: None,
         passive_check: false,
+        sloppy_tcp: false,
     };
     let snap = SnapshotBuilder::new(1, ports, routes)
         .role(Role::Master)

@@ -27,6 +27,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 const NS: u64 = 1_000_000_000;
+const TCP_FIN: u8 = 0x01;
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 const TCP_ACK: u8 = 0x10;
@@ -1090,6 +1091,30 @@ impl<B: PacketBuf> Pipeline<B> {
             return self.drop_pkt(PathDrop::Backup);
         }
         if proto == IPPROTO_TCP && (meta.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN {
+            // Mid-flow with no entry. A full table never breaks a flow:
+            // its SYN went out by the service's Maglev table, so every
+            // later packet does too (Maglev's behaviour).
+            // With IPVS's sloppy_tcp the service's (consistent) scheduler
+            // picks and an entry is created in the state the segment
+            // implies: flows moved here by ECMP continue.
+            if svc.sloppy_tcp {
+                if let Some(r) = crate::guard::l4_checksum(&pkt, meta) {
+                    return self.st.counters.parse_drop(r);
+                }
+                return self.new_conn::<F>(pkt, meta, svc_id_of(svc), key, true, in_port, sink);
+            }
+            let table = F::table(&mut self.st);
+            if table.len() >= table.capacity() {
+                return self.stateless_fwd::<F>(
+                    pkt,
+                    meta,
+                    svc_id_of(svc),
+                    key,
+                    None,
+                    in_port,
+                    sink,
+                );
+            }
             return self.drop_pkt(PathDrop::TcpNoConn);
         }
         // It would create a connection: its checksum must be right (IPVS
@@ -1097,15 +1122,21 @@ impl<B: PacketBuf> Pipeline<B> {
         if let Some(r) = crate::guard::l4_checksum(&pkt, meta) {
             return self.st.counters.parse_drop(r);
         }
-        self.new_conn::<F>(pkt, meta, svc_id_of(svc), key, in_port, sink);
+        self.new_conn::<F>(pkt, meta, svc_id_of(svc), key, false, in_port, sink);
     }
 
+    /// Schedules a new flow and creates its entry. `midflow`: a TCP
+    /// segment that is not a SYN on a `sloppy_tcp` service; its entry
+    /// starts in the state the segment implies (ESTABLISHED for an ACK,
+    /// FIN_WAIT for a FIN, CLOSE for a RST), as IPVS's sloppy mode does.
+    #[allow(clippy::too_many_arguments)]
     fn new_conn<F: Tables>(
         &mut self,
         pkt: B,
         meta: &PacketMeta,
         svc_id: u16,
         key: FlowKey<F>,
+        midflow: bool,
         in_port: u16,
         sink: &mut impl Sink<B>,
     ) {
@@ -1124,9 +1155,13 @@ impl<B: PacketBuf> Pipeline<B> {
         let Some(Some(ws)) = self.st.scheds.get_mut(svc_id as usize) else {
             return self.drop_pkt(PathDrop::NoRealServer);
         };
+        let mut picked = None;
         let (real, fwd) = match ws.schedule(&svc.sched, &input, now_s) {
             Pick::Real(i) => match svc.sched.reals().get(i) {
-                Some(r) => (r, svc.fwd_of(i)),
+                Some(r) => {
+                    picked = Some(i);
+                    (r, svc.fwd_of(i))
+                }
                 None => return self.drop_pkt(PathDrop::NoRealServer),
             },
             Pick::Sorry => match svc.sched.sorry() {
@@ -1216,7 +1251,21 @@ impl<B: PacketBuf> Pipeline<B> {
                     });
                 }
                 let table = F::table(&mut self.st);
-                if key.proto == IPPROTO_TCP {
+                if midflow {
+                    let f = meta.tcp_flags;
+                    let to = if f & TCP_RST != 0 {
+                        crate::conn::TcpState::Close
+                    } else if f & TCP_FIN != 0 {
+                        crate::conn::TcpState::FinWait
+                    } else {
+                        crate::conn::TcpState::Established
+                    };
+                    let no_output = table.get(idx).is_some_and(|c| c.no_output());
+                    if let Some(ch) = table.set_synced_state(idx, to, no_output, 0, tick) {
+                        activity(&snap, svc_id, real.id.0, ch.activity);
+                    }
+                    self.st.counters.sloppy_conns.inc();
+                } else if key.proto == IPPROTO_TCP {
                     if let Some(ch) = table.update_state(idx, meta.tcp_flags, ConnDir::In, tick) {
                         activity(&snap, svc_id, real.id.0, ch.activity);
                     }
@@ -1233,48 +1282,82 @@ impl<B: PacketBuf> Pipeline<B> {
                 count_traffic(&self.st.counters, svc_id, real.id.0, false, ip_len(meta));
                 self.emit(pkt, meta, &t, Direction::In, in_port, sink);
             }
-            None => {
-                // Table full: forward statelessly by the service's Maglev
-                // table so every packet of the flow picks the same server.
-                self.st.counters.stateless_fallbacks.inc();
-                if fwd == FwdMode::FullNat {
-                    return self.drop_pkt(PathDrop::NoLocalPort);
-                }
-                let pick = match (
-                    svc.stateless.as_ref(),
-                    self.st.fallbacks.get_mut(svc_id as usize),
-                ) {
-                    (Some(fb), Some(Some(ws))) => {
-                        ws.pick(fb, &input, now_s).and_then(|i| fb.reals().get(i))
-                    }
-                    _ => Some(real),
-                };
-                let Some(r) = pick else {
-                    return self.drop_pkt(PathDrop::NoRealServer);
-                };
-                // Still a connection IPVS would count (its table has no
-                // size limit): a TCP SYN (only those get here) counts as
-                // one, and every packet as traffic, so Conns and --rate
-                // stay right while the table is full.
-                if key.proto == IPPROTO_TCP {
-                    for c in [
-                        self.st.counters.services.get(svc_id as usize),
-                        self.st.counters.reals.get(r.id.0 as usize),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    {
-                        c.conns.inc();
-                    }
-                }
-                count_traffic(&self.st.counters, svc_id, r.id.0, false, ip_len(meta));
-                let t = forward::Translation {
-                    rip: Endpoint::new(r.addr, if r.port == 0 { key.dport } else { r.port }),
-                    ..t
-                };
-                self.emit(pkt, meta, &t, Direction::In, in_port, sink);
+            None => self.stateless_fwd::<F>(pkt, meta, svc_id, key, picked, in_port, sink),
+        }
+    }
+
+    /// Forwards a packet of a flow the connection table has no room for,
+    /// by the service's Maglev table (`Service::stateless`), so every
+    /// packet of the flow, SYN or not, reaches the same real server on
+    /// every director without state. Counted in `stateless_fallbacks`;
+    /// NAT replies come back through [`Snapshot::nat_reverse`]. FullNAT
+    /// cannot work without state (its local port is allocated per
+    /// connection): dropped as `fullnat_table_full`. Without a Maglev
+    /// table, `fallback` (the scheduler's pick for a new flow, an index
+    /// into the service's real servers) is used; mid-flow packets have
+    /// none and are dropped as `no_real_server`.
+    #[allow(clippy::too_many_arguments)]
+    fn stateless_fwd<F: Tables>(
+        &mut self,
+        pkt: B,
+        meta: &PacketMeta,
+        svc_id: u16,
+        key: FlowKey<F>,
+        fallback: Option<usize>,
+        in_port: u16,
+        sink: &mut impl Sink<B>,
+    ) {
+        let snap = self.snap.clone();
+        let Some(svc) = snap.service(svc_id) else {
+            return self.drop_pkt(PathDrop::NotOurs);
+        };
+        let input = PickInput {
+            client: F::to_ip(key.src),
+            client_port: key.sport,
+            vip: F::to_ip(key.dst),
+            vport: key.dport,
+            proto: key.proto,
+        };
+        let now_s = (self.st.now_ns / NS) as u32;
+        let pick = match (
+            svc.stateless.as_ref(),
+            self.st.fallbacks.get_mut(svc_id as usize),
+        ) {
+            (Some(fb), Some(Some(ws))) => ws
+                .pick(fb, &input, now_s)
+                .and_then(|i| fb.reals().get(i).map(|r| (r, svc.fwd_of(i)))),
+            _ => fallback.and_then(|i| svc.sched.reals().get(i).map(|r| (r, svc.fwd_of(i)))),
+        };
+        let Some((r, fwd)) = pick else {
+            return self.drop_pkt(PathDrop::NoRealServer);
+        };
+        if fwd == FwdMode::FullNat {
+            return self.drop_pkt(PathDrop::FullNatTableFull);
+        }
+        self.st.counters.stateless_fallbacks.inc();
+        // Still a connection IPVS would count (its table has no size
+        // limit): a TCP SYN counts as one, and every packet as traffic,
+        // so Conns and --rate stay right while the table is full.
+        if key.proto == IPPROTO_TCP && meta.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN {
+            for c in [
+                self.st.counters.services.get(svc_id as usize),
+                self.st.counters.reals.get(r.id.0 as usize),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                c.conns.inc();
             }
         }
+        count_traffic(&self.st.counters, svc_id, r.id.0, false, ip_len(meta));
+        let t = forward::Translation {
+            mode: fwd_mode(fwd),
+            client: Endpoint::new(F::to_ip(key.src), key.sport),
+            vip: Endpoint::new(F::to_ip(key.dst), key.dport),
+            rip: Endpoint::new(r.addr, if r.port == 0 { key.dport } else { r.port }),
+            laddr: None,
+        };
+        self.emit(pkt, meta, &t, Direction::In, in_port, sink);
     }
 
     /// The next local port (in `range`) whose replies come back to this

@@ -90,6 +90,11 @@ pub struct Service {
     /// server that answers a SYN with RST, or lets a connection expire in
     /// the handshake, to control as [`crate::pipeline::Event::PassiveFail`].
     pub passive_check: bool,
+    /// IPVS's `sloppy_tcp`: a TCP segment that is not a SYN and has no
+    /// entry is scheduled (by a consistent scheduler: the same real server
+    /// on every director) and creates an entry in the state the segment
+    /// implies, so flows survive ECMP moving them between directors.
+    pub sloppy_tcp: bool,
 }
 
 impl Service {

@@ -154,11 +154,15 @@ pub enum PathDrop {
     NoBuffer,
     /// Exception path over its rate limit.
     KernelRateLimited,
+    /// FullNAT flow with no entry while the connection table is full: it
+    /// cannot be forwarded statelessly (its local port is allocated per
+    /// connection).
+    FullNatTableFull,
 }
 
 impl PathDrop {
     /// Every reason, in index order.
-    pub const ALL: [PathDrop; 16] = [
+    pub const ALL: [PathDrop; 17] = [
         PathDrop::NotOurs,
         PathDrop::TcpNoConn,
         PathDrop::NoRealServer,
@@ -175,6 +179,7 @@ impl PathDrop {
         PathDrop::IcmpNoConn,
         PathDrop::NoBuffer,
         PathDrop::KernelRateLimited,
+        PathDrop::FullNatTableFull,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -198,6 +203,7 @@ impl PathDrop {
             PathDrop::IcmpNoConn => "icmp_no_conn",
             PathDrop::NoBuffer => "no_buffer",
             PathDrop::KernelRateLimited => "kernel_rate_limited",
+            PathDrop::FullNatTableFull => "fullnat_table_full",
         }
     }
 
@@ -330,8 +336,12 @@ pub struct WorkerCounters {
     /// Memory behind the bigger connection table
     /// ([`crate::dpdk::Backing::code`]).
     pub conn_backing: Counter,
-    /// New flows forwarded statelessly because the table was full.
+    /// Packets (of any flow, SYN or not) forwarded statelessly by the
+    /// service's Maglev table because the connection table was full.
     pub stateless_fallbacks: Counter,
+    /// Connections created mid-flow by `sloppy_tcp` (a TCP segment other
+    /// than a SYN with no entry, scheduled by the consistent hash).
+    pub sloppy_conns: Counter,
     /// ARP/ND requests answered.
     pub neigh_answered: Counter,
     /// Packets too big for their path answered with frag-needed /
@@ -391,6 +401,7 @@ impl WorkerCounters {
             conn_capacity: Counter::default(),
             conn_backing: Counter::default(),
             stateless_fallbacks: Counter::default(),
+            sloppy_conns: Counter::default(),
             neigh_answered: Counter::default(),
             pmtu_replies: Counter::default(),
             to_kernel: Counter::default(),

@@ -138,6 +138,7 @@ fn connection_burst_loses_no_sync_report_or_template_silently() {
         laddrs: Vec::new().into_boxed_slice(),
         stateless: None,
         passive_check: false,
+        sloppy_tcp: false,
     };
     let sync = SyncParams {
         threshold: 1,

@@ -111,6 +111,7 @@ fn svc(kind: SchedKind, weights: [u32; 2], fwd: FwdMode) -> Service {
         laddrs: Vec::new().into_boxed_slice(),
         stateless: None,
         passive_check: false,
+        sloppy_tcp: false,
     }
 }
 

@@ -101,6 +101,7 @@ fn svc(fwd: FwdMode, passive: bool) -> Service {
         laddrs: Vec::new().into_boxed_slice(),
         stateless: None,
         passive_check: passive,
+        sloppy_tcp: false,
     }
 }
 

@@ -87,6 +87,10 @@ fn service(
         sorry_fwd: fwd,
         laddrs: vec![ip("198.19.0.250"), ip("2001:db8:1::250")].into_boxed_slice(),
         stateless: Some(mh),
+        // every path on: passive reports, and stateless continuation where
+        // a consistent scheduler makes it legal (DR/TUN)
+        passive_check: true,
+        sloppy_tcp: matches!(fwd, FwdMode::Dr | FwdMode::Tun),
     })
 }
 

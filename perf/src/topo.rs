@@ -103,6 +103,7 @@ fn service(id: u16, fam: Fam, mode: FwdMode) -> Result<Service, String> {
         laddrs: (0..LADDRS).map(|i| laddr(fam, i)).collect(),
         stateless: Some(mh),
         passive_check: false,
+        sloppy_tcp: false,
     })
 }
 

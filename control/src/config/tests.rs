@@ -452,3 +452,35 @@ fn af_xdp_ports_become_net_af_xdp_vdevs_and_bad_settings_are_named() {
         assert_eq!(one_error(dev, to), want, "{to}");
     }
 }
+
+#[test]
+fn sloppy_tcp_is_validated_and_defaults_to_mh_over_dr() {
+    assert_eq!(
+        one_error(
+            "protocol = \"tcp\"",
+            "protocol = \"udp\"\nsloppy_tcp = true"
+        ),
+        "bad.toml: service[0].sloppy_tcp: only TCP services have TCP state to continue"
+    );
+    let v = errors(&BASE.replacen(
+        "protocol = \"tcp\"",
+        "protocol = \"tcp\"\nsloppy_tcp = \"yes\"",
+        1,
+    ));
+    assert!(
+        v.iter().any(|e| e.contains("service[0].sloppy_tcp")),
+        "{v:#?}"
+    );
+    let m = parse(
+        &BASE.replacen(
+            "protocol = \"tcp\"",
+            "protocol = \"tcp\"\nsloppy_tcp = false",
+            1,
+        ),
+        "ok.toml",
+    )
+    .unwrap()
+    .to_model();
+    assert_eq!(m.services[0].sloppy_tcp, Some(false));
+    assert_eq!(m.services[1].sloppy_tcp, None, "unset: the default");
+}

@@ -476,6 +476,15 @@ impl DpdkDataplane {
             let mut mh = SchedConfig::new(SchedKind::Mh);
             mh.seed = SCHED_SEED;
             let stateless = ServiceSched::new(mh, reals, None, self.generation).ok();
+            // IPVS's sloppy_tcp, per service: on by default where the
+            // service is consistent across directors and replies bypass
+            // them (mh over DR/TUN), as issue 13 asks.
+            let sloppy_tcp = s.key.proto == Protocol::Tcp
+                && s.sloppy_tcp.unwrap_or(
+                    s.scheduler == SchedKind::Mh
+                        && !fwds.is_empty()
+                        && fwds.iter().all(|f| matches!(f, FwdMode::Dr | FwdMode::Tun)),
+                );
             let sorry_fwd = match &s.sorry {
                 Some(r) => fwd(r.forward),
                 None => fwds.first().copied().unwrap_or(FwdMode::Dr),
@@ -491,6 +500,7 @@ impl DpdkDataplane {
                 laddrs: s.laddrs.iter().map(|l| l.addr).collect(),
                 stateless,
                 passive_check: s.passive_check,
+                sloppy_tcp,
             });
         }
         b.build().map_err(|e| e.to_string())
@@ -746,7 +756,7 @@ impl Dataplane for DpdkDataplane {
             }
             Extra::Workers => {
                 out.push_str(
-                    "Worker   Conns    Capacity  Table-mem  Handoffs-out  Stateless  PMTU-replies  To-kernel  From-kernel  Generation   Conns-v4  Capacity-v4   Conns-v6  Capacity-v6     Reused   Lost\n",
+                    "Worker   Conns    Capacity  Table-mem  Handoffs-out  Stateless  PMTU-replies  To-kernel  From-kernel  Generation   Conns-v4  Capacity-v4   Conns-v6  Capacity-v6     Reused   Lost   Sloppy\n",
                 );
                 for (w, c) in rt.counters().iter().enumerate() {
                     let h: u64 = c.handoff_out.iter().map(|x| x.get()).sum();
@@ -758,7 +768,7 @@ impl Dataplane for DpdkDataplane {
                         .sum();
                     let _ = writeln!(
                         out,
-                        "{:>6} {:>7} {:>11} {:>10} {:>13} {:>10} {:>13} {:>10} {:>12} {:>11} {:>10} {:>12} {:>10} {:>12} {:>10} {:>6}",
+                        "{:>6} {:>7} {:>11} {:>10} {:>13} {:>10} {:>13} {:>10} {:>12} {:>11} {:>10} {:>12} {:>10} {:>12} {:>10} {:>6} {:>8}",
                         w,
                         c.conn_entries.get(),
                         c.conn_capacity.get(),
@@ -774,7 +784,8 @@ impl Dataplane for DpdkDataplane {
                         c.conn_entries_v6.get(),
                         c.conn_capacity_v6.get(),
                         c.conn_reused.get(),
-                        lost
+                        lost,
+                        c.sloppy_conns.get()
                     );
                 }
             }

@@ -576,6 +576,7 @@ fn virtual_server(
         reals: Vec::new(),
         sorry_server: None,
         health: None,
+        sloppy_tcp: None,
     };
     let mut health = ServiceHealthConf::default();
     let mut any_health = false;

@@ -51,6 +51,7 @@ pub fn service(
         laddrs: vec![v4("198.19.0.250"), v6("2001:db8:1::250")].into_boxed_slice(),
         stateless: Some(mh),
         passive_check: false,
+        sloppy_tcp: false,
     }
 }
 

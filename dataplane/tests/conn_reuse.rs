@@ -5,83 +5,19 @@
 mod common;
 
 use common::*;
-use dataplane::buf::{PacketBuf, VecBuf};
+use dataplane::buf::VecBuf;
 use dataplane::conn::{FwdMode, TcpState};
 use dataplane::flow::HashKey;
-use dataplane::pipeline::{Event, Pipeline, PipelineConfig, Sink};
+use dataplane::pipeline::{Event, Pipeline, PipelineConfig};
 use dataplane::sched::{RealServer, SchedConfig, SchedKind, ServiceSched};
 use dataplane::snapshot::{Role, Service, Snapshot, SnapshotBuilder};
 use dataplane::stats::WorkerCounters;
 use dataplane::wire::ethernet::MacAddr;
-use etherparse::PacketBuilder;
-use std::net::IpAddr;
 use std::sync::Arc;
-
-#[derive(Default)]
-struct Collect {
-    tx: Vec<(u16, Vec<u8>)>,
-    events: Vec<Event>,
-}
-
-impl Sink<VecBuf> for Collect {
-    fn tx(&mut self, port: u16, pkt: VecBuf) {
-        self.tx.push((port, pkt.data().to_vec()));
-    }
-    fn handoff(&mut self, _worker: u16, pkt: VecBuf) -> Result<(), VecBuf> {
-        Err(pkt)
-    }
-    fn alloc(&mut self) -> Option<VecBuf> {
-        Some(VecBuf::with_room(128, 256))
-    }
-    fn event(&mut self, ev: Event) {
-        self.events.push(ev);
-    }
-}
-
-const FIN: u8 = 0x01;
-const SYN: u8 = 0x02;
-const RST: u8 = 0x04;
-const ACK: u8 = 0x10;
 
 const VIP: &str = "198.18.0.100";
 const CLIENT: &str = "198.18.0.10";
 const RS: [&str; 2] = ["198.19.0.11", "198.19.0.12"];
-
-/// A TCP segment with exactly `flags`, from `src` to `dst` (Ethernet
-/// addresses of the side it comes from).
-#[allow(clippy::too_many_arguments)]
-fn seg(
-    macs: ([u8; 6], [u8; 6]),
-    src: &str,
-    sport: u16,
-    dst: &str,
-    dport: u16,
-    flags: u8,
-    payload: &[u8],
-) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(macs.0, macs.1);
-    let mut t = match (src.parse::<IpAddr>(), dst.parse::<IpAddr>()) {
-        (Ok(IpAddr::V4(s)), Ok(IpAddr::V4(d))) => b.ipv4(s.octets(), d.octets(), 64),
-        (Ok(IpAddr::V6(s)), Ok(IpAddr::V6(d))) => b.ipv6(s.octets(), d.octets(), 64),
-        _ => panic!("addresses"),
-    }
-    .tcp(sport, dport, 1000, 65535);
-    if flags & SYN != 0 {
-        t = t.syn();
-    }
-    if flags & ACK != 0 {
-        t = t.ack(1);
-    }
-    if flags & FIN != 0 {
-        t = t.fin();
-    }
-    if flags & RST != 0 {
-        t = t.rst();
-    }
-    let mut out = Vec::new();
-    t.write(&mut out, payload).expect("build");
-    out
-}
 
 fn from_client(cport: u16, flags: u8) -> Vec<u8> {
     seg((MAC_GW, MAC_P0), CLIENT, cport, VIP, 80, flags, b"")

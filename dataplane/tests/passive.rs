@@ -5,38 +5,15 @@
 mod common;
 
 use common::*;
-use dataplane::buf::{PacketBuf, VecBuf};
+use dataplane::buf::VecBuf;
 use dataplane::conn::FwdMode;
 use dataplane::flow::HashKey;
-use dataplane::pipeline::{Event, PassiveWhy, Pipeline, PipelineConfig, Sink};
+use dataplane::pipeline::{Event, PassiveWhy, Pipeline, PipelineConfig};
 use dataplane::sched::{RealServer, SchedConfig, SchedKind, ServiceSched};
 use dataplane::snapshot::{Role, Service, Snapshot, SnapshotBuilder};
 use dataplane::stats::WorkerCounters;
 use dataplane::wire::ethernet::MacAddr;
-use etherparse::PacketBuilder;
-use std::net::IpAddr;
 use std::sync::Arc;
-
-#[derive(Default)]
-struct Collect {
-    tx: Vec<(u16, Vec<u8>)>,
-    events: Vec<Event>,
-}
-
-impl Sink<VecBuf> for Collect {
-    fn tx(&mut self, port: u16, pkt: VecBuf) {
-        self.tx.push((port, pkt.data().to_vec()));
-    }
-    fn handoff(&mut self, _worker: u16, pkt: VecBuf) -> Result<(), VecBuf> {
-        Err(pkt)
-    }
-    fn alloc(&mut self) -> Option<VecBuf> {
-        Some(VecBuf::with_room(128, 256))
-    }
-    fn event(&mut self, ev: Event) {
-        self.events.push(ev);
-    }
-}
 
 impl Collect {
     fn passive(&self) -> Vec<(u16, u32, PassiveWhy)> {
@@ -50,42 +27,11 @@ impl Collect {
     }
 }
 
-const SYN: u8 = 0x02;
-const RST: u8 = 0x04;
-const ACK: u8 = 0x10;
 const S: u64 = 1_000_000_000;
 
 const VIP: &str = "198.18.0.100";
 const CLIENT: &str = "198.18.0.10";
 const RS: &str = "198.19.0.11";
-
-fn seg(
-    macs: ([u8; 6], [u8; 6]),
-    src: &str,
-    sport: u16,
-    dst: &str,
-    dport: u16,
-    flags: u8,
-) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(macs.0, macs.1);
-    let mut t = match (src.parse::<IpAddr>(), dst.parse::<IpAddr>()) {
-        (Ok(IpAddr::V4(s)), Ok(IpAddr::V4(d))) => b.ipv4(s.octets(), d.octets(), 64),
-        _ => panic!("addresses"),
-    }
-    .tcp(sport, dport, 1000, 65535);
-    if flags & SYN != 0 {
-        t = t.syn();
-    }
-    if flags & ACK != 0 {
-        t = t.ack(1);
-    }
-    if flags & RST != 0 {
-        t = t.rst();
-    }
-    let mut out = Vec::new();
-    t.write(&mut out, b"").expect("build");
-    out
-}
 
 /// A service on VIP:80 with one real server (id 7).
 fn svc(fwd: FwdMode, passive: bool) -> Service {
@@ -133,7 +79,7 @@ fn director(fwd: FwdMode, passive: bool) -> (Pipeline<VecBuf>, Arc<WorkerCounter
 
 fn client(p: &mut Pipeline<VecBuf>, out: &mut Collect, cport: u16, flags: u8, t: u64) {
     out.tx.clear();
-    let f = seg((MAC_GW, MAC_P0), CLIENT, cport, VIP, 80, flags);
+    let f = seg((MAC_GW, MAC_P0), CLIENT, cport, VIP, 80, flags, b"");
     p.process(VecBuf::new(&f), CLIENT_PORT, t, false, out);
     assert_eq!(out.tx.len(), 1, "client segment forwarded");
     assert_eq!(out.tx[0].0, SERVER_PORT);
@@ -141,7 +87,7 @@ fn client(p: &mut Pipeline<VecBuf>, out: &mut Collect, cport: u16, flags: u8, t:
 
 fn real(p: &mut Pipeline<VecBuf>, out: &mut Collect, cport: u16, flags: u8, t: u64) {
     out.tx.clear();
-    let f = seg((MAC_RS1, MAC_P1), RS, 80, CLIENT, cport, flags);
+    let f = seg((MAC_RS1, MAC_P1), RS, 80, CLIENT, cport, flags, b"");
     p.process(VecBuf::new(&f), SERVER_PORT, t, false, out);
     assert_eq!(out.tx.len(), 1, "reply forwarded to the client");
     assert_eq!(out.tx[0].0, CLIENT_PORT);

@@ -6,10 +6,10 @@
 mod common;
 
 use common::*;
-use dataplane::buf::{PacketBuf, VecBuf};
+use dataplane::buf::VecBuf;
 use dataplane::conn::FwdMode;
 use dataplane::flow::HashKey;
-use dataplane::pipeline::{Event, Pipeline, PipelineConfig, Sink};
+use dataplane::pipeline::{Pipeline, PipelineConfig};
 use dataplane::sched::{RealServer, SchedConfig, SchedKind, ServiceSched};
 use dataplane::snapshot::{Role, Service, Snapshot, SnapshotBuilder};
 use dataplane::stats::{PathDrop, WorkerCounters};
@@ -17,32 +17,6 @@ use dataplane::wire::ethernet::MacAddr;
 use etherparse::PacketBuilder;
 use std::net::IpAddr;
 use std::sync::Arc;
-
-#[derive(Default)]
-struct Collect {
-    tx: Vec<(u16, Vec<u8>)>,
-    events: Vec<Event>,
-}
-
-impl Sink<VecBuf> for Collect {
-    fn tx(&mut self, port: u16, pkt: VecBuf) {
-        self.tx.push((port, pkt.data().to_vec()));
-    }
-    fn handoff(&mut self, _worker: u16, pkt: VecBuf) -> Result<(), VecBuf> {
-        Err(pkt)
-    }
-    fn alloc(&mut self) -> Option<VecBuf> {
-        Some(VecBuf::with_room(128, 256))
-    }
-    fn event(&mut self, ev: Event) {
-        self.events.push(ev);
-    }
-}
-
-const FIN: u8 = 0x01;
-const SYN: u8 = 0x02;
-const RST: u8 = 0x04;
-const ACK: u8 = 0x10;
 
 /// Addresses of one family: VIP, client, real servers.
 struct Fam {
@@ -62,40 +36,6 @@ const F6: Fam = Fam {
     rs: ["2001:db8:1::11", "2001:db8:1::12", "2001:db8:1::13"],
 };
 const RS_MACS: [[u8; 6]; 3] = [MAC_RS1, MAC_RS2, [0x02, 0, 0, 0, 0, 0x13]];
-
-#[allow(clippy::too_many_arguments)]
-fn seg(
-    macs: ([u8; 6], [u8; 6]),
-    src: &str,
-    sport: u16,
-    dst: &str,
-    dport: u16,
-    flags: u8,
-    payload: &[u8],
-) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(macs.0, macs.1);
-    let mut t = match (src.parse::<IpAddr>(), dst.parse::<IpAddr>()) {
-        (Ok(IpAddr::V4(s)), Ok(IpAddr::V4(d))) => b.ipv4(s.octets(), d.octets(), 64),
-        (Ok(IpAddr::V6(s)), Ok(IpAddr::V6(d))) => b.ipv6(s.octets(), d.octets(), 64),
-        _ => panic!("addresses"),
-    }
-    .tcp(sport, dport, 1000, 65535);
-    if flags & SYN != 0 {
-        t = t.syn();
-    }
-    if flags & ACK != 0 {
-        t = t.ack(1);
-    }
-    if flags & FIN != 0 {
-        t = t.fin();
-    }
-    if flags & RST != 0 {
-        t = t.rst();
-    }
-    let mut out = Vec::new();
-    t.write(&mut out, payload).expect("build");
-    out
-}
 
 fn reals(f: &Fam, order: [usize; 3]) -> Vec<RealServer> {
     order

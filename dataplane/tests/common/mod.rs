@@ -2,7 +2,9 @@
 //! packets built with etherparse, and output checks.
 #![allow(dead_code)]
 
+use dataplane::buf::{PacketBuf, VecBuf};
 use dataplane::conn::FwdMode;
+use dataplane::pipeline::{Event, Sink};
 use dataplane::route::RouteTableBuilder;
 use dataplane::sched::{RealServer, SchedConfig, SchedKind, ServiceSched};
 use dataplane::snapshot::{PortSnap, Role, Service, Snapshot, SnapshotBuilder};
@@ -190,4 +192,68 @@ pub fn check_out(frame: &[u8]) -> (IpAddr, u16, IpAddr, u16, [u8; 6]) {
     mac.copy_from_slice(&frame[..6]);
     let _ = src;
     (src, sport, dst, dport, mac)
+}
+
+/// A sink that keeps what the pipeline transmits and the events it emits;
+/// handoffs are refused (one worker).
+#[derive(Default)]
+pub struct Collect {
+    pub tx: Vec<(u16, Vec<u8>)>,
+    pub events: Vec<Event>,
+}
+
+impl Sink<VecBuf> for Collect {
+    fn tx(&mut self, port: u16, pkt: VecBuf) {
+        self.tx.push((port, pkt.data().to_vec()));
+    }
+    fn handoff(&mut self, _worker: u16, pkt: VecBuf) -> Result<(), VecBuf> {
+        Err(pkt)
+    }
+    fn alloc(&mut self) -> Option<VecBuf> {
+        Some(VecBuf::with_room(128, 256))
+    }
+    fn event(&mut self, ev: Event) {
+        self.events.push(ev);
+    }
+}
+
+pub const FIN: u8 = 0x01;
+pub const SYN: u8 = 0x02;
+pub const RST: u8 = 0x04;
+pub const ACK: u8 = 0x10;
+
+/// A TCP segment with exactly `flags`, from `src` to `dst` (Ethernet
+/// addresses of the side it comes from).
+#[allow(clippy::too_many_arguments)]
+pub fn seg(
+    macs: ([u8; 6], [u8; 6]),
+    src: &str,
+    sport: u16,
+    dst: &str,
+    dport: u16,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(macs.0, macs.1);
+    let mut t = match (src.parse::<IpAddr>(), dst.parse::<IpAddr>()) {
+        (Ok(IpAddr::V4(s)), Ok(IpAddr::V4(d))) => b.ipv4(s.octets(), d.octets(), 64),
+        (Ok(IpAddr::V6(s)), Ok(IpAddr::V6(d))) => b.ipv6(s.octets(), d.octets(), 64),
+        _ => panic!("addresses"),
+    }
+    .tcp(sport, dport, 1000, 65535);
+    if flags & SYN != 0 {
+        t = t.syn();
+    }
+    if flags & ACK != 0 {
+        t = t.ack(1);
+    }
+    if flags & FIN != 0 {
+        t = t.fin();
+    }
+    if flags & RST != 0 {
+        t = t.rst();
+    }
+    let mut out = Vec::new();
+    t.write(&mut out, payload).expect("build");
+    out
 }

@@ -31,6 +31,7 @@ pub mod dpdk;
 pub mod flow;
 pub mod forward;
 pub mod frag;
+pub mod fwmark;
 pub mod guard;
 pub mod mem;
 pub mod neigh;

@@ -53,18 +53,9 @@ impl fmt::Display for RuleError {
 
 impl std::error::Error for RuleError {}
 
+/// A compiled rule; an IPv4 address sits in the low 32 bits of `net`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Rule4 {
-    net: u32,
-    mask: u32,
-    proto: Option<u8>,
-    lo: u16,
-    hi: u16,
-    mark: u32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Rule6 {
+struct Rule {
     net: u128,
     mask: u128,
     proto: Option<u8>,
@@ -73,11 +64,29 @@ struct Rule6 {
     mark: u32,
 }
 
+impl Rule {
+    #[inline]
+    fn matches(&self, proto: u8, dst: u128, dport: u16) -> bool {
+        dst & self.mask == self.net
+            && self.proto.is_none_or(|p| p == proto)
+            && (self.lo..=self.hi).contains(&dport)
+    }
+}
+
+/// The first rule of `rules` that matches, as its mark.
+#[inline]
+fn first(rules: &[Rule], proto: u8, dst: u128, dport: u16) -> Option<u32> {
+    rules
+        .iter()
+        .find(|r| r.matches(proto, dst, dport))
+        .map(|r| r.mark)
+}
+
 /// A compiled, immutable rule list; first match wins, per address family.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Classifier {
-    v4: Box<[Rule4]>,
-    v6: Box<[Rule6]>,
+    v4: Box<[Rule]>,
+    v6: Box<[Rule]>,
 }
 
 fn mask4(prefix: u8) -> u32 {
@@ -110,50 +119,36 @@ impl Classifier {
                     format!("range {}-{} starts above its end", r.ports.0, r.ports.1),
                 ));
             }
-            match r.net {
-                IpAddr::V4(a) => {
-                    if r.prefix > 32 {
-                        return Err(err(
-                            "prefix",
-                            format!("/{} is longer than 32 for IPv4", r.prefix),
-                        ));
-                    }
-                    let mask = mask4(r.prefix);
-                    let net = u32::from(a);
-                    if net & !mask != 0 {
-                        return Err(err("net", format!("{a}/{} has host bits set", r.prefix)));
-                    }
-                    v4.push(Rule4 {
-                        net,
-                        mask,
-                        proto: r.proto,
-                        lo: r.ports.0,
-                        hi: r.ports.1,
-                        mark: r.mark,
-                    });
-                }
-                IpAddr::V6(a) => {
-                    if r.prefix > 128 {
-                        return Err(err(
-                            "prefix",
-                            format!("/{} is longer than 128 for IPv6", r.prefix),
-                        ));
-                    }
-                    let mask = mask6(r.prefix);
-                    let net = u128::from(a);
-                    if net & !mask != 0 {
-                        return Err(err("net", format!("{a}/{} has host bits set", r.prefix)));
-                    }
-                    v6.push(Rule6 {
-                        net,
-                        mask,
-                        proto: r.proto,
-                        lo: r.ports.0,
-                        hi: r.ports.1,
-                        mark: r.mark,
-                    });
-                }
+            let bits = if r.net.is_ipv4() { 32 } else { 128 };
+            if u32::from(r.prefix) > bits {
+                let family = if bits == 32 { "IPv4" } else { "IPv6" };
+                return Err(err(
+                    "prefix",
+                    format!("/{} is longer than {bits} for {family}", r.prefix),
+                ));
             }
+            let (net, mask, list) = match r.net {
+                IpAddr::V4(a) => (
+                    u128::from(u32::from(a)),
+                    u128::from(mask4(r.prefix)),
+                    &mut v4,
+                ),
+                IpAddr::V6(a) => (u128::from(a), mask6(r.prefix), &mut v6),
+            };
+            if net & !mask != 0 {
+                return Err(err(
+                    "net",
+                    format!("{}/{} has host bits set", r.net, r.prefix),
+                ));
+            }
+            list.push(Rule {
+                net,
+                mask,
+                proto: r.proto,
+                lo: r.ports.0,
+                hi: r.ports.1,
+                mark: r.mark,
+            });
         }
         Ok(Self {
             v4: v4.into_boxed_slice(),
@@ -172,26 +167,9 @@ impl Classifier {
     /// allocation, no index, no panic.
     #[inline]
     pub fn classify(&self, proto: u8, dst: IpAddr, dport: u16) -> Option<u32> {
-        let proto_ok = |p: Option<u8>| p.is_none_or(|p| p == proto);
         match dst {
-            IpAddr::V4(a) => {
-                let d = u32::from(a);
-                self.v4
-                    .iter()
-                    .find(|r| {
-                        d & r.mask == r.net && proto_ok(r.proto) && (r.lo..=r.hi).contains(&dport)
-                    })
-                    .map(|r| r.mark)
-            }
-            IpAddr::V6(a) => {
-                let d = u128::from(a);
-                self.v6
-                    .iter()
-                    .find(|r| {
-                        d & r.mask == r.net && proto_ok(r.proto) && (r.lo..=r.hi).contains(&dport)
-                    })
-                    .map(|r| r.mark)
-            }
+            IpAddr::V4(a) => first(&self.v4, proto, u128::from(u32::from(a)), dport),
+            IpAddr::V6(a) => first(&self.v6, proto, u128::from(a), dport),
         }
     }
 }

@@ -305,6 +305,10 @@ pub struct ServiceConf {
     /// have no connection entry. Default: on for mh over DR/TUN.
     #[serde(default)]
     pub sloppy_tcp: Option<bool>,
+    /// One-packet scheduling (ipvsadm `-o`): every datagram of a UDP
+    /// service is scheduled on its own, no connection entry is kept.
+    #[serde(default)]
+    pub ops: bool,
 }
 
 /// `[[service.real]]`: a real server.
@@ -1363,6 +1367,20 @@ impl Config {
                 "only TCP services have TCP state to continue",
             );
         }
+        if s.ops && proto.is_some_and(|p| p != Protocol::Udp) {
+            // ipvsadm 1.31 refuses -o for a TCP service; rvs does too
+            // rather than accept a setting the kernel would ignore.
+            e.push(
+                format!("{f}.ops"),
+                "one-packet scheduling is only for UDP services",
+            );
+        }
+        if s.ops && fullnat {
+            e.push(
+                format!("{f}.ops"),
+                "fullnat needs a connection entry for its local port",
+            );
+        }
         if s.sloppy_tcp == Some(true) && fullnat {
             e.push(
                 format!("{f}.sloppy_tcp"),
@@ -1408,6 +1426,7 @@ impl Config {
             origin: Origin::Config,
             passive_check: s.health.as_ref().is_some_and(|h| h.passive_check),
             sloppy_tcp: s.sloppy_tcp,
+            ops: s.ops,
             ..Service::new(key)
         })
     }

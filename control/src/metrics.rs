@@ -112,6 +112,9 @@ pub struct MetricsSnapshot {
     /// Things (events, relays, snapshots) lost because a ring was full,
     /// by kind (`reason`) and worker.
     pub losses: Vec<DropCounter>,
+    /// Packets forwarded without a connection entry, by why (`reason`:
+    /// `table_full`, `ops`, `nat_reply`) and worker.
+    pub stateless: Vec<DropCounter>,
 }
 
 impl MetricsSnapshot {
@@ -351,6 +354,22 @@ pub fn render(m: &MetricsSnapshot) -> String {
                     ("family", c.family.into()),
                 ],
                 pick(c),
+            );
+        }
+    }
+    if !m.stateless.is_empty() {
+        family(
+            &mut out,
+            "rvs_stateless_packets_total",
+            "counter",
+            "Packets forwarded without a connection entry: table_full (the table had no room; the service's Maglev table picks), ops (one-packet scheduling), nat_reply (NAT replies reverse-translated statelessly).",
+        );
+        for d in &m.stateless {
+            sample(
+                &mut out,
+                "rvs_stateless_packets_total",
+                &[("what", d.reason.clone()), ("worker", d.worker.to_string())],
+                d.packets,
             );
         }
     }

@@ -378,6 +378,10 @@ pub struct Service {
     /// IPVS's `sloppy_tcp` (config `sloppy_tcp`): `None` is the default,
     /// on for mh over DR/TUN, off otherwise.
     pub sloppy_tcp: Option<bool>,
+    /// One-packet scheduling (IPVS `IP_VS_SVC_F_ONEPACKET`: ipvsadm `-o`,
+    /// config `ops`, keepalived.conf `ops`): every datagram of a UDP
+    /// service is scheduled on its own and no connection entry is made.
+    pub ops: bool,
 }
 
 impl Service {
@@ -398,6 +402,7 @@ impl Service {
             origin: Origin::default(),
             passive_check: false,
             sloppy_tcp: None,
+            ops: false,
         }
     }
 
@@ -503,6 +508,8 @@ pub struct ServiceSpec {
     pub persistent: Option<u32>,
     /// Persistence granularity.
     pub netmask: Option<Netmask>,
+    /// One-packet scheduling (`-o`, UDP services only).
+    pub ops: bool,
 }
 
 /// A request to add or edit a real server. `None` fields take ipvsadm's
@@ -599,6 +606,12 @@ impl Model {
                 "Zero port specified for non-persistent service".into(),
             ));
         }
+        if spec.ops && s.key.proto != Protocol::Udp {
+            return Err(ModelError::Invalid(
+                "One-Packet Scheduling is only for UDP virtual services".into(),
+            ));
+        }
+        s.ops = spec.ops;
         Ok(())
     }
 
@@ -841,6 +854,7 @@ mod tests {
             flags: None,
             persistent: None,
             netmask: None,
+            ops: false,
         }
     }
     fn real(a: &str, f: Forward, w: u32) -> RealSpec {

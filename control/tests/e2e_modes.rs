@@ -7,7 +7,9 @@
 //! per family, a long-lived connection that must survive the whole test,
 //! HTTP requests from four client addresses reaching every real server,
 //! /whoami showing what the real server saw, a 4 MiB download checked byte
-//! for byte, UDP echo answered from the VIP. At the end rvsadm's drop
+//! for byte, UDP echo answered from the VIP; in NAT mode also UDP
+//! services with one-packet scheduling (`ops`), whose datagrams from one
+//! socket spread over the real servers. At the end rvsadm's drop
 //! counters are printed and checked, and the service counters must be
 //! non-zero. Needs root; without it a test fails in CI and is reported as
 //! skipped elsewhere (`netns::skip`).
@@ -41,6 +43,87 @@ fn config_name(mode: Mode) -> &'static str {
     }
 }
 
+/// The UDP port of the NAT scenario's one-packet-scheduling services.
+const OPS_PORT: u16 = 5354;
+
+/// One-packet scheduling through rvsd (NAT): the datagrams of one client
+/// socket are spread over the real servers in rr order, every reply comes
+/// back from the VIP (reverse NAT without an entry), and the counters
+/// (`--workers` Ops and Stateless-rx, metrics) saw them.
+fn exercise_ops(topo: &Topology, rvsd: &Rvsd) {
+    let before = workers_sum(rvsd, &["Ops", "Stateless-rx"]);
+    let mut sent = 0u64;
+    for (vip, src) in [
+        (plan::VIP4, &topo.clients4[0]),
+        (plan::VIP6, &topo.clients6[0]),
+    ] {
+        let res = servers::udp_echo(&topo.client, Some(src), vip, OPS_PORT, "ops", 6);
+        assert_eq!(res.len(), 6, "{res:?}");
+        let mut order = Vec::new();
+        for (k, u) in res.iter().enumerate() {
+            assert!(
+                u.ok && u.from.as_deref() == Some(vip),
+                "ops {vip} datagram {k}: {u:?}"
+            );
+            let name = u.server.clone().unwrap();
+            assert_eq!(u.reply.as_deref(), Some(format!("{name}:ops-{k}").as_str()));
+            order.push(name);
+        }
+        // one socket, every datagram scheduled anew: rr walks the three
+        // real servers, twice
+        let first: BTreeSet<_> = order[..3].iter().cloned().collect();
+        assert_eq!(first.len(), 3, "ops {vip}: one socket, three servers: {order:?}");
+        assert_eq!(order[..3], order[3..], "ops {vip}: rr order: {order:?}");
+        sent += 6;
+    }
+    let after = workers_sum(rvsd, &["Ops", "Stateless-rx"]);
+    eprintln!("ops counters before {before:?} after {after:?}");
+    assert!(after[0] - before[0] >= sent, "Ops: {before:?} -> {after:?}");
+    assert!(after[1] - before[1] >= sent, "Stateless-rx: {before:?} -> {after:?}");
+    let ln = rvsd.ok(&["-Ln"]);
+    for vip in [plan::VIP4, plan::VIP6] {
+        let line = format!("UDP  {} rr ops\n", ep(vip, OPS_PORT));
+        assert!(ln.contains(&line), "{line:?} in\n{ln}");
+    }
+    let saved = rvsd.ok(&["-S", "-n"]);
+    assert!(
+        saved.contains(&format!("-A -u {} -s rr -o\n", ep(plan::VIP4, OPS_PORT))),
+        "{saved}"
+    );
+    let m = rvsd.scrape().unwrap();
+    assert!(
+        m.lines().any(|l| l.starts_with("rvs_stateless_packets_total{what=\"ops\"")
+            && !l.ends_with(" 0")),
+        "{m}"
+    );
+}
+
+/// Sums of the named `rvsadm --workers` columns over the workers.
+fn workers_sum(rvsd: &Rvsd, cols: &[&str]) -> Vec<u64> {
+    let w = rvsd.ok(&["--workers"]);
+    let mut lines = w.lines();
+    let head: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let idx: Vec<usize> = cols
+        .iter()
+        .map(|c| {
+            head.iter()
+                .position(|h| h == c)
+                .unwrap_or_else(|| panic!("no column {c}: {w}"))
+        })
+        .collect();
+    let mut sums = vec![0u64; cols.len()];
+    for l in lines {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() != head.len() {
+            continue;
+        }
+        for (s, i) in sums.iter_mut().zip(&idx) {
+            *s += f[*i].parse::<u64>().unwrap_or(0);
+        }
+    }
+    sums
+}
+
 /// FullNAT local addresses (from the plan's pools) and the extra server
 /// port addresses that put them on a port subnet.
 const LADDR4: &str = "198.18.3.10";
@@ -65,6 +148,25 @@ fn services(topo: &Topology, mode: Mode) -> Conf {
                 .collect();
             conf.services
                 .push_str(&service(proto, &ep(vip, port), "rr", fw, &extra, &reals));
+        }
+    }
+    if mode == Mode::Nat {
+        // One-packet scheduling (ipvsadm -o): its own real server port, so
+        // that replies map back to one service (stateless reverse NAT).
+        for vip in [plan::VIP4, plan::VIP6] {
+            let reals: Vec<(String, u32)> = topo
+                .servers
+                .iter()
+                .map(|s| (ep(if vip.contains(':') { &s.ip6 } else { &s.ip4 }, OPS_PORT), 1))
+                .collect();
+            conf.services.push_str(&service(
+                "udp",
+                &ep(vip, OPS_PORT),
+                "rr",
+                fw,
+                "ops = true",
+                &reals,
+            ));
         }
     }
     if mode == Mode::FullNat {
@@ -182,7 +284,12 @@ fn mode_scenario(test: &str, mode: Mode) {
     } else {
         topo.setup_servers(mode).unwrap();
     }
-    let _srv = servers::start_all(&topo);
+    let mut _srv = servers::start_all(&topo);
+    if mode == Mode::Nat {
+        for s in &topo.servers {
+            _srv.push(servers::start_udp(&s.ns, &s.name, OPS_PORT));
+        }
+    }
     let rvsd = Rvsd::start(&topo, &services(&topo, mode));
     eprintln!("{}", rvsd.ok(&["-Ln"]));
     for vip in [plan::VIP4, plan::VIP6] {
@@ -224,6 +331,9 @@ fn mode_scenario(test: &str, mode: Mode) {
             udp, all,
             "{mode:?} v6={v6}: rr reaches every real server (UDP)"
         );
+    }
+    if mode == Mode::Nat {
+        exercise_ops(&topo, &rvsd);
     }
     for h in holds {
         let r = h.finish();

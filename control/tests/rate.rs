@@ -154,6 +154,7 @@ fn director(reuse_mode: u8) -> (Pipeline<VecBuf>, Arc<WorkerCounters>) {
         stateless: None,
         passive_check: false,
         sloppy_tcp: false,
+        ops: false,
     };
     let snap = SnapshotBuilder::new(1, ports, routes)
         .role(Role::Master)

@@ -13,7 +13,7 @@ use crate::conn::{
     Activity, ConnConfig, ConnTable, Direction as ConnDir, FwdMode, InsertError, NewConn,
     RecordIdx, TcpState, Timeouts,
 };
-use crate::flow::{Family, FlowKey, HashKey, Ownership, IPPROTO_TCP, V4, V6};
+use crate::flow::{Family, FlowKey, HashKey, Ownership, IPPROTO_TCP, IPPROTO_UDP, V4, V6};
 use crate::forward::{self, Direction, Endpoint, ForwardError, L2Out, Mode, TunParams, Verdict};
 use crate::frag::{FragClass, FragTable};
 use crate::neigh::{self, Neigh, NeighConfig, Output, TickEvent, Verdict as NVerdict};
@@ -1057,8 +1057,11 @@ impl<B: PacketBuf> Pipeline<B> {
         };
         let Some(svc) = svc else {
             // A reply from a NAT real server without a connection (table
-            // full, flow forwarded statelessly): reverse NAT statelessly.
-            if let Some(s) = snap.nat_reverse(proto, src, sport) {
+            // full, flow forwarded statelessly; one-packet scheduling):
+            // reverse NAT statelessly, counted.
+            if let Some((s, rs)) = snap.nat_reverse(proto, src, sport) {
+                self.st.counters.stateless_replies.inc();
+                count_traffic(&self.st.counters, s.id, rs, true, bytes);
                 let t = forward::Translation {
                     mode: Mode::Nat,
                     client: Endpoint::new(dst, dport),
@@ -1174,6 +1177,38 @@ impl<B: PacketBuf> Pipeline<B> {
             return self.drop_pkt(PathDrop::NoRealServer);
         };
         let rport = if real.port == 0 { key.dport } else { real.port };
+        if svc.ops && key.proto == IPPROTO_UDP && fwd != FwdMode::FullNat {
+            // IPVS's one-packet scheduling: the datagram is a connection
+            // of its own (counted as one) that is never hashed, so the
+            // next datagram of the flow is scheduled again. A persistence
+            // template (made by `schedule` above) still holds the client.
+            if svc.sched.config().persistence.is_some() {
+                sink.event(Event::Template {
+                    svc: svc_id,
+                    client: F::to_ip(key.src),
+                    rs: real.id.0,
+                });
+            }
+            self.st.counters.ops_packets.inc();
+            for c in [
+                self.st.counters.services.get(svc_id as usize),
+                self.st.counters.reals.get(real.id.0 as usize),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                c.conns.inc();
+            }
+            count_traffic(&self.st.counters, svc_id, real.id.0, false, ip_len(meta));
+            let t = forward::Translation {
+                mode: fwd_mode(fwd),
+                client: Endpoint::new(F::to_ip(key.src), key.sport),
+                vip: Endpoint::new(F::to_ip(key.dst), key.dport),
+                rip: Endpoint::new(real.addr, rport),
+                laddr: None,
+            };
+            return self.emit(pkt, meta, &t, Direction::In, in_port, sink);
+        }
         let mut nc = NewConn::<F> {
             proto: key.proto,
             fwd,

@@ -95,6 +95,13 @@ pub struct Service {
     /// on every director) and creates an entry in the state the segment
     /// implies, so flows survive ECMP moving them between directors.
     pub sloppy_tcp: bool,
+    /// IPVS's one-packet scheduling (`IP_VS_SVC_F_ONEPACKET`, ipvsadm
+    /// `-o`): every UDP datagram is scheduled on its own and no connection
+    /// entry is made (persistence templates still apply). NAT replies are
+    /// reverse-translated statelessly ([`Snapshot::nat_reverse`]). Ignored
+    /// for TCP and for FullNAT real servers (their local port needs an
+    /// entry), as IPVS ignores it for TCP.
+    pub ops: bool,
 }
 
 impl Service {
@@ -196,7 +203,7 @@ pub struct Snapshot {
     /// Real server (proto, RIP, rport) → service id, for NAT replies whose
     /// connection is gone (table full: stateless reverse NAT). Only
     /// unambiguous real servers are listed.
-    nat_reverse: FxMap<Endpoint, u16>,
+    nat_reverse: FxMap<Endpoint, (u16, u32)>,
     /// The ports, by port index.
     pub ports: Box<[PortSnap]>,
     /// Routes.
@@ -287,12 +294,12 @@ impl Snapshot {
         self.services.len()
     }
 
-    /// The NAT service whose real server is (proto, rip, rport), if only
-    /// one service uses it.
+    /// The NAT service whose real server is (proto, rip, rport), with that
+    /// real server's id, if only one service uses it.
     #[inline]
-    pub fn nat_reverse(&self, proto: u8, rip: IpAddr, rport: u16) -> Option<&Service> {
-        let id = *self.nat_reverse.get(&(proto, rip, rport))?;
-        self.service(id)
+    pub fn nat_reverse(&self, proto: u8, rip: IpAddr, rport: u16) -> Option<(&Service, u32)> {
+        let (id, rs) = *self.nat_reverse.get(&(proto, rip, rport))?;
+        Some((self.service(id)?, rs))
     }
 
     /// True when `addr` is a VIP of any service.
@@ -460,7 +467,7 @@ impl SnapshotBuilder {
             .unwrap_or(0);
         let mut services: Vec<Option<Service>> = (0..max_id).map(|_| None).collect();
         let mut vips: FxMap<Endpoint, u16> = FxMap::default();
-        let mut reverse_count: FxMap<Endpoint, (u16, u32)> = FxMap::default();
+        let mut reverse_count: FxMap<Endpoint, (u16, u32, u32)> = FxMap::default();
         let mut addrs: Vec<OurAddr> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.ports.iter().enumerate() {
@@ -490,8 +497,8 @@ impl SnapshotBuilder {
                 if s.fwd.get(i) == Some(&FwdMode::Nat) {
                     let e = reverse_count
                         .entry((s.proto, r.addr, r.port))
-                        .or_insert((s.id, 0));
-                    e.1 += 1;
+                        .or_insert((s.id, r.id.0, 0));
+                    e.2 += 1;
                 }
             }
             // A VIP is answered on the port its address routes out of (the
@@ -527,8 +534,8 @@ impl SnapshotBuilder {
         addrs.extend(self.extra_addrs);
         let nat_reverse = reverse_count
             .into_iter()
-            .filter(|(_, (_, n))| *n == 1)
-            .map(|(k, (id, _))| (k, id))
+            .filter(|(_, (_, _, n))| *n == 1)
+            .map(|(k, (id, rs, _))| (k, (id, rs)))
             .collect();
         Ok(Snapshot {
             generation: self.generation,

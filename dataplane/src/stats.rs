@@ -342,6 +342,13 @@ pub struct WorkerCounters {
     /// Connections created mid-flow by `sloppy_tcp` (a TCP segment other
     /// than a SYN with no entry, scheduled by the consistent hash).
     pub sloppy_conns: Counter,
+    /// Datagrams of one-packet-scheduling services (`ops`) scheduled on
+    /// their own, without a connection entry.
+    pub ops_packets: Counter,
+    /// NAT replies with no connection entry reverse-translated statelessly
+    /// (one-packet scheduling, or a flow forwarded statelessly because the
+    /// table was full).
+    pub stateless_replies: Counter,
     /// ARP/ND requests answered.
     pub neigh_answered: Counter,
     /// Packets too big for their path answered with frag-needed /
@@ -402,6 +409,8 @@ impl WorkerCounters {
             conn_backing: Counter::default(),
             stateless_fallbacks: Counter::default(),
             sloppy_conns: Counter::default(),
+            ops_packets: Counter::default(),
+            stateless_replies: Counter::default(),
             neigh_answered: Counter::default(),
             pmtu_replies: Counter::default(),
             to_kernel: Counter::default(),

@@ -139,6 +139,7 @@ fn connection_burst_loses_no_sync_report_or_template_silently() {
         stateless: None,
         passive_check: false,
         sloppy_tcp: false,
+        ops: false,
     };
     let sync = SyncParams {
         threshold: 1,

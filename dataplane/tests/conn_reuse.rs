@@ -48,6 +48,7 @@ fn svc(kind: SchedKind, weights: [u32; 2], fwd: FwdMode) -> Service {
         stateless: None,
         passive_check: false,
         sloppy_tcp: false,
+        ops: false,
     }
 }
 

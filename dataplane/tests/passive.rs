@@ -48,6 +48,7 @@ fn svc(fwd: FwdMode, passive: bool) -> Service {
         stateless: None,
         passive_check: passive,
         sloppy_tcp: false,
+        ops: false,
     }
 }
 

@@ -63,6 +63,7 @@ fn svc(f: &Fam, kind: SchedKind, fwd: FwdMode, order: [usize; 3]) -> Service {
         laddrs: vec![v4("198.19.0.250"), v6("2001:db8:1::250")].into_boxed_slice(),
         stateless: Some(mh),
         sloppy_tcp: false,
+        ops: false,
         passive_check: false,
     }
 }
@@ -252,6 +253,7 @@ fn full_table_fullnat_is_dropped_and_counted() {
 fn sloppy(f: &Fam, on: bool, order: [usize; 3]) -> Arc<Snapshot> {
     snap(Service {
         sloppy_tcp: on,
+        ops: false,
         ..svc(f, SchedKind::Mh, FwdMode::Dr, order)
     })
 }

@@ -91,6 +91,7 @@ fn service(
         // a consistent scheduler makes it legal (DR/TUN)
         passive_check: true,
         sloppy_tcp: matches!(fwd, FwdMode::Dr | FwdMode::Tun),
+        ops: false,
     })
 }
 

@@ -104,6 +104,7 @@ fn service(id: u16, fam: Fam, mode: FwdMode) -> Result<Service, String> {
         stateless: Some(mh),
         passive_check: false,
         sloppy_tcp: false,
+        ops: false,
     })
 }
 

@@ -37,7 +37,7 @@ fn example_configs_load_and_convert() {
     let tun = example("tun.toml").to_model();
     assert_eq!(
         list::save(&tun),
-        "-A -t 198.18.0.100:443 -s mh -b mh-fallback -p 600 -M 255.255.255.0\n\
+        "-A -t 198.18.0.100:443 -s mh -p 600 -M 255.255.255.0 -b mh-fallback\n\
 -a -t 198.18.0.100:443 -r 198.19.128.2:443 -i -w 1\n\
 -a -t 198.18.0.100:443 -r 198.19.128.3:443 -i -w 1 -x 10000 -y 8000\n"
     );
@@ -483,4 +483,22 @@ fn sloppy_tcp_is_validated_and_defaults_to_mh_over_dr() {
     .to_model();
     assert_eq!(m.services[0].sloppy_tcp, Some(false));
     assert_eq!(m.services[1].sloppy_tcp, None, "unset: the default");
+}
+
+#[test]
+fn ops_only_for_udp_services() {
+    assert_eq!(
+        one_error("protocol = \"tcp\"", "protocol = \"tcp\"\nops = true"),
+        "bad.toml: service[0].ops: one-packet scheduling is only for UDP services"
+    );
+    let v = errors(&BASE.replacen("protocol = \"tcp\"", "protocol = \"tcp\"\nops = 1", 1));
+    assert!(v.iter().any(|e| e.contains("service[0].ops")), "{v:#?}");
+    let m = parse(
+        &BASE.replacen("protocol = \"tcp\"", "protocol = \"udp\"\nops = true", 1),
+        "ok.toml",
+    )
+    .unwrap()
+    .to_model();
+    assert!(m.services[0].ops);
+    assert!(!m.services[1].ops, "off by default");
 }

@@ -95,6 +95,8 @@ pub struct DataplaneStats {
     pub family_tables: Vec<crate::metrics::FamilyTable>,
     /// Losses (ring full) by kind and worker.
     pub losses: Vec<DropCounter>,
+    /// Packets forwarded without a connection entry, by why and worker.
+    pub stateless: Vec<DropCounter>,
 }
 
 /// What rvsd needs from a packet dataplane. Every method is called from

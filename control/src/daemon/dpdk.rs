@@ -501,6 +501,7 @@ impl DpdkDataplane {
                 stateless,
                 passive_check: s.passive_check,
                 sloppy_tcp,
+                ops: s.ops && s.key.proto == Protocol::Udp,
             });
         }
         b.build().map_err(|e| e.to_string())
@@ -638,6 +639,17 @@ impl Dataplane for DpdkDataplane {
                     capacity: capacity.get(),
                 });
             }
+            for (what, n) in [
+                ("table_full", c.stateless_fallbacks.get()),
+                ("ops", c.ops_packets.get()),
+                ("nat_reply", c.stateless_replies.get()),
+            ] {
+                st.stateless.push(DropCounter {
+                    reason: what.to_string(),
+                    worker: w,
+                    packets: n,
+                });
+            }
             let relay = rt.relay_counters();
             let relayed = [Loss::NeighRelay, Loss::TemplateRelay]
                 .map(|l| (l.name(), relay.get(w as usize, l)));
@@ -756,7 +768,7 @@ impl Dataplane for DpdkDataplane {
             }
             Extra::Workers => {
                 out.push_str(
-                    "Worker   Conns    Capacity  Table-mem  Handoffs-out  Stateless  PMTU-replies  To-kernel  From-kernel  Generation   Conns-v4  Capacity-v4   Conns-v6  Capacity-v6     Reused   Lost   Sloppy\n",
+                    "Worker   Conns    Capacity  Table-mem  Handoffs-out  Stateless  PMTU-replies  To-kernel  From-kernel  Generation   Conns-v4  Capacity-v4   Conns-v6  Capacity-v6     Reused   Lost   Sloppy      Ops  Stateless-rx\n",
                 );
                 for (w, c) in rt.counters().iter().enumerate() {
                     let h: u64 = c.handoff_out.iter().map(|x| x.get()).sum();
@@ -768,7 +780,7 @@ impl Dataplane for DpdkDataplane {
                         .sum();
                     let _ = writeln!(
                         out,
-                        "{:>6} {:>7} {:>11} {:>10} {:>13} {:>10} {:>13} {:>10} {:>12} {:>11} {:>10} {:>12} {:>10} {:>12} {:>10} {:>6} {:>8}",
+                        "{:>6} {:>7} {:>11} {:>10} {:>13} {:>10} {:>13} {:>10} {:>12} {:>11} {:>10} {:>12} {:>10} {:>12} {:>10} {:>6} {:>8} {:>8} {:>13}",
                         w,
                         c.conn_entries.get(),
                         c.conn_capacity.get(),
@@ -785,7 +797,9 @@ impl Dataplane for DpdkDataplane {
                         c.conn_capacity_v6.get(),
                         c.conn_reused.get(),
                         lost,
-                        c.sloppy_conns.get()
+                        c.sloppy_conns.get(),
+                        c.ops_packets.get(),
+                        c.stateless_replies.get()
                     );
                 }
             }

@@ -725,6 +725,7 @@ impl Daemon {
         m.conn_tables = st.conn_tables;
         m.family_tables = st.family_tables;
         m.losses = st.losses;
+        m.stateless = st.stateless;
         let mut out = metrics::render(&m);
         out.push_str(&self.health.metrics());
         out

@@ -577,7 +577,9 @@ fn virtual_server(
         sorry_server: None,
         health: None,
         sloppy_tcp: None,
+        ops: false,
     };
+    let mut ops_at: Option<&Node> = None;
     let mut health = ServiceHealthConf::default();
     let mut any_health = false;
     let mut defaults = CheckDefaults::default();
@@ -644,7 +646,10 @@ fn virtual_server(
                     svc.sched_flags.push(f.into());
                 }
             }
-            "ops" => e.at(c, "one-packet scheduling (ops) is not supported by rvs"),
+            "ops" => {
+                svc.ops = true;
+                ops_at = Some(c);
+            }
             "sorry_server" => match (c.words.get(1).and_then(|w| parse_ip(w)), c.words.get(2)) {
                 (Some(ip), Some(p)) => svc.sorry_server = Some(ep(ip, p)),
                 _ => e.at(c, "expected 'sorry_server IP PORT'"),
@@ -706,6 +711,16 @@ fn virtual_server(
                 format!("'{other}' in a virtual_server is not supported by rvs"),
             ),
         }
+    }
+    // keepalived sets IP_VS_SVC_F_ONEPACKET only for UDP services and
+    // silently drops `ops` elsewhere; ipvsadm refuses -o on TCP. rvs
+    // refuses it too, so that nobody believes a TCP service is scheduled
+    // per packet.
+    if let (Some(c), false) = (ops_at, svc.protocol == "udp") {
+        e.at(
+            c,
+            "ops (one-packet scheduling) is only for UDP services (protocol UDP)",
+        );
     }
     let mut reals_at = Vec::new();
     for r in real_nodes {
@@ -1061,6 +1076,9 @@ pub fn to_toml(services: &[ServiceConf], origins: &[Origin]) -> String {
         }
         if let Some(x) = &s.sorry_server {
             let _ = writeln!(o, "sorry_server = {}", q(x));
+        }
+        if s.ops {
+            o.push_str("ops = true\n");
         }
         if let Some(h) = &s.health {
             o.push_str("[service.health]\n");

@@ -125,6 +125,16 @@ virtual_server 198.18.0.120 53 {
         }
     }
 }
+
+virtual_server 198.18.0.121 53 {
+    ops
+    protocol UDP
+    lb_kind NAT
+    real_server 198.18.1.15 53 {
+        UDP_CHECK {
+        }
+    }
+}
 "#;
 
 fn dir(name: &str) -> std::path::PathBuf {
@@ -154,8 +164,14 @@ fn rvsd_reads_the_virtual_servers_of_a_keepalived_conf() {
             "tcp 198.18.0.100:80",
             "tcp 198.18.0.110:443",
             "tcp 198.18.0.111:443",
-            "udp 198.18.0.120:53"
+            "udp 198.18.0.120:53",
+            "udp 198.18.0.121:53"
         ]
+    );
+    // `ops` (before `protocol UDP` in the block: order does not matter)
+    assert_eq!(
+        m.services.iter().map(|s| s.ops).collect::<Vec<_>>(),
+        [false, false, false, false, true]
     );
     let web = &m.services[0];
     assert_eq!(web.scheduler.name(), "wrr");
@@ -184,7 +200,7 @@ fn rvsd_reads_the_virtual_servers_of_a_keepalived_conf() {
     assert_eq!(la, ["198.18.3.10", "198.18.3.11"]);
 
     let plan = health::config::plan(&cfg);
-    assert_eq!(plan.services.len(), 4);
+    assert_eq!(plan.services.len(), 5);
     let s0 = &plan.services[0];
     assert_eq!((s0.quorum, s0.hysteresis), (2, 1));
     assert_eq!(
@@ -291,7 +307,9 @@ fn includes_are_followed() {
 /// Each bad construct: its text and what the error must say.
 const BAD: &[(&str, &str)] = &[
     ("virtual_server fwmark 1 {\n}\n", "line 1: fwmark virtual servers are not supported"),
-    ("virtual_server 198.18.0.100 80 {\n ops\n}\n", "line 2: one-packet scheduling (ops) is not supported"),
+    ("virtual_server 198.18.0.100 80 {\n ops\n}\n", "line 2: ops (one-packet scheduling) is only for UDP services"),
+    ("virtual_server 198.18.0.100 80 {\n ops\n protocol TCP\n}\n", "line 2: ops (one-packet scheduling) is only for UDP services"),
+    ("virtual_server 198.18.0.100 53 {\n protocol UDP\n lb_kind FNAT\n ops\n real_server 198.18.1.11 53 {\n }\n}\n", "ops): fullnat needs a connection entry for its local port"),
     ("virtual_server 198.18.0.100 80 {\n protocol SCTP\n}\n", "line 2: protocol SCTP is not supported"),
     ("virtual_server 198.18.0.100 80 {\n lb_kind MAGIC\n}\n", "line 2: unknown lb_kind 'MAGIC'"),
     ("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n SMTP_CHECK {\n }\n }\n}\n", "line 3: SMTP_CHECK is not supported"),

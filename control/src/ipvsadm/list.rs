@@ -137,6 +137,10 @@ fn service_entry(out: &mut String, s: &Service, f: Fmt, o: &ListOptions) {
                     let _ = write!(out, " mask {}", s.netmask);
                 }
             }
+            // ipvsadm 1.31 print_service_entry: after the persistence part
+            if s.ops {
+                out.push_str(" ops");
+            }
         }
     }
     if o.origin {
@@ -278,15 +282,20 @@ pub fn save_with(model: &Model, origin: bool) -> String {
             let _ = writeln!(out, "# origin {}", s.origin.name());
         }
         let name = format!("{} {}", s.key.proto.switch(), addrport(&s.key.addr));
+        // ipvsadm 1.31's order (print_service_entry, FMT_RULE): -s, -p
+        // with -M, -o, then -b.
         let _ = write!(out, "-A {name} -s {}", s.scheduler);
-        if !s.flags.is_empty() {
-            let _ = write!(out, " -b {}", s.flags.names().join(","));
-        }
         if let Some(t) = s.persistent {
             let _ = write!(out, " -p {t}");
             if !s.netmask.is_full() {
                 let _ = write!(out, " -M {}", s.netmask);
             }
+        }
+        if s.ops {
+            out.push_str(" -o");
+        }
+        if !s.flags.is_empty() {
+            let _ = write!(out, " -b {}", s.flags.names().join(","));
         }
         out.push('\n');
         for r in &s.reals {

@@ -454,13 +454,14 @@ enum Opt {
     PersistentConn,
     NoSort,
     Exact,
+    Ops,
     SchedFlags,
     Laddr,
     Ifname,
     Origin,
 }
 
-const OPTS: [Opt; 22] = [
+const OPTS: [Opt; 23] = [
     Opt::Numeric,
     Opt::Connection,
     Opt::Service,
@@ -479,6 +480,7 @@ const OPTS: [Opt; 22] = [
     Opt::PersistentConn,
     Opt::NoSort,
     Opt::Exact,
+    Opt::Ops,
     Opt::SchedFlags,
     Opt::Laddr,
     Opt::Ifname,
@@ -506,6 +508,7 @@ impl Opt {
             Opt::PersistentConn => "persistent-conn",
             Opt::NoSort => "nosort",
             Opt::Exact => "exact",
+            Opt::Ops => "ops",
             Opt::SchedFlags => "sched-flags",
             Opt::Laddr => "local-address",
             Opt::Ifname => "ifname",
@@ -524,7 +527,7 @@ fn rule(cmd: Cmd, opt: Opt) -> char {
     match cmd {
         Cmd::Add | Cmd::Edit => match opt {
             Service => '+',
-            Scheduler | Persistent | Netmask | SchedFlags => ' ',
+            Scheduler | Persistent | Netmask | SchedFlags | Ops => ' ',
             _ => 'x',
         },
         Cmd::Del => match opt {
@@ -632,6 +635,7 @@ const LONG: &[(&str, char, u8)] = &[
     ("gatewaying", 'g', 0),
     ("fullnat", '\u{81}', 0),
     ("sched-flags", '\u{82}', 1),
+    ("ops", 'o', 0),
     ("weight", 'w', 1),
     ("u-threshold", 'x', 1),
     ("l-threshold", 'y', 1),
@@ -660,7 +664,7 @@ const LONG: &[(&str, char, u8)] = &[
 fn short_arg(c: char, cmd: Option<Cmd>) -> Option<u8> {
     Some(match c {
         'A' | 'E' | 'D' | 'C' | 'L' | 'l' | 'Z' | 'a' | 'e' | 'd' | 'h' | 'v' | 'R' | 'S' | 'P'
-        | 'Q' | 'G' | 'm' | 'i' | 'g' | 'n' | 'c' | 'X' => 0,
+        | 'Q' | 'G' | 'm' | 'i' | 'g' | 'n' | 'c' | 'X' | 'o' => 0,
         't' | 'u' | 's' | 'M' | 'r' | 'w' | 'x' | 'y' | 'z' | 'F' => 1,
         'p' => 2,
         'b' => {
@@ -893,6 +897,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
     let mut sched: Option<String> = None;
     let mut flag_names: Vec<String> = Vec::new();
     let mut persistent: Option<u32> = None;
+    let mut ops = false;
     let mut mask_arg: Option<String> = None;
     let mut rip: Option<(IpAddr, Option<u16>)> = None;
     let mut forward: Option<Forward> = None;
@@ -934,6 +939,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
                     Some(a) => parse_timeout(a, 1)?,
                     None => DEFAULT_PERSISTENT_TIMEOUT,
                 });
+            }
+            'o' => {
+                set(Opt::Ops)?;
+                ops = true;
             }
             'M' => {
                 set(Opt::Netmask)?;
@@ -1098,6 +1107,13 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
                     "Zero port specified for non-persistent service",
                 ));
             }
+            // ipvsadm 1.31 refuses it the same way (fwmark services, which
+            // may carry UDP, are not supported by rvsadm).
+            if ops && k.proto != Protocol::Udp {
+                return Err(AdmError::usage(
+                    "One-Packet Scheduling is only for UDP virtual services",
+                ));
+            }
             // -E replaces like -A: what is not given takes the default
             let spec = ServiceSpec {
                 key: k,
@@ -1105,6 +1121,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
                 flags,
                 persistent,
                 netmask,
+                ops,
             };
             if cmd == Cmd::Add {
                 Command::AddService(spec)
@@ -1339,7 +1356,7 @@ pub fn usage() -> String {
     let p = PROGRAM;
     format!(
         "Usage:
-  {p} -A|E -t|u service-address [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags]
+  {p} -A|E -t|u service-address [-s scheduler] [-p [timeout]] [-M netmask] [-o] [-b sched-flags]
   {p} -D -t|u service-address
   {p} -C
   {p} -R
@@ -1364,6 +1381,7 @@ Options:
   --sched-flags  -b flags             sh-fallback, sh-port, mh-fallback, mh-port
   --persistent   -p [timeout]         persistent service
   --netmask      -M netmask           persistent granularity mask
+  --ops          -o                   one-packet scheduling (UDP services)
   --real-server  -r server-address    server-address is host (and port)
   --gatewaying   -g                   gatewaying (direct routing) (default)
   --ipip         -i                   ipip encapsulation (tunneling)

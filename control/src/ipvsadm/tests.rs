@@ -32,6 +32,7 @@ fn add_service_defaults_and_long_options() {
         flags: None,
         persistent: None,
         netmask: None,
+        ops: false,
     });
     assert_eq!(p("-A -t 198.18.0.1:80").unwrap(), want);
     assert_eq!(p("-At 198.18.0.1:80").unwrap(), want);
@@ -47,6 +48,7 @@ fn add_service_defaults_and_long_options() {
             flags: None,
             persistent: Some(360),
             netmask: None,
+            ops: false,
         })
     );
     assert_eq!(
@@ -61,6 +63,7 @@ fn add_service_defaults_and_long_options() {
             }),
             persistent: Some(600),
             netmask: Some(Netmask::V6(64)),
+            ops: false,
         })
     );
     // -p without a value, followed by another option
@@ -771,4 +774,84 @@ fn sync_daemon_commands() {
     // nothing else changed: a plain listing is still a listing
     assert!(matches!(p("-L -n").unwrap(), Command::List(_)));
     assert!(!Command::Sync(SyncCmd::List).is_rule());
+}
+
+/// One-packet scheduling: `-o`/`--ops` on UDP services only (ipvsadm
+/// 1.31 fails with status 2 for a TCP service), listed as ipvsadm 1.31's
+/// print_service_entry does: ` ops` after the persistence part in `-L`,
+/// ` -o` after `-p`/`-M` and before `-b` in `-S`.
+#[test]
+fn ops_parse_list_save_like_ipvsadm_131() {
+    match p("-A -u 198.18.0.1:53 -s rr -o").unwrap() {
+        Command::AddService(s) => assert!(s.ops),
+        c => panic!("{c:?}"),
+    }
+    match p("--add-service --udp-service 198.18.0.1:53 --ops").unwrap() {
+        Command::AddService(s) => assert!(s.ops),
+        c => panic!("{c:?}"),
+    }
+    let e = p("-A -t 198.18.0.1:80 -o").unwrap_err();
+    assert_eq!(
+        (e.message.as_str(), e.status),
+        ("One-Packet Scheduling is only for UDP virtual services", 2)
+    );
+    assert_eq!(
+        perr("-E -t 198.18.0.1:80 --ops"),
+        "One-Packet Scheduling is only for UDP virtual services"
+    );
+    assert_eq!(
+        perr("-a -u 198.18.0.1:53 -r 198.19.0.2 -o"),
+        "Illegal 'ops' option with the 'add-server' command"
+    );
+    assert_eq!(
+        perr("-A -u 198.18.0.1:53 -o -o"),
+        "multiple 'ops' options specified"
+    );
+
+    let mut m = Model::new();
+    run(&mut m, "-A -u 198.18.0.1:53 -s rr -o").unwrap();
+    run(&mut m, "-a -u 198.18.0.1:53 -r 198.19.0.2 -m").unwrap();
+    run(
+        &mut m,
+        "-A -u [2001:db8::1]:53 -s sh -b sh-port -o -p 300 -M 64",
+    )
+    .unwrap();
+    assert!(m.services.iter().all(|s| s.ops));
+    let l = run(&mut m, "-Ln").unwrap();
+    assert!(l.contains("\nUDP  198.18.0.1:53 rr ops\n"), "{l}");
+    assert!(
+        l.contains("\nUDP  [2001:db8::1]:53 sh (sh-port) persistent 300 mask 64 ops\n"),
+        "{l}"
+    );
+    let saved = run(&mut m, "-S -n").unwrap();
+    assert_eq!(
+        saved,
+        "-A -u 198.18.0.1:53 -s rr -o\n\
+         -a -u 198.18.0.1:53 -r 198.19.0.2:53 -m -w 1\n\
+         -A -u [2001:db8::1]:53 -s sh -p 300 -M 64 -o -b sh-port\n"
+    );
+    // -R reads -S back to the same model
+    let mut back = Model::new();
+    restore(&mut back, &saved).unwrap();
+    assert_eq!(list::save(&back), saved);
+    // -E without -o clears it, as IPVS replaces the service flags
+    run(&mut m, "-E -u 198.18.0.1:53 -s rr").unwrap();
+    assert!(!m.services[0].ops);
+    assert!(run(&mut m, "-Ln").unwrap().contains("\nUDP  198.18.0.1:53 rr\n"));
+}
+
+/// `-S` writes `-p`/`-M` before `-b`, as ipvsadm 1.31 does (FMT_RULE in
+/// print_service_entry); rvs used to put `-b` first.
+#[test]
+fn save_puts_persistence_before_sched_flags() {
+    let mut m = Model::new();
+    run(
+        &mut m,
+        "-A -t 198.18.0.1:80 -s sh -b sh-port -p 600 -M 255.255.255.0",
+    )
+    .unwrap();
+    assert_eq!(
+        run(&mut m, "-S -n").unwrap(),
+        "-A -t 198.18.0.1:80 -s sh -p 600 -M 255.255.255.0 -b sh-port\n"
+    );
 }

@@ -342,3 +342,27 @@ fn table_families_and_losses_are_exposed() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
 }
+
+#[test]
+fn stateless_forwarding_is_exposed() {
+    let mut m = snapshot();
+    m.stateless = ["table_full", "ops", "nat_reply"]
+        .iter()
+        .enumerate()
+        .map(|(i, what)| DropCounter {
+            reason: (*what).into(),
+            worker: 0,
+            packets: 10 + i as u64,
+        })
+        .collect();
+    let text = render(&m);
+    validate(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    for line in [
+        "# TYPE rvs_stateless_packets_total counter\n",
+        "rvs_stateless_packets_total{what=\"table_full\",worker=\"0\"} 10\n",
+        "rvs_stateless_packets_total{what=\"ops\",worker=\"0\"} 11\n",
+        "rvs_stateless_packets_total{what=\"nat_reply\",worker=\"0\"} 12\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}

@@ -54,6 +54,7 @@ pub fn service(
         stateless: Some(mh),
         passive_check: false,
         sloppy_tcp: false,
+        ops: false,
     }
 }
 

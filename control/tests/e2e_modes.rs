@@ -72,14 +72,21 @@ fn exercise_ops(topo: &Topology, rvsd: &Rvsd) {
         // one socket, every datagram scheduled anew: rr walks the three
         // real servers, twice
         let first: BTreeSet<_> = order[..3].iter().cloned().collect();
-        assert_eq!(first.len(), 3, "ops {vip}: one socket, three servers: {order:?}");
+        assert_eq!(
+            first.len(),
+            3,
+            "ops {vip}: one socket, three servers: {order:?}"
+        );
         assert_eq!(order[..3], order[3..], "ops {vip}: rr order: {order:?}");
         sent += 6;
     }
     let after = workers_sum(rvsd, &["Ops", "Stateless-rx"]);
     eprintln!("ops counters before {before:?} after {after:?}");
     assert!(after[0] - before[0] >= sent, "Ops: {before:?} -> {after:?}");
-    assert!(after[1] - before[1] >= sent, "Stateless-rx: {before:?} -> {after:?}");
+    assert!(
+        after[1] - before[1] >= sent,
+        "Stateless-rx: {before:?} -> {after:?}"
+    );
     let ln = rvsd.ok(&["-Ln"]);
     for vip in [plan::VIP4, plan::VIP6] {
         let line = format!("UDP  {} rr ops\n", ep(vip, OPS_PORT));
@@ -92,8 +99,9 @@ fn exercise_ops(topo: &Topology, rvsd: &Rvsd) {
     );
     let m = rvsd.scrape().unwrap();
     assert!(
-        m.lines().any(|l| l.starts_with("rvs_stateless_packets_total{what=\"ops\"")
-            && !l.ends_with(" 0")),
+        m.lines().any(
+            |l| l.starts_with("rvs_stateless_packets_total{what=\"ops\"") && !l.ends_with(" 0")
+        ),
         "{m}"
     );
 }
@@ -102,7 +110,11 @@ fn exercise_ops(topo: &Topology, rvsd: &Rvsd) {
 fn workers_sum(rvsd: &Rvsd, cols: &[&str]) -> Vec<u64> {
     let w = rvsd.ok(&["--workers"]);
     let mut lines = w.lines();
-    let head: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let head: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     let idx: Vec<usize> = cols
         .iter()
         .map(|c| {
@@ -157,7 +169,12 @@ fn services(topo: &Topology, mode: Mode) -> Conf {
             let reals: Vec<(String, u32)> = topo
                 .servers
                 .iter()
-                .map(|s| (ep(if vip.contains(':') { &s.ip6 } else { &s.ip4 }, OPS_PORT), 1))
+                .map(|s| {
+                    (
+                        ep(if vip.contains(':') { &s.ip6 } else { &s.ip4 }, OPS_PORT),
+                        1,
+                    )
+                })
                 .collect();
             conf.services.push_str(&service(
                 "udp",

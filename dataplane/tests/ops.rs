@@ -96,7 +96,14 @@ fn director(s: Arc<Snapshot>) -> (Pipeline<VecBuf>, Arc<WorkerCounters>, Collect
     (p, counters, out)
 }
 
-fn udp(macs: ([u8; 6], [u8; 6]), src: &str, sport: u16, dst: &str, dport: u16, data: &[u8]) -> Vec<u8> {
+fn udp(
+    macs: ([u8; 6], [u8; 6]),
+    src: &str,
+    sport: u16,
+    dst: &str,
+    dport: u16,
+    data: &[u8],
+) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(macs.0, macs.1);
     let b = match (ip(src), ip(dst)) {
         (IpAddr::V4(s), IpAddr::V4(d)) => b.ipv4(s.octets(), d.octets(), 64),
@@ -112,7 +119,12 @@ fn from_client(f: &Fam, cport: u16, data: &[u8]) -> Vec<u8> {
     udp((MAC_GW, MAC_P0), f.client, cport, f.vip, PORT, data)
 }
 
-fn send(p: &mut Pipeline<VecBuf>, out: &mut Collect, frame: &[u8], port: u16) -> Vec<(u16, Vec<u8>)> {
+fn send(
+    p: &mut Pipeline<VecBuf>,
+    out: &mut Collect,
+    frame: &[u8],
+    port: u16,
+) -> Vec<(u16, Vec<u8>)> {
     out.tx.clear();
     p.process(VecBuf::new(frame), port, 5_000_000_000, false, out);
     std::mem::take(&mut out.tx)
@@ -127,11 +139,17 @@ fn udp_out(frame: &[u8]) -> (IpAddr, u16, IpAddr, u16, Vec<u8>) {
             let mut hh = h.to_header();
             hh.header_checksum = hh.calc_header_checksum();
             assert_eq!(hh.header_checksum, h.header_checksum(), "IPv4 checksum");
-            (IpAddr::V4(h.source_addr()), IpAddr::V4(h.destination_addr()))
+            (
+                IpAddr::V4(h.source_addr()),
+                IpAddr::V4(h.destination_addr()),
+            )
         }
         Some(etherparse::NetSlice::Ipv6(h)) => {
             let h = h.header();
-            (IpAddr::V6(h.source_addr()), IpAddr::V6(h.destination_addr()))
+            (
+                IpAddr::V6(h.source_addr()),
+                IpAddr::V6(h.destination_addr()),
+            )
         }
         _ => panic!("not IP"),
     };
@@ -139,17 +157,25 @@ fn udp_out(frame: &[u8]) -> (IpAddr, u16, IpAddr, u16, Vec<u8>) {
         panic!("not UDP")
     };
     let want = match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => u
-            .to_header()
-            .calc_checksum_ipv4_raw(s.octets(), d.octets(), u.payload()),
-        (IpAddr::V6(s), IpAddr::V6(d)) => u
-            .to_header()
-            .calc_checksum_ipv6_raw(s.octets(), d.octets(), u.payload()),
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            u.to_header()
+                .calc_checksum_ipv4_raw(s.octets(), d.octets(), u.payload())
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            u.to_header()
+                .calc_checksum_ipv6_raw(s.octets(), d.octets(), u.payload())
+        }
         _ => panic!("mixed"),
     }
     .expect("checksum");
     assert_eq!(u.checksum(), want, "UDP checksum");
-    (src, u.source_port(), dst, u.destination_port(), u.payload().to_vec())
+    (
+        src,
+        u.source_port(),
+        dst,
+        u.destination_port(),
+        u.payload().to_vec(),
+    )
 }
 
 /// The real server (index) a client datagram went to.
@@ -195,7 +221,11 @@ fn two_datagrams_of_one_flow_go_to_two_servers(f: &Fam) {
     assert_eq!(entries(&p), 0, "no connection entry is hashed");
     assert_eq!(entries(&plain), 1);
     assert_eq!(c.ops_packets.get(), 3);
-    assert_eq!(c.services[0].conns.get(), 3, "each datagram is a connection");
+    assert_eq!(
+        c.services[0].conns.get(),
+        3,
+        "each datagram is a connection"
+    );
     assert_eq!(c.services[0].inpkts.get(), 3);
     for r in 0..3 {
         assert_eq!(c.reals[r].conns.get(), 1, "real {r}");
@@ -203,7 +233,14 @@ fn two_datagrams_of_one_flow_go_to_two_servers(f: &Fam) {
 
     // the replies: reverse NAT without an entry, counted
     for r in [1usize, 2] {
-        let reply = udp((RS_MACS[r], MAC_P1), f.rs[r], PORT, f.client, cport, b"answer");
+        let reply = udp(
+            (RS_MACS[r], MAC_P1),
+            f.rs[r],
+            PORT,
+            f.client,
+            cport,
+            b"answer",
+        );
         let a = send(&mut p, &mut out, &reply, SERVER_PORT);
         assert_eq!(a.len(), 1, "reply forwarded");
         assert_eq!(a[0].0, CLIENT_PORT);
@@ -216,7 +253,14 @@ fn two_datagrams_of_one_flow_go_to_two_servers(f: &Fam) {
         // byte for byte what the tracked service sends for its own reply
         // (its entry points at real 0, so build that one from real 0)
         if r == 1 {
-            let reply0 = udp((RS_MACS[0], MAC_P1), f.rs[0], PORT, f.client, cport, b"answer");
+            let reply0 = udp(
+                (RS_MACS[0], MAC_P1),
+                f.rs[0],
+                PORT,
+                f.client,
+                cport,
+                b"answer",
+            );
             let b = send(&mut plain, &mut out2, &reply0, SERVER_PORT);
             assert_eq!(a, b, "stateless reply == tracked reply");
         }

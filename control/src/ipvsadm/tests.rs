@@ -837,7 +837,9 @@ fn ops_parse_list_save_like_ipvsadm_131() {
     // -E without -o clears it, as IPVS replaces the service flags
     run(&mut m, "-E -u 198.18.0.1:53 -s rr").unwrap();
     assert!(!m.services[0].ops);
-    assert!(run(&mut m, "-Ln").unwrap().contains("\nUDP  198.18.0.1:53 rr\n"));
+    assert!(run(&mut m, "-Ln")
+        .unwrap()
+        .contains("\nUDP  198.18.0.1:53 rr\n"));
 }
 
 /// `-S` writes `-p`/`-M` before `-b`, as ipvsadm 1.31 does (FMT_RULE in

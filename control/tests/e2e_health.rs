@@ -13,8 +13,9 @@
 //! 2. rs2's HTTP server is killed: rs2 leaves the table (`-Ln`, metrics
 //!    `rvs_realserver_up 0`), new connections avoid it, the established
 //!    connections to rs1 and rs3 go on;
-//! 3. rs3's answers to the director are dropped (a blackhole route for the
-//!    director's address in rs3): the check times out, rs3 leaves;
+//! 3. rs3's packets are dropped with nftables in its namespace (input and
+//!    output hooks, everything but loopback): the check times out, rs3
+//!    leaves;
 //! 4. rs1 answers 500: it stays listed with weight 0 (inhibit_on_failure),
 //!    the quorum is lost and the sorry server answers new connections;
 //! 5. everything is repaired: all three are back at weight 1 and serve.
@@ -30,7 +31,7 @@ mod e2e;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use e2e::netns::{self, ip, plan, Mode, Proc, Topology};
+use e2e::netns::{self, plan, Mode, Proc, Topology};
 use e2e::rvsd::{ep, serial, Rvsd};
 use e2e::servers::{self, Hold, HTTP_PORT};
 
@@ -199,9 +200,55 @@ s.serve_forever()
     p
 }
 
+/// The nftables table the test adds in a real server's namespace.
+const NFT_TABLE: &str = "rvs_health_drop";
+
+fn nft(ns: &str, args: &[&str]) -> String {
+    let mut argv = vec!["nft"];
+    argv.extend_from_slice(args);
+    netns::exec(ns, &argv).unwrap_or_else(|e| panic!("nft {args:?} in {ns}: {e}"))
+}
+
+/// Drops every packet `ns` receives or sends, loopback aside, counted.
+fn nft_drop_all(ns: &str) {
+    nft(ns, &["add", "table", "inet", NFT_TABLE]);
+    for (chain, hook, dev) in [
+        ("input", "input", "iifname"),
+        ("output", "output", "oifname"),
+    ] {
+        let spec = format!("{{ type filter hook {hook} priority 0; policy accept; }}");
+        nft(ns, &["add", "chain", "inet", NFT_TABLE, chain, &spec]);
+        nft(
+            ns,
+            &[
+                "add", "rule", "inet", NFT_TABLE, chain, dev, "!=", "lo", "counter", "drop",
+            ],
+        );
+    }
+}
+
+/// Packets the [`nft_drop_all`] rules dropped.
+fn nft_dropped(ns: &str) -> u64 {
+    let t = nft(ns, &["list", "table", "inet", NFT_TABLE]);
+    t.split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0] == "packets")
+        .filter_map(|w| w[1].parse::<u64>().ok())
+        .sum()
+}
+
 #[test]
 fn failed_real_servers_leave_and_return() {
     if netns::skip_unless_root("failed_real_servers_leave_and_return") {
+        return;
+    }
+    if let Err(e) = netns::run(&["nft", "--version"]) {
+        // scripts/setup.sh installs nftables
+        netns::skip(
+            "failed_real_servers_leave_and_return",
+            &format!("nft unavailable: {e}"),
+        );
         return;
     }
     let _serial = serial();
@@ -260,18 +307,14 @@ fn failed_real_servers_leave_and_return() {
         }
     }
 
-    // 3. rs3's answers to the director vanish: the check times out
-    ip(
-        &topo.servers[2].ns,
-        &[
-            "route",
-            "add",
-            "blackhole",
-            &format!("{}/32", plan::DIR_SRV4),
-        ],
-    );
+    // 3. rs3's packets are dropped with nftables in its namespace (in and
+    // out, everything but loopback): the check times out
+    nft_drop_all(&topo.servers[2].ns);
     let t_drop = wait_ln(&rvsd, "rs3 removed", |ln| weight_of(ln, &rs[2]).is_none());
-    println!("detection, timeout (rs3 packets dropped): {t_drop:.2} s (bound 1 x 1 + 1 s, plus up to 1 s of phase)");
+    println!("detection, timeout (rs3 packets dropped by nft): {t_drop:.2} s (bound 1 x 1 + 1 s, plus up to 1 s of phase)");
+    let dropped = nft_dropped(&topo.servers[2].ns);
+    assert!(dropped > 0, "nft dropped nothing in rs3");
+    assert_eq!(up_metric(&rvsd, &topo.servers[2].ip4).as_deref(), Some("0"));
     assert_eq!(served_by(&topo, 4), set(&["rs1"]));
 
     // 4. rs1 answers 500: weight 0 (inhibit), quorum lost: the sorry server
@@ -288,15 +331,7 @@ fn failed_real_servers_leave_and_return() {
     // 5. repaired: all back at their weight
     http[0] = servers::start_http(&topo.servers[0].ns, "rs1", HTTP_PORT);
     http[1] = servers::start_http(&topo.servers[1].ns, "rs2", HTTP_PORT);
-    ip(
-        &topo.servers[2].ns,
-        &[
-            "route",
-            "del",
-            "blackhole",
-            &format!("{}/32", plan::DIR_SRV4),
-        ],
-    );
+    nft(&topo.servers[2].ns, &["delete", "table", "inet", NFT_TABLE]);
     let t_back = wait_ln(&rvsd, "all back", |ln| {
         rs.iter().all(|a| weight_of(ln, a) == Some(1))
     });

@@ -13,9 +13,8 @@
 //! 2. rs2's HTTP server is killed: rs2 leaves the table (`-Ln`, metrics
 //!    `rvs_realserver_up 0`), new connections avoid it, the established
 //!    connections to rs1 and rs3 go on;
-//! 3. rs3's packets are dropped with nftables in its namespace (input and
-//!    output hooks, everything but loopback): the check times out, rs3
-//!    leaves;
+//! 3. rs3's HTTP packets are dropped with nftables in its namespace
+//!    (input and output hooks): the check times out, rs3 leaves;
 //! 4. rs1 answers 500: it stays listed with weight 0 (inhibit_on_failure),
 //!    the quorum is lost and the sorry server answers new connections;
 //! 5. everything is repaired: all three are back at weight 1 and serve.
@@ -209,25 +208,25 @@ fn nft(ns: &str, args: &[&str]) -> String {
     netns::exec(ns, &argv).unwrap_or_else(|e| panic!("nft {args:?} in {ns}: {e}"))
 }
 
-/// Drops every packet `ns` receives or sends, loopback aside, counted.
-fn nft_drop_all(ns: &str) {
+/// Drops every packet of `ns`'s HTTP service ([`HTTP_PORT`]), in and out,
+/// counted: the real server becomes a black hole for clients and checker
+/// alike. (Its other ports stay: rs3 also runs the sorry server.)
+fn nft_drop_http(ns: &str) {
     nft(ns, &["add", "table", "inet", NFT_TABLE]);
-    for (chain, hook, dev) in [
-        ("input", "input", "iifname"),
-        ("output", "output", "oifname"),
-    ] {
-        let spec = format!("{{ type filter hook {hook} priority 0; policy accept; }}");
+    let port = HTTP_PORT.to_string();
+    for (chain, dir) in [("input", "dport"), ("output", "sport")] {
+        let spec = format!("{{ type filter hook {chain} priority 0; policy accept; }}");
         nft(ns, &["add", "chain", "inet", NFT_TABLE, chain, &spec]);
         nft(
             ns,
             &[
-                "add", "rule", "inet", NFT_TABLE, chain, dev, "!=", "lo", "counter", "drop",
+                "add", "rule", "inet", NFT_TABLE, chain, "tcp", dir, &port, "counter", "drop",
             ],
         );
     }
 }
 
-/// Packets the [`nft_drop_all`] rules dropped.
+/// Packets the [`nft_drop_http`] rules dropped.
 fn nft_dropped(ns: &str) -> u64 {
     let t = nft(ns, &["list", "table", "inet", NFT_TABLE]);
     t.split_whitespace()
@@ -307,9 +306,9 @@ fn failed_real_servers_leave_and_return() {
         }
     }
 
-    // 3. rs3's packets are dropped with nftables in its namespace (in and
-    // out, everything but loopback): the check times out
-    nft_drop_all(&topo.servers[2].ns);
+    // 3. rs3's packets are dropped with nftables in its namespace (its
+    // HTTP port, in and out): the check times out
+    nft_drop_http(&topo.servers[2].ns);
     let t_drop = wait_ln(&rvsd, "rs3 removed", |ln| weight_of(ln, &rs[2]).is_none());
     println!("detection, timeout (rs3 packets dropped by nft): {t_drop:.2} s (bound 1 x 1 + 1 s, plus up to 1 s of phase)");
     let dropped = nft_dropped(&topo.servers[2].ns);

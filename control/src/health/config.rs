@@ -19,7 +19,7 @@
 //!
 //! Durations are seconds (integer or decimal). Defaults are keepalived's.
 
-use super::{CheckKind, CheckSpec, PassivePlan, Plan, RealPlan, ServicePlan};
+use super::{CheckKind, CheckSpec, PassivePlan, Plan, RealPlan, ServicePlan, UdpReply};
 use crate::config::{Config, ConfigError, RealConf, ServiceConf};
 use crate::model::{Model, MAX_WEIGHT};
 use serde::Deserialize;
@@ -110,6 +110,29 @@ pub struct RealHealthConf {
     pub notify_down: Option<String>,
 }
 
+/// UDP_CHECK's `require_reply`: a flag, or the expected reply.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum RequireReply {
+    /// `true`: any reply passes; `false`: no reply is needed.
+    Flag(bool),
+    /// The reply's expected first octets, as a hex string.
+    Bytes(String),
+}
+
+impl Default for RequireReply {
+    fn default() -> Self {
+        RequireReply::Flag(false)
+    }
+}
+
+impl RequireReply {
+    /// Whether a reply is needed.
+    pub fn is_set(&self) -> bool {
+        !matches!(self, RequireReply::Flag(false))
+    }
+}
+
 /// `[[service.real.check]]`: one checker.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -161,9 +184,19 @@ pub struct CheckConf {
     /// UDP_CHECK: payload to send, as text.
     #[serde(default)]
     pub payload: Option<String>,
-    /// UDP_CHECK: a reply is needed (else only an ICMP error fails).
+    /// UDP_CHECK: a reply is needed (else only an ICMP error fails):
+    /// `true`, or the reply's expected first octets as keepalived's hex
+    /// string (`"70 6f 6e 67"`, `x` a wildcard nibble).
     #[serde(default)]
-    pub require_reply: bool,
+    pub require_reply: RequireReply,
+    /// UDP_CHECK with `require_reply = "<hex>"`: the shortest reply that
+    /// passes (default 0).
+    #[serde(default)]
+    pub min_reply_length: Option<i64>,
+    /// UDP_CHECK with `require_reply = "<hex>"`: the longest reply that
+    /// passes (default 255, keepalived's).
+    #[serde(default)]
+    pub max_reply_length: Option<i64>,
     /// MISC_CHECK: the command (run with `sh -c`).
     #[serde(default)]
     pub misc_path: Option<String>,
@@ -499,12 +532,60 @@ fn check_spec(
             e.push(format!("{cf}.{what}"), "only MISC_CHECK takes it");
         }
     }
-    if (c.payload.is_some() || c.require_reply) && name != Some("UDP_CHECK") {
+    if (c.payload.is_some() || c.require_reply.is_set()) && name != Some("UDP_CHECK") {
         e.push(
             format!("{cf}.payload"),
             "only UDP_CHECK takes payload and require_reply",
         );
     }
+    let reply_len = |e: &mut Errs<'_>, v: Option<i64>, what: &str, default: u16| {
+        let Some(n) = v else { return default };
+        if name != Some("UDP_CHECK") {
+            e.push(format!("{cf}.{what}"), "only UDP_CHECK takes it");
+            return default;
+        }
+        u16::try_from(n).unwrap_or_else(|_| {
+            e.push(
+                format!("{cf}.{what}"),
+                format!("must be 0..=65535, not {n}"),
+            );
+            default
+        })
+    };
+    let min_len = reply_len(e, c.min_reply_length, "min_reply_length", 0);
+    let max_len = reply_len(
+        e,
+        c.max_reply_length,
+        "max_reply_length",
+        UdpReply::DEFAULT_MAX_LEN,
+    );
+    let reply = match &c.require_reply {
+        RequireReply::Bytes(h) => match UdpReply::parse_hex(h) {
+            Some((data, mask)) => {
+                if min_len > max_len {
+                    e.push(
+                        format!("{cf}.min_reply_length"),
+                        format!("{min_len} > max_reply_length {max_len}: every reply would fail"),
+                    );
+                }
+                Some(UdpReply {
+                    data,
+                    mask,
+                    min_len,
+                    max_len,
+                })
+            }
+            None => {
+                e.push(
+                    format!("{cf}.require_reply"),
+                    format!("'{h}' is not a hex string (hex digits, x for a wildcard nibble, spaces between octets)"),
+                );
+                None
+            }
+        },
+        // keepalived judges the length only when it compares data
+        RequireReply::Flag(_) => None,
+    };
     let mut codes = Vec::new();
     for (k, s) in c.status_code.iter().enumerate() {
         if (100..=599).contains(s) {
@@ -544,7 +625,8 @@ fn check_spec(
         }
         Some("UDP_CHECK") => Some(CheckKind::Udp {
             payload: c.payload.clone().unwrap_or_default().into_bytes(),
-            require_reply: c.require_reply,
+            require_reply: c.require_reply.is_set(),
+            reply,
         }),
         Some("MISC_CHECK") => {
             let path = c.misc_path.clone().unwrap_or_default();

@@ -24,7 +24,7 @@
 //! SMTP_CHECK, DNS_CHECK, `regex`, ...) is refused with the file,
 //! the line and why; a file with any error contributes nothing.
 
-use super::config::{CheckConf, RealHealthConf, Secs, ServiceHealthConf};
+use super::config::{CheckConf, RealHealthConf, RequireReply, Secs, ServiceHealthConf};
 use crate::config::{ConfigError, RealConf, ServiceConf};
 use crate::daemon::proto::Reply;
 use serde::Deserialize;
@@ -943,12 +943,16 @@ fn checker(n: &Node, d: &CheckDefaults, e: &mut Errs) -> Vec<CheckConf> {
                 Some(p) => c.payload = Some(p),
                 None => e.at(o, "payload must be hex bytes that form UTF-8 text in rvs"),
             },
+            // keepalived joins the rest of the line into one hex string
             "require_reply" if is("UDP_CHECK") => {
-                c.require_reply = true;
-                if o.words.len() > 1 {
-                    e.at(o, "require_reply with an expected payload is not supported by rvs (any reply passes)");
+                c.require_reply = if o.words.len() > 1 {
+                    RequireReply::Bytes(o.words[1..].join(" "))
+                } else {
+                    RequireReply::Flag(true)
                 }
             }
+            "min_reply_length" if is("UDP_CHECK") => c.min_reply_length = int_arg(o, e),
+            "max_reply_length" if is("UDP_CHECK") => c.max_reply_length = int_arg(o, e),
             "fwmark" | "bind_if" | "source_ip" => e.at(o, format!("{k} is not supported by rvs")),
             other => e.at(o, format!("'{other}' in a {kind} is not supported by rvs")),
         }
@@ -1173,8 +1177,20 @@ pub fn to_toml(services: &[ServiceConf], origins: &[Origin]) -> String {
                     let v: Vec<String> = c.status_code.iter().map(|x| x.to_string()).collect();
                     let _ = writeln!(o, "status_code = [{}]", v.join(", "));
                 }
-                if c.require_reply {
-                    o.push_str("require_reply = true\n");
+                match &c.require_reply {
+                    RequireReply::Flag(false) => {}
+                    RequireReply::Flag(true) => o.push_str("require_reply = true\n"),
+                    RequireReply::Bytes(h) => {
+                        let _ = writeln!(o, "require_reply = {}", q(h));
+                    }
+                }
+                for (v, name) in [
+                    (c.min_reply_length, "min_reply_length"),
+                    (c.max_reply_length, "max_reply_length"),
+                ] {
+                    if let Some(v) = v {
+                        let _ = writeln!(o, "{name} = {v}");
+                    }
                 }
                 if c.misc_dynamic {
                     o.push_str("misc_dynamic = true\n");

@@ -132,6 +132,9 @@ virtual_server 198.18.0.121 53 {
     lb_kind NAT
     real_server 198.18.1.15 53 {
         UDP_CHECK {
+            payload 70696e67
+            require_reply 70 6f xX 67
+            min_reply_length 4
         }
     }
 }
@@ -235,7 +238,22 @@ fn rvsd_reads_the_virtual_servers_of_a_keepalived_conf() {
         udp[0].kind,
         CheckKind::Udp {
             payload: b"ping".to_vec(),
-            require_reply: true
+            require_reply: true,
+            reply: None
+        }
+    );
+    // require_reply with the expected octets (x: wildcard nibbles)
+    assert_eq!(
+        plan.services[4].reals[0].checks[0].kind,
+        CheckKind::Udp {
+            payload: b"ping".to_vec(),
+            require_reply: true,
+            reply: Some(crate::health::UdpReply {
+                data: vec![0x70, 0x6f, 0x00, 0x67],
+                mask: vec![0, 0, 0xff, 0],
+                min_len: 4,
+                max_len: 255
+            })
         }
     );
     assert_eq!(
@@ -326,6 +344,9 @@ const BAD: &[(&str, &str)] = &[
     ("virtual_server 198.18.0.100 80 {\n lb_kind DR\n real_server 198.18.1.11 8080 {\n }\n}\n", "keepalived.conf: line 3 (virtual_server 198.18.0.100 80: real_server.address): route-mode real server 198.18.1.11:8080 must use the virtual port 80"),
     ("virtual_server 198.18.0.100 80 {\n lb_algo bogus\n}\n", "keepalived.conf: line 1 (virtual_server 198.18.0.100 80: scheduler): unknown scheduler 'bogus'"),
     ("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n HTTP_GET {\n url {\n digest xyz\n }\n }\n }\n}\n", "real_server.check[0].digest): 'xyz' is not an MD5 digest"),
+    ("virtual_server 198.18.0.100 53 {\n protocol UDP\n real_server 198.18.1.11 53 {\n UDP_CHECK {\n require_reply 70 zz\n }\n }\n}\n", "real_server.check[0].require_reply): '70 zz' is not a hex string"),
+    ("virtual_server 198.18.0.100 53 {\n protocol UDP\n real_server 198.18.1.11 53 {\n UDP_CHECK {\n require_reply 70\n min_reply_length 9\n max_reply_length 8\n }\n }\n}\n", "9 > max_reply_length 8: every reply would fail"),
+    ("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n TCP_CHECK {\n min_reply_length 4\n }\n }\n}\n", "line 4: 'min_reply_length' in a TCP_CHECK is not supported"),
 ];
 
 #[test]

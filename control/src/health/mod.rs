@@ -54,12 +54,14 @@ pub enum CheckKind {
         tls: bool,
     },
     /// UDP_CHECK: send `payload`; fail on an ICMP error (or no reply when
-    /// `require_reply`).
+    /// `require_reply`; or a reply unlike `reply` when it is set).
     Udp {
         /// Datagram to send.
         payload: Vec<u8>,
         /// Only a reply passes.
         require_reply: bool,
+        /// `require_reply <hex>`: what the reply must look like.
+        reply: Option<UdpReply>,
     },
     /// MISC_CHECK: a command's exit code.
     Misc {
@@ -72,6 +74,81 @@ pub enum CheckKind {
     },
     /// PING_CHECK: an ICMP echo reply.
     Ping,
+}
+
+/// UDP_CHECK's `require_reply <hex>` with `min_reply_length` and
+/// `max_reply_length`, judged as keepalived's check_udp.c does: the reply's
+/// length must be within the bounds, and its first octets, as many as the
+/// shorter of the reply and the expected data, must equal the expected
+/// ones except where a nibble was written `x` (a wildcard).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpReply {
+    /// The expected first octets.
+    pub data: Vec<u8>,
+    /// Per octet of `data`, the wildcard bits (0x0f, 0xf0 or 0xff).
+    pub mask: Vec<u8>,
+    /// The shortest reply that passes (`min_reply_length`, default 0).
+    pub min_len: u16,
+    /// The longest reply that passes (`max_reply_length`, default 255).
+    pub max_len: u16,
+}
+
+impl UdpReply {
+    /// keepalived's default `max_reply_length`.
+    pub const DEFAULT_MAX_LEN: u16 = 255;
+
+    /// Parses keepalived's hex string (`read_hex_str`): pairs of hex digits,
+    /// spaces and tabs between octets allowed, a lone digit before a space
+    /// is one octet, `x`/`X` is a wildcard nibble. `None` when it holds
+    /// anything else or nothing.
+    pub fn parse_hex(s: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+        fn nibble(c: u8) -> Option<(u8, u8)> {
+            match c {
+                b'x' | b'X' => Some((0, 0x0f)),
+                _ => Some(((c as char).to_digit(16)? as u8, 0)),
+            }
+        }
+        let b = s.as_bytes();
+        let (mut data, mut mask) = (Vec::new(), Vec::new());
+        let mut i = 0;
+        loop {
+            while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+                i += 1;
+            }
+            let Some(&c) = b.get(i) else { break };
+            let (mut v, mut m) = nibble(c)?;
+            i += 1;
+            if let Some(&c2) = b.get(i).filter(|c| **c != b' ' && **c != b'\t') {
+                let (v2, m2) = nibble(c2)?;
+                v = v << 4 | v2;
+                m = m << 4 | m2;
+                i += 1;
+            }
+            data.push(v);
+            mask.push(m);
+        }
+        (!data.is_empty()).then_some((data, mask))
+    }
+
+    /// `Err(why)` when `got` does not pass.
+    pub fn judge(&self, got: &[u8]) -> Result<(), String> {
+        let n = got.len();
+        if n < usize::from(self.min_len) || n > usize::from(self.max_len) {
+            return Err(format!(
+                "reply of {n} bytes, not {}..={}",
+                self.min_len, self.max_len
+            ));
+        }
+        for (i, ((g, d), m)) in got.iter().zip(&self.data).zip(&self.mask).enumerate() {
+            if (g ^ d) & !m != 0 {
+                return Err(format!(
+                    "reply octet {i} is {g:02x}, expected {d:02x} (mask {:02x})",
+                    !m
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl CheckKind {

@@ -70,7 +70,8 @@ pub fn run(spec: &CheckSpec) -> Outcome {
         CheckKind::Udp {
             payload,
             require_reply,
-        } => udp(spec, payload, *require_reply),
+            reply,
+        } => udp(spec, payload, *require_reply, reply.as_ref()),
         CheckKind::Misc {
             command,
             timeout,
@@ -331,7 +332,12 @@ pub fn judge_http(resp: &[u8], codes: &[u16], digest: Option<&str>) -> Outcome {
     pass(format!("HTTP {code}"))
 }
 
-fn udp(spec: &CheckSpec, payload: &[u8], require_reply: bool) -> Outcome {
+fn udp(
+    spec: &CheckSpec,
+    payload: &[u8],
+    require_reply: bool,
+    reply: Option<&super::UdpReply>,
+) -> Outcome {
     let bind = spec.bindto.unwrap_or_else(|| {
         SocketAddr::new(
             if spec.target.is_ipv4() {
@@ -353,11 +359,19 @@ fn udp(spec: &CheckSpec, payload: &[u8], require_reply: bool) -> Outcome {
     if let Err(e) = s.send(payload) {
         return fail(format!("send: {}", io_reason(&e)));
     }
-    let mut buf = [0u8; 2048];
+    // keepalived reads at most max_reply_length + 1 octets: one more than
+    // that is enough to know a reply is too long
+    let mut buf = vec![0u8; reply.map_or(2048, |r| usize::from(r.max_len) + 1)];
     let deadline = Instant::now() + spec.connect_timeout;
     loop {
         match s.recv(&mut buf) {
-            Ok(_) => return pass("reply"),
+            Ok(n) => {
+                return match reply.map(|r| r.judge(buf.get(..n).unwrap_or_default())) {
+                    None => pass("reply"),
+                    Some(Ok(())) => pass("reply matches"),
+                    Some(Err(why)) => fail(why),
+                }
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted && Instant::now() < deadline => {}
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 return if require_reply {

@@ -240,6 +240,7 @@ fn udp_check_reply_no_reply_and_port_unreachable() {
     let kind = |rr| CheckKind::Udp {
         payload: b"ping".to_vec(),
         require_reply: rr,
+        reply: None,
     };
     let o = probe::run(&spec(kind(true), addr));
     assert!(o.ok, "{o:?}");
@@ -1164,4 +1165,149 @@ fn passive_settings_are_validated_and_reach_the_plan_and_model() {
             .to_string();
         assert!(e.contains(field), "{health}: {e}");
     }
+}
+
+/// A UDP server on loopback that answers every datagram with `answer`
+/// (or never, when `None`), until the returned flag is set.
+fn udp_answering(answer: Option<&'static [u8]>) -> (SocketAddr, Arc<AtomicBool>) {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = s.local_addr().unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = stop.clone();
+    thread::spawn(move || {
+        let mut b = [0u8; 512];
+        while !st.load(Ordering::SeqCst) {
+            if let (Ok((_, from)), Some(a)) = (s.recv_from(&mut b), answer) {
+                let _ = s.send_to(a, from);
+            }
+        }
+    });
+    (addr, stop)
+}
+
+/// `require_reply <hex>` (keepalived's check_udp.c): the reply's first
+/// octets must match, `x` nibbles match anything, a shorter reply is
+/// compared as far as it goes, and its length must be within
+/// min_reply_length..=max_reply_length.
+#[test]
+fn udp_check_require_reply_bytes() {
+    let kind = |hex: &str, min: u16, max: u16| {
+        let (data, mask) = crate::health::UdpReply::parse_hex(hex).unwrap();
+        CheckKind::Udp {
+            payload: b"ping".to_vec(),
+            require_reply: true,
+            reply: Some(crate::health::UdpReply {
+                data,
+                mask,
+                min_len: min,
+                max_len: max,
+            }),
+        }
+    };
+    let run = |answer: Option<&'static [u8]>, k: CheckKind| {
+        let (addr, stop) = udp_answering(answer);
+        let mut s = spec(k, addr);
+        s.connect_timeout = Duration::from_millis(500);
+        let o = probe::run(&s);
+        stop.store(true, Ordering::SeqCst);
+        o
+    };
+    // right bytes
+    let o = run(Some(b"pong!"), kind("706f6e67", 0, 255));
+    assert_eq!((o.ok, o.reason.as_str()), (true, "reply matches"), "{o:?}");
+    // spaces, a wildcard nibble and a wildcard octet
+    assert!(run(Some(b"pong"), kind("70 6f 6X xx", 0, 255)).ok);
+    // wrong bytes
+    let o = run(Some(b"pang"), kind("706f6e67", 0, 255));
+    assert_eq!(
+        (o.ok, o.reason.as_str()),
+        (false, "reply octet 1 is 61, expected 6f (mask ff)")
+    );
+    // shorter than the expected data: compared as far as it goes, unless
+    // min_reply_length says otherwise
+    assert!(run(Some(b"po"), kind("706f6e67", 0, 255)).ok);
+    let o = run(Some(b"po"), kind("706f6e67", 4, 255));
+    assert_eq!(
+        (o.ok, o.reason.as_str()),
+        (false, "reply of 2 bytes, not 4..=255")
+    );
+    // longer than max_reply_length
+    let o = run(Some(b"pong pong"), kind("706f6e67", 0, 8));
+    assert_eq!(
+        (o.ok, o.reason.as_str()),
+        (false, "reply of 9 bytes, not 0..=8")
+    );
+    // nothing
+    let o = run(None, kind("706f6e67", 0, 255));
+    assert_eq!((o.ok, o.reason.as_str()), (false, "no reply"));
+
+    // the hex syntax: keepalived's read_hex_str
+    use crate::health::UdpReply;
+    assert_eq!(
+        UdpReply::parse_hex("0a 1 ff"),
+        Some((vec![0x0a, 0x01, 0xff], vec![0, 0, 0]))
+    );
+    assert_eq!(UdpReply::parse_hex("X1"), Some((vec![0x01], vec![0xf0])));
+    assert_eq!(UdpReply::parse_hex(""), None);
+    assert_eq!(UdpReply::parse_hex("7g"), None);
+}
+
+/// rvsd's TOML takes UDP_CHECK's `require_reply` as keepalived.conf does:
+/// `true`, or the expected octets as a hex string, with
+/// `min_reply_length` / `max_reply_length`; bad values name the field.
+#[test]
+fn toml_udp_require_reply_bytes() {
+    let svc = |check: &str| {
+        format!(
+            "{BASE}\n[[service]]\nprotocol = \"udp\"\naddress = \"198.18.0.1:53\"\nforward = \"masq\"\n[[service.real]]\naddress = \"198.18.0.2:53\"\n[[service.real.check]]\ntype = \"UDP_CHECK\"\npayload = \"ping\"\n{check}\n"
+        )
+    };
+    let kind = |check: &str| {
+        let cfg = crate::config::parse(&svc(check), "t.toml").unwrap();
+        config::plan(&cfg).services[0].reals[0].checks[0]
+            .kind
+            .clone()
+    };
+    assert_eq!(
+        kind("require_reply = \"70 6f 6e 6X\"\nmax_reply_length = 16"),
+        CheckKind::Udp {
+            payload: b"ping".to_vec(),
+            require_reply: true,
+            reply: Some(crate::health::UdpReply {
+                data: vec![0x70, 0x6f, 0x6e, 0x60],
+                mask: vec![0, 0, 0, 0x0f],
+                min_len: 0,
+                max_len: 16,
+            }),
+        }
+    );
+    assert_eq!(
+        kind("require_reply = true"),
+        CheckKind::Udp {
+            payload: b"ping".to_vec(),
+            require_reply: true,
+            reply: None,
+        }
+    );
+    let errs = |check: &str| {
+        crate::config::parse(&svc(check), "t.toml")
+            .unwrap_err()
+            .to_string()
+    };
+    let e = errs("require_reply = \"pong\"");
+    assert!(
+        e.contains("t.toml: service[0].real[0].check[0].require_reply: 'pong' is not a hex string"),
+        "{e}"
+    );
+    let e = errs("require_reply = \"70\"\nmax_reply_length = 70000");
+    assert!(
+        e.contains("check[0].max_reply_length: must be 0..=65535, not 70000"),
+        "{e}"
+    );
+    let e = errs("require_reply = \"70\"\nmin_reply_length = 5\nmax_reply_length = 4");
+    assert!(
+        e.contains("check[0].min_reply_length: 5 > max_reply_length 4: every reply would fail"),
+        "{e}"
+    );
 }

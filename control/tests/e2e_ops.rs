@@ -805,6 +805,7 @@ fn two_workers(test: &str, warm: bool) {
             server_port_extra: vec!["198.18.3.1/24".into(), "2001:db8:0:3::1/64".into()],
             workers: Some(2),
             qpairs: Some(2),
+            ..Conf::default()
         }
     });
     let (topo, rvsd) = (&s.topo, &s.rvsd);

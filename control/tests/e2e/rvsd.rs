@@ -41,6 +41,9 @@ pub struct Conf {
     /// Queue pairs per af_packet port (default 1; one per worker makes
     /// sense).
     pub qpairs: Option<u32>,
+    /// `[dataplane] conn_table_size` and `conn_table_size_v6` (default
+    /// 65536 and rvsd's default).
+    pub conn_table: Option<u32>,
 }
 
 /// A `[[service]]` block: `reals` are `(address, weight)`.
@@ -153,7 +156,7 @@ addresses = [{srv}]
 
 [dataplane]
 workers = {workers}
-conn_table_size = 65536
+{tables}
 
 [metrics]
 listen = "{metrics}"
@@ -170,6 +173,10 @@ socket = "{sock}"
             c6 = plan::DIR_CLI6,
             srv = srv_addrs.join(", "),
             workers = conf.workers.unwrap_or(1),
+            tables = match conf.conn_table {
+                None => "conn_table_size = 65536".to_string(),
+                Some(t) => format!("conn_table_size = {t}\nconn_table_size_v6 = {t}"),
+            },
             // control + one per worker; cores this machine lacks leave a
             // worker unpinned
             cores = (0..=conf.workers.unwrap_or(1))

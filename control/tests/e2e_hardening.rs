@@ -1,7 +1,9 @@
 //! End-to-end: a spoofed ARP reply from the server segment must not
 //! re-point a real server (issue 16 item 1). rvsd on `net_af_packet`
 //! ports in namespaces, kernel TCP at both ends; the attacker is another
-//! real server's namespace sending raw frames.
+//! real server's namespace sending raw frames. And a full connection
+//! table (issue 13): new TCP connections beyond capacity still complete
+//! and carry data, through the stateless path, IPv4 and IPv6.
 //!
 //! `cargo test -p control --test e2e_hardening`
 

@@ -1382,6 +1382,7 @@ impl Config {
         let key = ServiceKey {
             proto: proto?,
             addr: vip?,
+            fwmark: 0,
         };
         // the sorry server is forwarded as the service's real servers are
         let sorry = match (s.sorry_server.as_deref().and_then(parse_endpoint), vip) {
@@ -1438,6 +1439,7 @@ fn service_key(s: &ServiceConf) -> Option<ServiceKey> {
         (ip, Some(port)) => Some(ServiceKey {
             proto,
             addr: SocketAddr::new(ip, port),
+            fwmark: 0,
         }),
         _ => None,
     }

@@ -567,6 +567,8 @@ fn virtual_server(
     let mut svc = ServiceConf {
         protocol: "tcp".into(),
         address: String::new(),
+        fwmark: None,
+        family: None,
         scheduler: None,
         sched_flags: Vec::new(),
         persistent: None,

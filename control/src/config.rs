@@ -1355,15 +1355,10 @@ impl Config {
                     } else {
                         let a = SocketAddr::new(ip, port.unwrap_or(v.port()));
                         if let Some(fw) = fw.filter(|fw| fw.keeps_port()) {
-                            if a.port() != 0 && s.fwmark.is_some() {
-                                e.push(
-                                    format!("{rf}.address"),
-                                    format!(
-                                        "{}-mode real server of a fwmark service keeps the packet's port: give the address without a port",
-                                        fw.config_name()
-                                    ),
-                                );
-                            } else if a.port() != v.port() {
+                            // a fwmark service's DR/TUN real server keeps
+                            // the packet's port; a port given there is for
+                            // health checks (keepalived writes one)
+                            if a.port() != v.port() && s.fwmark.is_none() {
                                 e.push(
                                     format!("{rf}.address"),
                                     format!(

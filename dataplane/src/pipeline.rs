@@ -1175,7 +1175,13 @@ impl<B: PacketBuf> Pipeline<B> {
         let Some(rip) = F::from_ip(real.addr) else {
             return self.drop_pkt(PathDrop::NoRealServer);
         };
-        let rport = if real.port == 0 { key.dport } else { real.port };
+        // Port 0 (fwmark services) keeps the packet's port; DR and TUN
+        // never change it (a port on their real server is for checks).
+        let rport = if real.port == 0 || matches!(fwd, FwdMode::Dr | FwdMode::Tun) {
+            key.dport
+        } else {
+            real.port
+        };
         let mut nc = NewConn::<F> {
             proto: key.proto,
             fwd,

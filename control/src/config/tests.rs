@@ -609,11 +609,6 @@ fn fwmark_config_errors_name_the_field() {
             "address = \"[2001:db8::2]\"",
             "bad.toml: service[2].real[0].address: real server 2001:db8::2 is IPv6 but the VIP is IPv4",
         ),
-        (
-            "forward = \"masq\"\n\n  [[service.real]]\n  address = \"198.18.0.2\"",
-            "forward = \"route\"\n\n  [[service.real]]\n  address = \"198.18.0.2:80\"",
-            "bad.toml: service[2].real[0].address: route-mode real server of a fwmark service keeps the packet's port: give the address without a port",
-        ),
     ];
     assert_eq!(
         fwm_errors("mark = 1\n", "mark = 0\n"),
@@ -626,6 +621,14 @@ fn fwmark_config_errors_name_the_field() {
         let v = fwm_errors(from, to);
         assert_eq!(v, [want.to_string()], "{from} -> {to}");
     }
+    // a DR real server of a fwmark service may carry a port (for checks,
+    // as keepalived writes it); DR forwards with the packet's port anyway
+    let dr = FWM.replace(
+        "forward = \"masq\"\n\n  [[service.real]]\n  address = \"198.18.0.2\"",
+        "forward = \"route\"\n\n  [[service.real]]\n  address = \"198.18.0.2:80\"",
+    );
+    let m = parse(&format!("{BASE}{dr}"), "dr.toml").unwrap().to_model();
+    assert!(list::save(&m).contains("-a -f 1 -r 198.18.0.2:80 -g -w 1\n"));
     // a mark in two tables, a table without rules, a duplicate service
     let two = format!("{BASE}{FWM}[[fwmark]]\nmark = 1\n[[fwmark.rule]]\nnet = \"198.18.0.101\"\n[[fwmark]]\nmark = 3\n[[service]]\nfwmark = 1\n[[service.real]]\naddress = \"198.18.0.3\"\n");
     assert_eq!(

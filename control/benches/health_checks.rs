@@ -128,6 +128,7 @@ fn main() {
     let key = ServiceKey {
         proto: Protocol::Tcp,
         addr: "198.18.0.100:80".parse().expect("vip"),
+        fwmark: 0,
     };
     let mut plan = Plan::default();
     // 10 services of N/10 real servers (quorum and listings per service)

@@ -13,6 +13,7 @@ use crate::model::{
     Forward, LocalAddr, Model, Netmask, Origin, Protocol, RealServer, SchedFlags, Scheduler,
     Service, ServiceKey, Timeouts, MAX_TIMEOUT, MAX_WEIGHT,
 };
+use dataplane::fwmark::{Classifier, MarkRule};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -38,6 +39,10 @@ pub struct Config {
     /// Virtual services (`[[service]]`).
     #[serde(default, rename = "service")]
     pub services: Vec<ServiceConf>,
+    /// Firewall-mark classifier (`[[fwmark]]`): which packets carry which
+    /// mark, for `fwmark = N` services (IPVS's `ipvsadm -f`).
+    #[serde(default, rename = "fwmark")]
+    pub fwmarks: Vec<FwmarkConf>,
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: Metrics,
@@ -265,14 +270,52 @@ pub struct TimeoutsConf {
     pub udp: Option<i64>,
 }
 
+/// `[[fwmark]]`: one firewall mark and the rules that give it, in the
+/// order they are tried (the first matching rule of all tables wins, as
+/// the first matching `iptables -t mangle ... -j MARK` rule would).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FwmarkConf {
+    /// The mark, 1..=4294967295.
+    pub mark: i64,
+    /// The rules (`[[fwmark.rule]]`).
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<FwmarkRuleConf>,
+}
+
+/// `[[fwmark.rule]]`: packets to this destination get the mark.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FwmarkRuleConf {
+    /// Destination network (`198.18.1.0/24`) or address (`198.18.1.1`).
+    pub net: String,
+    /// "tcp", "udp" or "any" (the default).
+    #[serde(default)]
+    pub proto: Option<String>,
+    /// Destination port or range, `"80"` or `"80-81"`; every port when
+    /// absent.
+    #[serde(default)]
+    pub ports: Option<String>,
+}
+
 /// `[[service]]`: a virtual service.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConf {
-    /// "tcp" or "udp".
+    /// "tcp" or "udp" (not for fwmark services).
+    #[serde(default)]
     pub protocol: String,
-    /// VIP:port; IPv6 as `[2001:db8::1]:80`.
+    /// VIP:port; IPv6 as `[2001:db8::1]:80` (not for fwmark services).
+    #[serde(default)]
     pub address: String,
+    /// A fwmark service (`ipvsadm -f MARK`): the packets the `[[fwmark]]`
+    /// rules give this mark, instead of `protocol` and `address`.
+    #[serde(default)]
+    pub fwmark: Option<i64>,
+    /// Address family of a fwmark service: "ipv4" (default) or "ipv6"
+    /// (`ipvsadm -f MARK -6`).
+    #[serde(default)]
+    pub family: Option<String>,
     /// Scheduler name; wlc when absent.
     #[serde(default)]
     pub scheduler: Option<String>,
@@ -1031,6 +1074,9 @@ impl Config {
             }
         }
 
+        // [[fwmark]]
+        self.check_fwmarks(&mut e);
+
         // [[service]]
         let mut seen: Vec<(ServiceKey, usize)> = Vec::new();
         for (i, s) in self.services.iter().enumerate() {
@@ -1038,8 +1084,9 @@ impl Config {
             // duplicates are found even when the service has other errors
             let Some(key) = service_key(s) else { continue };
             if let Some((_, j)) = seen.iter().find(|(k, _)| *k == key) {
+                let field = if key.is_fwmark() { "fwmark" } else { "address" };
                 e.push(
-                    format!("service[{i}].address"),
+                    format!("service[{i}].{field}"),
                     format!("duplicate service {key} (also service[{j}])"),
                 );
                 continue;
@@ -1137,9 +1184,18 @@ impl Config {
     ) -> Option<Service> {
         let f = format!("service[{i}]");
         let before = e.list.len();
+        let fwm = self.check_fwmark_service(&f, s, e);
         let proto = match s.protocol.as_str() {
+            _ if s.fwmark.is_some() => Some(Protocol::Tcp),
             "tcp" | "TCP" => Some(Protocol::Tcp),
             "udp" | "UDP" => Some(Protocol::Udp),
+            "" => {
+                e.push(
+                    format!("{f}.protocol"),
+                    "missing (tcp or udp; or fwmark = MARK for a fwmark service)",
+                );
+                None
+            }
             other => {
                 e.push(
                     format!("{f}.protocol"),
@@ -1149,6 +1205,7 @@ impl Config {
             }
         };
         let vip = match parse_endpoint(&s.address) {
+            _ if s.fwmark.is_some() => fwm.map(|(m, v6)| ServiceKey::fwmark(m, v6).addr),
             Some((ip, Some(port))) => Some(SocketAddr::new(ip, port)),
             _ => {
                 e.push(
@@ -1199,7 +1256,7 @@ impl Config {
                 None
             }
         };
-        if let Some(v) = vip {
+        if let Some(v) = vip.filter(|_| s.fwmark.is_none()) {
             if v.port() == 0 && s.persistent.is_none() {
                 e.push(
                     format!("{f}.address"),
@@ -1302,7 +1359,10 @@ impl Config {
                     } else {
                         let a = SocketAddr::new(ip, port.unwrap_or(v.port()));
                         if let Some(fw) = fw.filter(|fw| fw.keeps_port()) {
-                            if a.port() != v.port() {
+                            // a fwmark service's DR/TUN real server keeps
+                            // the packet's port; a port given there is for
+                            // health checks (keepalived writes one)
+                            if a.port() != v.port() && s.fwmark.is_none() {
                                 e.push(
                                     format!("{rf}.address"),
                                     format!(
@@ -1397,9 +1457,9 @@ impl Config {
         if e.list.len() != before {
             return None;
         }
-        let key = ServiceKey {
-            proto: proto?,
-            addr: vip?,
+        let key = match fwm {
+            Some((m, v6)) => ServiceKey::fwmark(m, v6),
+            None => ServiceKey::new(proto?, vip?),
         };
         // the sorry server is forwarded as the service's real servers are
         let sorry = match (s.sorry_server.as_deref().and_then(parse_endpoint), vip) {
@@ -1448,6 +1508,10 @@ pub(crate) fn real_addr_of(r: &RealConf, vip: SocketAddr) -> Option<SocketAddr> 
 }
 
 fn service_key(s: &ServiceConf) -> Option<ServiceKey> {
+    if let Some(m) = s.fwmark {
+        let m = u32::try_from(m).ok().filter(|m| *m != 0)?;
+        return Some(ServiceKey::fwmark(m, fwmark_family(s)?));
+    }
     let proto = match s.protocol.as_str() {
         "tcp" | "TCP" => Protocol::Tcp,
         "udp" | "UDP" => Protocol::Udp,
@@ -1457,9 +1521,227 @@ fn service_key(s: &ServiceConf) -> Option<ServiceKey> {
         (ip, Some(port)) => Some(ServiceKey {
             proto,
             addr: SocketAddr::new(ip, port),
+            fwmark: 0,
         }),
         _ => None,
     }
+}
+
+/// The family of a fwmark service config: IPv6?
+fn fwmark_family(s: &ServiceConf) -> Option<bool> {
+    match s.family.as_deref() {
+        None | Some("ipv4" | "inet") => Some(false),
+        Some("ipv6" | "inet6") => Some(true),
+        Some(_) => None,
+    }
+}
+
+/// `ports = "80"` or `"80-81"`.
+fn parse_ports(p: &str) -> Option<(u16, u16)> {
+    let num = |x: &str| -> Option<u16> {
+        if x.is_empty() || !x.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        x.parse().ok()
+    };
+    match p.split_once('-') {
+        Some((a, b)) => Some((num(a)?, num(b)?)),
+        None => num(p).map(|x| (x, x)),
+    }
+}
+
+impl Config {
+    /// The compiled `[[fwmark]]` rules, in file order (invalid rules left
+    /// out; call on a config from [`parse`] or [`load`]).
+    pub fn classifier(&self) -> Classifier {
+        let rules: Vec<MarkRule> = self
+            .fwmarks
+            .iter()
+            .flat_map(|t| {
+                t.rules
+                    .iter()
+                    .filter_map(move |r| mark_rule(t.mark, r).ok())
+            })
+            .collect();
+        Classifier::new(&rules).unwrap_or_default()
+    }
+
+    fn check_fwmarks(&self, e: &mut Errs<'_>) {
+        for (i, t) in self.fwmarks.iter().enumerate() {
+            let f = format!("fwmark[{i}]");
+            if !(1..=i64::from(u32::MAX)).contains(&t.mark) {
+                e.push(
+                    format!("{f}.mark"),
+                    format!("must be 1..=4294967295, not {}", t.mark),
+                );
+            } else if let Some(j) = self.fwmarks[..i].iter().position(|o| o.mark == t.mark) {
+                e.push(
+                    format!("{f}.mark"),
+                    format!(
+                        "mark {} is defined twice (also fwmark[{j}]): list all its rules in one table",
+                        t.mark
+                    ),
+                );
+            }
+            if t.rules.is_empty() {
+                e.push(
+                    format!("{f}.rule"),
+                    "a mark needs at least one [[fwmark.rule]]",
+                );
+            }
+            for (j, r) in t.rules.iter().enumerate() {
+                if let Err((field, why)) = mark_rule(t.mark.max(1), r) {
+                    e.push(format!("{f}.rule[{j}].{field}"), why);
+                }
+            }
+        }
+    }
+
+    /// Checks the fwmark fields of service `f`; returns (mark, IPv6?) for
+    /// a valid fwmark service.
+    fn check_fwmark_service(
+        &self,
+        f: &str,
+        s: &ServiceConf,
+        e: &mut Errs<'_>,
+    ) -> Option<(u32, bool)> {
+        let Some(m) = s.fwmark else {
+            if let Some(fam) = &s.family {
+                e.push(
+                    format!("{f}.family"),
+                    format!("'{fam}' is only for fwmark services (an address service has its VIP's family)"),
+                );
+            }
+            if s.address.is_empty() {
+                e.push(
+                    format!("{f}.address"),
+                    "missing: give address = \"VIP:port\" or fwmark = MARK",
+                );
+            }
+            return None;
+        };
+        let before = e.list.len();
+        let mark = u32::try_from(m).ok().filter(|m| *m != 0);
+        if mark.is_none() {
+            e.push(
+                format!("{f}.fwmark"),
+                format!("must be 1..=4294967295, not {m}"),
+            );
+        }
+        if !s.address.is_empty() {
+            e.push(
+                format!("{f}.address"),
+                "a fwmark service has no address: its [[fwmark]] rules say which packets it takes",
+            );
+        }
+        if !s.protocol.is_empty() {
+            e.push(
+                format!("{f}.protocol"),
+                "a fwmark service takes the protocols its [[fwmark]] rules match: leave protocol out",
+            );
+        }
+        let v6 = fwmark_family(s);
+        if v6.is_none() {
+            e.push(
+                format!("{f}.family"),
+                format!(
+                    "unknown family '{}' (expected ipv4 or ipv6)",
+                    s.family.as_deref().unwrap_or("")
+                ),
+            );
+        }
+        if let (Some(mark), Some(v6)) = (mark, v6) {
+            let tables: Vec<&FwmarkConf> = self
+                .fwmarks
+                .iter()
+                .filter(|t| t.mark == i64::from(mark))
+                .collect();
+            let nets: Vec<IpAddr> = tables
+                .iter()
+                .flat_map(|t| t.rules.iter().filter_map(|r| parse_net(&r.net)))
+                .map(|(a, _)| a)
+                .collect();
+            let fam = if v6 { "IPv6" } else { "IPv4" };
+            if tables.is_empty() {
+                e.push(
+                    format!("{f}.fwmark"),
+                    format!("mark {mark} is not defined by any [[fwmark]] table"),
+                );
+            } else if !nets.is_empty() && !nets.iter().any(|a| a.is_ipv6() == v6) {
+                // (an unparsable rule is reported on its own)
+                e.push(
+                    format!("{f}.family"),
+                    format!(
+                        "mark {mark} has no {fam} rule in [[fwmark]], so this {fam} service would never match (family = \"{}\" for the other family)",
+                        if v6 { "ipv4" } else { "ipv6" }
+                    ),
+                );
+            }
+        }
+        if e.list.len() != before {
+            return None;
+        }
+        Some((mark?, v6?))
+    }
+}
+
+/// `net = "198.18.1.0/24"` or a bare address (a host rule).
+fn parse_net(n: &str) -> Option<(IpAddr, u8)> {
+    if let Ok(a) = n.parse::<IpAddr>() {
+        return Some((a, if a.is_ipv4() { 32 } else { 128 }));
+    }
+    let (a, p) = n.split_once('/')?;
+    let a: IpAddr = a.parse().ok()?;
+    if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.len() > 3 {
+        return None;
+    }
+    Some((a, p.parse().ok()?))
+}
+
+/// One `[[fwmark.rule]]` as a classifier rule, or (field, why).
+fn mark_rule(mark: i64, r: &FwmarkRuleConf) -> Result<MarkRule, (&'static str, String)> {
+    let (net, prefix) = parse_net(&r.net).ok_or_else(|| {
+        (
+            "net",
+            format!(
+                "'{}' is not an address or network (e.g. 198.18.1.0/24 or 2001:db8::100)",
+                r.net
+            ),
+        )
+    })?;
+    let proto = match r.proto.as_deref() {
+        None | Some("any") => None,
+        Some("tcp" | "TCP") => Some(6),
+        Some("udp" | "UDP") => Some(17),
+        Some(x) => {
+            return Err((
+                "proto",
+                format!("unknown protocol '{x}' (expected tcp, udp or any)"),
+            ))
+        }
+    };
+    let ports = match r.ports.as_deref() {
+        None => (0, 65535),
+        Some(p) => parse_ports(p).ok_or_else(|| {
+            (
+                "ports",
+                format!("'{p}' is not a port or range (e.g. \"80\" or \"8000-8099\")"),
+            )
+        })?,
+    };
+    let rule = MarkRule {
+        mark: u32::try_from(mark).unwrap_or(1).max(1),
+        net,
+        prefix,
+        proto,
+        ports,
+    };
+    Classifier::new(&[rule]).map_err(|e| {
+        // the prefix is written in `net`
+        let field = if e.field == "prefix" { "net" } else { e.field };
+        (field, e.why)
+    })?;
+    Ok(rule)
 }
 
 fn unknown_forward(x: &str) -> String {

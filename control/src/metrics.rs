@@ -173,6 +173,19 @@ fn sample(out: &mut String, name: &str, labels: &[(&str, String)], value: u64) {
 }
 
 fn backend_labels(b: &Backend) -> Vec<(&'static str, String)> {
+    if b.service.is_fwmark() {
+        // node_exporter reads /proc/net/ip_vs, where a fwmark service is
+        // "FWM  %08X": no local address (""), port 0, proto "FWM" and the
+        // mark as the kernel prints it (procfs keeps the hex text)
+        return vec![
+            ("local_address", String::new()),
+            ("local_port", "0".into()),
+            ("remote_address", b.real.ip().to_string()),
+            ("remote_port", b.real.port().to_string()),
+            ("proto", "FWM".into()),
+            ("local_mark", format!("{:08X}", b.service.fwmark)),
+        ];
+    }
     vec![
         ("local_address", b.service.addr.ip().to_string()),
         ("local_port", b.service.addr.port().to_string()),

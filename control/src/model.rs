@@ -216,17 +216,56 @@ impl fmt::Display for Netmask {
     }
 }
 
-/// What identifies a virtual service: protocol, VIP and port.
+/// What identifies a virtual service: protocol, VIP and port, or a
+/// firewall mark and address family (`ipvsadm -f MARK [-6]`), as IPVS's
+/// `ip_vs_service_user` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceKey {
-    /// TCP or UDP.
+    /// TCP or UDP (TCP for fwmark services, as ipvsadm sets it; unused).
     pub proto: Protocol,
-    /// Virtual IP and port.
+    /// Virtual IP and port; for a fwmark service the unspecified address
+    /// of its family and port 0.
     pub addr: SocketAddr,
+    /// Firewall mark, 0 for an address service.
+    pub fwmark: u32,
+}
+
+impl ServiceKey {
+    /// An address service (protocol, VIP:port).
+    pub fn new(proto: Protocol, addr: SocketAddr) -> ServiceKey {
+        ServiceKey {
+            proto,
+            addr,
+            fwmark: 0,
+        }
+    }
+
+    /// The fwmark service of `mark` for IPv4, or IPv6 with `v6`.
+    pub fn fwmark(mark: u32, v6: bool) -> ServiceKey {
+        let ip = if v6 {
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        };
+        ServiceKey {
+            proto: Protocol::Tcp,
+            addr: SocketAddr::new(ip, 0),
+            fwmark: mark,
+        }
+    }
+
+    /// True for a fwmark service.
+    pub fn is_fwmark(&self) -> bool {
+        self.fwmark != 0
+    }
 }
 
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_fwmark() {
+            let fam = if self.addr.is_ipv6() { " IPv6" } else { "" };
+            return write!(f, "fwmark {}{fam}", self.fwmark);
+        }
         write!(f, "{} {}", self.proto.lower(), self.addr)
     }
 }
@@ -601,7 +640,7 @@ impl Model {
             }
             s.netmask = m;
         }
-        if s.key.addr.port() == 0 && s.persistent.is_none() {
+        if s.key.addr.port() == 0 && s.persistent.is_none() && !s.key.is_fwmark() {
             return Err(ModelError::Invalid(
                 "Zero port specified for non-persistent service".into(),
             ));
@@ -822,8 +861,11 @@ impl Model {
     /// address, port), each with its real servers sorted by address and port.
     pub fn sorted(&self) -> Vec<Service> {
         let mut v = self.services.clone();
+        // ipvsadm's ipvs_cmp_services: fwmark first (address services,
+        // mark 0, before fwmark services), then family, protocol, address
         v.sort_by_key(|s| {
             (
+                s.key.fwmark,
                 s.key.addr.is_ipv6(),
                 s.key.proto,
                 s.key.addr.ip(),
@@ -845,6 +887,7 @@ mod tests {
         ServiceKey {
             proto: Protocol::Tcp,
             addr: s.parse().unwrap(),
+            fwmark: 0,
         }
     }
     fn spec(k: ServiceKey, sched: &str) -> ServiceSpec {
@@ -1010,6 +1053,7 @@ mod tests {
             let k = ServiceKey {
                 proto: p,
                 addr: a.parse().unwrap(),
+                fwmark: 0,
             };
             m.add_service(&spec(k, "rr")).unwrap();
         }

@@ -1,7 +1,8 @@
 //! End-to-end operations through the real rvsd (NAT, DPDK `net_af_packet`
 //! ports, kernel TCP/UDP at both ends): how the schedulers spread new
 //! connections, persistence, draining with weight 0, removing a real
-//! server, a SIGHUP reload under load and rvsadm changes while traffic
+//! server, firewall-mark services (two ports, one service, persistence
+//! across them), a SIGHUP reload under load and rvsadm changes while traffic
 //! flows — none of which may break an established connection
 //! (ARCHITECTURE.md §7: "A reload or a real-server change never breaks
 //! established connections"; IPVS semantics for removed real servers).
@@ -197,6 +198,7 @@ fn schedulers_distribute_new_connections() {
         c.services
             .push_str(&nat(t, false, 84, "wlc", "", &[(1, 2), (2, 1), (3, 1)]));
         c.services.push_str(&nat(t, false, 85, "lc", "", &all));
+        c.services.push_str(&fwmark_services(t));
         c
     });
     let (topo, rvsd) = (&s.topo, &s.rvsd);
@@ -289,7 +291,116 @@ fn schedulers_distribute_new_connections() {
     );
     eprintln!("{}", rvsd.ok(&["-Lnc"]));
 
+    fwmark_checks(topo, rvsd);
+
     rvsd.check_counters(BACKGROUND);
+}
+
+/// Firewall-mark services (`ipvsadm -f`): marks 7 (IPv4) and 8 (IPv6)
+/// cover TCP ports 87 and 88 of the VIPs, each one persistent rr service
+/// over every real server (NAT to :80).
+fn fwmark_services(t: &Topology) -> String {
+    let mut s = String::new();
+    for (mark, v6) in [(7, false), (8, true)] {
+        s.push_str(&format!(
+            "\n[[fwmark]]\nmark = {mark}\n  [[fwmark.rule]]\n  net = \"{}\"\n  proto = \"tcp\"\n  ports = \"87-88\"\n",
+            vip(v6)
+        ));
+        let family = if v6 { "family = \"ipv6\"\n" } else { "" };
+        s.push_str(&format!(
+            "\n[[service]]\nfwmark = {mark}\n{family}scheduler = \"rr\"\npersistent = 300\nforward = \"masq\"\n"
+        ));
+        for n in 1..=3 {
+            s.push_str(&format!(
+                "  [[service.real]]\n  address = \"{}\"\n",
+                rs_ep(t, v6, n, HTTP_PORT)
+            ));
+        }
+    }
+    s
+}
+
+/// Kernel TCP to both ports of each mark: every connection served, one
+/// real server per client across both ports (persistence per mark), the
+/// listings name the services as ipvsadm does.
+fn fwmark_checks(topo: &Topology, rvsd: &Rvsd) {
+    let listing = rvsd.ok(&["-Ln"]);
+    assert!(
+        listing.contains("\nFWM  7 rr persistent 300\n"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("\nFWM  8 IPv6 rr persistent 300\n"),
+        "{listing}"
+    );
+    for (mark, v6) in [("7", false), ("8", true)] {
+        let clients = if v6 { &topo.clients6 } else { &topo.clients4 };
+        let mut servers_seen = BTreeSet::new();
+        let mut made = 0;
+        for src in clients {
+            let mut c = counts(&servers::http_get(
+                &topo.client,
+                Some(src),
+                vip(v6),
+                87,
+                "/",
+                3,
+            ));
+            for (k, n) in counts(&servers::http_get(
+                &topo.client,
+                Some(src),
+                vip(v6),
+                88,
+                "/",
+                3,
+            )) {
+                *c.entry(k).or_insert(0) += n;
+            }
+            assert_eq!(
+                c.len(),
+                1,
+                "FWM {mark}: {src} must stay on one real server across ports 87 and 88: {c:?}"
+            );
+            assert_eq!(c.values().sum::<usize>(), 6, "FWM {mark} {src}: {c:?}");
+            made += 6;
+            servers_seen.insert(c.into_keys().next().unwrap());
+        }
+        assert!(
+            servers_seen.len() >= 2,
+            "FWM {mark}: rr under persistence still spreads clients: {servers_seen:?}"
+        );
+        let mut args = vec!["-Ln", "--stats", "--exact", "-f", mark];
+        if v6 {
+            args.push("-6");
+        }
+        let st = rvsd.ok(&args);
+        let line = st
+            .lines()
+            .find(|l| l.starts_with("FWM  "))
+            .unwrap_or_else(|| panic!("{st}"));
+        let conns: u64 = line
+            .split_whitespace()
+            .nth(if v6 { 3 } else { 2 })
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(conns, made, "FWM {mark} counts every connection: {st}");
+    }
+    let conns = rvsd.ok(&["-Lnc"]);
+    for port in [87, 88] {
+        let v = ep(plan::VIP4, port);
+        assert!(conns.contains(&format!(" {v} ")), "-Lnc shows {v}: {conns}");
+    }
+    let saved = rvsd.ok(&["-S", "-n"]);
+    assert!(saved.contains("-A -f 7 -s rr -p 300\n"), "{saved}");
+    assert!(saved.contains("-A -f 8 -6 -s rr -p 300\n"), "{saved}");
+    let m = rvsd.scrape().unwrap();
+    assert!(
+        m.contains(
+            "node_ipvs_backend_weight{local_address=\"\",local_port=\"0\",remote_address=\""
+        ) && m.contains("proto=\"FWM\",local_mark=\"00000007\"} 1"),
+        "{m}"
+    );
 }
 
 /// Weight 0 drains (a long-lived connection on that server goes on, new

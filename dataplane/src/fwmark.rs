@@ -13,8 +13,9 @@
 //! (IPv4, IPv6) carried by the snapshot; [`Classifier::classify`] walks
 //! them with no allocation, no index and no panic.
 //!
-//! Status: the classifier and its validation only; the snapshot, the
-//! pipeline lookup, the config section and `rvsadm -f` are not wired yet.
+//! The snapshot carries the compiled classifier next to the fwmark
+//! services ([`crate::snapshot::Snapshot::service_for`]); rvsd builds it
+//! from the config's `[[fwmark]]` tables.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -162,6 +163,26 @@ impl Classifier {
         self.v4.is_empty() && self.v6.is_empty()
     }
 
+    /// The single addresses the rules name (IPv4 /32, IPv6 /128), with
+    /// their marks: the VIPs a fwmark service answers ARP/ND for. Wider
+    /// prefixes are expected to be routed to the director.
+    pub fn hosts(&self) -> impl Iterator<Item = (u32, IpAddr)> + '_ {
+        let v4 = self
+            .v4
+            .iter()
+            .filter(|r| r.mask == u128::from(u32::MAX))
+            .map(|r| {
+                let a = std::net::Ipv4Addr::from(r.net as u32);
+                (r.mark, IpAddr::V4(a))
+            });
+        let v6 = self
+            .v6
+            .iter()
+            .filter(|r| r.mask == u128::MAX)
+            .map(|r| (r.mark, IpAddr::V6(std::net::Ipv6Addr::from(r.net))));
+        v4.chain(v6)
+    }
+
     /// The mark of a packet to `dst`:`dport` with protocol `proto`: the
     /// first matching rule's, or `None` (no mark). Packet path: no
     /// allocation, no index, no panic.
@@ -238,6 +259,7 @@ mod tests {
         assert_eq!(c.classify(6, ip("2001:db8:2::1"), 443), None);
         assert_eq!(c.classify(6, ip("198.18.0.100"), 80), None);
         assert!(!c.is_empty());
+        assert_eq!(c.hosts().collect::<Vec<_>>(), [(5, ip("2001:db8::100"))]);
         assert!(Classifier::default().is_empty());
         assert_eq!(
             Classifier::default().classify(6, ip("2001:db8::100"), 80),

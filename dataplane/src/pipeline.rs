@@ -926,18 +926,18 @@ impl<B: PacketBuf> Pipeline<B> {
         // The service is looked up only where it decides something: the
         // owner (several workers) and a connection miss. An established
         // packet on one worker goes straight to the connection table.
+        // Ownership needs only whether it is client→service: the
+        // (protocol, VIP, port) hash first, the fwmark classifier only on
+        // a miss, so established packets of address services never pay
+        // for classification.
         let multi = self.st.own.workers() > 1;
-        let svc = if multi {
-            snap.service_for(proto, dst, dport)
-        } else {
-            None
-        };
+        let to_svc = multi && snap.to_service(proto, dst, dport);
 
         // Ownership: client→VIP by the client endpoint; anything else (NAT
         // replies to the client, FullNAT replies to a local port) by its
         // destination endpoint.
         if !from_handoff && multi {
-            let owner = if svc.is_some() {
+            let owner = if to_svc {
                 self.st.own.owner::<F>(fsrc, sport)
             } else {
                 self.st.own.owner::<F>(fdst, dport)
@@ -1050,8 +1050,10 @@ impl<B: PacketBuf> Pipeline<B> {
         if let Some(r) = crate::guard::source_check(snap, meta, in_port) {
             return self.st.counters.parse_drop(r);
         }
-        let svc = if multi {
-            svc
+        // A miss: the service in IPVS's order (fwmark first, then
+        // protocol/VIP/port).
+        let svc = if multi && !to_svc {
+            None
         } else {
             snap.service_for(proto, dst, dport)
         };
@@ -1176,7 +1178,13 @@ impl<B: PacketBuf> Pipeline<B> {
         let Some(rip) = F::from_ip(real.addr) else {
             return self.drop_pkt(PathDrop::NoRealServer);
         };
-        let rport = if real.port == 0 { key.dport } else { real.port };
+        // Port 0 (fwmark services) keeps the packet's port; DR and TUN
+        // never change it (a port on their real server is for checks).
+        let rport = if real.port == 0 || matches!(fwd, FwdMode::Dr | FwdMode::Tun) {
+            key.dport
+        } else {
+            real.port
+        };
         if svc.ops && key.proto == IPPROTO_UDP && fwd != FwdMode::FullNat {
             // IPVS's one-packet scheduling: the datagram is a connection
             // of its own (counted as one) that is never hashed, so the

@@ -4,6 +4,7 @@
 //! ever mutated once published.
 
 use crate::conn::{FwdMode, Timeouts};
+use crate::fwmark::Classifier;
 use crate::neigh::{AddrClass, LearnPolicy, OurAddr, OurAddrs, PortInfo};
 use crate::route::RouteTable;
 use crate::sched::ServiceSched;
@@ -200,6 +201,10 @@ pub struct Snapshot {
     pub generation: u64,
     services: Box<[Option<Service>]>,
     vips: FxMap<Endpoint, u16>,
+    /// The firewall-mark classifier (`[[fwmark]]` rules).
+    fwmark: Classifier,
+    /// (mark, IPv6?) → id of the fwmark service (`ipvsadm -f MARK [-6]`).
+    fwm: FxMap<(u32, bool), u16>,
     /// Real server (proto, RIP, rport) → service id, for NAT replies whose
     /// connection is gone (table full: stateless reverse NAT). Only
     /// unambiguous real servers are listed.
@@ -271,11 +276,62 @@ impl Snapshot {
             .map(|a| (a.addr, a.port))
     }
 
-    /// The service for a destination, if it is a VIP:port.
+    /// The service for a destination, in IPVS's order
+    /// (`ip_vs_service_find`): the fwmark service of the mark the
+    /// classifier gives the packet, if there is one for its family, else
+    /// the (protocol, VIP, port) service. No classifier rules: one hash
+    /// lookup, as before.
     #[inline]
     pub fn service_for(&self, proto: u8, dst: IpAddr, dport: u16) -> Option<&Service> {
+        self.fwmark_service_for(proto, dst, dport)
+            .or_else(|| self.addr_service_for(proto, dst, dport))
+    }
+
+    /// Whether a packet to (proto, dst, dport) is client → service, for
+    /// the ownership decision: the same answer as
+    /// [`service_for`](Self::service_for)`.is_some()`, but the
+    /// (protocol, VIP, port) hash is tried first, so packets of those
+    /// services never pay for classification.
+    #[inline]
+    pub fn to_service(&self, proto: u8, dst: IpAddr, dport: u16) -> bool {
+        self.addr_service_for(proto, dst, dport).is_some()
+            || self.fwmark_service_for(proto, dst, dport).is_some()
+    }
+
+    /// True when the snapshot has classifier rules.
+    #[inline]
+    pub fn has_fwmarks(&self) -> bool {
+        !self.fwmark.is_empty()
+    }
+
+    /// The (protocol, VIP, port) service for a destination.
+    #[inline]
+    pub fn addr_service_for(&self, proto: u8, dst: IpAddr, dport: u16) -> Option<&Service> {
         let id = *self.vips.get(&(proto, dst, dport))?;
         self.service(id)
+    }
+
+    /// The fwmark service for a destination: the classifier's mark, then
+    /// the service of that mark and the packet's address family.
+    #[inline]
+    pub fn fwmark_service_for(&self, proto: u8, dst: IpAddr, dport: u16) -> Option<&Service> {
+        if self.fwmark.is_empty() {
+            return None;
+        }
+        let mark = self.fwmark.classify(proto, dst, dport)?;
+        self.fwmark_service(mark, dst.is_ipv6())
+    }
+
+    /// The fwmark service of `mark` for IPv4 or IPv6.
+    #[inline]
+    pub fn fwmark_service(&self, mark: u32, v6: bool) -> Option<&Service> {
+        let id = *self.fwm.get(&(mark, v6))?;
+        self.service(id)
+    }
+
+    /// The classifier.
+    pub fn classifier(&self) -> &Classifier {
+        &self.fwmark
     }
 
     /// The service with stable id `id`.
@@ -344,6 +400,8 @@ pub enum SnapshotError {
     DuplicateId(u16),
     /// A service's `fwd` list does not match its real servers.
     FwdMismatch(u16),
+    /// Two fwmark services with the same mark and family.
+    DuplicateFwmark(u32, bool),
 }
 
 impl std::fmt::Display for SnapshotError {
@@ -353,6 +411,10 @@ impl std::fmt::Display for SnapshotError {
                 write!(f, "duplicate service proto {p} {a}:{port}")
             }
             SnapshotError::DuplicateId(id) => write!(f, "duplicate service id {id}"),
+            SnapshotError::DuplicateFwmark(m, v6) => {
+                let fam = if *v6 { " IPv6" } else { "" };
+                write!(f, "duplicate fwmark service FWM {m}{fam}")
+            }
             SnapshotError::FwdMismatch(id) => {
                 write!(
                     f,
@@ -370,6 +432,9 @@ impl std::error::Error for SnapshotError {}
 pub struct SnapshotBuilder {
     generation: u64,
     services: Vec<Service>,
+    /// Which of `services` are fwmark services: (index, mark).
+    fwm: Vec<(usize, u32)>,
+    fwmark: Classifier,
     ports: Vec<PortSnap>,
     routes: RouteTable,
     extra_addrs: Vec<OurAddr>,
@@ -388,6 +453,8 @@ impl SnapshotBuilder {
         SnapshotBuilder {
             generation,
             services: Vec::new(),
+            fwm: Vec::new(),
+            fwmark: Classifier::default(),
             ports,
             routes,
             extra_addrs: Vec::new(),
@@ -428,6 +495,23 @@ impl SnapshotBuilder {
     /// Adds a service.
     pub fn service(mut self, s: Service) -> Self {
         self.services.push(s);
+        self
+    }
+
+    /// Adds a fwmark service (`ipvsadm -A -f mark [-6]`): found by the
+    /// mark the classifier gives a packet of the family of `s.vip` (which
+    /// is otherwise unused: the unspecified address of the family), never
+    /// by address and port. Its `vport` is 0 and its real servers' port 0
+    /// keeps the packet's port.
+    pub fn fwmark_service(mut self, mark: u32, s: Service) -> Self {
+        self.fwm.push((self.services.len(), mark));
+        self.services.push(s);
+        self
+    }
+
+    /// Sets the firewall-mark classifier.
+    pub fn classifier(mut self, c: Classifier) -> Self {
+        self.fwmark = c;
         self
     }
 
@@ -485,9 +569,46 @@ impl SnapshotBuilder {
                 }
             }
         }
-        for s in self.services {
+        let mut fwm: FxMap<(u32, bool), u16> = FxMap::default();
+        for (n, s) in self.services.into_iter().enumerate() {
             if s.fwd.len() != s.sched.reals().len() {
                 return Err(SnapshotError::FwdMismatch(s.id));
+            }
+            if let Some(&(_, mark)) = self.fwm.iter().find(|(i, _)| *i == n) {
+                // A fwmark service: found by mark, announced by the
+                // classifier's host rules (below), no stateless reverse
+                // NAT (it has no single VIP:port to put back).
+                let v6 = s.vip.is_ipv6();
+                if fwm.insert((mark, v6), s.id).is_some() {
+                    return Err(SnapshotError::DuplicateFwmark(mark, v6));
+                }
+                for (m, a) in self.fwmark.hosts() {
+                    if m == mark && a.is_ipv6() == v6 && seen.insert(a) {
+                        addrs.push(OurAddr {
+                            addr: a,
+                            port: self.routes.lookup(a).map_or(0, |h| h.port),
+                            class: AddrClass::Vip,
+                            answer: self.role == Role::Master,
+                        });
+                    }
+                }
+                for l in s.laddrs.iter() {
+                    let lport = self.routes.lookup(*l).map_or(0, |h| h.port);
+                    if seen.insert(*l) {
+                        addrs.push(OurAddr {
+                            addr: *l,
+                            port: lport,
+                            class: AddrClass::Local,
+                            answer: self.role == Role::Master,
+                        });
+                    }
+                }
+                let id = s.id as usize;
+                match services.get_mut(id) {
+                    Some(slot @ None) => *slot = Some(s),
+                    _ => return Err(SnapshotError::DuplicateId(s.id)),
+                }
+                continue;
             }
             let key = (s.proto, s.vip, s.vport);
             if vips.insert(key, s.id).is_some() {
@@ -541,6 +662,8 @@ impl SnapshotBuilder {
             generation: self.generation,
             services: services.into_boxed_slice(),
             vips,
+            fwmark: self.fwmark,
+            fwm,
             nat_reverse,
             ports: self.ports.into_boxed_slice(),
             routes: self.routes,

@@ -241,6 +241,13 @@ fn each_error_class_names_file_field_and_why() {
             "",
         ),
     ];
+    assert_eq!(
+        fwm_errors("mark = 1\n", "mark = 0\n"),
+        [
+            "bad.toml: fwmark[0].mark: must be 1..=4294967295, not 0",
+            "bad.toml: service[2].fwmark: mark 1 is not defined by any [[fwmark]] table",
+        ]
+    );
     for (from, to, want) in cases {
         if want.is_empty() {
             continue;
@@ -501,4 +508,164 @@ fn ops_only_for_udp_services() {
     .to_model();
     assert!(m.services[0].ops);
     assert!(!m.services[1].ops, "off by default");
+}
+
+#[test]
+fn fwmark_example_loads_with_its_classifier() {
+    let cfg = example("fwmark.toml");
+    let m = cfg.to_model();
+    assert_eq!(
+        list::save(&m),
+        "-A -f 1 -s wlc -p 300\n\
+-a -f 1 -r 198.19.0.2:0 -m -w 1\n\
+-a -f 1 -r 198.19.0.3:0 -m -w 1\n\
+-A -f 2 -6 -s rr\n\
+-a -f 2 -6 -r [2001:db8:1::2]:0 -m -w 1\n"
+    );
+    let c = cfg.classifier();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert_eq!(c.classify(6, ip("198.18.0.100"), 80), Some(1));
+    assert_eq!(c.classify(6, ip("198.18.0.100"), 443), Some(1));
+    assert_eq!(c.classify(6, ip("198.18.0.100"), 8080), None);
+    assert_eq!(c.classify(17, ip("198.18.0.100"), 443), None);
+    assert_eq!(c.classify(6, ip("2001:db8::100"), 80), Some(2));
+    // a fwmark service round-trips through rvsadm -S / -R
+    let mut back = Model::new();
+    crate::ipvsadm::restore(&mut back, &list::save(&m)).unwrap();
+    assert_eq!(list::save(&back), list::save(&m));
+}
+
+const FWM: &str = r#"
+[[fwmark]]
+mark = 1
+
+  [[fwmark.rule]]
+  net = "198.18.0.100"
+  proto = "tcp"
+  ports = "80-81"
+
+[[service]]
+fwmark = 1
+forward = "masq"
+
+  [[service.real]]
+  address = "198.18.0.2"
+"#;
+
+fn fwm_errors(from: &str, to: &str) -> Vec<String> {
+    assert!(FWM.contains(from), "{from}");
+    errors(&format!("{BASE}{}", FWM.replacen(from, to, 1)))
+}
+
+#[test]
+fn fwmark_config_errors_name_the_field() {
+    let ok = parse(&format!("{BASE}{FWM}"), "ok.toml").unwrap();
+    assert_eq!(ok.to_model().services.len(), 3);
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "net = \"198.18.0.100\"",
+            "net = \"198.18.0.100/24\"",
+            "bad.toml: fwmark[0].rule[0].net: 198.18.0.100/24 has host bits set",
+        ),
+        (
+            "net = \"198.18.0.100\"",
+            "net = \"198.18.0.0/33\"",
+            "bad.toml: fwmark[0].rule[0].net: /33 is longer than 32 for IPv4",
+        ),
+        (
+            "net = \"198.18.0.100\"",
+            "net = \"vip\"",
+            "bad.toml: fwmark[0].rule[0].net: 'vip' is not an address or network (e.g. 198.18.1.0/24 or 2001:db8::100)",
+        ),
+        (
+            "proto = \"tcp\"",
+            "proto = \"sctp\"",
+            "bad.toml: fwmark[0].rule[0].proto: unknown protocol 'sctp' (expected tcp, udp or any)",
+        ),
+        (
+            "ports = \"80-81\"",
+            "ports = \"81-80\"",
+            "bad.toml: fwmark[0].rule[0].ports: range 81-80 starts above its end",
+        ),
+        (
+            "ports = \"80-81\"",
+            "ports = \"http\"",
+            "bad.toml: fwmark[0].rule[0].ports: 'http' is not a port or range (e.g. \"80\" or \"8000-8099\")",
+        ),
+        (
+            "fwmark = 1\n",
+            "fwmark = 2\n",
+            "bad.toml: service[2].fwmark: mark 2 is not defined by any [[fwmark]] table",
+        ),
+        (
+            "fwmark = 1\n",
+            "fwmark = 0\n",
+            "bad.toml: service[2].fwmark: must be 1..=4294967295, not 0",
+        ),
+        (
+            "fwmark = 1\n",
+            "fwmark = 1\nfamily = \"ipv6\"\n",
+            "bad.toml: service[2].family: mark 1 has no IPv6 rule in [[fwmark]], so this IPv6 service would never match (family = \"ipv4\" for the other family)",
+        ),
+        (
+            "fwmark = 1\n",
+            "fwmark = 1\nfamily = \"inet7\"\n",
+            "bad.toml: service[2].family: unknown family 'inet7' (expected ipv4 or ipv6)",
+        ),
+        (
+            "fwmark = 1\n",
+            "fwmark = 1\naddress = \"198.18.0.100:80\"\n",
+            "bad.toml: service[2].address: a fwmark service has no address: its [[fwmark]] rules say which packets it takes",
+        ),
+        (
+            "fwmark = 1\n",
+            "fwmark = 1\nprotocol = \"udp\"\n",
+            "bad.toml: service[2].protocol: a fwmark service takes the protocols its [[fwmark]] rules match: leave protocol out",
+        ),
+        (
+            "address = \"198.18.0.2\"",
+            "address = \"[2001:db8::2]\"",
+            "bad.toml: service[2].real[0].address: real server 2001:db8::2 is IPv6 but the VIP is IPv4",
+        ),
+    ];
+    assert_eq!(
+        fwm_errors("mark = 1\n", "mark = 0\n"),
+        [
+            "bad.toml: fwmark[0].mark: must be 1..=4294967295, not 0",
+            "bad.toml: service[2].fwmark: mark 1 is not defined by any [[fwmark]] table",
+        ]
+    );
+    for (from, to, want) in cases {
+        let v = fwm_errors(from, to);
+        assert_eq!(v, [want.to_string()], "{from} -> {to}");
+    }
+    // a DR real server of a fwmark service may carry a port (for checks,
+    // as keepalived writes it); DR forwards with the packet's port anyway
+    let dr = FWM.replace(
+        "forward = \"masq\"\n\n  [[service.real]]\n  address = \"198.18.0.2\"",
+        "forward = \"route\"\n\n  [[service.real]]\n  address = \"198.18.0.2:80\"",
+    );
+    let m = parse(&format!("{BASE}{dr}"), "dr.toml").unwrap().to_model();
+    assert!(list::save(&m).contains("-a -f 1 -r 198.18.0.2:80 -g -w 1\n"));
+    // a mark in two tables, a table without rules, a duplicate service
+    let two = format!("{BASE}{FWM}[[fwmark]]\nmark = 1\n[[fwmark.rule]]\nnet = \"198.18.0.101\"\n[[fwmark]]\nmark = 3\n[[service]]\nfwmark = 1\n[[service.real]]\naddress = \"198.18.0.3\"\n");
+    assert_eq!(
+        errors(&two),
+        [
+            "bad.toml: fwmark[1].mark: mark 1 is defined twice (also fwmark[0]): list all its rules in one table",
+            "bad.toml: fwmark[2].rule: a mark needs at least one [[fwmark.rule]]",
+            "bad.toml: service[3].fwmark: duplicate service fwmark 1 (also service[2])",
+        ]
+    );
+    // an address service needs protocol and address; family is not for it
+    let addr = format!("{BASE}[[service]]\nfamily = \"ipv6\"\n");
+    assert_eq!(
+        errors(&addr),
+        [
+            "bad.toml: service[2].family: 'ipv6' is only for fwmark services (an address service has its VIP's family)",
+            "bad.toml: service[2].address: missing: give address = \"VIP:port\" or fwmark = MARK",
+            "bad.toml: service[2].protocol: missing (tcp or udp; or fwmark = MARK for a fwmark service)",
+            "bad.toml: service[2].address: '' is not VIP:port (e.g. 198.18.0.1:80 or [2001:db8::1]:80)",
+        ]
+    );
 }

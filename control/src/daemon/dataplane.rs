@@ -138,6 +138,13 @@ pub trait Dataplane: Send {
         Ok(())
     }
 
+    /// Replaces the `[[fwmark]]` classifier (on reload). The default
+    /// dataplane classifies nothing.
+    fn set_classifier(&mut self, c: dataplane::fwmark::Classifier) -> Result<(), String> {
+        let _ = c;
+        Ok(())
+    }
+
     /// Sets IPVS's `conn_reuse_mode` (0..=3) for new SYNs from now on.
     /// The default dataplane has no connection table.
     fn set_conn_reuse_mode(&mut self, mode: u8) -> Result<(), String> {

@@ -64,6 +64,8 @@ pub struct DpdkDataplane {
     garp: (u8, u64),
     /// IPVS's `conn_reuse_mode` (`dataplane.conn_reuse_mode`).
     conn_reuse_mode: u8,
+    /// The `[[fwmark]]` classifier (config; replaced on reload).
+    classifier: dataplane::fwmark::Classifier,
     model: Model,
     /// Counters at the last `-Z`, subtracted from what workers report.
     svc_base: HashMap<u16, Traffic>,
@@ -315,6 +317,7 @@ impl DpdkDataplane {
             },
             sync: None,
             conn_reuse_mode: u8::try_from(cfg.dataplane.conn_reuse_mode.clamp(0, 3)).unwrap_or(1),
+            classifier: cfg.classifier(),
             model: Model::new(),
             svc_base: HashMap::new(),
             real_base: HashMap::new(),
@@ -398,7 +401,8 @@ impl DpdkDataplane {
             .role(self.role)
             .sync(self.sync)
             .garp(self.garp.0, self.garp.1)
-            .conn_reuse_mode(self.conn_reuse_mode);
+            .conn_reuse_mode(self.conn_reuse_mode)
+            .classifier(self.classifier.clone());
         for (i, g) in self.guards.iter().enumerate() {
             b = b.guard(i as u16, *g);
         }
@@ -489,7 +493,7 @@ impl DpdkDataplane {
                 Some(r) => fwd(r.forward),
                 None => fwds.first().copied().unwrap_or(FwdMode::Dr),
             };
-            b = b.service(Service {
+            let svc = Service {
                 id,
                 proto: proto(s.key.proto),
                 vip: s.key.addr.ip(),
@@ -502,7 +506,12 @@ impl DpdkDataplane {
                 passive_check: s.passive_check,
                 sloppy_tcp,
                 ops: s.ops && s.key.proto == Protocol::Udp,
-            });
+            };
+            b = if s.key.is_fwmark() {
+                b.fwmark_service(s.key.fwmark, svc)
+            } else {
+                b.service(svc)
+            };
         }
         b.build().map_err(|e| e.to_string())
     }
@@ -875,6 +884,19 @@ impl Dataplane for DpdkDataplane {
         let model = self.model.clone();
         if let Err(e) = self.publish(&model) {
             self.sync = old;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn set_classifier(&mut self, c: dataplane::fwmark::Classifier) -> Result<(), String> {
+        if c == self.classifier {
+            return Ok(());
+        }
+        let old = std::mem::replace(&mut self.classifier, c);
+        let model = self.model.clone();
+        if let Err(e) = self.publish(&model) {
+            self.classifier = old;
             return Err(e);
         }
         Ok(())

@@ -633,6 +633,8 @@ impl Daemon {
             self.dp.set_role(role)?;
             self.role = role;
         }
+        // the [[fwmark]] rules, for new connections from now on
+        self.dp.set_classifier(cfg.classifier())?;
         // like the sysctl, it applies to new SYNs at once (validated 0..=3)
         self.dp
             .set_conn_reuse_mode(u8::try_from(cfg.dataplane.conn_reuse_mode).unwrap_or(1))?;

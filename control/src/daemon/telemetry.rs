@@ -54,7 +54,12 @@ pub fn register() -> Result<(), String> {
 }
 
 /// The name of a service in replies and in `/rvs/service`'s parameter.
+/// Fwmark services are `fwmark:N` and `fwmark:N:ipv6`.
 pub fn service_name(k: &ServiceKey) -> String {
+    if k.is_fwmark() {
+        let fam = if k.addr.is_ipv6() { ":ipv6" } else { "" };
+        return format!("fwmark:{}{fam}", k.fwmark);
+    }
     format!("{}:{}", k.proto.lower(), k.addr)
 }
 
@@ -302,5 +307,34 @@ mod tests {
             drops_per_worker.1,
             Value::Array(vec![Scalar::U64(3), Scalar::U64(4)])
         );
+    }
+
+    #[test]
+    fn fwmark_services_have_their_own_names() {
+        let cfg = crate::config::parse(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../configs/fwmark.toml"
+            ))
+            .unwrap(),
+            "fwmark.toml",
+        )
+        .unwrap();
+        let r: BTreeMap<_, _> = replies(
+            &cfg.to_model(),
+            &DataplaneStats::default(),
+            Role::Standalone,
+            2,
+        )
+        .into_iter()
+        .collect();
+        assert_eq!(
+            r["/rvs/services"][""],
+            Reply::Array(vec![
+                Scalar::Str("fwmark:1".into()),
+                Scalar::Str("fwmark:2:ipv6".into())
+            ])
+        );
+        assert!(matches!(r["/rvs/service"]["fwmark:2:ipv6"], Reply::Dict(_)));
     }
 }

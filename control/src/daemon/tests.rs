@@ -57,6 +57,7 @@ fn key(s: &str) -> ServiceKey {
     ServiceKey {
         proto: Protocol::Tcp,
         addr: s.parse().unwrap(),
+        fwmark: 0,
     }
 }
 

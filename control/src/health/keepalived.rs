@@ -20,7 +20,10 @@
 //! HTTP_GET and SSL_GET (each `url` a check), UDP_CHECK, MISC_CHECK,
 //! PING_CHECK.
 //! `global_defs`, `vrrp_*` and the other VRRP-side blocks are left to
-//! keepalived. Anything else rvs cannot honour (fwmark services, `ops`,
+//! keepalived. `virtual_server fwmark N` (with `ip_family inet6` for an
+//! IPv6 mark) becomes a `fwmark = N` service; the packets that carry the
+//! mark are defined by rvsd.toml's `[[fwmark]]` tables, not by iptables.
+//! Anything else rvs cannot honour (fwmark in a group, `ops`,
 //! SMTP_CHECK, DNS_CHECK, `regex`, ...) is refused with the file,
 //! the line and why; a file with any error contributes nothing.
 
@@ -520,15 +523,17 @@ fn virtual_server(
     };
     // the service addresses
     let mut addrs: Vec<(IpAddr, String)> = Vec::new();
+    let mut mark: Option<i64> = None;
     match (
         n.words.get(1).map(String::as_str),
         n.words.get(2),
         n.words.len(),
     ) {
-        (Some("fwmark"), _, _) => e.at(
-            n,
-            "fwmark virtual servers are not supported by rvs (no firewall-mark services yet)",
-        ),
+        (Some("fwmark"), Some(m), 3) => match m.parse::<u32>() {
+            Ok(v) if v != 0 => mark = Some(i64::from(v)),
+            _ => e.at(n, format!("'{m}' is not a firewall mark (1..=4294967295)")),
+        },
+        (Some("fwmark"), _, _) => e.at(n, "expected 'virtual_server fwmark MARK'"),
         (Some("group"), Some(g), 3) => match groups.iter().find(|(name, _)| name == g) {
             None => e.at(n, format!("virtual_server_group '{g}' is not defined")),
             Some((_, gn)) => {
@@ -536,7 +541,7 @@ fn virtual_server(
                     match (m.words.first(), m.words.get(1), m.words.len()) {
                         (Some(f), _, _) if f == "fwmark" => e.at(
                             m,
-                            "fwmark in a virtual_server_group is not supported by rvs",
+                            "fwmark in a virtual_server_group is not supported by rvs (use virtual_server fwmark MARK)",
                         ),
                         (Some(a), Some(p), 2) => match expand_range(a) {
                             Some(v) => addrs.extend(v.into_iter().map(|ip| (ip, p.clone()))),
@@ -567,6 +572,8 @@ fn virtual_server(
     let mut svc = ServiceConf {
         protocol: "tcp".into(),
         address: String::new(),
+        fwmark: None,
+        family: None,
         scheduler: None,
         sched_flags: Vec::new(),
         persistent: None,
@@ -633,6 +640,16 @@ fn virtual_server(
                     ),
                 }
             }
+            // the family of a fwmark service (keepalived's ip_family)
+            "ip_family" => match arg(c, 1, e, "inet or inet6").unwrap_or("") {
+                "inet" => svc.family = Some("ipv4".into()),
+                "inet6" => svc.family = Some("ipv6".into()),
+                "" => {}
+                x => e.at(
+                    c,
+                    format!("unknown ip_family '{x}' (expected inet or inet6)"),
+                ),
+            },
             "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => svc.sched_flags.push(k.into()),
             "hashed" | "flag-1" | "flag-2" | "flag-3" => {
                 let f = match k {
@@ -733,6 +750,21 @@ fn virtual_server(
         svc.health = Some(health);
     }
     if e.0.len() != before {
+        return Vec::new();
+    }
+    if let Some(m) = mark {
+        // a fwmark service: its protocols come from the [[fwmark]] rules
+        svc.fwmark = Some(m);
+        svc.protocol = String::new();
+        let o = Origin {
+            at: n.at.clone(),
+            what,
+            reals: reals_at,
+        };
+        return vec![(svc, o)];
+    }
+    if svc.family.is_some() {
+        e.at(n, "ip_family is only for fwmark virtual servers");
         return Vec::new();
     }
     addrs
@@ -1052,12 +1084,22 @@ pub fn to_toml(services: &[ServiceConf], origins: &[Origin]) -> String {
         if let Some(or) = origins.get(i) {
             let _ = writeln!(o, "# {} ({})", or.what, or.at);
         }
-        let _ = writeln!(
-            o,
-            "[[service]]\nprotocol = {}\naddress = {}",
-            q(&s.protocol),
-            q(&s.address)
-        );
+        match s.fwmark {
+            Some(m) => {
+                let _ = writeln!(o, "[[service]]\nfwmark = {m}");
+                if let Some(f) = &s.family {
+                    let _ = writeln!(o, "family = {}", q(f));
+                }
+            }
+            None => {
+                let _ = writeln!(
+                    o,
+                    "[[service]]\nprotocol = {}\naddress = {}",
+                    q(&s.protocol),
+                    q(&s.address)
+                );
+            }
+        }
         if let Some(x) = &s.scheduler {
             let _ = writeln!(o, "scheduler = {}", q(x));
         }

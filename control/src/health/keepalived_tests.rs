@@ -324,10 +324,14 @@ fn includes_are_followed() {
 
 /// Each bad construct: its text and what the error must say.
 const BAD: &[(&str, &str)] = &[
-    ("virtual_server fwmark 1 {\n}\n", "line 1: fwmark virtual servers are not supported"),
     ("virtual_server 198.18.0.100 80 {\n ops\n}\n", "line 2: ops (one-packet scheduling) is only for UDP services"),
     ("virtual_server 198.18.0.100 80 {\n ops\n protocol TCP\n}\n", "line 2: ops (one-packet scheduling) is only for UDP services"),
     ("virtual_server 198.18.0.100 53 {\n protocol UDP\n lb_kind FNAT\n ops\n real_server 198.18.1.11 53 {\n }\n}\n", "ops): fullnat needs a connection entry for its local port"),
+    ("virtual_server fwmark 0 {\n}\n", "line 1: '0' is not a firewall mark (1..=4294967295)"),
+    ("virtual_server fwmark 1 {\n ip_family inet5\n}\n", "line 2: unknown ip_family 'inet5' (expected inet or inet6)"),
+    ("virtual_server 198.18.0.100 80 {\n ip_family inet6\n}\n", "line 1: ip_family is only for fwmark virtual servers"),
+    // rvsd.toml defines no [[fwmark]] for mark 7
+    ("virtual_server fwmark 7 {\n real_server 198.18.1.11 80 {\n }\n}\n", "(virtual_server fwmark 7: fwmark): mark 7 is not defined by any [[fwmark]] table"),
     ("virtual_server 198.18.0.100 80 {\n protocol SCTP\n}\n", "line 2: protocol SCTP is not supported"),
     ("virtual_server 198.18.0.100 80 {\n lb_kind MAGIC\n}\n", "line 2: unknown lb_kind 'MAGIC'"),
     ("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n SMTP_CHECK {\n }\n }\n}\n", "line 3: SMTP_CHECK is not supported"),
@@ -381,4 +385,43 @@ fn ssl_get_is_http_get_over_tls() {
             tls: true
         }
     );
+}
+
+#[test]
+fn fwmark_virtual_servers_become_fwmark_services() {
+    let d = dir("fwm");
+    let ka = "virtual_server fwmark 1 {\n lb_algo wlc\n lb_kind DR\n protocol TCP\n persistence_timeout 300\n real_server 198.18.1.11 80 {\n  weight 2\n  TCP_CHECK {\n   connect_port 80\n  }\n }\n}\nvirtual_server fwmark 2 {\n ip_family inet6\n lb_algo rr\n lb_kind NAT\n real_server 2001:db8:1::11 8080 {\n }\n}\n";
+    std::fs::write(d.join("keepalived.conf"), ka).unwrap();
+    // the marks themselves: rvs's stand-in for the iptables MARK rules
+    let marks = "[[fwmark]]\nmark = 1\n[[fwmark.rule]]\nnet = \"198.18.0.100\"\nproto = \"tcp\"\nports = \"80\"\n[[fwmark.rule]]\nnet = \"198.18.0.100\"\nproto = \"tcp\"\nports = \"443\"\n[[fwmark]]\nmark = 2\n[[fwmark.rule]]\nnet = \"2001:db8::100\"\n";
+    let toml = format!("{RVSD_TOML}{marks}");
+    std::fs::write(d.join("rvsd.toml"), &toml).unwrap();
+    let cfg = config::load(&d.join("rvsd.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let m = cfg.to_model();
+    assert_eq!(
+        crate::ipvsadm::list::save(&m),
+        "-A -f 1 -s wlc -p 300\n\
+-a -f 1 -r 198.18.1.11:80 -g -w 2\n\
+-A -f 2 -6 -s rr\n\
+-a -f 2 -6 -r [2001:db8:1::11]:8080 -m -w 1\n"
+    );
+    // the converter writes fwmark = N (and family) and means the same
+    let out = import_command(&[d.join("keepalived.conf").display().to_string()]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("[[service]]\nfwmark = 1\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("[[service]]\nfwmark = 2\nfamily = \"ipv6\"\n"),
+        "{}",
+        out.stdout
+    );
+    let base = toml.replace("[keepalived]\nconf = \"keepalived.conf\"\n", "");
+    let converted = config::parse(&format!("{base}\n{}", out.stdout), "conv.toml")
+        .unwrap_or_else(|e| panic!("{e}\n{}", out.stdout));
+    assert_eq!(converted.to_model(), m);
+    let _ = std::fs::remove_dir_all(&d);
 }

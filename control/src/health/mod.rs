@@ -978,12 +978,20 @@ impl Health {
     pub fn metrics(&self) -> String {
         let mut out = String::new();
         let labels = |key: &ServiceKey, real: Option<SocketAddr>| {
-            let mut l = format!(
-                "local_address=\"{}\",local_port=\"{}\",proto=\"{}\"",
-                key.addr.ip(),
-                key.addr.port(),
-                key.proto.upper()
-            );
+            let mut l = if key.is_fwmark() {
+                // as node_exporter labels a fwmark service (see metrics)
+                format!(
+                    "local_address=\"\",local_port=\"0\",proto=\"FWM\",local_mark=\"{:08X}\"",
+                    key.fwmark
+                )
+            } else {
+                format!(
+                    "local_address=\"{}\",local_port=\"{}\",proto=\"{}\"",
+                    key.addr.ip(),
+                    key.addr.port(),
+                    key.proto.upper()
+                )
+            };
             if let Some(r) = real {
                 let _ = write!(
                     l,

@@ -325,6 +325,7 @@ fn key() -> ServiceKey {
     ServiceKey {
         proto: Protocol::Tcp,
         addr: "198.18.0.1:80".parse().unwrap(),
+        fwmark: 0,
     }
 }
 

@@ -99,8 +99,14 @@ fn truncate(mut s: String, n: usize, v4: bool) -> String {
     s
 }
 
-/// "TCP  198.18.0.1:80" (two spaces), cut at 33 characters for IPv4.
+/// "TCP  198.18.0.1:80" (two spaces), cut at 33 characters for IPv4;
+/// "FWM  1" or "FWM  1 IPv6" for a fwmark service, as ipvsadm 1.31's
+/// `print_service_entry` writes them.
 fn svc_name(s: &Service) -> String {
+    if s.key.is_fwmark() {
+        let fam = if s.key.addr.is_ipv6() { " IPv6" } else { "" };
+        return format!("FWM  {}{fam}", s.key.fwmark);
+    }
     truncate(
         format!("{}  {}", s.key.proto.upper(), addrport(&s.key.addr)),
         33,
@@ -281,7 +287,7 @@ pub fn save_with(model: &Model, origin: bool) -> String {
         if origin {
             let _ = writeln!(out, "# origin {}", s.origin.name());
         }
-        let name = format!("{} {}", s.key.proto.switch(), addrport(&s.key.addr));
+        let name = rule_name(&s.key);
         // ipvsadm 1.31's order (print_service_entry, FMT_RULE): -s, -p
         // with -M, -o, then -b.
         let _ = write!(out, "-A {name} -s {}", s.scheduler);
@@ -323,6 +329,15 @@ pub fn save_with(model: &Model, origin: bool) -> String {
         }
     }
     out
+}
+
+/// The service as `-S` names it: "-t 198.18.0.1:80", "-f 1", "-f 1 -6".
+fn rule_name(k: &ServiceKey) -> String {
+    if k.is_fwmark() {
+        let fam = if k.addr.is_ipv6() { " -6" } else { "" };
+        return format!("-f {}{fam}", k.fwmark);
+    }
+    format!("{} {}", k.proto.switch(), addrport(&k.addr))
 }
 
 /// DPVS `--get-laddr`: each service with its local addresses.

@@ -626,6 +626,8 @@ const LONG: &[(&str, char, u8)] = &[
     ("get-laddr", 'G', 0),
     ("tcp-service", 't', 1),
     ("udp-service", 'u', 1),
+    ("fwmark-service", 'f', 1),
+    ("ipv6", '6', 0),
     ("scheduler", 's', 1),
     ("persistent", 'p', 2),
     ("netmask", 'M', 1),
@@ -665,6 +667,8 @@ fn short_arg(c: char, cmd: Option<Cmd>) -> Option<u8> {
     Some(match c {
         'A' | 'E' | 'D' | 'C' | 'L' | 'l' | 'Z' | 'a' | 'e' | 'd' | 'h' | 'v' | 'R' | 'S' | 'P'
         | 'Q' | 'G' | 'm' | 'i' | 'g' | 'n' | 'c' | 'X' | 'o' => 0,
+        '6' => 0,
+        'f' => 1,
         't' | 'u' | 's' | 'M' | 'r' | 'w' | 'x' | 'y' | 'z' | 'F' => 1,
         'p' => 2,
         'b' => {
@@ -894,6 +898,8 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
 
     let mut proto = Protocol::Tcp;
     let mut vip: Option<(IpAddr, Option<u16>)> = None;
+    // -f MARK and -6 (after -f, as ipvsadm insists)
+    let mut fwmark: Option<(u32, bool)> = None;
     let mut sched: Option<String> = None;
     let mut flag_names: Vec<String> = Vec::new();
     let mut persistent: Option<u32> = None;
@@ -925,6 +931,17 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
                     AdmError::usage("illegal virtual server address[:port] specified")
                 })?);
             }
+            'f' => {
+                set(Opt::Service)?;
+                let m = number(&arg, 1, u64::from(u32::MAX)).ok_or_else(|| {
+                    AdmError::usage(format!("invalid fwmark value `{arg}' specified"))
+                })?;
+                fwmark = Some((m as u32, false));
+            }
+            '6' => match fwmark.as_mut() {
+                Some(f) => f.1 = true,
+                None => return Err(AdmError::usage("-6 used before -f")),
+            },
             's' => {
                 set(Opt::Scheduler)?;
                 sched = Some(arg);
@@ -1069,10 +1086,12 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
         return Err(AdmError::usage(format!("unexpected argument {x}")));
     }
 
-    let key = vip.map(|(ip, port)| ServiceKey {
-        proto,
-        addr: SocketAddr::new(ip, port.unwrap_or(0)),
-    });
+    let key = match fwmark {
+        Some((m, v6)) => Some(ServiceKey::fwmark(m, v6)),
+        None => {
+            vip.map(|(ip, port)| ServiceKey::new(proto, SocketAddr::new(ip, port.unwrap_or(0))))
+        }
+    };
 
     let netmask = match (&mask_arg, key) {
         (None, _) => None,
@@ -1102,7 +1121,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
     Ok(match cmd {
         Cmd::Add | Cmd::Edit => {
             let k = need_key()?;
-            if k.addr.port() == 0 && persistent.is_none() {
+            if k.addr.port() == 0 && persistent.is_none() && !k.is_fwmark() {
                 return Err(AdmError::usage(
                     "Zero port specified for non-persistent service",
                 ));
@@ -1376,6 +1395,9 @@ pub fn usage() -> String {
 Options:
   --tcp-service  -t service-address   service-address is host[:port]
   --udp-service  -u service-address   service-address is host[:port]
+  --fwmark-service  -f fwmark         fwmark is an integer greater than zero
+                                      (rvs: marks come from [[fwmark]] rules)
+  --ipv6         -6                   fwmark entry uses IPv6
   --scheduler    -s scheduler         one of {scheds},
                                       the default scheduler is wlc.
   --sched-flags  -b flags             sh-fallback, sh-port, mh-fallback, mh-port

@@ -13,6 +13,7 @@ fn key(proto: Protocol, s: &str) -> ServiceKey {
     ServiceKey {
         proto,
         addr: s.parse().unwrap(),
+        fwmark: 0,
     }
 }
 fn run(m: &mut Model, line: &str) -> Result<String, AdmError> {
@@ -855,5 +856,176 @@ fn save_puts_persistence_before_sched_flags() {
     assert_eq!(
         run(&mut m, "-S -n").unwrap(),
         "-A -t 198.18.0.1:80 -s sh -p 600 -M 255.255.255.0 -b sh-port\n"
+    );
+}
+
+/// Firewall-mark services, as ipvsadm 1.31 names them: "FWM  1" and
+/// "FWM  2 IPv6" in listings, "-f 1" and "-f 2 -6" in rules; after the
+/// address services (ipvs_cmp_services compares the mark first).
+fn fwmark_sample() -> Model {
+    let mut m = Model::new();
+    restore(
+        &mut m,
+        "-A -f 1 -s wlc\n\
+         -a -f 1 -r 198.19.0.3:8080 -m -w 2\n\
+         -a -f 1 -r 198.19.0.2 -m -w 1\n\
+         -A -f 2 -6 -s rr -p 300 -M 64\n\
+         -a -f 2 -6 -r [2001:db8::10] -g -w 1\n\
+         -A -t 198.18.0.1:80 -s rr\n",
+    )
+    .unwrap();
+    m
+}
+
+#[test]
+fn fwmark_parsing_like_ipvsadm() {
+    assert_eq!(
+        p("-A -f 1").unwrap(),
+        Command::AddService(ServiceSpec {
+            key: ServiceKey::fwmark(1, false),
+            scheduler: Some("wlc".into()),
+            flags: None,
+            persistent: None,
+            netmask: None,
+        })
+    );
+    assert_eq!(
+        p("--add-service --fwmark-service 4294967295 --ipv6 -s rr").unwrap(),
+        Command::AddService(ServiceSpec {
+            key: ServiceKey::fwmark(u32::MAX, true),
+            scheduler: Some("rr".into()),
+            flags: None,
+            persistent: None,
+            netmask: None,
+        })
+    );
+    assert_eq!(
+        p("-D -f 7 -6").unwrap(),
+        Command::DeleteService(ServiceKey::fwmark(7, true))
+    );
+    // DR keeps the destination port (0: the packet's), NAT without a
+    // port keeps it too
+    match p("-a -f 1 -r 198.19.0.2:8080 -g").unwrap() {
+        Command::AddServer(k, r) => {
+            assert_eq!(k, ServiceKey::fwmark(1, false));
+            assert_eq!(r.addr, "198.19.0.2:0".parse().unwrap());
+        }
+        c => panic!("{c:?}"),
+    }
+    match p("-e -f 1 -r 198.19.0.2 -m -w 3").unwrap() {
+        Command::EditServer(_, r) => assert_eq!(r.addr, "198.19.0.2:0".parse().unwrap()),
+        c => panic!("{c:?}"),
+    }
+    match p("-d -f 2 -6 -r [2001:db8::10]").unwrap() {
+        Command::DeleteServer(k, a) => {
+            assert_eq!(k, ServiceKey::fwmark(2, true));
+            assert_eq!(a, "[2001:db8::10]:0".parse().unwrap());
+        }
+        c => panic!("{c:?}"),
+    }
+    assert_eq!(perr("-A -f 0"), "invalid fwmark value `0' specified");
+    assert_eq!(perr("-A -f x1"), "invalid fwmark value `x1' specified");
+    assert_eq!(
+        perr("-A -f 4294967296"),
+        "invalid fwmark value `4294967296' specified"
+    );
+    assert_eq!(perr("-A -6 -f 1"), "-6 used before -f");
+    assert_eq!(
+        perr("-A -f 1 -t 198.18.0.1:80"),
+        "multiple 'service-address' options specified"
+    );
+    assert_eq!(perr("-a -f 1 -r [2001:db8::1] -m"), DIFFERENT_FAMILY);
+    assert_eq!(perr("-a -f 1 -6 -r 198.19.0.2 -g"), DIFFERENT_FAMILY);
+    assert_eq!(
+        perr("-A -f 1 -6 -p 60 -M 129"),
+        "illegal ipv6 netmask specified"
+    );
+}
+
+#[test]
+fn golden_fwmark_listings() {
+    let mut m = fwmark_sample();
+    let want = "IP Virtual Server version 1.2.1 (size=4096)\n\
+Prot LocalAddress:Port Scheduler Flags\n\
+\x20 -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+TCP  198.18.0.1:80 rr\n\
+FWM  1 wlc\n\
+\x20 -> 198.19.0.2:0                 Masq    1      0          0         \n\
+\x20 -> 198.19.0.3:8080              Masq    2      0          0         \n\
+FWM  2 IPv6 rr persistent 300 mask 64\n\
+\x20 -> [2001:db8::10]:0             Route   1      0          0         \n";
+    assert_eq!(run(&mut m, "-Ln").unwrap(), want);
+    let one = "Prot LocalAddress:Port Scheduler Flags\n\
+\x20 -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+FWM  2 IPv6 rr persistent 300 mask 64\n\
+\x20 -> [2001:db8::10]:0             Route   1      0          0         \n";
+    assert_eq!(run(&mut m, "-L -n -f 2 -6").unwrap(), one);
+    assert_eq!(
+        run(&mut m, "-L -n -f 2").unwrap_err().message,
+        ModelError::NoSuchService.to_string()
+    );
+    let st = Stats {
+        conns: 3,
+        inpkts: 40,
+        outpkts: 30,
+        inbytes: 5000,
+        outbytes: 7000,
+    };
+    let i = m.services.iter().position(|s| s.key.fwmark == 1).unwrap();
+    m.services[i].stats = st;
+    let j = m.services[i]
+        .reals
+        .iter()
+        .position(|r| r.addr.port() == 8080)
+        .unwrap();
+    m.services[i].reals[j].stats = st;
+    m.services[i].rates = Rates {
+        cps: 2,
+        inpps: 20,
+        outpps: 10,
+        inbps: 3000,
+        outbps: 4000,
+    };
+    let want = "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n  -> RemoteAddress:Port\n\
+FWM  1                                   3       40       30     5000     7000\n\
+\x20 -> 198.19.0.2:0                        0        0        0        0        0\n\
+\x20 -> 198.19.0.3:8080                     3       40       30     5000     7000\n";
+    assert_eq!(run(&mut m, "-L -n --stats -f 1").unwrap(), want);
+    let want = "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n  -> RemoteAddress:Port\n\
+FWM  1                                   2       20       10     3000     4000\n\
+\x20 -> 198.19.0.2:0                        0        0        0        0        0\n\
+\x20 -> 198.19.0.3:8080                     0        0        0        0        0\n";
+    assert_eq!(run(&mut m, "-L -n --rate -f 1").unwrap(), want);
+    // -Z -f zeroes that service only
+    run(&mut m, "-Z -f 1").unwrap();
+    assert_eq!(m.services[i].stats, Stats::default());
+}
+
+#[test]
+fn fwmark_save_and_restore_round_trip() {
+    let mut m = fwmark_sample();
+    let want = "-A -t 198.18.0.1:80 -s rr\n\
+-A -f 1 -s wlc\n\
+-a -f 1 -r 198.19.0.2:0 -m -w 1\n\
+-a -f 1 -r 198.19.0.3:8080 -m -w 2\n\
+-A -f 2 -6 -s rr -p 300 -M 64\n\
+-a -f 2 -6 -r [2001:db8::10]:0 -g -w 1\n";
+    let saved = run(&mut m, "-S -n").unwrap();
+    assert_eq!(saved, want);
+    let mut back = Model::new();
+    restore(&mut back, &saved).unwrap();
+    assert_eq!(list::save(&back), saved);
+    // edit, delete a server, delete the services
+    run(&mut m, "-E -f 1 -s rr -p 60").unwrap();
+    run(&mut m, "-d -f 1 -r 198.19.0.3:8080").unwrap();
+    assert!(run(&mut m, "-S -n")
+        .unwrap()
+        .contains("-A -f 1 -s rr -p 60\n-a -f 1 -r 198.19.0.2:0 -m -w 1\n-A -f 2 -6"));
+    run(&mut m, "-D -f 2 -6").unwrap();
+    run(&mut m, "-D -f 1").unwrap();
+    assert_eq!(run(&mut m, "-S -n").unwrap(), "-A -t 198.18.0.1:80 -s rr\n");
+    assert_eq!(
+        run(&mut m, "-D -f 1").unwrap_err().message,
+        ModelError::NoSuchService.to_string()
     );
 }

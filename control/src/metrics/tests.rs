@@ -366,3 +366,29 @@ fn stateless_forwarding_is_exposed() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
 }
+
+#[test]
+fn fwmark_backends_are_labelled_as_node_exporter_labels_them() {
+    let mut model = Model::new();
+    ipvsadm::restore(
+        &mut model,
+        "-A -f 26 -s rr\n\
+         -a -f 26 -r 198.19.0.2 -m -w 2\n\
+         -A -f 3 -6 -s rr\n\
+         -a -f 3 -6 -r [2001:db8:1::2]:8080 -m -w 1\n",
+    )
+    .unwrap();
+    let text = render(&MetricsSnapshot::from_model(&model));
+    validate(&text).unwrap();
+    let w: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("node_ipvs_backend_weight{"))
+        .collect();
+    assert_eq!(
+        w,
+        [
+            "node_ipvs_backend_weight{local_address=\"\",local_port=\"0\",remote_address=\"2001:db8:1::2\",remote_port=\"8080\",proto=\"FWM\",local_mark=\"00000003\"} 1",
+            "node_ipvs_backend_weight{local_address=\"\",local_port=\"0\",remote_address=\"198.19.0.2\",remote_port=\"0\",proto=\"FWM\",local_mark=\"0000001A\"} 2",
+        ]
+    );
+}

@@ -416,6 +416,7 @@ impl DpdkDataplane {
             })
             .collect();
         self.real_ids.retain(|k, _| live_reals.contains(k));
+        let mut tunnels = Vec::new();
         for s in &model.services {
             let id = self.svc_id(&s.key).ok_or("too many services")?;
             let mut reals = Vec::new();
@@ -428,6 +429,9 @@ impl DpdkDataplane {
                 let (rid, counters) = self
                     .real_entry((s.key, r.addr), th)
                     .ok_or("too many real servers")?;
+                if r.forward == Forward::Tunnel {
+                    tunnels.push((dataplane::sched::RealId(rid), r.tunnel.encap()));
+                }
                 reals.push(RealServer {
                     id: dataplane::sched::RealId(rid),
                     addr: r.addr.ip(),
@@ -502,6 +506,9 @@ impl DpdkDataplane {
                 passive_check: s.passive_check,
                 sloppy_tcp,
             });
+        }
+        for (rid, t) in tunnels {
+            b = b.tunnel(rid, t);
         }
         b.build().map_err(|e| e.to_string())
     }

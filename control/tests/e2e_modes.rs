@@ -298,8 +298,9 @@ fn mode_scenario(test: &str, mode: Mode) {
                 .map(|n| format!("mtu {}", 1500 - ip - tun_of(n, v6, "tcp").2))
                 .collect();
             assert!(
-                allowed.iter().any(|m| r.contains(&format!("{m} "))
-                    || r.trim_end().ends_with(m.as_str())),
+                allowed
+                    .iter()
+                    .any(|m| r.contains(&format!("{m} ")) || r.trim_end().ends_with(m.as_str())),
                 "client's path MTU to {vip}: {r} (expected one of {allowed:?})"
             );
         }
@@ -337,7 +338,12 @@ fn mode_scenario(test: &str, mode: Mode) {
             }) {
                 let o = e2e::json::parse(&l).unwrap();
                 // rvsd sent this server's tunnel type
-                assert_eq!(o.str("tun"), Some(tun_of(n, false, "tcp").0), "{}: {l}", s.name);
+                assert_eq!(
+                    o.str("tun"),
+                    Some(tun_of(n, false, "tcp").0),
+                    "{}: {l}",
+                    s.name
+                );
                 let inner_dst = o.str("inner_dst").unwrap_or_default().to_string();
                 if inner_dst.contains(':') {
                     assert_eq!(o.str("outer_src"), Some(plan::DIR_SRV6), "{l}");
@@ -374,13 +380,7 @@ fn mode_scenario(test: &str, mode: Mode) {
                     let (ty, flags, _) = tun_of(n, v6, proto);
                     let c = match ty {
                         "gue" => "any",
-                        "gre" => {
-                            if flags == "csum" {
-                                "csum"
-                            } else {
-                                "nocsum"
-                            }
-                        }
+                        "gre" => flags,
                         _ => "nocsum",
                     };
                     let fam = if v6 { "v6" } else { "v4" };

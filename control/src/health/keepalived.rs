@@ -770,7 +770,9 @@ fn tun_words(n: &Node, e: &mut Errs) -> TunWords {
             "nocsum" | "csum" | "remcsum" => t.2 = Some(x.to_string()),
             other => e.at(
                 n,
-                format!("unknown TUN option '{other}' (expected type, port, nocsum, csum or remcsum)"),
+                format!(
+                    "unknown TUN option '{other}' (expected type, port, nocsum, csum or remcsum)"
+                ),
             ),
         }
     }

@@ -814,7 +814,9 @@ fn tunnel_options_parse_like_ipvsadm_1_31() {
         )
     );
     assert_eq!(
-        p("-e -t 198.18.0.110:80 -r 198.19.10.2 -i --tun-type=gre --tun-remcsum").unwrap_err().message,
+        p("-e -t 198.18.0.110:80 -r 198.19.10.2 -i --tun-type=gre --tun-remcsum")
+            .unwrap_err()
+            .message,
         "Illegal 'tun-remcsum' option with the 'gre' tunnel type"
     );
     assert_eq!(
@@ -908,7 +910,9 @@ fn golden_tunnel_listing_save_and_restore() {
     assert!(run(&mut m, "-L -t 198.18.0.110:80 --tun-info")
         .unwrap()
         .ends_with("gre:-c        1      0          0         \n"));
-    assert!(!run(&mut m, "-L --stats --tun-info").unwrap().contains("TunnelInfo"));
+    assert!(!run(&mut m, "-L --stats --tun-info")
+        .unwrap()
+        .contains("TunnelInfo"));
     // -S: print_tunnel_rule's lines, byte for byte; -R reads them back
     let saved = run(&mut m, "-S -n").unwrap();
     assert_eq!(saved, TUN_RULES);

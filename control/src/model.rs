@@ -1215,4 +1215,68 @@ mod tests {
             "Different address family is allowed only for tunneling servers"
         );
     }
+
+    #[test]
+    fn tunnel_options_are_checked_by_the_model_too() {
+        // what reaches the model other than through ipvsadm's parser (the
+        // control socket, -R) gets ipvsadm's checks as well
+        let mut m = Model::new();
+        let k = key("198.18.0.1:80");
+        m.add_service(&spec(k, "rr")).unwrap();
+        let gue = |port: u16, csum: TunCsum| Tunnel {
+            kind: TunType::Gue,
+            port,
+            csum,
+        };
+        for (f, t, want) in [
+            (
+                Forward::Masq,
+                gue(6080, TunCsum::NoCsum),
+                "Tunnel options conflict with forward method",
+            ),
+            (
+                Forward::Tunnel,
+                gue(0, TunCsum::Csum),
+                "You need to supply the 'tun-port' option for the 'gue' tunnel type",
+            ),
+            (
+                Forward::Tunnel,
+                Tunnel {
+                    kind: TunType::Gre,
+                    port: 0,
+                    csum: TunCsum::RemCsum,
+                },
+                "Illegal 'tun-remcsum' option with the 'gre' tunnel type",
+            ),
+        ] {
+            let r = RealSpec {
+                tunnel: t,
+                ..real("198.19.0.2:80", f, 1)
+            };
+            let e = m.add_real(&k, &r).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+        assert!(m.services[0].reals.is_empty());
+        let r = RealSpec {
+            tunnel: gue(6080, TunCsum::RemCsum),
+            ..real("198.19.0.2:80", Forward::Tunnel, 1)
+        };
+        m.add_real(&k, &r).unwrap();
+        let t = m.services[0].reals[0].tunnel;
+        assert_eq!(
+            (t.info(), t.rule()),
+            (
+                "gue:6080:r+c".to_string(),
+                "--tun-type gue --tun-port 6080 --tun-remcsum".to_string()
+            )
+        );
+        // remote checksum offload sends what nocsum sends (see Tunnel::encap)
+        assert_eq!(
+            t.encap(),
+            dataplane::forward::TunEncap::Gue {
+                port: 6080,
+                csum: false
+            }
+        );
+    }
 }

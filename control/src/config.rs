@@ -372,6 +372,17 @@ pub struct RealConf {
     /// Lower connection threshold (0: none).
     #[serde(default)]
     pub l_threshold: Option<i64>,
+    /// Tunnel type of a `tunnel` real server: "ipip" (default), "gue" or
+    /// "gre" (ipvsadm's `--tun-type`).
+    #[serde(default)]
+    pub tun_type: Option<String>,
+    /// GUE's UDP destination port (required for gue, refused otherwise).
+    #[serde(default)]
+    pub tun_port: Option<i64>,
+    /// Tunnel checksum: "nocsum" (default), "csum" (gue, gre) or
+    /// "remcsum" (gue).
+    #[serde(default)]
+    pub tun_flags: Option<String>,
     /// Health options (`[service.real.health]`).
     #[serde(default)]
     pub health: Option<crate::health::config::RealHealthConf>,
@@ -1380,6 +1391,7 @@ impl Config {
                 (Some(_), None) => None,
             };
             let weight = range(e, format!("{rf}.weight"), "weight", r.weight, 1, MAX_WEIGHT);
+            let tunnel = real_tunnel(e, &rf, r, fw);
             let uthr = range(
                 e,
                 format!("{rf}.u_threshold"),
@@ -1412,11 +1424,14 @@ impl Config {
                     );
                     continue;
                 }
-                if let (Some(fw), Some(w), Some(u), Some(l)) = (fw, weight, uthr, lthr) {
+                if let (Some(fw), Some(w), Some(u), Some(l), Some(t)) =
+                    (fw, weight, uthr, lthr, tunnel)
+                {
                     let mut rs = RealServer::new(a, fw);
                     rs.weight = w;
                     rs.u_threshold = u;
                     rs.l_threshold = l;
+                    rs.tunnel = t;
                     reals.push(rs);
                 }
             }
@@ -1490,6 +1505,90 @@ impl Config {
             ..Service::new(key)
         })
     }
+}
+
+/// The tunnel options of real server `rf`, checked against its forwarding
+/// method `fw` and against each other (ipvsadm 1.31's rules); `None`
+/// after reporting what is wrong, each under its own field.
+fn real_tunnel(
+    e: &mut Errs<'_>,
+    rf: &str,
+    r: &RealConf,
+    fw: Option<Forward>,
+) -> Option<crate::model::Tunnel> {
+    use crate::model::{TunCsum, TunType, Tunnel};
+    let before = e.list.len();
+    let given = [
+        ("tun_type", r.tun_type.is_some()),
+        ("tun_port", r.tun_port.is_some()),
+        ("tun_flags", r.tun_flags.is_some()),
+    ];
+    if let Some(fw) = fw.filter(|f| *f != Forward::Tunnel) {
+        for (name, _) in given.iter().filter(|(_, g)| *g) {
+            e.push(
+                format!("{rf}.{name}"),
+                format!(
+                    "tunnel options need forward = \"tunnel\" (this real server is {})",
+                    fw.config_name()
+                ),
+            );
+        }
+        return (e.list.len() == before).then(Tunnel::default);
+    }
+    let mut t = Tunnel::default();
+    if let Some(x) = &r.tun_type {
+        match TunType::from_name(x) {
+            Some(k) => t.kind = k,
+            None => e.push(
+                format!("{rf}.tun_type"),
+                format!("unknown tunnel type '{x}' (expected ipip, gue or gre)"),
+            ),
+        }
+    }
+    if let Some(x) = &r.tun_flags {
+        match TunCsum::from_config_name(x) {
+            Some(c) => t.csum = c,
+            None => e.push(
+                format!("{rf}.tun_flags"),
+                format!("unknown tunnel flags '{x}' (expected nocsum, csum or remcsum)"),
+            ),
+        }
+    }
+    match r.tun_port {
+        Some(p) if !(1..=65535).contains(&p) => e.push(
+            format!("{rf}.tun_port"),
+            format!("tun_port must be 1..=65535, not {p}"),
+        ),
+        Some(p) => t.port = p as u16,
+        None => {}
+    }
+    if e.list.len() != before {
+        return None;
+    }
+    let kind = t.kind.name();
+    match t.kind {
+        TunType::Gue if t.port == 0 => e.push(
+            format!("{rf}.tun_type"),
+            "gue tunnels need tun_port (the real server's GUE/fou UDP port)",
+        ),
+        TunType::Ipip | TunType::Gre if t.port != 0 => e.push(
+            format!("{rf}.tun_port"),
+            format!("tun_port is only for gue tunnels (tun_type is {kind})"),
+        ),
+        TunType::Ipip if t.csum != TunCsum::NoCsum => e.push(
+            format!("{rf}.tun_flags"),
+            format!(
+                "ipip tunnels have no checksum option (tun_flags = \"{}\" needs gue or gre)",
+                t.csum.config_name()
+            ),
+        ),
+        TunType::Gre if t.csum == TunCsum::RemCsum => e.push(
+            format!("{rf}.tun_flags"),
+            "remcsum (remote checksum offload) is for gue tunnels only; gre takes nocsum or csum",
+        ),
+        _ => {}
+    }
+    (e.list.len() == before).then_some(t)
 }
 
 fn family_mismatch(a: IpAddr, b: IpAddr) -> bool {

@@ -109,6 +109,166 @@ impl Forward {
     }
 }
 
+/// Tunnel type of a TUN real server (ipvsadm 1.31's `--tun-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TunType {
+    /// IP in IP (the default).
+    #[default]
+    Ipip,
+    /// Generic UDP Encapsulation (needs a port).
+    Gue,
+    /// GRE.
+    Gre,
+}
+
+impl TunType {
+    /// ipvsadm's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TunType::Ipip => "ipip",
+            TunType::Gue => "gue",
+            TunType::Gre => "gre",
+        }
+    }
+    /// Parses ipvsadm's name.
+    pub fn from_name(s: &str) -> Option<TunType> {
+        match s {
+            "ipip" => Some(TunType::Ipip),
+            "gue" => Some(TunType::Gue),
+            "gre" => Some(TunType::Gre),
+            _ => None,
+        }
+    }
+}
+
+/// Tunnel checksum option (`--tun-nocsum`, `--tun-csum`,
+/// `--tun-remcsum`; IPVS's `tun_flags` 0, 1, 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TunCsum {
+    /// No checksum (the default).
+    #[default]
+    NoCsum,
+    /// Checksum (GUE: UDP checksum; GRE: the GRE checksum).
+    Csum,
+    /// GUE remote checksum offload.
+    RemCsum,
+}
+
+impl TunCsum {
+    /// The ipvsadm option that sets it, without the dashes.
+    pub fn option(self) -> &'static str {
+        match self {
+            TunCsum::NoCsum => "tun-nocsum",
+            TunCsum::Csum => "tun-csum",
+            TunCsum::RemCsum => "tun-remcsum",
+        }
+    }
+    /// The short form `--tun-info` shows ("-c", "+c", "r+c").
+    pub fn info(self) -> &'static str {
+        match self {
+            TunCsum::NoCsum => "-c",
+            TunCsum::Csum => "+c",
+            TunCsum::RemCsum => "r+c",
+        }
+    }
+    /// The config-file name ("nocsum", "csum", "remcsum").
+    pub fn config_name(self) -> &'static str {
+        match self {
+            TunCsum::NoCsum => "nocsum",
+            TunCsum::Csum => "csum",
+            TunCsum::RemCsum => "remcsum",
+        }
+    }
+    /// Parses a config-file name (also keepalived's).
+    pub fn from_config_name(s: &str) -> Option<TunCsum> {
+        match s {
+            "nocsum" => Some(TunCsum::NoCsum),
+            "csum" => Some(TunCsum::Csum),
+            "remcsum" => Some(TunCsum::RemCsum),
+            _ => None,
+        }
+    }
+}
+
+/// How a TUN real server is tunnelled to: type, GUE port, checksum.
+/// The default (ipip, no port, no checksum) is also what a real server of
+/// another forwarding method has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Tunnel {
+    /// Tunnel type.
+    pub kind: TunType,
+    /// GUE's UDP destination port (0: none; GUE needs one).
+    pub port: u16,
+    /// Checksum option.
+    pub csum: TunCsum,
+}
+
+impl Tunnel {
+    /// Why this combination is refused, in ipvsadm 1.31's words and by its
+    /// table (gue: port required, one checksum option; gre: no port, no
+    /// remcsum; ipip: no options); `None` when it is valid.
+    pub fn problem(&self) -> Option<String> {
+        let t = self.kind.name();
+        match self.kind {
+            TunType::Gue if self.port == 0 => Some(format!(
+                "You need to supply the 'tun-port' option for the '{t}' tunnel type"
+            )),
+            TunType::Ipip | TunType::Gre if self.port != 0 => Some(format!(
+                "Illegal 'tun-port' option with the '{t}' tunnel type"
+            )),
+            TunType::Ipip if self.csum != TunCsum::NoCsum => Some(format!(
+                "Illegal '{}' option with the '{t}' tunnel type",
+                self.csum.option()
+            )),
+            TunType::Gre if self.csum == TunCsum::RemCsum => Some(format!(
+                "Illegal 'tun-remcsum' option with the '{t}' tunnel type"
+            )),
+            _ => None,
+        }
+    }
+
+    /// `--tun-info`'s column: "ipip", "gue:6080:-c", "gre:+c".
+    pub fn info(&self) -> String {
+        match self.kind {
+            TunType::Ipip => "ipip".into(),
+            TunType::Gue => format!("gue:{}:{}", self.port, self.csum.info()),
+            TunType::Gre => format!("gre:{}", self.csum.info()),
+        }
+    }
+
+    /// The options `-S` writes after `-w` (ipvsadm 1.31's
+    /// `print_tunnel_rule`).
+    pub fn rule(&self) -> String {
+        match self.kind {
+            TunType::Ipip => "--tun-type ipip".into(),
+            TunType::Gue => format!(
+                "--tun-type gue --tun-port {} --{}",
+                self.port,
+                self.csum.option()
+            ),
+            TunType::Gre => format!("--tun-type gre --{}", self.csum.option()),
+        }
+    }
+
+    /// What the dataplane sends. Remote checksum offload only changes
+    /// packets whose inner checksum is left to the receiver, which a
+    /// forwarded packet's never is: IPVS then sends what `--tun-nocsum`
+    /// sends, and so does rvs.
+    pub fn encap(&self) -> dataplane::forward::TunEncap {
+        use dataplane::forward::TunEncap;
+        match self.kind {
+            TunType::Ipip => TunEncap::Ipip,
+            TunType::Gue => TunEncap::Gue {
+                port: self.port,
+                csum: self.csum == TunCsum::Csum,
+            },
+            TunType::Gre => TunEncap::Gre {
+                csum: self.csum == TunCsum::Csum,
+            },
+        }
+    }
+}
+
 /// LVS scheduling algorithms: the dataplane's own enum, so the model and
 /// the workers share one list and nothing maps one to the other by name.
 pub use dataplane::sched::SchedKind as Scheduler;
@@ -333,6 +493,8 @@ pub struct RealServer {
     pub u_threshold: u32,
     /// Lower connection threshold; 0 means none.
     pub l_threshold: u32,
+    /// Tunnel type and options (TUN only; the default otherwise).
+    pub tunnel: Tunnel,
     /// Established connections now (filled by the daemon).
     pub active_conns: u32,
     /// Other connections now (filled by the daemon).
@@ -354,6 +516,7 @@ impl RealServer {
             weight: 1,
             u_threshold: 0,
             l_threshold: 0,
+            tunnel: Tunnel::default(),
             active_conns: 0,
             inact_conns: 0,
             persist_conns: 0,
@@ -566,6 +729,9 @@ pub struct RealSpec {
     pub u_threshold: Option<u32>,
     /// Lower threshold.
     pub l_threshold: Option<u32>,
+    /// Tunnel type and options (`--tun-type` ...); ipvsadm sends them with
+    /// every `-a`/`-e`, the default when not given.
+    pub tunnel: Tunnel,
 }
 
 /// The whole operator-visible state: what `ipvsadm -L` lists.
@@ -706,6 +872,14 @@ impl Model {
         if r.weight > MAX_WEIGHT {
             return Err(ModelError::Invalid("illegal weight specified".into()));
         }
+        if r.forward != Forward::Tunnel && r.tunnel != Tunnel::default() {
+            return Err(ModelError::Invalid(
+                "Tunnel options conflict with forward method".into(),
+            ));
+        }
+        if let Some(p) = r.tunnel.problem() {
+            return Err(ModelError::Invalid(p));
+        }
         if r.u_threshold != 0 && r.l_threshold > r.u_threshold {
             return Err(ModelError::Invalid(
                 "Numerical result out of range (lower threshold above upper threshold)".into(),
@@ -735,6 +909,7 @@ impl Model {
         if let Some(y) = spec.l_threshold {
             r.l_threshold = y;
         }
+        r.tunnel = spec.tunnel;
     }
 
     /// `ipvsadm -a`: adds a real server to a service.
@@ -907,6 +1082,7 @@ mod tests {
             weight: Some(w),
             u_threshold: None,
             l_threshold: None,
+            tunnel: Default::default(),
         }
     }
 
@@ -1022,6 +1198,7 @@ mod tests {
             weight: Some(7),
             u_threshold: None,
             l_threshold: None,
+            tunnel: Default::default(),
         };
         assert!(m.edit_real(&k, &only_weight).is_err());
         m.edit_real(
@@ -1094,6 +1271,70 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "Different address family is allowed only for tunneling servers"
+        );
+    }
+
+    #[test]
+    fn tunnel_options_are_checked_by_the_model_too() {
+        // what reaches the model other than through ipvsadm's parser (the
+        // control socket, -R) gets ipvsadm's checks as well
+        let mut m = Model::new();
+        let k = key("198.18.0.1:80");
+        m.add_service(&spec(k, "rr")).unwrap();
+        let gue = |port: u16, csum: TunCsum| Tunnel {
+            kind: TunType::Gue,
+            port,
+            csum,
+        };
+        for (f, t, want) in [
+            (
+                Forward::Masq,
+                gue(6080, TunCsum::NoCsum),
+                "Tunnel options conflict with forward method",
+            ),
+            (
+                Forward::Tunnel,
+                gue(0, TunCsum::Csum),
+                "You need to supply the 'tun-port' option for the 'gue' tunnel type",
+            ),
+            (
+                Forward::Tunnel,
+                Tunnel {
+                    kind: TunType::Gre,
+                    port: 0,
+                    csum: TunCsum::RemCsum,
+                },
+                "Illegal 'tun-remcsum' option with the 'gre' tunnel type",
+            ),
+        ] {
+            let r = RealSpec {
+                tunnel: t,
+                ..real("198.19.0.2:80", f, 1)
+            };
+            let e = m.add_real(&k, &r).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+        assert!(m.services[0].reals.is_empty());
+        let r = RealSpec {
+            tunnel: gue(6080, TunCsum::RemCsum),
+            ..real("198.19.0.2:80", Forward::Tunnel, 1)
+        };
+        m.add_real(&k, &r).unwrap();
+        let t = m.services[0].reals[0].tunnel;
+        assert_eq!(
+            (t.info(), t.rule()),
+            (
+                "gue:6080:r+c".to_string(),
+                "--tun-type gue --tun-port 6080 --tun-remcsum".to_string()
+            )
+        );
+        // remote checksum offload sends what nocsum sends (see Tunnel::encap)
+        assert_eq!(
+            t.encap(),
+            dataplane::forward::TunEncap::Gue {
+                port: 6080,
+                csum: false
+            }
         );
     }
 }

@@ -9,7 +9,11 @@
 //! /whoami showing what the real server saw, a 4 MiB download checked byte
 //! for byte, UDP echo answered from the VIP; in NAT mode also UDP
 //! services with one-packet scheduling (`ops`), whose datagrams from one
-//! socket spread over the real servers. At the end rvsadm's drop
+//! socket spread over the real servers. TUN gives each real server
+//! its own tunnel type (ipip, GUE, GRE; the checksum option varying by
+//! family and protocol), decapsulated in user space
+//! (`scripts/e2e/ipip_decap.py`: the test kernel has no ipip, ip_gre or
+//! fou), and checks every variant carried traffic. At the end rvsadm's drop
 //! counters are printed and checked, and the service counters must be
 //! non-zero. Needs root; without it a test fails in CI and is reported as
 //! skipped elsewhere (`netns::skip`).
@@ -136,6 +140,30 @@ fn workers_sum(rvsd: &Rvsd, cols: &[&str]) -> Vec<u64> {
     sums
 }
 
+/// TUN: the GUE port of the real servers' decapsulators.
+const GUE_PORT: u16 = 6080;
+
+/// TUN: the tunnel type of real server `n` (0-based) for one service, so
+/// one rvsd exercises every type and checksum option with real traffic:
+/// rs1 ipip, rs2 GUE, rs3 GRE, the checksum option varying by family and
+/// protocol. (tun_type, tun_flags, overhead over the outer IP header.)
+fn tun_of(n: usize, v6: bool, proto: &str) -> (&'static str, &'static str, usize) {
+    let csum = matches!((v6, proto), (false, "udp") | (true, "tcp"));
+    // GRE takes the opposite option, so each family and protocol has one
+    // checksummed and one plain tunnel
+    match n {
+        0 => ("ipip", "nocsum", 0),
+        1 => ("gue", if csum { "csum" } else { "nocsum" }, 12),
+        _ => {
+            if csum {
+                ("gre", "nocsum", 4)
+            } else {
+                ("gre", "csum", 8)
+            }
+        }
+    }
+}
+
 /// FullNAT local addresses (from the plan's pools) and the extra server
 /// port addresses that put them on a port subnet.
 const LADDR4: &str = "198.18.3.10";
@@ -158,8 +186,22 @@ fn services(topo: &Topology, mode: Mode) -> Conf {
                 .iter()
                 .map(|s| (ep(if v6 { &s.ip6 } else { &s.ip4 }, port), 1))
                 .collect();
-            conf.services
-                .push_str(&service(proto, &ep(vip, port), "rr", fw, &extra, &reals));
+            let mut text = service(proto, &ep(vip, port), "rr", fw, &extra, &reals);
+            if mode == Mode::Tun {
+                for (n, (a, w)) in reals.iter().enumerate() {
+                    let line = format!("  address = \"{a}\"\n  weight = {w}\n");
+                    let (ty, flags, _) = tun_of(n, v6, proto);
+                    let opts = match ty {
+                        "ipip" => String::new(),
+                        "gue" => format!(
+                            "  tun_type = \"gue\"\n  tun_port = {GUE_PORT}\n  tun_flags = \"{flags}\"\n"
+                        ),
+                        _ => format!("  tun_type = \"{ty}\"\n  tun_flags = \"{flags}\"\n"),
+                    };
+                    text = text.replacen(&line, &format!("{line}{opts}"), 1);
+                }
+            }
+            conf.services.push_str(&text);
         }
     }
     if mode == Mode::Nat {
@@ -308,7 +350,16 @@ fn mode_scenario(test: &str, mode: Mode) {
         }
     }
     let rvsd = Rvsd::start(&topo, &services(&topo, mode));
-    eprintln!("{}", rvsd.ok(&["-Ln"]));
+    if mode == Mode::Tun {
+        // rvsadm shows each real server's tunnel as ipvsadm 1.31 does
+        let l = rvsd.ok(&["-Ln", "--tun-info"]);
+        eprintln!("{l}");
+        for info in ["ipip", "gue:6080:-c", "gue:6080:+c", "gre:+c", "gre:-c"] {
+            assert!(l.contains(&format!(" {info} ")), "no {info} in:\n{l}");
+        }
+    } else {
+        eprintln!("{}", rvsd.ok(&["-Ln"]));
+    }
     for vip in [plan::VIP4, plan::VIP6] {
         servers::wait_tcp(&topo.client, vip, HTTP_PORT, Duration::from_secs(60))
             .unwrap_or_else(|e| panic!("{e}\nrvsd log:\n{}", rvsd.log()));
@@ -365,9 +416,20 @@ fn mode_scenario(test: &str, mode: Mode) {
         // uploads' full-size segments with "fragmentation needed" /
         // "packet too big" carrying the MTU less the outer header, and the
         // client's kernel learned it (the uploads then went through).
-        for (vip, mtu) in [(plan::VIP4, "mtu 1480"), (plan::VIP6, "mtu 1460")] {
+        // Each real server has its own tunnel type, so the MTU learned is
+        // 1500 less the outer IP header and the header of one of them.
+        for (vip, v6) in [(plan::VIP4, false), (plan::VIP6, true)] {
             let r = netns::exec(&topo.client, &["ip", "route", "get", vip]).unwrap();
-            assert!(r.contains(mtu), "client's path MTU to {vip}: {r}");
+            let ip = if v6 { 40 } else { 20 };
+            let allowed: Vec<String> = (0..topo.servers.len())
+                .map(|n| format!("mtu {}", 1500 - ip - tun_of(n, v6, "tcp").2))
+                .collect();
+            assert!(
+                allowed
+                    .iter()
+                    .any(|m| r.contains(&format!("{m} ")) || r.trim_end().ends_with(m.as_str())),
+                "client's path MTU to {vip}: {r} (expected one of {allowed:?})"
+            );
         }
         // IPv6 UDP: a full-size datagram gets "packet too big", the
         // client fragments its retries, rvsd tunnels the fragments, the real
@@ -397,11 +459,18 @@ fn mode_scenario(test: &str, mode: Mode) {
         // The outer headers: from the director's server-port address to
         // the real server's address, inner destination the VIP.
         let mut seen = 0;
-        for (p, s) in decaps.iter_mut().zip(&topo.servers) {
+        for (n, (p, s)) in decaps.iter_mut().zip(&topo.servers).enumerate() {
             while let Some(l) = p.wait_line(Duration::from_secs(1), |l| {
                 l.contains("\"mode\": \"decap\"")
             }) {
                 let o = e2e::json::parse(&l).unwrap();
+                // rvsd sent this server's tunnel type
+                assert_eq!(
+                    o.str("tun"),
+                    Some(tun_of(n, false, "tcp").0),
+                    "{}: {l}",
+                    s.name
+                );
                 let inner_dst = o.str("inner_dst").unwrap_or_default().to_string();
                 if inner_dst.contains(':') {
                     assert_eq!(o.str("outer_src"), Some(plan::DIR_SRV6), "{l}");
@@ -415,6 +484,42 @@ fn mode_scenario(test: &str, mode: Mode) {
             }
         }
         assert!(seen > 0, "no decapsulated packet reported");
+        // Every (type, checksum, family, protocol) of the configuration
+        // carried traffic to its server, and nothing arrived malformed or
+        // with a wrong GRE checksum (GUE's UDP checksum is the kernel's to
+        // check: a wrong one never reaches the decapsulator, and TCP over
+        // it would have failed above).
+        for (n, (p, s)) in decaps.iter_mut().zip(&topo.servers).enumerate() {
+            // the decapsulator prints its counts every 2 s when they change
+            let _ = p.wait_line(Duration::from_secs(3), |_| false);
+            let last = p
+                .seen()
+                .iter()
+                .rev()
+                .find(|l| l.contains("decap-stats"))
+                .cloned()
+                .unwrap_or_else(|| panic!("{}: no decap-stats line", s.name));
+            eprintln!("{}: {last}", s.name);
+            let o = e2e::json::parse(&last).unwrap();
+            assert_eq!(o.u64("bad"), Some(0), "{}: {last}", s.name);
+            for v6 in [false, true] {
+                for proto in ["tcp", "udp"] {
+                    let (ty, flags, _) = tun_of(n, v6, proto);
+                    let c = match ty {
+                        "gue" => "any",
+                        "gre" => flags,
+                        _ => "nocsum",
+                    };
+                    let fam = if v6 { "v6" } else { "v4" };
+                    let key = format!("by_{ty}_{fam}_{c}_{proto}");
+                    assert!(
+                        o.u64(&key).is_some_and(|k| k > 0),
+                        "{}: no {key} in {last}",
+                        s.name
+                    );
+                }
+            }
+        }
     }
 
     rvsd.check_counters(if mode == Mode::Tun {

@@ -1012,6 +1012,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 rip: Endpoint::new(F::to_ip(c.rip()), c.rport()),
                 laddr: (c.fwd() == FwdMode::FullNat)
                     .then(|| Endpoint::new(F::to_ip(c.local()), c.lport())),
+                tun: snap.tunnel(c.rs()),
             };
             let (svc_id, rs) = (c.svc(), c.rs());
             let prev = c.tcp_state();
@@ -1070,6 +1071,7 @@ impl<B: PacketBuf> Pipeline<B> {
                     vip: Endpoint::new(s.vip, s.vport),
                     rip: Endpoint::new(src, sport),
                     laddr: None,
+                    tun: forward::TunEncap::Ipip,
                 };
                 return self.emit(pkt, meta, &t, Direction::Out, in_port, sink);
             }
@@ -1280,6 +1282,7 @@ impl<B: PacketBuf> Pipeline<B> {
             vip: Endpoint::new(F::to_ip(key.dst), key.dport),
             rip: Endpoint::new(real.addr, rport),
             laddr: (fwd == FwdMode::FullNat).then(|| Endpoint::new(F::to_ip(nc.local), nc.lport)),
+            tun: snap.tunnel(real.id.0),
         };
         match inserted {
             Some(idx) => {
@@ -1399,6 +1402,7 @@ impl<B: PacketBuf> Pipeline<B> {
             vip: Endpoint::new(F::to_ip(key.dst), key.dport),
             rip: Endpoint::new(r.addr, if r.port == 0 { key.dport } else { r.port }),
             laddr: None,
+            tun: snap.tunnel(r.id.0),
         };
         self.emit(pkt, meta, &t, Direction::In, in_port, sink);
     }

@@ -236,9 +236,24 @@ pub struct Snapshot {
     pub conn_reuse_mode: u8,
     /// Input checks per port (a port not listed gets the default).
     guards: Box<[PortGuard]>,
+    /// Tunnel type per real-server id (TUN mode; an id not listed is
+    /// ipip).
+    tunnels: Box<[crate::forward::TunEncap]>,
 }
 
 impl Snapshot {
+    /// The tunnel type of real server `rs` (its [`crate::sched::RealId`]):
+    /// ipip unless the builder set another with
+    /// [`SnapshotBuilder::tunnel`].
+    #[inline]
+    pub fn tunnel(&self, rs: u32) -> crate::forward::TunEncap {
+        usize::try_from(rs)
+            .ok()
+            .and_then(|i| self.tunnels.get(i))
+            .copied()
+            .unwrap_or_default()
+    }
+
     /// The input checks of `port`.
     #[inline]
     pub fn guard(&self, port: u16) -> PortGuard {
@@ -445,6 +460,7 @@ pub struct SnapshotBuilder {
     sync: Option<crate::sync::SyncParams>,
     conn_reuse_mode: u8,
     guards: Vec<PortGuard>,
+    tunnels: Vec<crate::forward::TunEncap>,
 }
 
 impl SnapshotBuilder {
@@ -465,7 +481,23 @@ impl SnapshotBuilder {
             sync: None,
             conn_reuse_mode: 1,
             guards: Vec::new(),
+            tunnels: Vec::new(),
         }
+    }
+
+    /// Sets the tunnel type of real server `rs` (its
+    /// [`crate::sched::RealId`]; others are ipip).
+    pub fn tunnel(mut self, rs: crate::sched::RealId, t: crate::forward::TunEncap) -> Self {
+        let i = rs.0 as usize;
+        if t != crate::forward::TunEncap::Ipip || i < self.tunnels.len() {
+            if self.tunnels.len() <= i {
+                self.tunnels.resize(i + 1, crate::forward::TunEncap::Ipip);
+            }
+            if let Some(slot) = self.tunnels.get_mut(i) {
+                *slot = t;
+            }
+        }
+        self
     }
 
     /// IPVS's `conn_reuse_mode` (see [`Snapshot::conn_reuse_mode`]).
@@ -675,6 +707,7 @@ impl SnapshotBuilder {
             sync: self.sync,
             conn_reuse_mode: self.conn_reuse_mode,
             guards: self.guards.into_boxed_slice(),
+            tunnels: self.tunnels.into_boxed_slice(),
         })
     }
 }

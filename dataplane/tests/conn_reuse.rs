@@ -566,3 +566,62 @@ fn a_bad_checksum_syn_does_not_expire_an_old_entry() {
     assert!(client_seg(&mut p, &mut out, 42000, SYN).is_some());
     assert_eq!(c.conn_reused.get(), 1);
 }
+
+/// Each real server's tunnel type (`SnapshotBuilder::tunnel`) is what its
+/// packets leave with, for a new connection and for its later packets
+/// (found in the connection table): GUE to one, GRE to the other.
+#[test]
+fn each_real_server_gets_its_own_tunnel_type() {
+    use dataplane::forward::TunEncap;
+    use dataplane::sched::RealId;
+    let s = Arc::new(
+        SnapshotBuilder::new(1, ports(), routes())
+            .role(Role::Master)
+            .service(svc(SchedKind::Rr, [1, 1], FwdMode::Tun))
+            .tunnel(
+                RealId(0),
+                TunEncap::Gue {
+                    port: 6080,
+                    csum: true,
+                },
+            )
+            .tunnel(RealId(1), TunEncap::Gre { csum: false })
+            .build()
+            .expect("snapshot"),
+    );
+    assert_eq!(s.tunnel(7), TunEncap::Ipip, "an id not set is ipip");
+    let (mut p, _, mut out) = director(s);
+    let mut sport = None;
+    for (cport, flags) in [(47100, SYN), (47101, SYN), (47100, ACK), (47101, ACK)] {
+        out.tx.clear();
+        let pkt = from_client(cport, flags);
+        p.process(
+            VecBuf::new(&pkt),
+            CLIENT_PORT,
+            1_000_000_000,
+            false,
+            &mut out,
+        );
+        assert_eq!(out.tx.len(), 1, "{cport} {flags:#x}");
+        let f = &out.tx[0].1;
+        match f[23] {
+            17 => {
+                // UDP to 6080, GUE version 0 carrying IPv4, then the packet
+                assert_eq!(&f[36..38], &6080u16.to_be_bytes());
+                assert_ne!(&f[40..42], &[0, 0], "UDP checksum filled");
+                assert_eq!(&f[42..46], &[0, 4, 0, 0]);
+                assert_eq!(&f[46..], &pkt[14..]);
+                // one flow, one source port
+                let sp = u16::from_be_bytes([f[34], f[35]]);
+                assert_eq!(*sport.get_or_insert(sp), sp);
+                assert_eq!(cport, 47100, "rr: the first server is GUE");
+            }
+            47 => {
+                assert_eq!(&f[34..38], &[0, 0, 0x08, 0x00], "GRE, no checksum");
+                assert_eq!(&f[38..], &pkt[14..]);
+                assert_eq!(cport, 47101, "rr: the second server is GRE");
+            }
+            x => panic!("outer protocol {x}"),
+        }
+    }
+}

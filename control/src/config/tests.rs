@@ -38,8 +38,8 @@ fn example_configs_load_and_convert() {
     assert_eq!(
         list::save(&tun),
         "-A -t 198.18.0.100:443 -s mh -p 600 -M 255.255.255.0 -b mh-fallback\n\
--a -t 198.18.0.100:443 -r 198.19.128.2:443 -i -w 1\n\
--a -t 198.18.0.100:443 -r 198.19.128.3:443 -i -w 1 -x 10000 -y 8000\n"
+-a -t 198.18.0.100:443 -r 198.19.128.2:443 -i -w 1 --tun-type ipip\n\
+-a -t 198.18.0.100:443 -r 198.19.128.3:443 -i -w 1 --tun-type ipip -x 10000 -y 8000\n"
     );
 
     let cfg = example("fullnat.toml");
@@ -667,5 +667,106 @@ fn fwmark_config_errors_name_the_field() {
             "bad.toml: service[2].protocol: missing (tcp or udp; or fwmark = MARK for a fwmark service)",
             "bad.toml: service[2].address: '' is not VIP:port (e.g. 198.18.0.1:80 or [2001:db8::1]:80)",
         ]
+    );
+}
+
+#[test]
+fn tunnel_types_per_real_server() {
+    // service[1] is route; make it tunnel with one server of each type
+    let text = BASE.replacen("forward = \"route\"", "forward = \"tunnel\"", 1).replacen(
+        "address = \"198.18.0.3\"",
+        "address = \"198.18.0.3\"\n  tun_type = \"gue\"\n  tun_port = 6080\n  tun_flags = \"csum\"",
+        1,
+    );
+    let text = text.replacen(
+        "address = \"198.18.0.4\"",
+        "address = \"198.18.0.4\"\n  tun_type = \"gre\"\n  tun_flags = \"csum\"\n\n  [[service.real]]\n  address = \"198.18.0.5\"",
+        1,
+    );
+    let m = parse(&text, "tun.toml").unwrap().to_model();
+    let tun = Model {
+        services: vec![m.services[1].clone()],
+        ..Model::new()
+    };
+    assert_eq!(
+        list::save(&tun),
+        "-A -t 198.18.0.101:80 -s wlc\n\
+-a -t 198.18.0.101:80 -r 198.18.0.3:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum\n\
+-a -t 198.18.0.101:80 -r 198.18.0.4:80 -i -w 1 --tun-type gre --tun-csum\n\
+-a -t 198.18.0.101:80 -r 198.18.0.5:80 -i -w 1 --tun-type ipip\n"
+    );
+    // the dataplane's view of them
+    let r = &m.services[1].reals;
+    assert_eq!(
+        r[0].tunnel.encap(),
+        dataplane::forward::TunEncap::Gue {
+            port: 6080,
+            csum: true
+        }
+    );
+    assert_eq!(
+        r[1].tunnel.encap(),
+        dataplane::forward::TunEncap::Gre { csum: true }
+    );
+    assert_eq!(r[2].tunnel.encap(), dataplane::forward::TunEncap::Ipip);
+}
+
+#[test]
+fn tunnel_options_are_validated_by_field() {
+    let tunnel = BASE.replacen("forward = \"route\"", "forward = \"tunnel\"", 1);
+    let one = |base: &str, to: &str| -> String {
+        let v = errors(&base.replacen(
+            "address = \"198.18.0.3\"",
+            &format!("address = \"198.18.0.3\"\n  {to}"),
+            1,
+        ));
+        assert_eq!(v.len(), 1, "{to}: {v:#?}");
+        v[0].clone()
+    };
+    for (to, want) in [
+        (
+            "tun_type = \"gue\"",
+            "bad.toml: service[1].real[0].tun_type: gue tunnels need tun_port (the real server's GUE/fou UDP port)",
+        ),
+        (
+            "tun_port = 6080",
+            "bad.toml: service[1].real[0].tun_port: tun_port is only for gue tunnels (tun_type is ipip)",
+        ),
+        (
+            "tun_type = \"gre\"\n  tun_port = 6080",
+            "bad.toml: service[1].real[0].tun_port: tun_port is only for gue tunnels (tun_type is gre)",
+        ),
+        (
+            "tun_type = \"gre\"\n  tun_flags = \"remcsum\"",
+            "bad.toml: service[1].real[0].tun_flags: remcsum (remote checksum offload) is for gue tunnels only; gre takes nocsum or csum",
+        ),
+        (
+            "tun_flags = \"csum\"",
+            "bad.toml: service[1].real[0].tun_flags: ipip tunnels have no checksum option (tun_flags = \"csum\" needs gue or gre)",
+        ),
+        (
+            "tun_type = \"vxlan\"",
+            "bad.toml: service[1].real[0].tun_type: unknown tunnel type 'vxlan' (expected ipip, gue or gre)",
+        ),
+        (
+            "tun_type = \"gue\"\n  tun_port = 70000",
+            "bad.toml: service[1].real[0].tun_port: tun_port must be 1..=65535, not 70000",
+        ),
+        (
+            "tun_type = \"gue\"\n  tun_port = 1\n  tun_flags = \"sometimes\"",
+            "bad.toml: service[1].real[0].tun_flags: unknown tunnel flags 'sometimes' (expected nocsum, csum or remcsum)",
+        ),
+    ] {
+        assert_eq!(one(&tunnel, to), want, "{to}");
+    }
+    // tunnel options on a route real server
+    assert_eq!(
+        one(BASE, "tun_type = \"gre\""),
+        "bad.toml: service[1].real[0].tun_type: tunnel options need forward = \"tunnel\" (this real server is route)"
+    );
+    // the real server's own forward counts
+    assert_eq!(
+        one(&tunnel, "forward = \"route\"\n  tun_type = \"gre\""),
+        "bad.toml: service[1].real[0].tun_type: tunnel options need forward = \"tunnel\" (this real server is route)"
     );
 }

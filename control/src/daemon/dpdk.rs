@@ -420,6 +420,7 @@ impl DpdkDataplane {
             })
             .collect();
         self.real_ids.retain(|k, _| live_reals.contains(k));
+        let mut tunnels = Vec::new();
         for s in &model.services {
             let id = self.svc_id(&s.key).ok_or("too many services")?;
             let mut reals = Vec::new();
@@ -432,6 +433,9 @@ impl DpdkDataplane {
                 let (rid, counters) = self
                     .real_entry((s.key, r.addr), th)
                     .ok_or("too many real servers")?;
+                if r.forward == Forward::Tunnel {
+                    tunnels.push((dataplane::sched::RealId(rid), r.tunnel.encap()));
+                }
                 reals.push(RealServer {
                     id: dataplane::sched::RealId(rid),
                     addr: r.addr.ip(),
@@ -512,6 +516,9 @@ impl DpdkDataplane {
             } else {
                 b.service(svc)
             };
+        }
+        for (rid, t) in tunnels {
+            b = b.tunnel(rid, t);
         }
         b.build().map_err(|e| e.to_string())
     }

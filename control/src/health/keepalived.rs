@@ -591,6 +591,7 @@ fn virtual_server(
     let mut any_health = false;
     let mut defaults = CheckDefaults::default();
     let mut real_nodes = Vec::new();
+    let mut svc_tunnel = TunWords::default();
     for c in children {
         let k = c.words[0].as_str();
         if k == "real_server" {
@@ -616,7 +617,10 @@ fn virtual_server(
                 match m.to_ascii_uppercase().as_str() {
                     "NAT" => svc.forward = Some("masq".into()),
                     "DR" => svc.forward = Some("route".into()),
-                    "TUN" => svc.forward = Some("tunnel".into()),
+                    "TUN" => {
+                        svc.forward = Some("tunnel".into());
+                        svc_tunnel = tun_words(c, e);
+                    }
                     "FNAT" => svc.forward = Some("fullnat".into()),
                     "" => {}
                     _ => e.at(
@@ -741,7 +745,12 @@ fn virtual_server(
     }
     let mut reals_at = Vec::new();
     for r in real_nodes {
-        if let Some(rc) = real_server(r, &health, &defaults, e) {
+        if let Some(mut rc) = real_server(r, &health, &defaults, e) {
+            // the virtual_server's `lvs_method TUN type ...` for real
+            // servers without their own lvs_method
+            if rc.forward.is_none() && svc.forward.as_deref() == Some("tunnel") {
+                (rc.tun_type, rc.tun_port, rc.tun_flags) = svc_tunnel.clone();
+            }
             svc.reals.push(rc);
             reals_at.push(r.at.clone());
         }
@@ -784,6 +793,39 @@ fn virtual_server(
         .collect()
 }
 
+/// `tun_type`, `tun_port`, `tun_flags` as [`RealConf`] takes them.
+type TunWords = (Option<String>, Option<i64>, Option<String>);
+
+/// keepalived's tunnel options after `lvs_method TUN` (keepalived.conf(5)
+/// of 2.2.7: `TUN [type {ipip|gue port NUM|gre} [nocsum|csum|remcsum]]`);
+/// whether they fit each other is checked by the config's own validation
+/// (`service[i].real[j].tun_*`).
+fn tun_words(n: &Node, e: &mut Errs) -> TunWords {
+    let mut t: TunWords = (None, None, None);
+    let mut w = n.words.iter().skip(2).map(|w| word(w));
+    while let Some(x) = w.next() {
+        match x {
+            "type" => match w.next() {
+                Some(ty) => t.0 = Some(ty.to_string()),
+                None => e.at(n, "'type' needs ipip, gue or gre"),
+            },
+            "port" => match w.next().map(|p| (p, p.parse::<i64>())) {
+                Some((_, Ok(p))) => t.1 = Some(p),
+                Some((p, Err(_))) => e.at(n, format!("tunnel port '{p}' is not a number")),
+                None => e.at(n, "'port' needs a number"),
+            },
+            "nocsum" | "csum" | "remcsum" => t.2 = Some(x.to_string()),
+            other => e.at(
+                n,
+                format!(
+                    "unknown TUN option '{other}' (expected type, port, nocsum, csum or remcsum)"
+                ),
+            ),
+        }
+    }
+    t
+}
+
 fn real_server(
     n: &Node,
     _h: &ServiceHealthConf,
@@ -807,6 +849,9 @@ fn real_server(
         weight: None,
         u_threshold: None,
         l_threshold: None,
+        tun_type: None,
+        tun_port: None,
+        tun_flags: None,
         health: None,
         checks: Vec::new(),
     };
@@ -842,7 +887,10 @@ fn real_server(
                 r.forward = match m.to_ascii_uppercase().as_str() {
                     "NAT" => Some("masq".into()),
                     "DR" => Some("route".into()),
-                    "TUN" => Some("tunnel".into()),
+                    "TUN" => {
+                        (r.tun_type, r.tun_port, r.tun_flags) = tun_words(c, e);
+                        Some("tunnel".into())
+                    }
                     "FNAT" => Some("fullnat".into()),
                     _ => {
                         e.at(c, format!("unknown {k} '{m}'"));

@@ -425,3 +425,43 @@ fn fwmark_virtual_servers_become_fwmark_services() {
     assert_eq!(converted.to_model(), m);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn lvs_method_tun_takes_keepalived_tunnel_types() {
+    // keepalived.conf(5) of 2.2.7: lvs_method TUN [type {ipip|gue port NUM|gre}
+    // [nocsum|csum|remcsum]], on the virtual_server (default of its real
+    // servers) or on a real_server.
+    let ka = "virtual_server 198.18.0.100 80 {\n lvs_method TUN type gue port 6080 csum\n real_server 198.18.1.11 80 {\n }\n real_server 198.18.1.12 80 {\n  lvs_method TUN type gre\n }\n real_server 198.18.1.13 80 {\n  lb_kind TUN type gre csum\n }\n real_server 198.18.1.14 80 {\n  lvs_method TUN\n }\n}\n";
+    let m = load_with("tun", ka).unwrap().to_model();
+    let mut one = crate::model::Model::new();
+    one.services = m.services.clone();
+    assert_eq!(
+        crate::ipvsadm::list::save(&one),
+        "-A -t 198.18.0.100:80 -s wlc\n\
+-a -t 198.18.0.100:80 -r 198.18.1.11:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum\n\
+-a -t 198.18.0.100:80 -r 198.18.1.12:80 -i -w 1 --tun-type gre --tun-nocsum\n\
+-a -t 198.18.0.100:80 -r 198.18.1.13:80 -i -w 1 --tun-type gre --tun-csum\n\
+-a -t 198.18.0.100:80 -r 198.18.1.14:80 -i -w 1 --tun-type ipip\n"
+    );
+    for (text, want) in [
+        (
+            "virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n  lvs_method TUN type gue\n }\n}\n",
+            "real_server.tun_type): gue tunnels need tun_port",
+        ),
+        (
+            "virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n  lvs_method TUN type gre remcsum\n }\n}\n",
+            "real_server.tun_flags): remcsum (remote checksum offload) is for gue tunnels only",
+        ),
+        (
+            "virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n  lvs_method TUN type gue port x\n }\n}\n",
+            "line 3: tunnel port 'x' is not a number",
+        ),
+        (
+            "virtual_server 198.18.0.100 80 {\n lvs_method TUN type gre key 5\n}\n",
+            "line 2: unknown TUN option 'key'",
+        ),
+    ] {
+        let err = load_with("tunbad", text).unwrap_err();
+        assert!(err.contains(want), "want {want:?}\ngot {err}");
+    }
+}

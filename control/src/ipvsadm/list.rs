@@ -6,6 +6,7 @@
 
 use super::{AdmError, ListOptions};
 use crate::model::{ConnEntry, Model, ModelError, Service, ServiceKey};
+use crate::model::{Forward, RealServer};
 use std::fmt::Write;
 use std::net::SocketAddr;
 
@@ -46,6 +47,7 @@ enum Fmt {
     Rate,
     Thresholds,
     PersistentConn,
+    TunInfo,
 }
 
 fn fmt_of(o: &ListOptions) -> Fmt {
@@ -57,6 +59,8 @@ fn fmt_of(o: &ListOptions) -> Fmt {
         Fmt::Thresholds
     } else if o.persistent_conn {
         Fmt::PersistentConn
+    } else if o.tun_info {
+        Fmt::TunInfo
     } else {
         Fmt::Plain
     }
@@ -88,6 +92,10 @@ fn title(out: &mut String, f: Fmt) {
         Fmt::Plain => writeln!(
             out,
             "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn"
+        ),
+        Fmt::TunInfo => writeln!(
+            out,
+            "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn"
         ),
     };
 }
@@ -194,7 +202,26 @@ fn service_entry(out: &mut String, s: &Service, f: Fmt, o: &ListOptions) {
                 r.active_conns,
                 r.inact_conns
             ),
+            Fmt::TunInfo => writeln!(
+                out,
+                "  -> {d:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
+                r.forward.column(),
+                tun_info(r),
+                r.weight,
+                r.active_conns,
+                r.inact_conns
+            ),
         };
+    }
+}
+
+/// `--tun-info`'s column: the tunnel of a TUN real server, "n/a" for
+/// the others (ipvsadm's `fwd_tun_info`).
+fn tun_info(r: &RealServer) -> String {
+    if r.forward == Forward::Tunnel {
+        r.tunnel.info()
+    } else {
+        "n/a".into()
     }
 }
 
@@ -312,6 +339,9 @@ pub fn save_with(model: &Model, origin: bool) -> String {
                 r.forward.switch(),
                 r.weight
             );
+            if r.forward == Forward::Tunnel {
+                let _ = write!(out, " {}", r.tunnel.rule());
+            }
             if r.u_threshold != 0 {
                 let _ = write!(out, " -x {}", r.u_threshold);
             }

@@ -25,6 +25,7 @@ use crate::model::{
     ServiceKey, ServiceSpec, Timeouts, DEFAULT_PERSISTENT_TIMEOUT, DEFAULT_SCHEDULER,
     DIFFERENT_FAMILY, MAX_TIMEOUT,
 };
+use crate::model::{TunCsum, TunType, Tunnel};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -96,6 +97,8 @@ pub struct ListOptions {
     pub origin: bool,
     /// `-t`/`-u`: one service only.
     pub service: Option<ServiceKey>,
+    /// `--tun-info`: each real server's tunnel type and options.
+    pub tun_info: bool,
 }
 
 /// rvs's own listings.
@@ -459,9 +462,15 @@ enum Opt {
     Laddr,
     Ifname,
     Origin,
+    TunInfo,
+    TunType,
+    TunPort,
+    TunNoCsum,
+    TunCsum,
+    TunRemCsum,
 }
 
-const OPTS: [Opt; 23] = [
+const OPTS: [Opt; 29] = [
     Opt::Numeric,
     Opt::Connection,
     Opt::Service,
@@ -485,6 +494,12 @@ const OPTS: [Opt; 23] = [
     Opt::Laddr,
     Opt::Ifname,
     Opt::Origin,
+    Opt::TunInfo,
+    Opt::TunType,
+    Opt::TunPort,
+    Opt::TunNoCsum,
+    Opt::TunCsum,
+    Opt::TunRemCsum,
 ];
 
 impl Opt {
@@ -513,6 +528,12 @@ impl Opt {
             Opt::Laddr => "local-address",
             Opt::Ifname => "ifname",
             Opt::Origin => "origin",
+            Opt::TunInfo => "tun-info",
+            Opt::TunType => "tun-type",
+            Opt::TunPort => "tun-port",
+            Opt::TunNoCsum => "tun-nocsum",
+            Opt::TunCsum => "tun-csum",
+            Opt::TunRemCsum => "tun-remcsum",
         }
     }
     fn bit(self) -> u32 {
@@ -535,13 +556,15 @@ fn rule(cmd: Cmd, opt: Opt) -> char {
             _ => 'x',
         },
         Cmd::List => match opt {
-            Numeric | Stats | Rate | Thresholds | PersistentConn | NoSort | Exact | Origin => ' ',
+            Numeric | Stats | Rate | Thresholds | PersistentConn | NoSort | Exact | Origin
+            | TunInfo => ' ',
             Connection | Service | Timeout => '1',
             _ => 'x',
         },
         Cmd::AddDest | Cmd::EditDest => match opt {
             Service | Server => '+',
             Forward | Weight | UThreshold | LThreshold => ' ',
+            TunType | TunPort | TunNoCsum | TunCsum | TunRemCsum => ' ',
             _ => 'x',
         },
         Cmd::DelDest => match opt {
@@ -566,6 +589,61 @@ fn rule(cmd: Cmd, opt: Opt) -> char {
         },
         Cmd::Flush | Cmd::Timeout | Cmd::Restore | Cmd::Help | Cmd::Version => 'x',
     }
+}
+
+/// ipvsadm 1.31's checks of the tunnel options of `-a`/`-e`: only with
+/// `-i`, then its `tunnel_types_v_options` table (tun-port, tun-nocsum,
+/// tun-csum, tun-remcsum; '+' required, 'x' illegal, '1' one of):
+/// ipip `x x x x`, gue `+ 1 1 1`, gre `x 1 1 x`.
+fn tunnel_opt_check(fwd: Forward, t: &Tunnel, options: u32) -> Result<(), AdmError> {
+    let tun_opts = [
+        Opt::TunType,
+        Opt::TunPort,
+        Opt::TunNoCsum,
+        Opt::TunCsum,
+        Opt::TunRemCsum,
+    ];
+    if fwd != Forward::Tunnel && tun_opts.iter().any(|o| options & o.bit() != 0) {
+        return Err(AdmError::usage(
+            "Tunnel options conflict with forward method",
+        ));
+    }
+    let table: [char; 4] = match t.kind {
+        TunType::Ipip => ['x', 'x', 'x', 'x'],
+        TunType::Gue => ['+', '1', '1', '1'],
+        TunType::Gre => ['x', '1', '1', 'x'],
+    };
+    let name = t.kind.name();
+    let mut last: Option<Opt> = None;
+    let checked = [Opt::TunPort, Opt::TunNoCsum, Opt::TunCsum, Opt::TunRemCsum];
+    for (opt, r) in checked.into_iter().zip(table) {
+        if options & opt.bit() == 0 {
+            if r == '+' {
+                return Err(AdmError::usage(format!(
+                    "You need to supply the '{}' option for the '{name}' tunnel type",
+                    opt.name()
+                )));
+            }
+        } else {
+            if r == 'x' {
+                return Err(AdmError::usage(format!(
+                    "Illegal '{}' option with the '{name}' tunnel type",
+                    opt.name()
+                )));
+            }
+            if r == '1' {
+                if let Some(prev) = last {
+                    return Err(AdmError::usage(format!(
+                        "The option '{}' conflicts with the '{}' option in the '{name}' tunnel type",
+                        opt.name(),
+                        prev.name()
+                    )));
+                }
+                last = Some(opt);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_options(cmd: Cmd, options: u32) -> Result<(), AdmError> {
@@ -659,6 +737,12 @@ const LONG: &[(&str, char, u8)] = &[
     ("drops", '\u{93}', 0),
     ("workers", '\u{94}', 0),
     ("origin", '\u{95}', 0),
+    ("tun-info", '\u{a0}', 0),
+    ("tun-type", '\u{a1}', 1),
+    ("tun-port", '\u{a2}', 1),
+    ("tun-nocsum", '\u{a3}', 0),
+    ("tun-csum", '\u{a4}', 0),
+    ("tun-remcsum", '\u{a5}', 0),
 ];
 
 /// Short options: (char, takes argument: 0 none, 1 required, 2 optional).
@@ -913,6 +997,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
     let mut list = ListOptions::default();
     let mut laddr: Option<IpAddr> = None;
     let mut ifname: Option<String> = None;
+    let mut tunnel = Tunnel::default();
 
     for (n, occ) in occs.iter().enumerate() {
         let arg = occ.arg.clone().unwrap_or_default();
@@ -1057,6 +1142,30 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
                 set(Opt::Ifname)?;
                 ifname = Some(arg);
             }
+            '\u{a0}' => {
+                set(Opt::TunInfo)?;
+                list.tun_info = true;
+            }
+            '\u{a1}' => {
+                set(Opt::TunType)?;
+                tunnel.kind = TunType::from_name(&arg)
+                    .ok_or_else(|| AdmError::usage("illegal tunnel type specified"))?;
+            }
+            '\u{a2}' => {
+                set(Opt::TunPort)?;
+                tunnel.port = number(&arg, 1, 65535)
+                    .ok_or_else(|| AdmError::usage("illegal tunnel port specified"))?
+                    as u16;
+            }
+            '\u{a3}' => set(Opt::TunNoCsum)?,
+            '\u{a4}' => {
+                set(Opt::TunCsum)?;
+                tunnel.csum = TunCsum::Csum;
+            }
+            '\u{a5}' => {
+                set(Opt::TunRemCsum)?;
+                tunnel.csum = TunCsum::RemCsum;
+            }
             _ => {} // the command itself
         }
     }
@@ -1178,12 +1287,14 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
                 if ip.is_ipv4() != k.addr.is_ipv4() && fwd != Forward::Tunnel {
                     return Err(AdmError::usage(DIFFERENT_FAMILY));
                 }
+                tunnel_opt_check(fwd, &tunnel, options)?;
                 let spec = RealSpec {
                     addr,
                     forward: Some(fwd),
                     weight: Some(weight.unwrap_or(1)),
                     u_threshold: Some(uthr.unwrap_or(0)),
                     l_threshold: Some(lthr.unwrap_or(0)),
+                    tunnel,
                 };
                 if cmd == Cmd::AddDest {
                     Command::AddServer(k, spec)
@@ -1409,6 +1520,12 @@ Options:
   --ipip         -i                   ipip encapsulation (tunneling)
   --masquerading -m                   masquerading (NAT)
   --fullnat      -b                   fullnat (with -a|-e)
+  --tun-type      type                one of ipip|gue|gre,
+                                      the default tunnel type is ipip.
+  --tun-port      port                tunnel destination port
+  --tun-nocsum                        tunnel encapsulation without checksum
+  --tun-csum                          tunnel encapsulation with checksum
+  --tun-remcsum                       tunnel encapsulation with remote checksum
   --weight       -w weight            capacity of real server
   --u-threshold  -x uthreshold        upper threshold of connections
   --l-threshold  -y lthreshold        lower threshold of connections
@@ -1421,6 +1538,7 @@ Options:
   --exact                             expand numbers (display exact values)
   --thresholds                        output of thresholds information
   --persistent-conn                   output of persistent connection info
+  --tun-info                          output of tunnel information
   --nosort                            disable sorting output of service/server entries
   --numeric      -n                   numeric output of addresses and ports
   --origin                            (rvs) with -L or -S: who made each service,

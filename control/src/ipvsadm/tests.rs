@@ -93,6 +93,7 @@ fn real_server_parsing() {
                 weight: Some(3),
                 u_threshold: Some(100),
                 l_threshold: Some(50),
+                tunnel: Default::default(),
             }
         )
     );
@@ -577,7 +578,7 @@ fn golden_save_and_round_trip() {
 -A -u 198.18.0.1:53 -s wlc -p 300 -M 255.255.255.0\n\
 -a -u 198.18.0.1:53 -r 198.19.0.4:53 -g -w 1\n\
 -A -t [2001:db8::1]:443 -s sh -b sh-port\n\
--a -t [2001:db8::1]:443 -r [2001:db8::10]:443 -i -w 100\n";
+-a -t [2001:db8::1]:443 -r [2001:db8::10]:443 -i -w 100 --tun-type ipip\n";
     let saved = run(&mut m, "-S -n").unwrap();
     assert_eq!(saved, want);
     let mut back = Model::new();
@@ -1028,4 +1029,162 @@ fn fwmark_save_and_restore_round_trip() {
         run(&mut m, "-D -f 1").unwrap_err().message,
         ModelError::NoSuchService.to_string()
     );
+}
+
+// ---- tunnel types (ipvsadm 1.31: --tun-type, --tun-port, --tun-*csum) ----
+
+/// ipvsadm(8)'s EXAMPLE 3 and 4 shapes: every tunnel type and checksum
+/// option, plus a DR server for the "n/a" column.
+const TUN_RULES: &str = "-A -t 198.18.0.110:80 -s rr
+-a -t 198.18.0.110:80 -r 198.19.10.1:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum
+-a -t 198.18.0.110:80 -r 198.19.10.2:80 -i -w 2 --tun-type gre --tun-csum
+-a -t 198.18.0.110:80 -r 198.19.10.3:80 -i -w 3 --tun-type ipip
+-a -t 198.18.0.110:80 -r 198.19.10.4:80 -g -w 1
+-a -t 198.18.0.110:80 -r 198.19.10.5:80 -i -w 1 --tun-type gue --tun-port 6079 --tun-remcsum
+-a -t 198.18.0.110:80 -r 198.19.10.6:80 -i -w 1 --tun-type gre --tun-nocsum
+";
+
+#[test]
+fn tunnel_options_parse_like_ipvsadm_1_31() {
+    let k = key(Protocol::Tcp, "198.18.0.110:80");
+    let spec = |a: &str, t: Tunnel| RealSpec {
+        addr: a.parse().unwrap(),
+        forward: Some(Forward::Tunnel),
+        weight: Some(1),
+        u_threshold: Some(0),
+        l_threshold: Some(0),
+        tunnel: t,
+    };
+    assert_eq!(
+        p("-a -t 198.18.0.110:80 -r 198.19.10.1 -i --tun-type gue --tun-port 6080 --tun-csum")
+            .unwrap(),
+        Command::AddServer(
+            k,
+            spec(
+                "198.19.10.1:80",
+                Tunnel {
+                    kind: TunType::Gue,
+                    port: 6080,
+                    csum: TunCsum::Csum
+                }
+            )
+        )
+    );
+    assert_eq!(
+        p("-e -t 198.18.0.110:80 -r 198.19.10.2 -i --tun-type=gre --tun-remcsum")
+            .unwrap_err()
+            .message,
+        "Illegal 'tun-remcsum' option with the 'gre' tunnel type"
+    );
+    assert_eq!(
+        p("-a -t 198.18.0.110:80 -r 198.19.10.2 -i --tun-type gre").unwrap(),
+        Command::AddServer(
+            k,
+            spec(
+                "198.19.10.2:80",
+                Tunnel {
+                    kind: TunType::Gre,
+                    ..Tunnel::default()
+                }
+            )
+        )
+    );
+    // -i alone: ipip, as ipvsadm sends it
+    assert_eq!(
+        p("-a -t 198.18.0.110:80 -r 198.19.10.3 -i").unwrap(),
+        Command::AddServer(k, spec("198.19.10.3:80", Tunnel::default()))
+    );
+    // ipvsadm 1.31's refusals, word for word
+    for (line, msg) in [
+        (
+            "-a -t 198.18.0.110:80 -r 198.19.10.1 -i --tun-type gue",
+            "You need to supply the 'tun-port' option for the 'gue' tunnel type",
+        ),
+        (
+            "-a -t 198.18.0.110:80 -r 198.19.10.1 -i --tun-port 6080",
+            "Illegal 'tun-port' option with the 'ipip' tunnel type",
+        ),
+        (
+            "-a -t 198.18.0.110:80 -r 198.19.10.1 -i --tun-type gre --tun-port 6080",
+            "Illegal 'tun-port' option with the 'gre' tunnel type",
+        ),
+        (
+            "-a -t 198.18.0.110:80 -r 198.19.10.1 -i --tun-csum",
+            "Illegal 'tun-csum' option with the 'ipip' tunnel type",
+        ),
+        (
+            "-a -t 198.18.0.110:80 -r 198.19.10.1 -i --tun-type gue --tun-port 1 --tun-nocsum --tun-csum",
+            "The option 'tun-csum' conflicts with the 'tun-nocsum' option in the 'gue' tunnel type",
+        ),
+        (
+            "-a -t 198.18.0.110:80 -r 198.19.10.1 -m --tun-type gre",
+            "Tunnel options conflict with forward method",
+        ),
+        (
+            "-a -t 198.18.0.110:80 -r 198.19.10.1 --tun-csum",
+            "Tunnel options conflict with forward method",
+        ),
+        (
+            "-a -t 198.18.0.110:80 -r 198.19.10.1 -i --tun-type vxlan",
+            "illegal tunnel type specified",
+        ),
+        (
+            "-a -t 198.18.0.110:80 -r 198.19.10.1 -i --tun-type gue --tun-port 0",
+            "illegal tunnel port specified",
+        ),
+        (
+            "-a -t 198.18.0.110:80 -r 198.19.10.1 -i --tun-type gue --tun-port 65536",
+            "illegal tunnel port specified",
+        ),
+        (
+            "-d -t 198.18.0.110:80 -r 198.19.10.1 --tun-type gue",
+            "Illegal 'tun-type' option with the 'delete-server' command",
+        ),
+        (
+            "-A -t 198.18.0.110:80 --tun-info",
+            "Illegal 'tun-info' option with the 'add-service' command",
+        ),
+        (
+            "-a -t 198.18.0.110:80 -r 198.19.10.1 -i --tun-type gre --tun-type gre",
+            "multiple 'tun-type' options specified",
+        ),
+    ] {
+        assert_eq!(perr(line), msg, "{line}");
+    }
+}
+
+#[test]
+fn golden_tunnel_listing_save_and_restore() {
+    let mut m = Model::new();
+    restore(&mut m, TUN_RULES).unwrap();
+    // -Ln: the Forward column only, as ipvsadm prints it
+    let plain = "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\nTCP  198.18.0.110:80 rr\n  -> 198.19.10.1:80               Tunnel  1      0          0         \n  -> 198.19.10.2:80               Tunnel  2      0          0         \n  -> 198.19.10.3:80               Tunnel  3      0          0         \n  -> 198.19.10.4:80               Route   1      0          0         \n  -> 198.19.10.5:80               Tunnel  1      0          0         \n  -> 198.19.10.6:80               Tunnel  1      0          0         \n";
+    assert_eq!(run(&mut m, "-Ln").unwrap(), plain);
+    // --tun-info: ipvsadm's TunnelInfo column (fwd_tun_info)
+    let info = "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\nTCP  198.18.0.110:80 rr\n  -> 198.19.10.1:80               Tunnel  gue:6080:+c   1      0          0         \n  -> 198.19.10.2:80               Tunnel  gre:+c        2      0          0         \n  -> 198.19.10.3:80               Tunnel  ipip          3      0          0         \n  -> 198.19.10.4:80               Route   n/a           1      0          0         \n  -> 198.19.10.5:80               Tunnel  gue:6079:r+c  1      0          0         \n  -> 198.19.10.6:80               Tunnel  gre:-c        1      0          0         \n";
+    assert_eq!(run(&mut m, "-Ln --tun-info").unwrap(), info);
+    // one service, and after the other list options as ipvsadm orders them
+    assert!(run(&mut m, "-L -t 198.18.0.110:80 --tun-info")
+        .unwrap()
+        .ends_with("gre:-c        1      0          0         \n"));
+    assert!(!run(&mut m, "-L --stats --tun-info")
+        .unwrap()
+        .contains("TunnelInfo"));
+    // -S: print_tunnel_rule's lines, byte for byte; -R reads them back
+    let saved = run(&mut m, "-S -n").unwrap();
+    assert_eq!(saved, TUN_RULES);
+    let mut back = Model::new();
+    restore(&mut back, &saved).unwrap();
+    assert_eq!(list::save(&back), TUN_RULES);
+    assert_eq!(back, m);
+    // -e without tunnel options goes back to ipip, as ipvsadm sends it
+    run(&mut m, "-e -t 198.18.0.110:80 -r 198.19.10.1 -i -w 1").unwrap();
+    assert!(run(&mut m, "-S")
+        .unwrap()
+        .contains("-r 198.19.10.1:80 -i -w 1 --tun-type ipip\n"));
+    // and -e to another method clears them
+    run(&mut m, "-e -t 198.18.0.110:80 -r 198.19.10.2 -g").unwrap();
+    assert!(run(&mut m, "-S")
+        .unwrap()
+        .contains("-r 198.19.10.2:80 -g -w 1\n"));
 }

@@ -313,6 +313,11 @@ impl Proc {
         self.child.id()
     }
 
+    /// Every stdout line read so far (by `wait_line`).
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
     /// Waits until a stdout line satisfies `pred` and returns it; `None`
     /// at the deadline or when the process ended first.
     pub fn wait_line(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {

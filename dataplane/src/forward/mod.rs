@@ -42,7 +42,8 @@
 //!   the caller counts and drops (IPVS would fragment; Katran drops too).
 //!
 //! Limits: no NAT46/64 (the translation's addresses and the packet are the
-//! same family); TUN is IPv4-in-IPv4 and IPv6-in-IPv6 only; quoted packets
+//! same family); TUN (ipip, GUE, GRE) keeps the packet's family for the
+//! outer header (no IPv4 over IPv6 or the reverse); quoted packets
 //! in ICMP errors get their ports translated for TCP and UDP (and, in
 //! FullNAT, the ICMP echo identifier); SCTP and other protocols get their
 //! addresses only. No TCP sequence adjustment (rvs has no SYN proxy).
@@ -63,7 +64,7 @@ mod tun;
 pub use icmp::{icmp_inner_flow, InnerFlow};
 pub use nat::{dr, fullnat_in, fullnat_out, nat_in, nat_out};
 pub use pmtu::{pmtu_reply, IPV4_ICMP_MAX_LEN, IPV6_ICMP_MAX_LEN};
-pub use tun::{tun, TunParams};
+pub use tun::{gue_source_port, tun, TunEncap, TunParams, GUE_SPORT_MAX, GUE_SPORT_MIN};
 
 /// A forwarding method (ipvsadm's `-m`, `-g`, `-i`, `-b`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,7 +74,8 @@ pub enum Mode {
     Nat,
     /// Direct routing: only the destination MAC changes.
     Dr,
-    /// IP-in-IP tunnelling to the real server.
+    /// Tunnelling to the real server (IP-in-IP, GUE or GRE:
+    /// [`Translation::tun`]).
     Tun,
     /// Full NAT: source and destination rewritten both ways.
     FullNat,
@@ -121,6 +123,8 @@ pub struct Translation {
     pub rip: Endpoint,
     /// FullNAT's local address and port (the source the real server sees).
     pub laddr: Option<Endpoint>,
+    /// The real server's tunnel type (TUN mode only; ignored otherwise).
+    pub tun: TunEncap,
 }
 
 /// The output side of a forwarded packet, chosen by the caller (route and
@@ -512,6 +516,7 @@ mod tests {
                 vip: e,
                 rip: e,
                 laddr: None,
+                tun: TunEncap::Ipip,
             };
             let mut b = VecBuf::new(&f);
             assert_eq!(

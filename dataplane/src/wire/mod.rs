@@ -88,6 +88,8 @@ pub mod ip_proto {
     pub const IPV6_ROUTE: u8 = 43;
     /// IPv6 fragment header.
     pub const IPV6_FRAG: u8 = 44;
+    /// Generic routing encapsulation (TUN forwarding, `--tun-type gre`).
+    pub const GRE: u8 = 47;
     /// Encapsulating security payload.
     pub const ESP: u8 = 50;
     /// Authentication header.

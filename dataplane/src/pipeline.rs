@@ -1216,6 +1216,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 vip: Endpoint::new(F::to_ip(key.dst), key.dport),
                 rip: Endpoint::new(real.addr, rport),
                 laddr: None,
+                tun: snap.tunnel(real.id.0),
             };
             return self.emit(pkt, meta, &t, Direction::In, in_port, sink);
         }

@@ -91,6 +91,7 @@ fn svc(
         stateless: None,
         passive_check: false,
         sloppy_tcp: false,
+        ops: false,
     }
 }
 

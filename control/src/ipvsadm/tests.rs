@@ -888,6 +888,7 @@ fn fwmark_parsing_like_ipvsadm() {
             flags: None,
             persistent: None,
             netmask: None,
+            ops: false,
         })
     );
     assert_eq!(
@@ -898,6 +899,7 @@ fn fwmark_parsing_like_ipvsadm() {
             flags: None,
             persistent: None,
             netmask: None,
+            ops: false,
         })
     );
     assert_eq!(

@@ -369,6 +369,20 @@ pub struct Pipeline<B> {
     announce_next: u64,
 }
 
+/// Packets handled per stage round of [`Pipeline::process_burst`] (a
+/// DPDK RX burst).
+pub const BURST: usize = 32;
+
+/// A packet between the stages of [`Pipeline::process_burst`].
+struct Staged<B> {
+    pkt: B,
+    meta: PacketMeta,
+    in_port: u16,
+    /// For a whole IP packet: its family (`true` for IPv6) and the hash of
+    /// its 5-tuple in that family's connection table.
+    flow: Option<(bool, u64)>,
+}
+
 fn fwd_mode(m: FwdMode) -> Mode {
     match m {
         FwdMode::Nat => Mode::Nat,
@@ -754,16 +768,87 @@ impl<B: PacketBuf> Pipeline<B> {
 
     /// Processes one packet received on `in_port`. `from_handoff` is set
     /// for packets another worker handed over (they are never handed on).
+    /// The same as a [`Pipeline::process_burst`] of one packet.
     #[inline]
     pub fn process(
         &mut self,
-        mut pkt: B,
+        pkt: B,
         in_port: u16,
         now_ns: u64,
         from_handoff: bool,
         sink: &mut impl Sink<B>,
     ) {
         self.st.now_ns = now_ns;
+        let Some(s) = self.stage_parse(pkt, in_port) else {
+            return;
+        };
+        self.stage_finish(s, from_handoff, sink);
+    }
+
+    /// Processes a burst of packets, each with the port it came in on, in
+    /// stages of up to [`BURST`] packets (VPP's lb node, DPDK l3fwd): parse
+    /// every packet and hash its flow, prefetching the connection table's
+    /// bucket line; then prefetch the record line each bucket points to;
+    /// then handle every packet in burst order exactly as
+    /// [`Pipeline::process`] does. The stages only read ahead, so the
+    /// outcome (frames, their order, counters, table) is the one of
+    /// processing the packets one at a time: a connection that packet i
+    /// creates is found by packet j > i of the burst, and no packet
+    /// overtakes another. The worker calls it for every RX burst and for
+    /// the packets handed over by other workers (`from_handoff`).
+    pub fn process_burst(
+        &mut self,
+        pkts: impl IntoIterator<Item = (B, u16)>,
+        now_ns: u64,
+        from_handoff: bool,
+        sink: &mut impl Sink<B>,
+    ) {
+        self.st.now_ns = now_ns;
+        let mut it = pkts.into_iter();
+        loop {
+            let mut staged: [Option<Staged<B>>; BURST] = [const { None }; BURST];
+            let mut n = 0usize;
+            // Stage 1: parse, hash, prefetch the bucket.
+            for pkt in it.by_ref() {
+                if let Some(s) = self.stage_parse(pkt.0, pkt.1) {
+                    if let Some(slot) = staged.get_mut(n) {
+                        *slot = Some(s);
+                        n += 1;
+                    }
+                }
+                if n == BURST {
+                    break;
+                }
+            }
+            if n == 0 {
+                return;
+            }
+            // Stage 2: the bucket is (being) fetched; prefetch the record
+            // its signature names.
+            for s in staged.iter().take(n).flatten() {
+                match s.flow {
+                    Some((false, h)) => self.st.conns4.prefetch_record(h),
+                    Some((true, h)) => self.st.conns6.prefetch_record(h),
+                    None => {}
+                }
+            }
+            // Stage 3: every packet in burst order.
+            for slot in staged.iter_mut().take(n) {
+                if let Some(s) = slot.take() {
+                    self.stage_finish(s, from_handoff, sink);
+                }
+            }
+            if n < BURST {
+                return;
+            }
+        }
+    }
+
+    /// Stage 1 of a packet: parse (a bad packet is counted and freed
+    /// here), and for a whole IP packet that is not an ICMP error (its flow
+    /// is its own 5-tuple) hash the flow and prefetch its bucket.
+    #[inline(always)]
+    fn stage_parse(&mut self, pkt: B, in_port: u16) -> Option<Staged<B>> {
         let opts = ParseOptions {
             accept_source_route: self.snap.accepts_source_route(in_port),
             ..ParseOptions::default()
@@ -772,9 +857,46 @@ impl<B: PacketBuf> Pipeline<B> {
             Ok(m) => m,
             Err(r) => {
                 self.st.counters.parse_drop(r);
-                return;
+                return None;
             }
         };
+        let flow = if meta.frag.is_none() && !meta.is_icmp_error() {
+            match (meta.l3, meta.src, meta.dst) {
+                (L3::Ipv4, IpAddr::V4(s), IpAddr::V4(d)) => {
+                    let k = FlowKey::<V4>::new(meta.l4_proto, s, meta.src_port, d, meta.dst_port);
+                    let h = self.st.conns4.hash(&k);
+                    self.st.conns4.prefetch_bucket(h);
+                    Some((false, h))
+                }
+                (L3::Ipv6, IpAddr::V6(s), IpAddr::V6(d)) => {
+                    let k = FlowKey::<V6>::new(meta.l4_proto, s, meta.src_port, d, meta.dst_port);
+                    let h = self.st.conns6.hash(&k);
+                    self.st.conns6.prefetch_bucket(h);
+                    Some((true, h))
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
+        Some(Staged {
+            pkt,
+            meta,
+            in_port,
+            flow,
+        })
+    }
+
+    /// The last stage of a packet: everything after parsing, in order.
+    #[inline(always)]
+    fn stage_finish(&mut self, s: Staged<B>, from_handoff: bool, sink: &mut impl Sink<B>) {
+        let Staged {
+            mut pkt,
+            meta,
+            in_port,
+            flow,
+        } = s;
+        let hash = flow.map(|(_, h)| h);
         if meta.vlan.is_some()
             && !crate::guard::vlan_ok(&meta, self.neigh.port(in_port).and_then(|p| p.tci))
         {
@@ -785,7 +907,7 @@ impl<B: PacketBuf> Pipeline<B> {
             L3::Arp => {
                 let h = self
                     .neigh
-                    .handle_arp(&self.snap.addrs, &mut pkt, &meta, in_port, now_ns);
+                    .handle_arp(&self.snap.addrs, &mut pkt, &meta, in_port, self.st.now_ns);
                 self.after_neigh(pkt, h, in_port, sink);
             }
             L3::Ipv6
@@ -795,11 +917,11 @@ impl<B: PacketBuf> Pipeline<B> {
             {
                 let h = self
                     .neigh
-                    .handle_nd(&self.snap.addrs, &mut pkt, &meta, in_port, now_ns);
+                    .handle_nd(&self.snap.addrs, &mut pkt, &meta, in_port, self.st.now_ns);
                 self.after_neigh(pkt, h, in_port, sink);
             }
-            L3::Ipv4 => self.ip::<V4>(pkt, &meta, in_port, from_handoff, sink),
-            L3::Ipv6 => self.ip::<V6>(pkt, &meta, in_port, from_handoff, sink),
+            L3::Ipv4 => self.ip::<V4>(pkt, &meta, hash, in_port, from_handoff, sink),
+            L3::Ipv6 => self.ip::<V6>(pkt, &meta, hash, in_port, from_handoff, sink),
         }
     }
 
@@ -873,6 +995,7 @@ impl<B: PacketBuf> Pipeline<B> {
         &mut self,
         pkt: B,
         meta: &PacketMeta,
+        hash: Option<u64>,
         in_port: u16,
         from_handoff: bool,
         sink: &mut impl Sink<B>,
@@ -969,7 +1092,12 @@ impl<B: PacketBuf> Pipeline<B> {
         let tick = (self.st.now_ns / NS) as u32;
         let bytes = ip_len(meta);
         let table = F::table(&mut self.st);
-        let mut found = table.lookup(&key);
+        // The hash stage 1 computed is of this very key (a whole packet,
+        // not an ICMP error: its own 5-tuple).
+        let mut found = match hash {
+            Some(h) => table.lookup_hashed(&key, h),
+            None => table.lookup(&key),
+        };
         if let Some((idx, ConnDir::In)) = found {
             // A new SYN on the tuple of a finished connection (the client
             // reused its port): IPVS's conn_reuse_mode expires the old

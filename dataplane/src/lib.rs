@@ -48,6 +48,7 @@ pub mod route;
 pub mod runtime;
 pub mod sched;
 pub mod snapshot;
+pub mod stage;
 pub mod stats;
 pub mod sync;
 pub mod wire;

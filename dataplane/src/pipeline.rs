@@ -18,6 +18,7 @@ use crate::forward::{self, Direction, Endpoint, ForwardError, L2Out, Mode, TunPa
 use crate::frag::{FragClass, FragTable};
 use crate::neigh::{self, Neigh, NeighConfig, Output, TickEvent, Verdict as NVerdict};
 use crate::parse::{parse_with, DropReason, PacketMeta, ParseOptions, L3};
+use crate::stage::Stage;
 use crate::sched::{Pick, PickInput, RealId, WorkerSched, WorkerSchedConfig};
 use crate::snapshot::{Role, Service, Snapshot};
 use crate::stats::{PathDrop, WorkerCounters};
@@ -310,12 +311,19 @@ impl std::error::Error for PipelineError {}
 /// Picks the table of an address family.
 trait Tables: Family {
     fn table(st: &mut State) -> &mut ConnTable<Self>;
+    /// What stage 1 of a burst read for the packet in `slot`: its key and
+    /// hash, if it was a plain packet of this family.
+    fn staged(stage: &Stage, slot: usize) -> Option<(FlowKey<Self>, u64)>;
     fn marks(st: &mut State) -> &mut Vec<SyncMark>;
 }
 impl Tables for V4 {
     #[inline(always)]
     fn table(st: &mut State) -> &mut ConnTable<V4> {
         &mut st.conns4
+    }
+    #[inline(always)]
+    fn staged(stage: &Stage, slot: usize) -> Option<(FlowKey<V4>, u64)> {
+        stage.v4(slot)
     }
     #[inline(always)]
     fn marks(st: &mut State) -> &mut Vec<SyncMark> {
@@ -326,6 +334,10 @@ impl Tables for V6 {
     #[inline(always)]
     fn table(st: &mut State) -> &mut ConnTable<V6> {
         &mut st.conns6
+    }
+    #[inline(always)]
+    fn staged(stage: &Stage, slot: usize) -> Option<(FlowKey<V6>, u64)> {
+        stage.v6(slot)
     }
     #[inline(always)]
     fn marks(st: &mut State) -> &mut Vec<SyncMark> {
@@ -355,6 +367,8 @@ struct State {
     kernel_tokens: u32,
     kernel_rate: u32,
     passive: PassiveLimiter,
+    /// Scratch of the staged burst path (allocated once).
+    stage: Box<Stage>,
 }
 
 /// One worker's packet path.
@@ -372,16 +386,6 @@ pub struct Pipeline<B> {
 /// Packets handled per stage round of [`Pipeline::process_burst`] (a
 /// DPDK RX burst).
 pub const BURST: usize = 32;
-
-/// A packet between the stages of [`Pipeline::process_burst`].
-struct Staged<B> {
-    pkt: B,
-    meta: PacketMeta,
-    in_port: u16,
-    /// For a whole IP packet: its family (`true` for IPv6) and the hash of
-    /// its 5-tuple in that family's connection table.
-    flow: Option<(bool, u64)>,
-}
 
 fn fwd_mode(m: FwdMode) -> Mode {
     match m {
@@ -459,6 +463,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 kernel_tokens: cfg.kernel_pps,
                 kernel_rate: cfg.kernel_pps,
                 passive: PassiveLimiter::new(),
+                stage: Box::new(Stage::new()),
             },
             neigh,
             snap: snap.clone(),
@@ -779,23 +784,22 @@ impl<B: PacketBuf> Pipeline<B> {
         sink: &mut impl Sink<B>,
     ) {
         self.st.now_ns = now_ns;
-        let Some(s) = self.stage_parse(pkt, in_port) else {
-            return;
-        };
-        self.stage_finish(s, from_handoff, sink);
+        self.packet(pkt, in_port, from_handoff, None, sink);
     }
 
     /// Processes a burst of packets, each with the port it came in on, in
-    /// stages of up to [`BURST`] packets (VPP's lb node, DPDK l3fwd): parse
-    /// every packet and hash its flow, prefetching the connection table's
-    /// bucket line; then prefetch the record line each bucket points to;
-    /// then handle every packet in burst order exactly as
-    /// [`Pipeline::process`] does. The stages only read ahead, so the
-    /// outcome (frames, their order, counters, table) is the one of
-    /// processing the packets one at a time: a connection that packet i
-    /// creates is found by packet j > i of the burst, and no packet
-    /// overtakes another. The worker calls it for every RX burst and for
-    /// the packets handed over by other workers (`from_handoff`).
+    /// rounds of up to [`BURST`] packets staged as in VPP's lb node and
+    /// DPDK's l3fwd: (1) read each packet's 5-tuple where it sits at fixed
+    /// offsets (plain IPv4/IPv6 TCP or UDP, unfragmented), hash it and
+    /// prefetch its connection bucket; (2) prefetch the record the
+    /// bucket's signature names; (3) handle every packet in burst order
+    /// exactly as [`Pipeline::process`] does, the lookup reusing the hash
+    /// of stage 1 when the parsed key is the one stage 1 read. Stages 1
+    /// and 2 only read ahead, so the outcome (frames, their order,
+    /// counters, tables) is that of processing the packets one at a time:
+    /// a connection packet i creates is found by packet j > i, and no
+    /// packet overtakes another. The worker calls it for every RX burst
+    /// and for the packets other workers hand over (`from_handoff`).
     pub fn process_burst(
         &mut self,
         pkts: impl IntoIterator<Item = (B, u16)>,
@@ -806,36 +810,23 @@ impl<B: PacketBuf> Pipeline<B> {
         self.st.now_ns = now_ns;
         let mut it = pkts.into_iter();
         loop {
-            let mut staged: [Option<Staged<B>>; BURST] = [const { None }; BURST];
+            let mut bufs: [Option<B>; BURST] = [const { None }; BURST];
+            let mut ports = [0u16; BURST];
             let mut n = 0usize;
-            // Stage 1: parse, hash, prefetch the bucket.
-            for pkt in it.by_ref() {
-                if let Some(s) = self.stage_parse(pkt.0, pkt.1) {
-                    if let Some(slot) = staged.get_mut(n) {
-                        *slot = Some(s);
-                        n += 1;
-                    }
-                }
-                if n == BURST {
-                    break;
-                }
+            for (i, (b, p)) in bufs.iter_mut().zip(ports.iter_mut()).enumerate() {
+                let Some((pkt, port)) = it.next() else { break };
+                self.st.stage.peek(i, pkt.data(), &self.st.conns4, &self.st.conns6);
+                *b = Some(pkt);
+                *p = port;
+                n = i + 1;
             }
             if n == 0 {
                 return;
             }
-            // Stage 2: the bucket is (being) fetched; prefetch the record
-            // its signature names.
-            for s in staged.iter().take(n).flatten() {
-                match s.flow {
-                    Some((false, h)) => self.st.conns4.prefetch_record(h),
-                    Some((true, h)) => self.st.conns6.prefetch_record(h),
-                    None => {}
-                }
-            }
-            // Stage 3: every packet in burst order.
-            for slot in staged.iter_mut().take(n) {
-                if let Some(s) = slot.take() {
-                    self.stage_finish(s, from_handoff, sink);
+            self.st.stage.prefetch_records(n, &self.st.conns4, &self.st.conns6);
+            for (i, (b, p)) in bufs.iter_mut().zip(ports).take(n).enumerate() {
+                if let Some(pkt) = b.take() {
+                    self.packet(pkt, p, from_handoff, Some(i), sink);
                 }
             }
             if n < BURST {
@@ -844,11 +835,18 @@ impl<B: PacketBuf> Pipeline<B> {
         }
     }
 
-    /// Stage 1 of a packet: parse (a bad packet is counted and freed
-    /// here), and for a whole IP packet that is not an ICMP error (its flow
-    /// is its own 5-tuple) hash the flow and prefetch its bucket.
+    /// One packet, after the prefetch stages (`slot`: its place in the
+    /// staged round, `None` outside one).
     #[inline(always)]
-    fn stage_parse(&mut self, pkt: B, in_port: u16) -> Option<Staged<B>> {
+    fn packet(
+        &mut self,
+        mut pkt: B,
+        in_port: u16,
+        from_handoff: bool,
+        slot: Option<usize>,
+        sink: &mut impl Sink<B>,
+    ) {
+        let now_ns = self.st.now_ns;
         let opts = ParseOptions {
             accept_source_route: self.snap.accepts_source_route(in_port),
             ..ParseOptions::default()
@@ -857,46 +855,9 @@ impl<B: PacketBuf> Pipeline<B> {
             Ok(m) => m,
             Err(r) => {
                 self.st.counters.parse_drop(r);
-                return None;
+                return;
             }
         };
-        let flow = if meta.frag.is_none() && !meta.is_icmp_error() {
-            match (meta.l3, meta.src, meta.dst) {
-                (L3::Ipv4, IpAddr::V4(s), IpAddr::V4(d)) => {
-                    let k = FlowKey::<V4>::new(meta.l4_proto, s, meta.src_port, d, meta.dst_port);
-                    let h = self.st.conns4.hash(&k);
-                    self.st.conns4.prefetch_bucket(h);
-                    Some((false, h))
-                }
-                (L3::Ipv6, IpAddr::V6(s), IpAddr::V6(d)) => {
-                    let k = FlowKey::<V6>::new(meta.l4_proto, s, meta.src_port, d, meta.dst_port);
-                    let h = self.st.conns6.hash(&k);
-                    self.st.conns6.prefetch_bucket(h);
-                    Some((true, h))
-                }
-                _ => None,
-            }
-        } else {
-            None
-        };
-        Some(Staged {
-            pkt,
-            meta,
-            in_port,
-            flow,
-        })
-    }
-
-    /// The last stage of a packet: everything after parsing, in order.
-    #[inline(always)]
-    fn stage_finish(&mut self, s: Staged<B>, from_handoff: bool, sink: &mut impl Sink<B>) {
-        let Staged {
-            mut pkt,
-            meta,
-            in_port,
-            flow,
-        } = s;
-        let hash = flow.map(|(_, h)| h);
         if meta.vlan.is_some()
             && !crate::guard::vlan_ok(&meta, self.neigh.port(in_port).and_then(|p| p.tci))
         {
@@ -907,7 +868,7 @@ impl<B: PacketBuf> Pipeline<B> {
             L3::Arp => {
                 let h = self
                     .neigh
-                    .handle_arp(&self.snap.addrs, &mut pkt, &meta, in_port, self.st.now_ns);
+                    .handle_arp(&self.snap.addrs, &mut pkt, &meta, in_port, now_ns);
                 self.after_neigh(pkt, h, in_port, sink);
             }
             L3::Ipv6
@@ -917,11 +878,11 @@ impl<B: PacketBuf> Pipeline<B> {
             {
                 let h = self
                     .neigh
-                    .handle_nd(&self.snap.addrs, &mut pkt, &meta, in_port, self.st.now_ns);
+                    .handle_nd(&self.snap.addrs, &mut pkt, &meta, in_port, now_ns);
                 self.after_neigh(pkt, h, in_port, sink);
             }
-            L3::Ipv4 => self.ip::<V4>(pkt, &meta, hash, in_port, from_handoff, sink),
-            L3::Ipv6 => self.ip::<V6>(pkt, &meta, hash, in_port, from_handoff, sink),
+            L3::Ipv4 => self.ip::<V4>(pkt, &meta, slot, in_port, from_handoff, sink),
+            L3::Ipv6 => self.ip::<V6>(pkt, &meta, slot, in_port, from_handoff, sink),
         }
     }
 
@@ -995,7 +956,7 @@ impl<B: PacketBuf> Pipeline<B> {
         &mut self,
         pkt: B,
         meta: &PacketMeta,
-        hash: Option<u64>,
+        slot: Option<usize>,
         in_port: u16,
         from_handoff: bool,
         sink: &mut impl Sink<B>,
@@ -1091,12 +1052,14 @@ impl<B: PacketBuf> Pipeline<B> {
         let key = FlowKey::<F>::new(proto, fsrc, sport, fdst, dport);
         let tick = (self.st.now_ns / NS) as u32;
         let bytes = ip_len(meta);
+        // Stage 1 of a burst hashed the 5-tuple it read; it is this
+        // packet's flow when the keys agree (not for ICMP errors and
+        // fragments, which stage 1 leaves alone).
+        let staged = slot.and_then(|i| F::staged(&self.st.stage, i));
         let table = F::table(&mut self.st);
-        // The hash stage 1 computed is of this very key (a whole packet,
-        // not an ICMP error: its own 5-tuple).
-        let mut found = match hash {
-            Some(h) => table.lookup_hashed(&key, h),
-            None => table.lookup(&key),
+        let mut found = match staged {
+            Some((k, h)) if k == key => table.lookup_hashed(&key, h),
+            _ => table.lookup(&key),
         };
         if let Some((idx, ConnDir::In)) = found {
             // A new SYN on the tuple of a finished connection (the client

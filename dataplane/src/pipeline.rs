@@ -18,9 +18,9 @@ use crate::forward::{self, Direction, Endpoint, ForwardError, L2Out, Mode, TunPa
 use crate::frag::{FragClass, FragTable};
 use crate::neigh::{self, Neigh, NeighConfig, Output, TickEvent, Verdict as NVerdict};
 use crate::parse::{parse_with, DropReason, PacketMeta, ParseOptions, L3};
-use crate::stage::Stage;
 use crate::sched::{Pick, PickInput, RealId, WorkerSched, WorkerSchedConfig};
 use crate::snapshot::{Role, Service, Snapshot};
+use crate::stage::Stage;
 use crate::stats::{PathDrop, WorkerCounters};
 use crate::sync::{SyncConn, SyncMark, SyncParams};
 use crate::wire::ethernet::MacAddr;
@@ -815,7 +815,9 @@ impl<B: PacketBuf> Pipeline<B> {
             let mut n = 0usize;
             for (i, (b, p)) in bufs.iter_mut().zip(ports.iter_mut()).enumerate() {
                 let Some((pkt, port)) = it.next() else { break };
-                self.st.stage.peek(i, pkt.data(), &self.st.conns4, &self.st.conns6);
+                self.st
+                    .stage
+                    .peek(i, pkt.data(), &self.st.conns4, &self.st.conns6);
                 *b = Some(pkt);
                 *p = port;
                 n = i + 1;
@@ -823,7 +825,9 @@ impl<B: PacketBuf> Pipeline<B> {
             if n == 0 {
                 return;
             }
-            self.st.stage.prefetch_records(n, &self.st.conns4, &self.st.conns6);
+            self.st
+                .stage
+                .prefetch_records(n, &self.st.conns4, &self.st.conns6);
             for (i, (b, p)) in bufs.iter_mut().zip(ports).take(n).enumerate() {
                 if let Some(pkt) = b.take() {
                     self.packet(pkt, p, from_handoff, Some(i), sink);

@@ -179,7 +179,13 @@ mod tests {
         let k = peek4(&f).unwrap();
         assert_eq!(
             k,
-            FlowKey::new(6, [198, 18, 0, 1].into(), 1234, [198, 18, 0, 100].into(), 80)
+            FlowKey::new(
+                6,
+                [198, 18, 0, 1].into(),
+                1234,
+                [198, 18, 0, 100].into(),
+                80
+            )
         );
         // fragments, ICMP, options, truncated, other ethertypes: nothing
         let mut g = f.clone();

@@ -22,8 +22,7 @@ use dataplane::sched::SchedKind;
 use dataplane::snapshot::Role;
 use dataplane::stats::WorkerCounters;
 use etherparse::{
-    Icmpv4Type, Icmpv6Type, IpFragOffset, IpHeaders, IpNumber, Ipv4Header,
-    PacketBuilder,
+    Icmpv4Type, Icmpv6Type, IpFragOffset, IpHeaders, IpNumber, Ipv4Header, PacketBuilder,
 };
 use proptest::prelude::*;
 use std::net::IpAddr;
@@ -179,13 +178,23 @@ impl Twin {
     }
 
     fn check(&self) {
-        assert_eq!(self.log_ref.out.len(), self.log_st.out.len(), "output count");
+        assert_eq!(
+            self.log_ref.out.len(),
+            self.log_st.out.len(),
+            "output count"
+        );
         for (k, (a, b)) in self.log_ref.out.iter().zip(&self.log_st.out).enumerate() {
             assert_eq!(a, b, "output {k} differs");
         }
         assert_eq!(format!("{:?}", self.c_ref), format!("{:?}", self.c_st));
-        assert_eq!(self.reference.conns_v4().len(), self.staged.conns_v4().len());
-        assert_eq!(self.reference.conns_v6().len(), self.staged.conns_v6().len());
+        assert_eq!(
+            self.reference.conns_v4().len(),
+            self.staged.conns_v4().len()
+        );
+        assert_eq!(
+            self.reference.conns_v6().len(),
+            self.staged.conns_v6().len()
+        );
         assert_eq!(
             format!("{:?}", self.reference.conns_v4().stats()),
             format!("{:?}", self.staged.conns_v4().stats())
@@ -223,7 +232,10 @@ fn icmp_error(v6: bool, i: u16) -> In {
     let quote = quoted[14..].get(..48).unwrap_or(&quoted[14..]).to_vec();
     let mut out = Vec::new();
     let b = PacketBuilder::ethernet2(MAC_GW, MAC_P0);
-    match (v4_or_6(if v6 { "2001:db8::fe" } else { "198.18.0.254" }), v4_or_6(vip)) {
+    match (
+        v4_or_6(if v6 { "2001:db8::fe" } else { "198.18.0.254" }),
+        v4_or_6(vip),
+    ) {
         (IpAddr::V4(s), IpAddr::V4(d)) => b
             .ipv4(s.octets(), d.octets(), 64)
             .icmpv4(Icmpv4Type::DestinationUnreachable(
@@ -399,7 +411,15 @@ fn scenario(mode: FwdMode, workers: u16, chunks: &[usize]) -> Vec<Out> {
     s1.extend(fragments(7)); // no connection
     s1.push(inp(vec![0xff; 13], CLIENT_PORT));
     s1.push(inp(
-        seg((MAC_GW, MAC_P0), "198.18.0.9", 1, "203.0.113.1", 80, SYN, b""),
+        seg(
+            (MAC_GW, MAC_P0),
+            "198.18.0.9",
+            1,
+            "203.0.113.1",
+            80,
+            SYN,
+            b"",
+        ),
         CLIENT_PORT,
     ));
     let out1 = t.step(&s1, now, chunks);
@@ -438,7 +458,9 @@ fn scenario(mode: FwdMode, workers: u16, chunks: &[usize]) -> Vec<Out> {
     let mut handed = Vec::new();
     for o in out1.iter().chain(&out2) {
         match o {
-            Out::Tx(p, f) if *p == SERVER_PORT && matches!(mode, FwdMode::Nat | FwdMode::FullNat) => {
+            Out::Tx(p, f)
+                if *p == SERVER_PORT && matches!(mode, FwdMode::Nat | FwdMode::FullNat) =>
+            {
                 replies.extend(reply_to(f, ACK));
             }
             Out::Handoff(_, f) => handed.push(In {

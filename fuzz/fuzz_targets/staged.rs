@@ -108,7 +108,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert_eq!(l_one.out, l_staged.out, "outputs differ");
-    assert_eq!(format!("{c_one:?}"), format!("{c_staged:?}"), "counters differ");
+    assert_eq!(
+        format!("{c_one:?}"),
+        format!("{c_staged:?}"),
+        "counters differ"
+    );
     assert_eq!(one.conns_v4().len(), staged.conns_v4().len());
     assert_eq!(one.conns_v6().len(), staged.conns_v6().len());
 });

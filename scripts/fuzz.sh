@@ -6,6 +6,8 @@
 #   FUZZ_SECONDS=3600 bash scripts/fuzz.sh packet   # a long run of one target
 #
 # Targets: packet (parser + the whole pipeline on frame sequences),
+# staged (the staged burst path against packet-at-a-time on the same
+# frames: identical output and counters),
 # sync_codec (LVS sync v1 messages), rvsadm (the ipvsadm command line
 # applied to a model), config (rvsd's TOML). Stable Rust: cargo-fuzz runs
 # with --sanitizer none (coverage-guided libFuzzer; no ASan, which needs
@@ -17,7 +19,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../fuzz"
 SECS=${FUZZ_SECONDS:-15}
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(packet sync_codec rvsadm config)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(packet staged sync_codec rvsadm config)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz.sh: installing cargo-fuzz (cargo install cargo-fuzz --locked)"
@@ -32,6 +34,8 @@ for t in "${TARGETS[@]}"; do
     mkdir -p "corpus/$t"
     seeds=()
     [ -d "seeds/$t" ] && seeds=("seeds/$t")
+    # staged reads the packet target's framing: its seeds serve both
+    [ "$t" = staged ] && seeds=("seeds/packet")
     log=$(mktemp)
     if cargo fuzz run "$t" -s none "corpus/$t" "${seeds[@]}" -- \
         -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=10 >"$log" 2>&1; then

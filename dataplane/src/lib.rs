@@ -3,7 +3,8 @@
 //! Packet logic (`wire`, `flow`, `conn`, `sched`, `forward`, `neigh`) is
 //! written against plain byte buffers so it runs on a DPDK mbuf in
 //! production and on a `Vec<u8>` in unit tests, fuzzers and benches without
-//! starting EAL. Only `dpdk` may use `unsafe`.
+//! starting EAL. Only `dpdk` may use `unsafe` (and `prefetch`, one
+//! audited cache hint that must exist without DPDK).
 //!
 //! The `dpdk` feature (on by default) brings in `dpdk-sys` and the modules
 //! that need it: `dpdk` (EAL, ports, mbufs), `worker` (the polling loop)
@@ -37,12 +38,17 @@ pub mod mem;
 pub mod neigh;
 pub mod parse;
 pub mod pipeline;
+// The cache prefetch hint (one audited `unsafe`, x86-64 only, no DPDK):
+// see the module's documentation.
+#[allow(unsafe_code)]
+pub mod prefetch;
 pub mod route;
 #[cfg(feature = "dpdk")]
 #[allow(clippy::indexing_slicing)] // start-up and control-side wiring, not the packet path
 pub mod runtime;
 pub mod sched;
 pub mod snapshot;
+pub mod stage;
 pub mod stats;
 pub mod sync;
 pub mod wire;

@@ -20,6 +20,7 @@ use crate::neigh::{self, Neigh, NeighConfig, Output, TickEvent, Verdict as NVerd
 use crate::parse::{parse_with, DropReason, PacketMeta, ParseOptions, L3};
 use crate::sched::{Pick, PickInput, RealId, WorkerSched, WorkerSchedConfig};
 use crate::snapshot::{Role, Service, Snapshot};
+use crate::stage::Stage;
 use crate::stats::{PathDrop, WorkerCounters};
 use crate::sync::{SyncConn, SyncMark, SyncParams};
 use crate::wire::ethernet::MacAddr;
@@ -310,12 +311,19 @@ impl std::error::Error for PipelineError {}
 /// Picks the table of an address family.
 trait Tables: Family {
     fn table(st: &mut State) -> &mut ConnTable<Self>;
+    /// What stage 1 of a burst read for the packet in `slot`: its key and
+    /// hash, if it was a plain packet of this family.
+    fn staged(stage: &Stage, slot: usize) -> Option<(FlowKey<Self>, u64)>;
     fn marks(st: &mut State) -> &mut Vec<SyncMark>;
 }
 impl Tables for V4 {
     #[inline(always)]
     fn table(st: &mut State) -> &mut ConnTable<V4> {
         &mut st.conns4
+    }
+    #[inline(always)]
+    fn staged(stage: &Stage, slot: usize) -> Option<(FlowKey<V4>, u64)> {
+        stage.v4(slot)
     }
     #[inline(always)]
     fn marks(st: &mut State) -> &mut Vec<SyncMark> {
@@ -326,6 +334,10 @@ impl Tables for V6 {
     #[inline(always)]
     fn table(st: &mut State) -> &mut ConnTable<V6> {
         &mut st.conns6
+    }
+    #[inline(always)]
+    fn staged(stage: &Stage, slot: usize) -> Option<(FlowKey<V6>, u64)> {
+        stage.v6(slot)
     }
     #[inline(always)]
     fn marks(st: &mut State) -> &mut Vec<SyncMark> {
@@ -355,6 +367,8 @@ struct State {
     kernel_tokens: u32,
     kernel_rate: u32,
     passive: PassiveLimiter,
+    /// Scratch of the staged burst path (allocated once).
+    stage: Box<Stage>,
 }
 
 /// One worker's packet path.
@@ -368,6 +382,10 @@ pub struct Pipeline<B> {
     announce_rounds: u8,
     announce_next: u64,
 }
+
+/// Packets handled per stage round of [`Pipeline::process_burst`] (a
+/// DPDK RX burst).
+pub const BURST: usize = 32;
 
 fn fwd_mode(m: FwdMode) -> Mode {
     match m {
@@ -445,6 +463,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 kernel_tokens: cfg.kernel_pps,
                 kernel_rate: cfg.kernel_pps,
                 passive: PassiveLimiter::new(),
+                stage: Box::new(Stage::new()),
             },
             neigh,
             snap: snap.clone(),
@@ -754,16 +773,84 @@ impl<B: PacketBuf> Pipeline<B> {
 
     /// Processes one packet received on `in_port`. `from_handoff` is set
     /// for packets another worker handed over (they are never handed on).
+    /// The same as a [`Pipeline::process_burst`] of one packet.
     #[inline]
     pub fn process(
         &mut self,
-        mut pkt: B,
+        pkt: B,
         in_port: u16,
         now_ns: u64,
         from_handoff: bool,
         sink: &mut impl Sink<B>,
     ) {
         self.st.now_ns = now_ns;
+        self.packet(pkt, in_port, from_handoff, None, sink);
+    }
+
+    /// Processes a burst of packets, each with the port it came in on, in
+    /// rounds of up to [`BURST`] packets staged as in VPP's lb node and
+    /// DPDK's l3fwd: (1) read each packet's 5-tuple where it sits at fixed
+    /// offsets (plain IPv4/IPv6 TCP or UDP, unfragmented), hash it and
+    /// prefetch its connection bucket; (2) prefetch the record the
+    /// bucket's signature names; (3) handle every packet in burst order
+    /// exactly as [`Pipeline::process`] does, the lookup reusing the hash
+    /// of stage 1 when the parsed key is the one stage 1 read. Stages 1
+    /// and 2 only read ahead, so the outcome (frames, their order,
+    /// counters, tables) is that of processing the packets one at a time:
+    /// a connection packet i creates is found by packet j > i, and no
+    /// packet overtakes another. The worker calls it for every RX burst
+    /// and for the packets other workers hand over (`from_handoff`).
+    pub fn process_burst(
+        &mut self,
+        pkts: impl IntoIterator<Item = (B, u16)>,
+        now_ns: u64,
+        from_handoff: bool,
+        sink: &mut impl Sink<B>,
+    ) {
+        self.st.now_ns = now_ns;
+        let mut it = pkts.into_iter();
+        loop {
+            let mut bufs: [Option<B>; BURST] = [const { None }; BURST];
+            let mut ports = [0u16; BURST];
+            let mut n = 0usize;
+            for (i, (b, p)) in bufs.iter_mut().zip(ports.iter_mut()).enumerate() {
+                let Some((pkt, port)) = it.next() else { break };
+                self.st
+                    .stage
+                    .peek(i, pkt.data(), &self.st.conns4, &self.st.conns6);
+                *b = Some(pkt);
+                *p = port;
+                n = i + 1;
+            }
+            if n == 0 {
+                return;
+            }
+            self.st
+                .stage
+                .prefetch_records(n, &self.st.conns4, &self.st.conns6);
+            for (i, (b, p)) in bufs.iter_mut().zip(ports).take(n).enumerate() {
+                if let Some(pkt) = b.take() {
+                    self.packet(pkt, p, from_handoff, Some(i), sink);
+                }
+            }
+            if n < BURST {
+                return;
+            }
+        }
+    }
+
+    /// One packet, after the prefetch stages (`slot`: its place in the
+    /// staged round, `None` outside one).
+    #[inline(always)]
+    fn packet(
+        &mut self,
+        mut pkt: B,
+        in_port: u16,
+        from_handoff: bool,
+        slot: Option<usize>,
+        sink: &mut impl Sink<B>,
+    ) {
+        let now_ns = self.st.now_ns;
         let opts = ParseOptions {
             accept_source_route: self.snap.accepts_source_route(in_port),
             ..ParseOptions::default()
@@ -798,8 +885,8 @@ impl<B: PacketBuf> Pipeline<B> {
                     .handle_nd(&self.snap.addrs, &mut pkt, &meta, in_port, now_ns);
                 self.after_neigh(pkt, h, in_port, sink);
             }
-            L3::Ipv4 => self.ip::<V4>(pkt, &meta, in_port, from_handoff, sink),
-            L3::Ipv6 => self.ip::<V6>(pkt, &meta, in_port, from_handoff, sink),
+            L3::Ipv4 => self.ip::<V4>(pkt, &meta, slot, in_port, from_handoff, sink),
+            L3::Ipv6 => self.ip::<V6>(pkt, &meta, slot, in_port, from_handoff, sink),
         }
     }
 
@@ -873,6 +960,7 @@ impl<B: PacketBuf> Pipeline<B> {
         &mut self,
         pkt: B,
         meta: &PacketMeta,
+        slot: Option<usize>,
         in_port: u16,
         from_handoff: bool,
         sink: &mut impl Sink<B>,
@@ -968,8 +1056,15 @@ impl<B: PacketBuf> Pipeline<B> {
         let key = FlowKey::<F>::new(proto, fsrc, sport, fdst, dport);
         let tick = (self.st.now_ns / NS) as u32;
         let bytes = ip_len(meta);
+        // Stage 1 of a burst hashed the 5-tuple it read; it is this
+        // packet's flow when the keys agree (not for ICMP errors and
+        // fragments, which stage 1 leaves alone).
+        let staged = slot.and_then(|i| F::staged(&self.st.stage, i));
         let table = F::table(&mut self.st);
-        let mut found = table.lookup(&key);
+        let mut found = match staged {
+            Some((k, h)) if k == key => table.lookup_hashed(&key, h),
+            _ => table.lookup(&key),
+        };
         if let Some((idx, ConnDir::In)) = found {
             // A new SYN on the tuple of a finished connection (the client
             // reused its port): IPVS's conn_reuse_mode expires the old

@@ -243,7 +243,9 @@ impl RouteTable {
     }
 
     /// The port and next hop for a destination of either family.
-    #[inline]
+    // always: once per forwarded packet; the burst loop around it made
+    // LLVM keep it out of line.
+    #[inline(always)]
     pub fn lookup(&self, dst: IpAddr) -> Option<NextHop<IpAddr>> {
         match dst {
             IpAddr::V4(a) => self.lookup_v4(a).map(|h| NextHop {

@@ -1,5 +1,5 @@
 //! The polling loop of one worker core on DPDK: RX bursts from queue q of
-//! every port, the [`Pipeline`] per packet, per-port TX bursts flushed at
+//! every port, the [`Pipeline`]'s staged burst path per burst, per-port TX bursts flushed at
 //! the end of every iteration (or when full), handoff rings to and from
 //! the other workers, and between bursts: commands from control (new
 //! snapshots, learned neighbours, stop) and housekeeping.
@@ -197,13 +197,14 @@ pub fn run(
                     c.rx_bytes
                         .add(rxb.as_slice().iter().map(|m| m.len() as u64).sum());
                 }
-                for m in rxb.drain() {
-                    if m.segments() > 1 {
+                let single = rxb.drain().filter(|m| {
+                    let one = m.segments() <= 1;
+                    if !one {
                         counters.path_drop(PathDrop::MultiSegment);
-                        continue;
                     }
-                    pipe.process(m, p as u16, now, false, &mut sink);
-                }
+                    one
+                });
+                pipe.process_burst(single.map(|m| (m, p as u16)), now, false, &mut sink);
             }
             for (p, q) in io.tap_rx.iter_mut().enumerate() {
                 let Some(q) = q else { continue };
@@ -219,10 +220,11 @@ pub fn run(
                 if c.dequeue_burst(&mut rxb) == 0 {
                     continue;
                 }
-                for m in rxb.drain() {
+                let handed = rxb.drain().map(|m| {
                     let port = m.port();
-                    pipe.process(m, port, now, true, &mut sink);
-                }
+                    (m, port)
+                });
+                pipe.process_burst(handed, now, true, &mut sink);
             }
             sink.flush();
 

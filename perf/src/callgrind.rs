@@ -1,7 +1,8 @@
 //! `rvs-perf callgrind`: the established-flow packet path (or, with
 //! `--new`, the new-connection path: one SYN per new flow) without EAL, on
 //! `VecBuf`, for instruction counts that repeat exactly from run to run.
-//! Every packet goes through [`process_one`], which nothing else calls, so
+//! Every packet goes through [`process_one`] (bursts of 64, as the worker's
+//! staged burst path takes them), which nothing else calls, so
 //! `valgrind --tool=callgrind --toggle-collect='*process_one*'` counts the
 //! packet path alone (the harness refills buffers outside it).
 
@@ -39,10 +40,16 @@ impl Sink<VecBuf> for Collect {
     fn event(&mut self, _ev: Event) {}
 }
 
-/// One packet through the pipeline: the function callgrind collects.
+/// One RX burst through the pipeline's staged burst path (the worker's
+/// call): the function callgrind collects. The burst is left empty.
 #[inline(never)]
-pub fn process_one(p: &mut Pipeline<VecBuf>, pkt: VecBuf, now_ns: u64, sink: &mut Collect) {
-    p.process(pkt, 0, now_ns, false, sink);
+pub fn process_one(
+    p: &mut Pipeline<VecBuf>,
+    burst: &mut Vec<VecBuf>,
+    now_ns: u64,
+    sink: &mut Collect,
+) {
+    p.process_burst(burst.drain(..).map(|b| (b, 0)), now_ns, false, sink);
 }
 
 /// This thread's on-CPU nanoseconds.
@@ -174,9 +181,7 @@ pub fn run(
                 Kind::New => batch.push(mk(&syn, flows + (done as usize + k) as u32)),
             }
         }
-        for b in batch.drain(..) {
-            process_one(&mut p, b, now, &mut sink);
-        }
+        process_one(&mut p, &mut batch, now, &mut sink);
         forwarded += sink.out.len() as u64;
         sink.out.clear();
         done += n as u64;

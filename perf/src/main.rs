@@ -76,7 +76,8 @@ enum Cmd {
         small_pages: bool,
     },
     /// The packet path alone, natively: no EAL, packets in memory (VecBuf),
-    /// one at a time through `Pipeline::process`, for each (mode, family,
+    /// in bursts of 64 through `Pipeline::process_burst` (the worker's staged
+    /// path), for each (mode, family,
     /// flow count); on-CPU ns and TSC cycles per packet of the path less
     /// the harness. Compare with perf-floor's refpath (same work in C).
     Compute {

@@ -391,6 +391,41 @@ impl<F: Family> ConnTable<F> {
         [b1, b2]
     }
 
+    /// Prefetches the first candidate bucket of a key with hash `hash`
+    /// (stage 2 of the burst loop). Only a hint: nothing is read.
+    #[inline(always)]
+    pub fn prefetch_bucket(&self, hash: u64) {
+        if let Some(b) = self.buckets.get(self.bucket_index(hash)) {
+            crate::prefetch::prefetch(b);
+        }
+    }
+
+    /// Prefetches the record the first signature match in the first
+    /// candidate bucket points to (stage 3 of the burst loop, after
+    /// [`ConnTable::prefetch_bucket`] brought the bucket in). A hint only:
+    /// the lookup that follows checks the key; a stale or wrong guess
+    /// costs a wasted line, never a wrong answer.
+    #[inline(always)]
+    pub fn prefetch_record(&self, hash: u64) {
+        let (b1, _, sig) = self.candidates(hash);
+        let Some(bucket) = self.buckets.get(b1) else {
+            return;
+        };
+        let mut m = 0u32;
+        for (i, s) in bucket.sig.iter().enumerate() {
+            m |= u32::from(*s == sig) << i;
+        }
+        if m == 0 {
+            return;
+        }
+        let i = m.trailing_zeros() as usize;
+        if let Some(&v) = bucket.val.get(i) {
+            if let Some(c) = self.recs.get((v & !OUT_BIT) as usize) {
+                crate::prefetch::prefetch_all(c);
+            }
+        }
+    }
+
     #[inline(always)]
     fn probe(&self, b: usize, sig: u16, key: &FlowKey<F>) -> Option<(RecordIdx, Direction)> {
         let bucket = self.buckets.get(b)?;

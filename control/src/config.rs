@@ -51,6 +51,10 @@ pub struct Config {
     /// are services too (see [`crate::health::keepalived`]).
     #[serde(default)]
     pub keepalived: Option<crate::health::keepalived::Source>,
+    /// `[bgp]`: announce the VIPs through a stock BGP speaker (BIRD 2);
+    /// absent: nothing is announced (see [`crate::bgp`]).
+    #[serde(default)]
+    pub bgp: Option<crate::bgp::BgpConf>,
 }
 
 /// `[eal]`: DPDK Environment Abstraction Layer.
@@ -305,6 +309,10 @@ pub struct ServiceConf {
     /// have no connection entry. Default: on for mh over DR/TUN.
     #[serde(default)]
     pub sloppy_tcp: Option<bool>,
+    /// `announce = false`: never announce this service's VIP by BGP
+    /// (default true when `[bgp]` is configured).
+    #[serde(default)]
+    pub announce: Option<bool>,
 }
 
 /// `[[service.real]]`: a real server.
@@ -1121,6 +1129,11 @@ impl Config {
         if !(576..=9216).contains(&self.ha.sync_mtu) {
             e.push("ha.sync_mtu", "must be 576..=9216".to_string());
         }
+        if let Some(b) = &self.bgp {
+            for (field, why) in b.validate() {
+                e.push(format!("bgp.{field}"), why);
+            }
+        }
         (model, e.list)
     }
 
@@ -1426,6 +1439,16 @@ pub(crate) fn service_key_of(s: &ServiceConf) -> Option<ServiceKey> {
 pub(crate) fn real_addr_of(r: &RealConf, vip: SocketAddr) -> Option<SocketAddr> {
     let (ip, port) = parse_endpoint(&r.address)?;
     Some(SocketAddr::new(ip, port.unwrap_or(vip.port())))
+}
+
+/// The services of `cfg` whose VIP is never announced by BGP
+/// (`announce = false`).
+pub fn bgp_opt_out(cfg: &Config) -> Vec<ServiceKey> {
+    cfg.services
+        .iter()
+        .filter(|s| s.announce == Some(false))
+        .filter_map(service_key)
+        .collect()
 }
 
 fn service_key(s: &ServiceConf) -> Option<ServiceKey> {

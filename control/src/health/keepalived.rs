@@ -577,6 +577,7 @@ fn virtual_server(
         sorry_server: None,
         health: None,
         sloppy_tcp: None,
+        announce: None,
     };
     let mut health = ServiceHealthConf::default();
     let mut any_health = false;

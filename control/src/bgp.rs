@@ -150,7 +150,10 @@ impl BgpConf {
                 format!("must be 0..=3600, not {}", self.drain_seconds),
             );
         }
-        for (f, v) in [("local_as", self.local_as), ("neighbor_as", self.neighbor_as)] {
+        for (f, v) in [
+            ("local_as", self.local_as),
+            ("neighbor_as", self.neighbor_as),
+        ] {
             if let Some(a) = v {
                 if !asn_ok(a) {
                     push(f, asn_why(a));
@@ -173,7 +176,10 @@ impl BgpConf {
             !self.neighbors.is_empty(),
         ];
         if sessions.iter().any(|&b| b) && !sessions.iter().all(|&b| b) {
-            for (f, set) in ["local_as", "neighbor_as", "neighbors"].iter().zip(sessions) {
+            for (f, set) in ["local_as", "neighbor_as", "neighbors"]
+                .iter()
+                .zip(sessions)
+            {
                 if !set {
                     push(
                         f,
@@ -295,7 +301,11 @@ pub fn include_text(cfg: &BgpConf, vips: &BTreeSet<IpAddr>) -> String {
         if cfg.bfd {
             out.push_str("    bfd on;\n");
         }
-        let (fam, st) = if v6 { ("ipv6", STATIC6) } else { ("ipv4", STATIC4) };
+        let (fam, st) = if v6 {
+            ("ipv6", STATIC6)
+        } else {
+            ("ipv4", STATIC4)
+        };
         out.push_str(&format!(
             "    {fam} {{\n        import none;\n        export where proto = \"{st}\";\n    }};\n}}\n"
         ));
@@ -376,9 +386,12 @@ weight = 0
     fn include_file_static_routes_only() {
         let cfg = parse("speaker = \"bird\"\n").unwrap();
         let b = cfg.bgp.unwrap();
-        let set: BTreeSet<IpAddr> = ["198.18.5.100".parse().unwrap(), "2001:db8:5::100".parse().unwrap()]
-            .into_iter()
-            .collect();
+        let set: BTreeSet<IpAddr> = [
+            "198.18.5.100".parse().unwrap(),
+            "2001:db8:5::100".parse().unwrap(),
+        ]
+        .into_iter()
+        .collect();
         let t = include_text(&b, &set);
         assert!(t.contains(
             "protocol static rvs_vips4 {\n    ipv4;\n    route 198.18.5.100/32 blackhole;\n}\n"
@@ -435,9 +448,18 @@ weight = 0
         ];
         assert_eq!(errs, want);
         let errs = parse("speaker = \"bird\"\nlocal_as = 65001\nbfd = true\n").unwrap_err();
-        assert!(errs[0].starts_with("t.toml: bgp.neighbor_as: is needed"), "{errs:?}");
-        assert!(errs[1].starts_with("t.toml: bgp.neighbors: is needed"), "{errs:?}");
-        assert!(errs[2].starts_with("t.toml: bgp.bfd: BFD is set on the sessions"), "{errs:?}");
+        assert!(
+            errs[0].starts_with("t.toml: bgp.neighbor_as: is needed"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].starts_with("t.toml: bgp.neighbors: is needed"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[2].starts_with("t.toml: bgp.bfd: BFD is set on the sessions"),
+            "{errs:?}"
+        );
         let errs = parse("speaker = \"bird\"\nlocal_as = 4294967295\n").unwrap_err();
         assert!(
             errs[0] == "t.toml: bgp.local_as: 4294967295 is not an AS number (1..=4294967294)",

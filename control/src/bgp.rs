@@ -295,7 +295,7 @@ pub fn include_text(cfg: &BgpConf, vips: &BTreeSet<IpAddr>) -> String {
         ));
         if let Some(h) = cfg.hold_time {
             out.push_str(&format!(
-                "    hold time {h};\n    connect retry time 1;\n    error wait time 1, 10;\n"
+                "    hold time {h};\n    connect retry time 1;\n    error wait time 1, 2;\n"
             ));
         }
         if cfg.bfd {

@@ -31,6 +31,7 @@
 
 mod e2e;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -265,18 +266,57 @@ fn conns(r: &Rvsd) -> u64 {
         .unwrap_or(0)
 }
 
-/// Client endpoints of the VIP's established connections a director has.
-fn client_ports(r: &Rvsd) -> Vec<String> {
+/// The VIP's established connections a director has: client endpoint ->
+/// real server (`-Lnc`: ... source virtual destination).
+fn est_conns(r: &Rvsd) -> BTreeMap<String, String> {
+    let vip = ep(VIP, HTTP_PORT);
     r.adm(&["-Lnc"])
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains(&ep(VIP, HTTP_PORT)) && l.contains("ESTABLISHED"))
+        .filter(|l| l.contains("ESTABLISHED"))
         .filter_map(|l| {
-            l.split_whitespace()
-                .find(|w| w.starts_with("198.18.0.1"))
-                .map(str::to_string)
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let i = w.iter().position(|x| *x == vip)?;
+            Some((
+                w.get(i.checked_sub(1)?)?.to_string(),
+                w.get(i + 1)?.to_string(),
+            ))
         })
         .collect()
+}
+
+/// Waits until `to` has every connection of `from` (the flows ECMP moved
+/// to it, picked up by stateless continuation) and checks each goes to
+/// the same real server; returns how many moved.
+fn same_real_after_move(
+    what: &str,
+    from: &BTreeMap<String, String>,
+    to: &Rvsd,
+    diag: impl Fn() -> String,
+) -> usize {
+    let mut now = BTreeMap::new();
+    wait_for(
+        &format!("{what}: the moved connections on the other director"),
+        Duration::from_secs(10),
+        || {
+            now = est_conns(to);
+            from.keys().all(|c| now.contains_key(c))
+        },
+        || format!("expected {from:?}\nhas {:?}\n{}", est_conns(to), diag()),
+    );
+    for (c, real) in from {
+        assert_eq!(
+            now.get(c),
+            Some(real),
+            "{what}: {c} moved to another real server\n{}",
+            diag()
+        );
+    }
+    eprintln!(
+        "{what}: all {} moved connections on the same real server: {from:?}",
+        from.len()
+    );
+    from.len()
 }
 
 /// Byte-checked paced downloads from every client address, in threads.
@@ -471,8 +511,8 @@ fn bgp_ecmp_two_directors_failover_rejoin_drain() {
     let dl = downloads(&topo, 100);
     let hs = holds(&topo, 14);
     thread::sleep(Duration::from_secs(2));
-    let on_d1 = client_ports(&r1);
-    let on_d2 = client_ports(&r2);
+    let on_d1 = est_conns(&r1);
+    let on_d2 = est_conns(&r2);
     eprintln!("before the kill: d1 carries {on_d1:?}, d2 carries {on_d2:?}");
     assert!(
         !on_d1.is_empty() && !on_d2.is_empty(),
@@ -492,6 +532,7 @@ fn bgp_ecmp_two_directors_failover_rejoin_drain() {
     );
     let detect = now_ms() - t_kill;
     eprintln!("FAILOVER: the dead director left the ECMP route {detect} ms after SIGKILL (BFD {BFD_MS} ms x {BFD_MULT})");
+    same_real_after_move("SIGKILL", &on_d1, &r2, || diag(&r1, &r2));
     let (lost, report) = finish(dl, hs);
     eprintln!("after the kill:\n{report}");
     eprintln!("CONNECTIONS LOST (kill): {lost}");
@@ -522,13 +563,18 @@ fn bgp_ecmp_two_directors_failover_rejoin_drain() {
         now_ms() - t_up
     );
     thread::sleep(Duration::from_secs(2));
-    let moved = client_ports(&r1);
+    let moved = est_conns(&r1);
     eprintln!("moved back to d1 (stateless continuation there): {moved:?}");
     assert!(
         !moved.is_empty(),
         "no running connection moved back to the rejoined director\n{}",
         diag(&r1, &r2)
     );
+    // they went to the real server d2 had them on
+    let on_d2 = est_conns(&r2);
+    for (c, real) in &moved {
+        assert_eq!(on_d2.get(c), Some(real), "{c} moved to another real server");
+    }
     let (lost, report) = finish(dl, hs);
     eprintln!("after the rejoin:\n{report}");
     eprintln!("CONNECTIONS LOST (rejoin): {lost}");

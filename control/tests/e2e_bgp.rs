@@ -320,7 +320,7 @@ fn same_real_after_move(
 }
 
 /// Byte-checked paced downloads from every client address, in threads.
-fn downloads(topo: &Topology, seed: u64) -> Vec<JoinHandle<BytesResult>> {
+fn downloads(topo: &Topology, seed: u64, bytes: usize) -> Vec<JoinHandle<BytesResult>> {
     (0..FLOWS)
         .map(|i| {
             let ns = topo.client.clone();
@@ -331,7 +331,7 @@ fn downloads(topo: &Topology, seed: u64) -> Vec<JoinHandle<BytesResult>> {
                     Some(&src),
                     VIP,
                     HTTP_PORT,
-                    FLOW_BYTES,
+                    bytes,
                     seed + i as u64,
                     FLOW_KBPS,
                 )
@@ -508,7 +508,7 @@ fn bgp_ecmp_two_directors_failover_rejoin_drain() {
     assert!(s1 > 0 && s2 > 0, "ECMP did not spread: d1 {s1}, d2 {s2}");
 
     // 2. SIGKILL of d1 (rvsd and BIRD) under load.
-    let dl = downloads(&topo, 100);
+    let dl = downloads(&topo, 100, FLOW_BYTES);
     let hs = holds(&topo, 14);
     thread::sleep(Duration::from_secs(2));
     let on_d1 = est_conns(&r1);
@@ -543,8 +543,10 @@ fn bgp_ecmp_two_directors_failover_rejoin_drain() {
     r1.stop();
 
     // 3. d1 rejoins; flows ECMP moves back to it continue.
-    let dl = downloads(&topo, 200);
-    let hs = holds(&topo, 12);
+    // long enough to outlast a slow BGP re-establishment (the router may
+    // be between connection attempts to the dead director)
+    let dl = downloads(&topo, 200, 2 * FLOW_BYTES);
+    let hs = holds(&topo, 22);
     thread::sleep(Duration::from_secs(1));
     let t_join = now_ms();
     let (nr1, nb1) = start_node(&n1, "d1b");
@@ -581,7 +583,7 @@ fn bgp_ecmp_two_directors_failover_rejoin_drain() {
     assert_eq!(lost, 0, "connections lost:\n{report}\n{}", diag(&r1, &r2));
 
     // 4. Graceful drain: withdraw first, then SIGTERM, no reset.
-    let dl = downloads(&topo, 300);
+    let dl = downloads(&topo, 300, FLOW_BYTES);
     let hs = holds(&topo, 12);
     thread::sleep(Duration::from_secs(2));
     let t_drain = now_ms();

@@ -20,13 +20,14 @@ MIN_DPDK=22.11
 #   python3                       http.server backends / UDP echo in the tests
 #   keepalived                    HA tests
 #   nftables                      packet drops in the health e2e test
+#   bird2                         BGP/ECMP scale-out test (VIPs announced by BIRD 2, BFD)
 #   valgrind                      leak checks
 #   systemd                       systemd-analyze verify/security on rvsd.service (test-scripts.sh)
 REQUIRED_PKGS=(
     dpdk dpdk-dev libdpdk-dev
     clang libclang-dev pkg-config build-essential
     iproute2 ethtool iputils-ping procps curl python3
-    keepalived nftables valgrind systemd
+    keepalived nftables bird2 valgrind systemd
 )
 # Nice to have; a failure to install these is only a warning.
 OPTIONAL_PKGS=(tcpdump)

@@ -56,6 +56,10 @@ pub struct Config {
     /// are services too (see [`crate::health::keepalived`]).
     #[serde(default)]
     pub keepalived: Option<crate::health::keepalived::Source>,
+    /// `[bgp]`: announce the VIPs through a stock BGP speaker (BIRD 2);
+    /// absent: nothing is announced (see [`crate::bgp`]).
+    #[serde(default)]
+    pub bgp: Option<crate::bgp::BgpConf>,
 }
 
 /// `[eal]`: DPDK Environment Abstraction Layer.
@@ -352,6 +356,10 @@ pub struct ServiceConf {
     /// service is scheduled on its own, no connection entry is kept.
     #[serde(default)]
     pub ops: bool,
+    /// `announce = false`: never announce this service's VIP by BGP
+    /// (default true when `[bgp]` is configured).
+    #[serde(default)]
+    pub announce: Option<bool>,
 }
 
 /// `[[service.real]]`: a real server.
@@ -1183,6 +1191,11 @@ impl Config {
         if !(576..=9216).contains(&self.ha.sync_mtu) {
             e.push("ha.sync_mtu", "must be 576..=9216".to_string());
         }
+        if let Some(b) = &self.bgp {
+            for (field, why) in b.validate() {
+                e.push(format!("bgp.{field}"), why);
+            }
+        }
         (model, e.list)
     }
 
@@ -1604,6 +1617,16 @@ pub(crate) fn service_key_of(s: &ServiceConf) -> Option<ServiceKey> {
 pub(crate) fn real_addr_of(r: &RealConf, vip: SocketAddr) -> Option<SocketAddr> {
     let (ip, port) = parse_endpoint(&r.address)?;
     Some(SocketAddr::new(ip, port.unwrap_or(vip.port())))
+}
+
+/// The services of `cfg` whose VIP is never announced by BGP
+/// (`announce = false`).
+pub fn bgp_opt_out(cfg: &Config) -> Vec<ServiceKey> {
+    cfg.services
+        .iter()
+        .filter(|s| s.announce == Some(false))
+        .filter_map(service_key)
+        .collect()
 }
 
 fn service_key(s: &ServiceConf) -> Option<ServiceKey> {

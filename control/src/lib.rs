@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bgp;
 pub mod config;
 pub mod daemon;
 pub mod health;

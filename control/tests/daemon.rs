@@ -599,6 +599,37 @@ fn bad_config_and_check() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Issue 13: a bad `[bgp]` is refused whole, each error naming the field
+/// and why (unknown speaker, bad ASN, bad neighbour).
+#[test]
+fn bad_bgp_config_is_refused() {
+    let dir = temp_dir();
+    let bad = dir.join("bad-bgp.toml");
+    let text = format!(
+        "{}\n[bgp]\nspeaker = \"exabgp\"\nlocal_as = 70000000000\nneighbor_as = 65000\n\
+         neighbors = [\"not-an-address\"]\n",
+        config_for(&dir, "127.0.0.1:1".parse().unwrap())
+    );
+    std::fs::write(&bad, text).unwrap();
+    let o = Command::new(RVSD)
+        .arg("--check")
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let f = bad.display().to_string();
+    for want in [
+        format!("{f}: bgp.speaker: unknown speaker 'exabgp' (rvs drives BIRD 2: \"bird\")"),
+        format!("{f}: bgp.local_as: 70000000000 is not an AS number (1..=4294967294)"),
+        format!("{f}: bgp.neighbors[0]: 'not-an-address' is not a unicast IPv4 or IPv6 address"),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();

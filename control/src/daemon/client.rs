@@ -74,6 +74,31 @@ pub fn run(args: &[String], env_socket: Option<OsString>, stdin: &mut impl Read)
             },
         );
     }
+    let first = args.first().map(String::as_str);
+    if first == Some(super::BGP_FLAG) || first == Some(super::DRAIN_FLAG) {
+        let ok = match first {
+            Some(super::BGP_FLAG) => args.len() == 1,
+            _ => args.len() == 2 && matches!(args[1].as_str(), "on" | "off"),
+        };
+        if !ok {
+            return fail(
+                2,
+                format!(
+                    "usage: {} {} | {} on|off",
+                    ipvsadm::PROGRAM,
+                    super::BGP_FLAG,
+                    super::DRAIN_FLAG
+                ),
+            );
+        }
+        return ask(
+            &path,
+            Request {
+                args,
+                stdin: String::new(),
+            },
+        );
+    }
     if args.first().map(String::as_str) == Some(crate::health::keepalived::IMPORT_FLAG) {
         return crate::health::keepalived::import_command(&args[1..]);
     }

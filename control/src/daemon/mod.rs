@@ -26,6 +26,7 @@
 //! endpoint, signals, systemd notification.
 
 pub mod backend;
+pub mod bgp;
 pub mod client;
 pub mod dataplane;
 #[cfg(feature = "dpdk")]
@@ -72,6 +73,14 @@ pub struct Daemon {
     health: Health,
     /// Where checker threads report (set by [`Daemon::start_health`]).
     health_sink: Option<Sink>,
+    /// The BIRD driver, when `[bgp]` is configured.
+    bgp: Option<bgp::Speaker>,
+    /// Services never announced (`announce = false`).
+    bgp_opt_out: Vec<ServiceKey>,
+    /// `rvsadm --drain on`: every VIP withdrawn, forwarding goes on.
+    drained: bool,
+    /// SIGTERM seen: VIPs withdrawn, stopping after the drain time.
+    stopping: bool,
 }
 
 fn role_of(cfg: &Config) -> Role {
@@ -186,6 +195,8 @@ impl Daemon {
         mut dp: Box<dyn Dataplane>,
     ) -> Result<Daemon, String> {
         let mut model = config.to_model();
+        let bgp_conf = config.bgp.clone();
+        let bgp_opt_out = config::bgp_opt_out(&config);
         // alpha: real servers checked before they get traffic
         let health = Health::new(health::config::plan(&config), 1);
         health.apply_all(&mut model);
@@ -209,7 +220,15 @@ impl Daemon {
             sync_backup: None,
             health,
             health_sink: None,
+            bgp: None,
+            bgp_opt_out,
+            drained: false,
+            stopping: false,
         };
+        if let Some(b) = bgp_conf {
+            let want = d.bgp_wanted();
+            d.bgp = Some(bgp::Speaker::start(b, want)?);
+        }
         d.publish_telemetry();
         if d.config.ha.sync {
             let state = match role {
@@ -281,6 +300,7 @@ impl Daemon {
         let old = self.role;
         self.role = role;
         log::log(format!("role {old} -> {role}"));
+        self.bgp_refresh();
         if self.config.ha.sync {
             let (stop, start) = match role {
                 Role::Backup => (SyncState::Master, SyncState::Backup),
@@ -448,6 +468,11 @@ impl Daemon {
 
     /// Executes one `rvsadm` request.
     pub fn handle(&mut self, req: &Request) -> Reply {
+        match req.args.first().map(String::as_str) {
+            Some(BGP_FLAG) => return self.bgp_listing(),
+            Some(DRAIN_FLAG) => return self.drain(req.args.get(1).map(String::as_str)),
+            _ => {}
+        }
         if req.args.first().map(String::as_str) == Some(HEALTH_FLAG) {
             return Reply {
                 status: 0,
@@ -538,7 +563,122 @@ impl Daemon {
         }
         self.model = next;
         self.publish_telemetry();
+        self.bgp_refresh();
         Ok(())
+    }
+
+    /// Whether this director should announce its VIPs at all: master or
+    /// standalone, not drained, not stopping.
+    fn bgp_serving(&self) -> bool {
+        self.role != Role::Backup && !self.drained && !self.stopping
+    }
+
+    /// Why the director announces or not, for `rvsadm --bgp`.
+    fn bgp_reason(&self) -> String {
+        let mut why = vec![format!("role {}", self.role)];
+        if self.drained {
+            why.push("drained (rvsadm --drain on)".into());
+        }
+        if self.stopping {
+            why.push("stopping".into());
+        }
+        let verdict = if self.bgp_serving() {
+            "announcing VIPs with a usable real server"
+        } else {
+            "withdrawn"
+        };
+        format!("{verdict} ({})", why.join(", "))
+    }
+
+    /// The VIPs to announce now.
+    fn bgp_wanted(&self) -> std::collections::BTreeSet<std::net::IpAddr> {
+        crate::bgp::announced(&self.model, self.bgp_serving(), &self.bgp_opt_out)
+    }
+
+    /// Hands the VIPs to announce to the BIRD driver (after every change
+    /// of model, role, drain or stop).
+    fn bgp_refresh(&self) {
+        if let Some(b) = &self.bgp {
+            b.set(self.bgp_wanted());
+        }
+    }
+
+    fn bgp_listing(&self) -> Reply {
+        let stdout = match &self.bgp {
+            Some(b) => b.listing(&crate::bgp::vips(&self.model), &self.bgp_reason()),
+            None => "no [bgp] section: nothing is announced\n".into(),
+        };
+        Reply {
+            status: 0,
+            stdout,
+            stderr: String::new(),
+        }
+    }
+
+    /// `rvsadm --drain on|off`: withdraws every VIP (forwarding goes on,
+    /// so the connections the routers still send keep working) or
+    /// announces them again; waits for BIRD to confirm.
+    fn drain(&mut self, arg: Option<&str>) -> Reply {
+        let on = match arg {
+            Some("on") => true,
+            Some("off") => false,
+            _ => {
+                return Reply {
+                    status: 2,
+                    stdout: String::new(),
+                    stderr: format!("{DRAIN_FLAG} needs 'on' or 'off'\n"),
+                }
+            }
+        };
+        let Some(b) = &self.bgp else {
+            return Reply {
+                status: 1,
+                stdout: String::new(),
+                stderr: "rvsd: no [bgp] section: nothing is announced, nothing to drain\n".into(),
+            };
+        };
+        self.drained = on;
+        let want = self.bgp_wanted();
+        b.set(want.clone());
+        log::log(format!(
+            "rvsadm {DRAIN_FLAG} {}: applied",
+            if on { "on" } else { "off" }
+        ));
+        let list: Vec<String> = want.iter().map(ToString::to_string).collect();
+        match b.wait(DRAIN_WAIT) {
+            Ok(()) => Reply {
+                status: 0,
+                stdout: if on {
+                    "drained: every VIP withdrawn\n".into()
+                } else {
+                    format!("announcing: {}\n", list.join(" "))
+                },
+                stderr: String::new(),
+            },
+            Err(e) => Reply {
+                status: 1,
+                stdout: String::new(),
+                stderr: format!(
+                    "rvsd: drain {}: BIRD has not confirmed: {e}; rvsd keeps trying\n",
+                    if on { "on" } else { "off" }
+                ),
+            },
+        }
+    }
+
+    /// SIGTERM with `[bgp]`: withdraws every VIP, waits for BIRD to
+    /// confirm, and returns how long to keep forwarding before stopping
+    /// (`drain_seconds`). None without `[bgp]`: stop at once.
+    pub fn begin_stop(&mut self) -> Option<std::time::Duration> {
+        let b = self.bgp.as_ref()?;
+        self.stopping = true;
+        b.set(std::collections::BTreeSet::new());
+        if let Err(e) = b.wait(DRAIN_WAIT) {
+            log::log(format!("bgp: withdraw before stopping not confirmed: {e}"));
+        }
+        Some(std::time::Duration::from_secs(
+            u64::try_from(b.config().drain_seconds).unwrap_or(0),
+        ))
     }
 
     /// Refreshes the replies of rvs's DPDK telemetry commands.
@@ -587,6 +727,7 @@ impl Daemon {
             ),
             (cfg.metrics != b.metrics, "metrics.listen"),
             (cfg.control != b.control, "control.socket"),
+            (cfg.bgp != b.bgp, "[bgp]"),
         ] {
             if changed {
                 notes.push(what);
@@ -601,6 +742,7 @@ impl Daemon {
         cfg.dataplane.conn_table_size_v6 = b.dataplane.conn_table_size_v6;
         cfg.metrics = b.metrics.clone();
         cfg.control = b.control.clone();
+        cfg.bgp = b.bgp.clone();
         let mut next = cfg.to_model();
         next.conn_table_size = self.model.conn_table_size;
         // what rvsadm made stays, unless the file now lists it too
@@ -635,6 +777,8 @@ impl Daemon {
         }
         // the [[fwmark]] rules, for new connections from now on
         self.dp.set_classifier(cfg.classifier())?;
+        self.bgp_opt_out = config::bgp_opt_out(&cfg);
+        self.bgp_refresh();
         // like the sysctl, it applies to new SYNs at once (validated 0..=3)
         self.dp
             .set_conn_reuse_mode(u8::try_from(cfg.dataplane.conn_reuse_mode).unwrap_or(1))?;
@@ -730,12 +874,23 @@ impl Daemon {
         m.stateless = st.stateless;
         let mut out = metrics::render(&m);
         out.push_str(&self.health.metrics());
+        if let Some(b) = &self.bgp {
+            out.push_str(&b.metrics(&crate::bgp::vips(&self.model)));
+        }
         out
     }
 
     /// Stops the sync daemons, then the dataplane.
     pub fn shutdown(mut self) {
         self.health.stop();
+        if let Some(b) = self.bgp.take() {
+            // withdraw before forwarding stops (a no-op after begin_stop)
+            b.set(std::collections::BTreeSet::new());
+            if let Err(e) = b.wait(DRAIN_WAIT) {
+                log::log(format!("bgp: withdraw at shutdown not confirmed: {e}"));
+            }
+            b.stop();
+        }
         if let Some(d) = self.sync_master.take() {
             d.stop();
         }
@@ -748,6 +903,12 @@ impl Daemon {
 
 /// rvsadm's flag for the health listing (answered by the daemon).
 pub const HEALTH_FLAG: &str = "--health";
+/// rvsadm's flag for the BGP listing (what is announced).
+pub const BGP_FLAG: &str = "--bgp";
+/// rvsadm's `--drain on|off`: withdraw every VIP, or announce again.
+pub const DRAIN_FLAG: &str = "--drain";
+/// How long a drain or a stop waits for BIRD to confirm.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(6);
 
 fn text(o: Outcome) -> String {
     match o {

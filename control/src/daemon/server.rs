@@ -76,7 +76,9 @@ pub fn usage() -> String {
          \x20 -V, --version       version\n\
          \x20 -- EAL-ARGS...      extra DPDK EAL arguments (after [eal] extra_args)\n\
          \n\
-         Signals: HUP reloads the config file, TERM and INT stop.\n"
+         Signals: HUP reloads the config file, TERM and INT stop (with [bgp]:\n\
+         \x20 withdraw the VIPs, forward for bgp.drain_seconds, then stop; a\n\
+         \x20 second signal stops at once).\n"
     )
 }
 
@@ -232,8 +234,15 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
 
 fn main_loop(daemon: &mut Daemon, rx: &Receiver<Event>) {
     let mut next_tick = Instant::now() + est::INTERVAL;
+    // SIGTERM with [bgp]: the VIPs are withdrawn, forwarding goes on
+    // until then, so the routers move the flows before anything stops
+    let mut stop_at: Option<Instant> = None;
     loop {
         let now = Instant::now();
+        if stop_at.is_some_and(|t| now >= t) {
+            log("drain time over: stopping");
+            return;
+        }
         if now >= next_tick {
             daemon.sample_rates();
             daemon.poll_passive();
@@ -243,7 +252,8 @@ fn main_loop(daemon: &mut Daemon, rx: &Receiver<Event>) {
             }
             continue;
         }
-        match rx.recv_timeout(next_tick - now) {
+        let wake = stop_at.map_or(next_tick, |t| t.min(next_tick));
+        match rx.recv_timeout(wake.saturating_duration_since(now)) {
             Ok(Event::Request(req, reply)) => {
                 let _ = reply.send(daemon.handle(&req));
             }
@@ -261,8 +271,23 @@ fn main_loop(daemon: &mut Daemon, rx: &Receiver<Event>) {
             }
             Ok(Event::Signal(sig)) => {
                 let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
-                log(format!("{name}: stopping"));
-                return;
+                if stop_at.is_some() {
+                    log(format!("{name} again: stopping now"));
+                    return;
+                }
+                match daemon.begin_stop() {
+                    Some(grace) => {
+                        log(format!(
+                            "{name}: VIPs withdrawn, forwarding for {} s more (bgp.drain_seconds), then stopping",
+                            grace.as_secs()
+                        ));
+                        stop_at = Some(Instant::now() + grace);
+                    }
+                    None => {
+                        log(format!("{name}: stopping"));
+                        return;
+                    }
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,

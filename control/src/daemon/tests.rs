@@ -475,3 +475,99 @@ fn rate_listing_shows_a_known_rate() {
         ]
     );
 }
+
+/// The announce rules of `[bgp]` (issue 13), against the mock dataplane
+/// and a stand-in for birdc (a script that says "Reconfigured" and
+/// records each call): which VIPs the include file lists after each
+/// change, and what `rvsadm --bgp`, `--drain` and the metrics say. The
+/// real BIRD is in control/tests/e2e_bgp.rs.
+#[test]
+fn bgp_announce_rules() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+    let dir = std::env::temp_dir().join(format!("rvsd-bgp-unit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let birdc = dir.join("birdc");
+    let calls = dir.join("calls");
+    std::fs::write(
+        &birdc,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\necho 'BIRD 2.0.12 ready.'\necho Reconfigured\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&birdc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let include = dir.join("rvs.conf");
+    let text = format!(
+        "{CONFIG}\n[bgp]\nspeaker = \"bird\"\ninclude = \"{}\"\nbirdc = \"{}\"\nsocket = \"/x/bird.ctl\"\n\
+         \n[[service]]\nprotocol = \"tcp\"\naddress = \"198.18.0.101:80\"\nforward = \"masq\"\nannounce = false\n\
+         \x20 [[service.real]]\n  address = \"198.19.0.2:8080\"\n",
+        include.display(),
+        birdc.display()
+    );
+    let cfg = config::parse(&text, "test.toml").unwrap();
+    let mock = MockDataplane::from_config(&cfg);
+    let mut d = Daemon::start(Path::new("/nonexistent.toml"), cfg, Box::new(mock)).unwrap();
+    let wait = |d: &Daemon| {
+        d.bgp
+            .as_ref()
+            .unwrap()
+            .wait(Duration::from_secs(10))
+            .unwrap()
+    };
+    let routes = || -> Vec<String> {
+        std::fs::read_to_string(&include)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.trim_start().starts_with("route "))
+            .map(|l| l.trim().to_string())
+            .collect()
+    };
+    let vip = "route 198.18.0.100/32 blackhole;";
+    wait(&d);
+    // standalone, a real server of weight 2; .101 opted out
+    assert_eq!(routes(), [vip]);
+    let l = ok(&mut d, "--bgp");
+    assert!(l.contains("198.18.0.100 announced\n"), "{l}");
+    assert!(l.contains("198.18.0.101 withdrawn\n"), "{l}");
+    assert!(d
+        .metrics()
+        .contains("rvs_bgp_announced{vip=\"198.18.0.100\"} 1\n"));
+    // no usable real server: weight 0 withdraws, weight back announces
+    ok(&mut d, "-e -t 198.18.0.100:80 -r 198.19.0.2:8080 -m -w 0");
+    wait(&d);
+    assert!(routes().is_empty());
+    ok(&mut d, "-e -t 198.18.0.100:80 -r 198.19.0.2:8080 -m -w 1");
+    wait(&d);
+    assert_eq!(routes(), [vip]);
+    // backup withdraws, master announces
+    ok(&mut d, "--role backup");
+    wait(&d);
+    assert!(routes().is_empty());
+    ok(&mut d, "--role master");
+    wait(&d);
+    assert_eq!(routes(), [vip]);
+    // drain on / off, confirmed by the (stand-in) speaker
+    assert_eq!(ok(&mut d, "--drain on"), "drained: every VIP withdrawn\n");
+    assert!(routes().is_empty());
+    assert!(ok(&mut d, "--bgp").contains("drained"));
+    // a change while drained announces nothing
+    ok(&mut d, "-e -t 198.18.0.100:80 -r 198.19.0.2:8080 -m -w 3");
+    wait(&d);
+    assert!(routes().is_empty());
+    assert_eq!(ok(&mut d, "--drain off"), "announcing: 198.18.0.100\n");
+    assert_eq!(routes(), [vip]);
+    assert_eq!(run(&mut d, "--drain maybe").status, 2);
+    let m = d.metrics();
+    assert!(m.contains("rvs_bgp_withdrawals_total 3\n"), "{m}");
+    assert!(m.contains("rvs_bgp_speaker_errors 0\n"), "{m}");
+    // SIGTERM: withdrawn first, then the drain time
+    assert_eq!(d.begin_stop(), Some(Duration::from_secs(5)));
+    assert!(routes().is_empty());
+    let c = std::fs::read_to_string(&calls).unwrap();
+    assert!(c.lines().all(|l| l == "-s /x/bird.ctl configure"), "{c}");
+    d.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}

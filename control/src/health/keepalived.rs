@@ -585,6 +585,7 @@ fn virtual_server(
         health: None,
         sloppy_tcp: None,
         ops: false,
+        announce: None,
     };
     let mut ops_at: Option<&Node> = None;
     let mut health = ServiceHealthConf::default();

@@ -160,12 +160,14 @@ pub(crate) fn maglev(reals: &[RealServer], m: u32, k_off: HashKey, k_skip: HashK
     }
     let bar = Barrett::new(m);
     let bar_skip = Barrett::new(m - 1);
-    let mut walks: Vec<Walk> = reals
-        .iter()
-        .zip(&turns)
-        .enumerate()
-        .filter(|(_, (_, &t))| t > 0)
-        .map(|(i, (r, &t))| {
+    // Servers take their turns in address order, not list order: the
+    // table must not depend on the order the config lists them in, so
+    // every director builds the same one (IPVS walks its list order).
+    let mut walks: Vec<Walk> = by_address(reals)
+        .into_iter()
+        .filter_map(|i| Some((i, reals.get(i)?, *turns.get(i)?)))
+        .filter(|&(_, _, t)| t > 0)
+        .map(|(i, r, t)| {
             let next = bar.reduce(k_off.hash(r.addr, r.port, 0)) as u32;
             let skip = bar_skip.reduce(k_skip.hash(r.addr, r.port, 0)) as u32 + 1;
             Walk {
@@ -245,6 +247,14 @@ pub(crate) fn maglev(reals: &[RealServer], m: u32, k_off: HashKey, k_skip: HashK
     table
 }
 
+/// Indexes of `reals` ordered by (address, port): the order Maglev
+/// servers take their turns in.
+fn by_address(reals: &[RealServer]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..reals.len()).collect();
+    order.sort_unstable_by_key(|&i| reals.get(i).map(|r| (r.addr, r.port)));
+    order
+}
+
 /// The plain probing fill, kept as the reference the fast one is tested
 /// against.
 #[cfg(test)]
@@ -257,19 +267,19 @@ fn maglev_reference(reals: &[RealServer], m: u32, k_off: HashKey, k_skip: HashKe
     if turns.iter().all(|&t| t == 0) {
         return table;
     }
-    let mut perm: Vec<(u32, u32, u32)> = reals
-        .iter()
-        .zip(&turns)
-        .map(|(r, &t)| {
+    let mut perm: Vec<(u32, u32, u32, u32)> = by_address(reals)
+        .into_iter()
+        .map(|i| {
+            let (r, t) = (&reals[i], turns[i]);
             let off = (k_off.hash(r.addr, r.port, 0) % u64::from(m)) as u32;
             let skip = (k_skip.hash(r.addr, r.port, 0) % u64::from(m - 1)) as u32 + 1;
-            (off, skip, t)
+            (off, skip, t, i as u32)
         })
         .collect();
     let mut used = vec![false; size];
     let mut filled = 0usize;
     loop {
-        for (i, (next, skip, t)) in perm.iter_mut().enumerate() {
+        for (next, skip, t, i) in perm.iter_mut() {
             for _ in 0..*t {
                 let mut c = *next;
                 while used[c as usize] {
@@ -277,7 +287,7 @@ fn maglev_reference(reals: &[RealServer], m: u32, k_off: HashKey, k_skip: HashKe
                 }
                 *next = c;
                 used[c as usize] = true;
-                table[c as usize] = i as u32;
+                table[c as usize] = *i;
                 filled += 1;
                 if filled == size {
                     return table;

@@ -677,3 +677,62 @@ fn maglev_disruption_on_removal() {
         assert!(frac_kept < 1.5 / n as f64, "N={n}: {frac_kept}");
     }
 }
+
+/// The address each slot of a Maglev table sends to.
+fn slot_addrs(s: &ServiceSched) -> Vec<(IpAddr, u16)> {
+    s.table()
+        .iter()
+        .map(|&e| {
+            let r = &s.reals()[e as usize];
+            (r.addr, r.port)
+        })
+        .collect()
+}
+
+/// Issue 13 item 3: every director builds the same Maglev table from the
+/// same config, so a flow ECMP moves to another director keeps its real
+/// server. The table depends on the real servers' addresses, ports and
+/// weights and on the seed only: not on the order the config lists them,
+/// not on the per-director ids the control thread gives them, not on the
+/// snapshot generation.
+#[test]
+fn maglev_table_same_on_every_director() {
+    let ws = [1, 3, 2, 5, 1, 4, 2];
+    let base = reals(&ws);
+    let reference = slot_addrs(&svc(cfg(SchedKind::Mh), base.clone(), 1));
+    // every rotation and the reverse of the list, with other ids and
+    // another generation, as another director would build it
+    let mut orders: Vec<Vec<RealServer>> = (0..ws.len())
+        .map(|k| {
+            let mut v = base.clone();
+            v.rotate_left(k);
+            v
+        })
+        .collect();
+    let mut rev = base.clone();
+    rev.reverse();
+    orders.push(rev);
+    for (n, mut order) in orders.into_iter().enumerate() {
+        for (i, r) in order.iter_mut().enumerate() {
+            r.id = RealId(9000 + (i as u32 * 7 + n as u32) % 50);
+        }
+        let s = svc(cfg(SchedKind::Mh), order, 40 + n as u64);
+        assert!(
+            slot_addrs(&s) == reference,
+            "order {n}: the Maglev table depends on the listing order or ids"
+        );
+    }
+    // the same for the stateless table rvsd builds alongside (default
+    // size, equal weights) and for IPv6 real servers
+    let v6: Vec<RealServer> = (0..5u32)
+        .map(|i| {
+            let a = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 0x10 + i as u16));
+            RealServer::new(i, a, 443, 1)
+        })
+        .collect();
+    let a = slot_addrs(&svc(cfg(SchedKind::Mh), v6.clone(), 1));
+    let mut shuffled = v6;
+    shuffled.swap(0, 4);
+    shuffled.swap(1, 3);
+    assert!(slot_addrs(&svc(cfg(SchedKind::Mh), shuffled, 2)) == a);
+}

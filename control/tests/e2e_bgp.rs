@@ -183,9 +183,16 @@ fn director_bird(node: &Node) -> Proc {
     bird(&node.dir.ns, &conf, &node.bird_sock())
 }
 
+/// BIRD runs under SCHED_FIFO, as a control plane on a box whose cores
+/// busy-poll should: the two directors' workers spin on both cores of a
+/// 2-core CI machine, and a BIRD that waits for a time slice misses its
+/// BFD intervals (100 ms x 5) and drops the surviving director's session.
 fn bird(ns: &str, conf: &Path, sock: &str) -> Proc {
     let conf = conf.display().to_string();
-    netns::spawn(ns, &["bird", "-f", "-c", &conf, "-s", sock])
+    netns::spawn(
+        ns,
+        &["chrt", "-f", "10", "bird", "-f", "-c", &conf, "-s", sock],
+    )
 }
 
 /// The router's BIRD: a session with BFD to each director, the VIPs they

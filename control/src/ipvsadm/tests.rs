@@ -1190,3 +1190,102 @@ fn golden_tunnel_listing_save_and_restore() {
         .unwrap()
         .contains("-r 198.19.10.2:80 -g -w 1\n"));
 }
+
+/// ipvsadm(8)'s EXAMPLE 2 (Firewall-Mark Virtual Service), replayed as the
+/// man page gives it: one command at a time and as one `ipvsadm -R`
+/// script; both give the listing and `-S` ipvsadm prints for it (the
+/// addresses are the man page's; nothing is sent anywhere).
+#[test]
+fn ipvsadm_man_page_example_2_fwmark_replays() {
+    let cmds = [
+        "-A -f 1  -s rr",
+        "-a -f 1 -r 192.168.10.1:0 -m",
+        "-a -f 1 -r 192.168.10.2:0 -m",
+        "-a -f 1 -r 192.168.10.3:0 -m",
+        "-a -f 1 -r 192.168.10.4:0 -m",
+        "-a -f 1 -r 192.168.10.5:0 -m",
+    ];
+    let mut one = Model::new();
+    for c in cmds {
+        run(&mut one, c).unwrap_or_else(|e| panic!("{c}: {e:?}"));
+    }
+    let mut script = Model::new();
+    restore(&mut script, &format!("\n{}\n", cmds.join("\n"))).unwrap();
+    let want = "IP Virtual Server version 1.2.1 (size=4096)\n\
+Prot LocalAddress:Port Scheduler Flags\n\
+\x20 -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+FWM  1 rr\n\
+\x20 -> 192.168.10.1:0               Masq    1      0          0         \n\
+\x20 -> 192.168.10.2:0               Masq    1      0          0         \n\
+\x20 -> 192.168.10.3:0               Masq    1      0          0         \n\
+\x20 -> 192.168.10.4:0               Masq    1      0          0         \n\
+\x20 -> 192.168.10.5:0               Masq    1      0          0         \n";
+    assert_eq!(run(&mut one, "-Ln").unwrap(), want);
+    assert_eq!(run(&mut script, "-Ln").unwrap(), want);
+    let saved = "-A -f 1 -s rr\n\
+-a -f 1 -r 192.168.10.1:0 -m -w 1\n\
+-a -f 1 -r 192.168.10.2:0 -m -w 1\n\
+-a -f 1 -r 192.168.10.3:0 -m -w 1\n\
+-a -f 1 -r 192.168.10.4:0 -m -w 1\n\
+-a -f 1 -r 192.168.10.5:0 -m -w 1\n";
+    assert_eq!(run(&mut one, "-S -n").unwrap(), saved);
+    assert_eq!(run(&mut script, "-S -n").unwrap(), saved);
+}
+
+/// ipvsadm(8) 1.31's EXAMPLE 3 (GUE tunnelling) and EXAMPLE 4 (GRE),
+/// replayed as the man page gives them, one command at a time and as one
+/// `ipvsadm -R` script: the same listing and `-S` either way.
+#[test]
+fn ipvsadm_man_page_examples_3_4_tunnels_replay() {
+    let cmds = [
+        "-A -t 207.175.44.110:80 -s rr",
+        "-a -t 207.175.44.110:80 -r 192.168.10.1:80 -i --tun-type gue --tun-port 6080 --tun-nocsum",
+        "-a -t 207.175.44.110:80 -r 192.168.10.2:80 -i --tun-type gue --tun-port 6080 --tun-csum",
+        "-a -t 207.175.44.110:80 -r 192.168.10.3:80 -i --tun-type gue --tun-port 6080 --tun-remcsum",
+        "-a -t 207.175.44.110:80 -r 192.168.10.4:80 -i --tun-type gue --tun-port 6078",
+        "-a -t 207.175.44.110:80 -r 192.168.10.5:80 -i --tun-type gue --tun-port 6079",
+        "-A -t 10.0.0.1:80 -s rr",
+        "-a -t 10.0.0.1:80 -r 192.168.11.1:80 -i --tun-type gre --tun-csum",
+    ];
+    let mut one = Model::new();
+    for c in cmds {
+        run(&mut one, c).unwrap_or_else(|e| panic!("{c}: {e:?}"));
+    }
+    let mut script = Model::new();
+    restore(&mut script, &format!("\n{}\n", cmds.join("\n"))).unwrap();
+    let want = "IP Virtual Server version 1.2.1 (size=4096)\n\
+Prot LocalAddress:Port Scheduler Flags\n\
+\x20 -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+TCP  10.0.0.1:80 rr\n\
+\x20 -> 192.168.11.1:80              Tunnel  1      0          0         \n\
+TCP  207.175.44.110:80 rr\n\
+\x20 -> 192.168.10.1:80              Tunnel  1      0          0         \n\
+\x20 -> 192.168.10.2:80              Tunnel  1      0          0         \n\
+\x20 -> 192.168.10.3:80              Tunnel  1      0          0         \n\
+\x20 -> 192.168.10.4:80              Tunnel  1      0          0         \n\
+\x20 -> 192.168.10.5:80              Tunnel  1      0          0         \n";
+    assert_eq!(run(&mut one, "-Ln").unwrap(), want);
+    assert_eq!(run(&mut script, "-Ln").unwrap(), want);
+    let saved = run(&mut one, "-S -n").unwrap();
+    assert_eq!(run(&mut script, "-S -n").unwrap(), saved);
+    for line in [
+        "-a -t 207.175.44.110:80 -r 192.168.10.1:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum\n",
+        "-a -t 207.175.44.110:80 -r 192.168.10.2:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum\n",
+        "-a -t 207.175.44.110:80 -r 192.168.10.3:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-remcsum\n",
+        "-a -t 10.0.0.1:80 -r 192.168.11.1:80 -i -w 1 --tun-type gre --tun-csum\n",
+    ] {
+        assert!(saved.contains(line), "{line:?} in\n{saved}");
+    }
+    let info = "IP Virtual Server version 1.2.1 (size=4096)\n\
+Prot LocalAddress:Port Scheduler Flags\n\
+\x20 -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n\
+TCP  10.0.0.1:80 rr\n\
+\x20 -> 192.168.11.1:80              Tunnel  gre:+c        1      0          0         \n\
+TCP  207.175.44.110:80 rr\n\
+\x20 -> 192.168.10.1:80              Tunnel  gue:6080:-c   1      0          0         \n\
+\x20 -> 192.168.10.2:80              Tunnel  gue:6080:+c   1      0          0         \n\
+\x20 -> 192.168.10.3:80              Tunnel  gue:6080:r+c  1      0          0         \n\
+\x20 -> 192.168.10.4:80              Tunnel  gue:6078:-c   1      0          0         \n\
+\x20 -> 192.168.10.5:80              Tunnel  gue:6079:-c   1      0          0         \n";
+    assert_eq!(run(&mut one, "-Ln --tun-info").unwrap(), info);
+}

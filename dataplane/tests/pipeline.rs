@@ -735,7 +735,7 @@ fn established_flow_follows_neighbour_changes() {
     p.learn(rs, SERVER_PORT, MacAddr(MAC_RS1), 0, &mut out);
     let syn = tcp4("198.18.0.10", 40000, "198.18.0.100", 80, true, false, b"");
     let ack = tcp4("198.18.0.10", 40000, "198.18.0.100", 80, false, true, b"x");
-    let mut send = |p: &mut Pipeline<VecBuf>, pkt: &[u8], now: u64| {
+    let send = |p: &mut Pipeline<VecBuf>, pkt: &[u8], now: u64| {
         let mut out = Collect::default();
         p.process(VecBuf::new(pkt), CLIENT_PORT, now, false, &mut out);
         out.tx
@@ -762,8 +762,14 @@ fn established_flow_follows_neighbour_changes() {
     // is stale: still used, and a unicast probe goes out with the packet.
     let tx = send(&mut p, &ack, 34 * sec);
     assert_eq!(tx.len(), 2, "{tx:?}");
-    let data: Vec<_> = tx.iter().filter(|(_, f)| f[12..14] == [0x08, 0x00]).collect();
-    let probes: Vec<_> = tx.iter().filter(|(_, f)| f[12..14] == [0x08, 0x06]).collect();
+    let data: Vec<_> = tx
+        .iter()
+        .filter(|(_, f)| f[12..14] == [0x08, 0x00])
+        .collect();
+    let probes: Vec<_> = tx
+        .iter()
+        .filter(|(_, f)| f[12..14] == [0x08, 0x06])
+        .collect();
     assert_eq!((data.len(), probes.len()), (1, 1), "{tx:?}");
     assert_eq!(&data[0].1[0..6], &MAC_RS2);
     assert_eq!(&probes[0].1[0..6], &MAC_RS2, "unicast probe");

@@ -127,11 +127,7 @@ pub fn update16(hc: u16, old: u16, new: u16) -> u16 {
 pub fn update32(hc: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
     let o = u32::from_be_bytes(old);
     let n = u32::from_be_bytes(new);
-    let s = u32::from(!hc)
-        + (!(o >> 16) & 0xffff)
-        + (!o & 0xffff)
-        + (n >> 16)
-        + (n & 0xffff);
+    let s = u32::from(!hc) + (!(o >> 16) & 0xffff) + (!o & 0xffff) + (n >> 16) + (n & 0xffff);
     !fold32(s)
 }
 

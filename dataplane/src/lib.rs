@@ -22,6 +22,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod adj;
 pub mod buf;
 pub mod channel;
 pub mod conn;

@@ -8,6 +8,7 @@
 //! in tests and benches. Nothing here allocates or panics per packet; a
 //! packet that is not forwarded is dropped with a named counter.
 
+use crate::adj::{AdjCache, Adjacency};
 use crate::buf::PacketBuf;
 use crate::conn::{
     Activity, ConnConfig, ConnTable, Direction as ConnDir, FwdMode, InsertError, NewConn,
@@ -23,7 +24,7 @@ use crate::snapshot::{Role, Service, Snapshot};
 use crate::stage::Stage;
 use crate::stats::{PathDrop, WorkerCounters};
 use crate::sync::{SyncConn, SyncMark, SyncParams};
-use crate::wire::ethernet::MacAddr;
+use crate::wire::ethernet::{MacAddr, HEADER_LEN as ETH_HEADER_LEN};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -369,6 +370,8 @@ struct State {
     passive: PassiveLimiter,
     /// Scratch of the staged burst path (allocated once).
     stage: Box<Stage>,
+    /// Route + neighbour answers per destination (`crate::adj`).
+    adj: AdjCache,
 }
 
 /// One worker's packet path.
@@ -464,6 +467,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 kernel_rate: cfg.kernel_pps,
                 passive: PassiveLimiter::new(),
                 stage: Box::new(Stage::new()),
+                adj: AdjCache::new(),
             },
             neigh,
             snap: snap.clone(),
@@ -502,6 +506,8 @@ impl<B: PacketBuf> Pipeline<B> {
     /// scheduler state). Returns the old one so the caller can hand it
     /// back to control to free.
     pub fn install(&mut self, snap: Arc<Snapshot>) -> Arc<Snapshot> {
+        // Routes and ports may differ: no cached adjacency survives.
+        self.st.adj.clear();
         let slots = snap.service_slots();
         if self.st.scheds.len() < slots {
             self.st.scheds.resize_with(slots, || None);
@@ -1534,23 +1540,44 @@ impl<B: PacketBuf> Pipeline<B> {
             Direction::In => t.rip.addr,
             Direction::Out => t.client.addr,
         };
-        let Some(hop) = snap.routes.lookup(to) else {
-            return self.drop_pkt(PathDrop::NoRoute);
-        };
-        let Some(port) = snap.ports.get(hop.port as usize) else {
-            return self.drop_pkt(PathDrop::NoRoute);
-        };
-        let out = L2Out {
-            src_mac: port.mac,
-            dst_mac: MacAddr::ZERO,
-            mtu: port.mtu,
+        let now = self.st.now_ns;
+        // The adjacency cache answers for an established flow's
+        // destination without a route or neighbour lookup (crate::adj);
+        // a miss takes both, and fills it after the neighbour output.
+        let cached = self.st.adj.get(to, self.neigh.generation(), now).copied();
+        let (hop_addr, hop_port, out, tun_src) = match &cached {
+            Some(a) => (
+                a.hop,
+                a.port,
+                L2Out {
+                    src_mac: a.src_mac,
+                    dst_mac: MacAddr::ZERO,
+                    mtu: a.mtu,
+                },
+                a.tun_src,
+            ),
+            None => {
+                let Some(hop) = snap.routes.lookup(to) else {
+                    return self.drop_pkt(PathDrop::NoRoute);
+                };
+                let Some(port) = snap.ports.get(hop.port as usize) else {
+                    return self.drop_pkt(PathDrop::NoRoute);
+                };
+                let out = L2Out {
+                    src_mac: port.mac,
+                    dst_mac: MacAddr::ZERO,
+                    mtu: port.mtu,
+                };
+                let tun_src = snap.port_addr(hop.port, to).unwrap_or(to);
+                (hop.addr, hop.port, out, tun_src)
+            }
         };
         // The outer header's fields are only worked out for tunnelled
         // packets; the other modes never read them.
         let tunnel = if t.mode == Mode::Tun {
             self.st.tun_ident = self.st.tun_ident.wrapping_add(1);
             TunParams {
-                src: snap.port_addr(hop.port, to).unwrap_or(to),
+                src: tun_src,
                 ttl: Some(TunParams::DEFAULT_TTL),
                 ident: self.st.tun_ident,
             }
@@ -1563,9 +1590,35 @@ impl<B: PacketBuf> Pipeline<B> {
         };
         match forward::forward(&mut pkt, meta, t, dir, &out, &tunnel) {
             Ok(Verdict::Transmit) => {
-                let r = self.neigh.output(pkt, hop.addr, hop.port, self.st.now_ns);
+                if let Some(a) = cached.filter(|_| pkt.len() >= ETH_HEADER_LEN) {
+                    // Exactly what the neighbour output does for a
+                    // reachable entry.
+                    Neigh::<B>::write_macs(&mut pkt, a.dst_mac, a.neigh_src_mac);
+                    return sink.tx(a.port, pkt);
+                }
+                let r = self.neigh.output(pkt, hop_addr, hop_port, now);
                 match r.output {
-                    Output::Send(p) => sink.tx(hop.port, p),
+                    Output::Send(p) => {
+                        sink.tx(hop_port, p);
+                        if r.solicit.is_none() {
+                            if let Some((dst_mac, neigh_src_mac, until_ns)) =
+                                self.neigh.reachable(hop_addr, hop_port)
+                            {
+                                self.st.adj.put(Adjacency {
+                                    to,
+                                    hop: hop_addr,
+                                    port: hop_port,
+                                    mtu: out.mtu,
+                                    src_mac: out.src_mac,
+                                    dst_mac,
+                                    neigh_src_mac,
+                                    tun_src,
+                                    neigh_gen: self.neigh.generation(),
+                                    until_ns,
+                                });
+                            }
+                        }
+                    }
                     Output::Queued => {}
                     Output::Dropped(p) => {
                         drop(p);

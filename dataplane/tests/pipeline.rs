@@ -711,3 +711,72 @@ fn fullnat_local_addresses_move_with_the_master_role() {
     assert_eq!(out.tx.len(), 1, "master answers");
     assert_eq!(&out.tx[0].1[28..32], &laddr);
 }
+
+/// The adjacency cache (established packets skip the route and neighbour
+/// lookups) never outlives what it cached: a neighbour that changes its
+/// MAC is followed at once, and one past its reachable time is still used
+/// but probed, exactly as without the cache.
+#[test]
+fn established_flow_follows_neighbour_changes() {
+    let snap = snapshot(
+        vec![service(
+            0,
+            v4("198.18.0.100"),
+            80,
+            SchedKind::Rr,
+            &[(v4("198.19.0.11"), 8080)],
+            FwdMode::Nat,
+        )],
+        Role::Master,
+    );
+    let (mut p, _) = pipeline(snap.clone(), 0, 1, 1024);
+    let mut out = Collect::default();
+    let rs = v4("198.19.0.11");
+    p.learn(rs, SERVER_PORT, MacAddr(MAC_RS1), 0, &mut out);
+    let syn = tcp4("198.18.0.10", 40000, "198.18.0.100", 80, true, false, b"");
+    let ack = tcp4("198.18.0.10", 40000, "198.18.0.100", 80, false, true, b"x");
+    let send = |p: &mut Pipeline<VecBuf>, pkt: &[u8], now: u64| {
+        let mut out = Collect::default();
+        p.process(VecBuf::new(pkt), CLIENT_PORT, now, false, &mut out);
+        out.tx
+    };
+    let sec = 1_000_000_000u64;
+    let first = send(&mut p, &syn, sec);
+    assert_eq!(first.len(), 1);
+    assert_eq!(&first[0].1[0..6], &MAC_RS1);
+    for i in 0..3 {
+        let tx = send(&mut p, &ack, 2 * sec + i);
+        assert_eq!(tx.len(), 1);
+        assert_eq!(tx[0].0, SERVER_PORT);
+        assert_eq!(&tx[0].1[0..6], &MAC_RS1);
+        assert_eq!(&tx[0].1[6..12], &MAC_P1);
+    }
+    // The real server's MAC changes (it moved to another NIC).
+    p.learn(rs, SERVER_PORT, MacAddr(MAC_RS2), 3 * sec, &mut out);
+    let tx = send(&mut p, &ack, 4 * sec);
+    assert_eq!(tx.len(), 1);
+    assert_eq!(&tx[0].1[0..6], &MAC_RS2, "the new MAC at once");
+    let again = send(&mut p, &ack, 5 * sec);
+    assert_eq!(again, tx, "and on every packet after it");
+    // Past the reachable time (30 s after the last confirmation) the entry
+    // is stale: still used, and a unicast probe goes out with the packet.
+    let tx = send(&mut p, &ack, 34 * sec);
+    assert_eq!(tx.len(), 2, "{tx:?}");
+    let data: Vec<_> = tx
+        .iter()
+        .filter(|(_, f)| f[12..14] == [0x08, 0x00])
+        .collect();
+    let probes: Vec<_> = tx
+        .iter()
+        .filter(|(_, f)| f[12..14] == [0x08, 0x06])
+        .collect();
+    assert_eq!((data.len(), probes.len()), (1, 1), "{tx:?}");
+    assert_eq!(&data[0].1[0..6], &MAC_RS2);
+    assert_eq!(&probes[0].1[0..6], &MAC_RS2, "unicast probe");
+    // A new snapshot drops what was cached: the packets still leave the
+    // same, worked out afresh.
+    p.install(snap);
+    let tx = send(&mut p, &ack, 34 * sec + 1);
+    assert_eq!(tx.len(), 1);
+    assert_eq!(&tx[0].1[0..6], &MAC_RS2);
+}

@@ -1089,6 +1089,39 @@ impl<T: PacketBuf> Neigh<T> {
         Some(s)
     }
 
+    /// The generation of the table: changes whenever an entry may have
+    /// changed (learned, confirmed, aged, removed). An answer of
+    /// [`reachable`](Self::reachable) stays exact while it is unchanged.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.table.generation()
+    }
+
+    /// For a reachable entry (`hop`, `port`): the neighbour's MAC, the
+    /// port's MAC and the time from which [`output`](Self::output) would
+    /// treat the entry as stale. Until then, and while the
+    /// [`generation`](Self::generation) is unchanged, `output` of a frame
+    /// to it does exactly [`write_macs`](Self::write_macs) and sends.
+    pub fn reachable(&self, hop: IpAddr, port: u16) -> Option<(MacAddr, MacAddr, u64)> {
+        let port_mac = self.port(port)?.mac;
+        let e = self.table.get(self.table.find(hop, port)?)?;
+        (e.state == NeighState::Reachable && self.cfg.reachable_time > 0).then(|| {
+            (
+                e.mac,
+                port_mac,
+                e.confirmed.saturating_add(self.cfg.reachable_time),
+            )
+        })
+    }
+
+    /// Writes the destination and source MAC of the Ethernet frame `pkt`
+    /// (what [`output`](Self::output) does to a frame for a reachable
+    /// neighbour).
+    #[inline]
+    pub fn write_macs<B: PacketBuf + ?Sized>(pkt: &mut B, dst: MacAddr, src: MacAddr) {
+        write_macs(pkt, dst, src);
+    }
+
     /// Sends `pkt` (an Ethernet frame) to the next hop `hop` on `port`:
     /// writes the MAC if known, else queues it and starts resolution.
     /// A stale entry is still used, and probed (unicast) at most once per
@@ -1124,6 +1157,17 @@ impl<T: PacketBuf> Neigh<T> {
                 }
             }
         };
+        // A reachable entry that stays so is only read: the table's
+        // generation (and so every cached adjacency) is left alone.
+        if let Some(e) = self.table.get(i) {
+            if e.state == NeighState::Reachable && now.saturating_sub(e.confirmed) < reachable {
+                write_macs(&mut pkt, e.mac, port_mac);
+                return OutputResult {
+                    output: Output::Send(pkt),
+                    solicit: None,
+                };
+            }
+        }
         let Some(e) = self.table.get_mut(i) else {
             return OutputResult {
                 output: Output::Dropped(pkt),

@@ -157,6 +157,11 @@ pub(crate) struct Table<T> {
     pool: Box<[Node<T>]>,
     free: u32,
     pub queued_total: usize,
+    /// Bumped by every access that may change an entry (`get_mut`,
+    /// `insert`, `remove`): a copy of an entry taken at generation `g`
+    /// is still exact while the generation is `g` (the adjacency cache,
+    /// `crate::adj`, relies on it).
+    generation: u64,
 }
 
 /// Mixes an address and port into 64 bits (multiplicative hashing; the
@@ -199,6 +204,7 @@ impl<T> Table<T> {
             pool,
             free: if queue_total > 0 { 0 } else { NIL },
             queued_total: 0,
+            generation: 0,
         }
     }
 
@@ -247,15 +253,23 @@ impl<T> Table<T> {
         self.slots.get(i)?.as_ref()
     }
 
+    /// The generation: changes whenever an entry may have changed.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// The entry at slot `i`, writable.
     #[inline]
     pub fn get_mut(&mut self, i: usize) -> Option<&mut Entry> {
+        self.generation = self.generation.wrapping_add(1);
         self.slots.get_mut(i)?.as_mut()
     }
 
     /// Inserts a new entry (the caller checked it is absent and the table
     /// not full); returns its slot, or `None` if full.
     pub fn insert(&mut self, e: Entry) -> Option<usize> {
+        self.generation = self.generation.wrapping_add(1);
         if self.is_full() {
             return None;
         }
@@ -276,6 +290,7 @@ impl<T> Table<T> {
     /// Removes the entry at slot `i` (its queue must be empty: see
     /// [`pop`](Self::pop)), shifting later entries of its probe run back.
     pub fn remove(&mut self, i: usize) -> Option<Entry> {
+        self.generation = self.generation.wrapping_add(1);
         let mask = self.mask();
         let removed = self.slots.get_mut(i)?.take()?;
         self.len -= 1;

@@ -107,11 +107,19 @@ pub fn update(hc: u16, old: &[u8], new: &[u8]) -> u16 {
     !fold(add(add(u64::from(!hc), not_old), sum(new)))
 }
 
+/// [`fold`] of a sum below 2^32 (the two 32-bit steps are no-ops there).
+#[inline]
+fn fold32(mut sum: u32) -> u16 {
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum as u16
+}
+
 /// RFC 1624 update for a 16-bit field: HC' = ~(~HC + ~m + m').
 #[inline]
 pub fn update16(hc: u16, old: u16, new: u16) -> u16 {
-    let s = u64::from(!hc) + u64::from(!old) + u64::from(new);
-    !fold(s)
+    let s = u32::from(!hc) + u32::from(!old) + u32::from(new);
+    !fold32(s)
 }
 
 /// RFC 1624 update for a 32-bit field (an IPv4 address).
@@ -119,12 +127,20 @@ pub fn update16(hc: u16, old: u16, new: u16) -> u16 {
 pub fn update32(hc: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
     let o = u32::from_be_bytes(old);
     let n = u32::from_be_bytes(new);
-    let s = u64::from(!hc)
-        + u64::from(!(o >> 16) & 0xffff)
-        + u64::from(!o & 0xffff)
-        + u64::from(n >> 16)
-        + u64::from(n & 0xffff);
-    !fold(s)
+    let s = u32::from(!hc) + (!(o >> 16) & 0xffff) + (!o & 0xffff) + (n >> 16) + (n & 0xffff);
+    !fold32(s)
+}
+
+/// [`update`] for a 4-byte field, to the same bit (the sums of two words
+/// never carry out of 32 bits, so the full-width steps are left out).
+#[inline]
+pub fn update4(hc: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
+    let words = |a: [u8; 4]| {
+        let v = u32::from_be_bytes(a);
+        (v >> 16) + (v & 0xffff)
+    };
+    let not_old = u32::from(!fold32(words(old)));
+    !fold32(u32::from(!hc) + not_old + words(new))
 }
 
 /// RFC 1624 update for a 128-bit field (an IPv6 address).
@@ -228,6 +244,26 @@ mod tests {
             let mut z = data.clone();
             z[0] = 0; z[1] = 0;
             prop_assert_eq!(hc, checksum(&z));
+        }
+
+        #[test]
+        fn update4_is_update(hc in any::<u16>(), old in any::<[u8; 4]>(), new in any::<[u8; 4]>()) {
+            prop_assert_eq!(update4(hc, old, new), update(hc, &old, &new));
+        }
+
+        #[test]
+        fn narrow_updates_match_the_wide_fold(hc in any::<u16>(), o in any::<u32>(), n in any::<u32>()) {
+            let (o16, n16) = (o as u16, n as u16);
+            let wide16 = !fold(u64::from(!hc) + u64::from(!o16) + u64::from(n16));
+            prop_assert_eq!(update16(hc, o16, n16), wide16);
+            let wide32 = !fold(
+                u64::from(!hc)
+                    + u64::from(!(o >> 16) & 0xffff)
+                    + u64::from(!o & 0xffff)
+                    + u64::from(n >> 16)
+                    + u64::from(n & 0xffff),
+            );
+            prop_assert_eq!(update32(hc, o.to_be_bytes(), n.to_be_bytes()), wide32);
         }
     }
 }

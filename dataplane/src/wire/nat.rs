@@ -16,7 +16,7 @@
 
 #![deny(clippy::indexing_slicing)]
 
-use super::checksum::{update, update16, update32};
+use super::checksum::{update, update16, update32, update4};
 use super::{be16, ip_proto, ipv4, ipv6, put16, tcp, udp, Error};
 use super::{icmpv4, icmpv6};
 use core::net::{Ipv4Addr, Ipv6Addr};
@@ -104,11 +104,26 @@ fn plan(
 }
 
 /// Applies an L4 plan: checksum for the address (old → new) and the port.
-fn apply(ip: &mut [u8], plan: &L4Plan, old_addr: &[u8], new_addr: &[u8], port: Option<u16>) {
+/// Generic over the address length so each family's sums are unrolled.
+#[inline]
+fn apply<const N: usize>(
+    ip: &mut [u8],
+    plan: &L4Plan,
+    old_addr: &[u8; N],
+    new_addr: &[u8; N],
+    port: Option<u16>,
+) {
     let mut c = be16(ip, plan.csum_at);
     let skip = plan.zero_is_none && c == 0;
     if plan.pseudo && !skip {
-        c = update(c, old_addr, new_addr);
+        // N is a constant: one branch survives per family.
+        c = match (
+            <[u8; 4]>::try_from(&old_addr[..]),
+            <[u8; 4]>::try_from(&new_addr[..]),
+        ) {
+            (Ok(o), Ok(n)) => update4(c, o, n),
+            _ => update(c, old_addr, new_addr),
+        };
     }
     if let (Some(at), Some(new)) = (plan.port_at, port) {
         if !skip {

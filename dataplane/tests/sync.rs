@@ -161,6 +161,56 @@ fn parses_and_reproduces_options_padding_and_v6() {
     assert_eq!(out.bytes(), &m[..]);
 }
 
+/// The SEQ_DATA option as the kernel lays out `struct
+/// ip_vs_sync_conn_options` (six `__be32`: in_seq then out_seq, each
+/// init_seq, delta, previous_delta), decoded into the deltas the packet
+/// path applies, and encoded back to the same bytes.
+#[test]
+fn seq_data_option_carries_the_deltas_linux_compatible() {
+    let mut m = header(9, 8 + 62, 1);
+    let mut e = V4_ENTRY.to_vec();
+    e[2..4].copy_from_slice(&62u16.to_be_bytes());
+    e[6] = 0x06; // IN_SEQ | OUT_SEQ
+    #[rustfmt::skip]
+    e.extend_from_slice(&[
+        0x01, 24,
+        0xff, 0xff, 0xff, 0x00,  0x00, 0x00, 0x00, 0x26,  0x00, 0x00, 0x00, 0x00, // in
+        0x80, 0x00, 0x00, 0x01,  0xff, 0xff, 0xff, 0xf0,  0x00, 0x00, 0x00, 0x08, // out
+    ]);
+    m.extend_from_slice(&e);
+    let msg = decode(&m, 9).expect("valid");
+    let c = msg.entries[0].expect("entry").conn;
+    assert_eq!(c.flags & F_SEQ_MASK, F_SEQ_MASK);
+    let s = c.seq.expect("seq option").conn_seq();
+    assert_eq!(
+        (s.in_seq.init_seq, s.in_seq.delta, s.in_seq.previous_delta),
+        (0xffff_ff00, 38, 0)
+    );
+    assert_eq!(
+        (
+            s.out_seq.init_seq,
+            s.out_seq.delta,
+            s.out_seq.previous_delta
+        ),
+        (0x8000_0001, 0xffff_fff0, 8)
+    );
+    // A client segment just past the wrap gets the in delta.
+    assert_eq!(s.in_seq.fix_seq(0x10), 0x36);
+    assert_eq!(SeqData::from_conn_seq(&s), c.seq.expect("seq"));
+    let mut out = MessageBuilder::new(9, max_mesg_len(1500));
+    assert!(out.push(&c));
+    assert_eq!(out.bytes(), &m[..]);
+
+    // The encoder never sends the SEQ flags without the option.
+    let mut bare = c;
+    bare.seq = None;
+    let mut out = MessageBuilder::new(9, max_mesg_len(1500));
+    assert!(out.push(&bare));
+    let back = decode(out.bytes(), 9).expect("valid");
+    let b = back.entries[0].expect("entry").conn;
+    assert_eq!((b.flags & F_SEQ_MASK, b.seq), (0, None));
+}
+
 #[test]
 fn fullnat_local_travels_as_an_optional_rvs_option() {
     let c = SyncConn {
@@ -216,11 +266,13 @@ fn unknown_options_optional_skipped_mandatory_skip_the_entry() {
 #[test]
 fn entry_level_problems_skip_only_that_entry() {
     type Case = (fn(&mut [u8]), EntrySkip);
-    let cases: [Case; 4] = [
+    let cases: [Case; 6] = [
         (|e| e[1] = 1, EntrySkip::UnknownProtocol),       // ICMP
         (|e| e[9] = 11, EntrySkip::BadState),             // TCP state 11
         (|e| e[6] = 0x10, EntrySkip::Template),           // IP_VS_CONN_F_TEMPLATE
         (|e| e[7] = 0x04, EntrySkip::UnsupportedForward), // BYPASS
+        (|e| e[6] = 0x06, EntrySkip::SeqWithoutOption),   // IN_SEQ|OUT_SEQ, no option
+        (|e| e[6] = 0x02, EntrySkip::SeqWithoutOption),   // OUT_SEQ alone
     ];
     for (f, why) in cases {
         let mut m = header(5, 8 + 36 + 36, 2);

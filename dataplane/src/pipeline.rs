@@ -182,6 +182,10 @@ pub enum InstallError {
     Forward,
     /// The connection table refused it.
     Table(InsertError),
+    /// It carries a TCP sequence adjustment and the side table of
+    /// adjusted connections is full (counted in `ConnStats::seq_full`):
+    /// installing it without its deltas would corrupt its byte streams.
+    SeqFull,
 }
 
 /// One connection as an operator listing shows it.
@@ -666,6 +670,15 @@ impl<B: PacketBuf> Pipeline<B> {
             Some((idx, ConnDir::In)) => table.get(idx).copied().map(|c| (idx, c)),
             _ => None,
         };
+        // Refuse before changing anything when the deltas cannot be kept.
+        if sc.seq.is_some() {
+            let (used, max) = table.seq_adj_usage();
+            let has = existing.is_some_and(|(idx, _)| table.seq_adj(idx).is_some());
+            if !has && used >= max {
+                table.count_seq_full();
+                return Err(InstallError::SeqFull);
+            }
+        }
         let idx = match existing {
             Some((idx, c))
                 if c.rip() == rip
@@ -694,6 +707,10 @@ impl<B: PacketBuf> Pipeline<B> {
         let no_output = sc.flags & crate::sync::codec::F_NOOUTPUT != 0;
         if let Some(ch) = table.set_synced_state(idx, sc.tcp_state(), no_output, sc.timeout, tick) {
             activity(&snap, svc_id, rs, ch.activity);
+        }
+        if let Some(s) = sc.seq {
+            // Room was checked above; a replaced record freed its own.
+            table.set_seq_adj(idx, s.conn_seq());
         }
         if let Some(m) = F::marks(&mut self.st).get_mut(idx.get() as usize) {
             *m = SyncMark::NEW;
@@ -1134,6 +1151,17 @@ impl<B: PacketBuf> Pipeline<B> {
             count_traffic(&self.st.counters, svc_id, rs, out, bytes);
             if let (Some(sp), false, false) = (&snap.sync, out, icmp_error) {
                 sync_check::<F, B>(&mut self.st, sp, &snap.timeouts, idx, false, sink);
+            }
+            let mut pkt = pkt;
+            if proto == IPPROTO_TCP && !icmp_error {
+                if let Some(s) = F::table(&mut self.st).seq_adj(idx).copied() {
+                    if let Some(r) = forward::seq_adjust_packet(&mut pkt, meta, &s, !out) {
+                        self.st.counters.seq_adjusted.inc();
+                        if r.bad_options {
+                            self.st.counters.seq_bad_options.inc();
+                        }
+                    }
+                }
             }
             let d = if out { Direction::Out } else { Direction::In };
             return self.emit(pkt, meta, &t, d, in_port, sink);
@@ -1613,6 +1641,7 @@ fn sync_check<F: Tables, B>(
     let Some(c) = F::table(st).get(idx).copied() else {
         return;
     };
+    let seq = F::table(st).seq_adj(idx).copied();
     let timeout = match c.proto() {
         IPPROTO_TCP => t.tcp(c.tcp_state()),
         17 => t.udp,
@@ -1625,7 +1654,12 @@ fn sync_check<F: Tables, B>(
         *m = SyncMark::NEW;
     }
     if sp.on_packet(m, c.proto(), c.tcp_state(), timeout, now) {
-        sink.event(Event::Sync(sync_conn_of(&c, timeout)));
+        let mut sc = sync_conn_of(&c, timeout);
+        if let Some(s) = seq {
+            sc.seq = Some(crate::sync::SeqData::from_conn_seq(&s));
+            sc.flags |= crate::sync::codec::F_SEQ_MASK;
+        }
+        sink.event(Event::Sync(sc));
     }
 }
 

@@ -16,6 +16,7 @@ use dataplane::stats::{PathDrop, WorkerCounters};
 use dataplane::sync::codec::*;
 use dataplane::sync::{decode, max_mesg_len, owners, SyncParams};
 use dataplane::wire::ethernet::MacAddr;
+use etherparse::SlicedPacket;
 use proptest::prelude::*;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -715,4 +716,121 @@ fn fullnat_connection_installs_with_its_local_endpoint() {
         (src, sport, dst, dport),
         (v4("198.18.0.100"), 80, v4("198.18.0.10"), 40000)
     );
+}
+
+/// seq/ack of a TCP frame (etherparse; `check_out` verified its checksums).
+fn seq_ack(frame: &[u8]) -> (u32, u32) {
+    let p = SlicedPacket::from_ethernet(frame).expect("parses");
+    match p.transport {
+        Some(etherparse::TransportSlice::Tcp(t)) => {
+            (t.sequence_number(), t.acknowledgment_number())
+        }
+        _ => panic!("not tcp"),
+    }
+}
+
+/// A backup installs a connection with its SEQ_DATA deltas and applies
+/// them to both directions in the packet path, across the wrap of the
+/// sequence space, with valid checksums.
+#[test]
+fn synced_sequence_deltas_are_installed_and_applied() {
+    let seq = SeqData {
+        // client stream: +8 after 0xffff_fff0 (so the server's ack 1 is
+        // past the adjusted boundary 0xffff_fff8 and maps to 0xffff_fff9)
+        in_seq: [0xffff_fff0, 8, 0],
+        // server stream: +0x200 after 0xffff_ff00, previous delta 5
+        out_seq: [0xffff_ff00, 0x200, 5],
+    };
+    let sc = SyncConn {
+        proto: 6,
+        flags: SyncConn::flags_for(FwdMode::FullNat, false, true) | F_SEQ_MASK,
+        state: TcpState::Established as u16,
+        client: v4("198.18.0.10"),
+        cport: 40000,
+        vip: v4("198.18.0.100"),
+        vport: 80,
+        rip: v4("198.19.0.11"),
+        rport: 8080,
+        local: Some((v4("198.19.0.250"), 1024)),
+        fwmark: 0,
+        timeout: 900,
+        seq: Some(seq),
+    };
+    let mut b = MessageBuilder::new(1, 1444);
+    assert!(b.push(&sc));
+    let got = decode(b.bytes(), 1).expect("valid").entries[0]
+        .expect("entry")
+        .conn;
+    assert_eq!(got.seq, Some(seq));
+    let svc = service(
+        0,
+        v4("198.18.0.100"),
+        80,
+        SchedKind::Rr,
+        &[(v4("198.19.0.11"), 8080)],
+        FwdMode::FullNat,
+    );
+    let snap = SnapshotBuilder::new(1, ports(), routes())
+        .role(Role::Backup)
+        .service(svc)
+        .build()
+        .expect("snapshot");
+    let counters = Arc::new(WorkerCounters::new(16, 4096, 2, 1));
+    let mut backup: Pipeline<VecBuf> = Pipeline::new(
+        &PipelineConfig::new(0, 1, 1024, 1024),
+        Arc::new(snap),
+        HashKey::random(),
+        counters.clone(),
+    )
+    .expect("pipeline");
+    backup.install_conn(&got, S, true).expect("installed");
+    let mut out = Collect::default();
+    backup.learn(v4("198.18.0.10"), CLIENT_PORT, MacAddr(MAC_GW), S, &mut out);
+    backup.learn(
+        v4("198.19.0.11"),
+        SERVER_PORT,
+        MacAddr(MAC_RS1),
+        S,
+        &mut out,
+    );
+
+    // Server → client: seq 1000 + 0x200, ack 1 - 8 (wraps).
+    let reply = tcp4(
+        "198.19.0.11",
+        8080,
+        "198.19.0.250",
+        1024,
+        false,
+        true,
+        b"ok",
+    );
+    backup.process(VecBuf::new(&reply), SERVER_PORT, 2 * S, false, &mut out);
+    assert_eq!(out.tx.len(), 1);
+    let (src, sport, dst, dport, _) = check_out(&out.tx[0].1);
+    assert_eq!(
+        (src, sport, dst, dport),
+        (v4("198.18.0.100"), 80, v4("198.18.0.10"), 40000)
+    );
+    assert_eq!(seq_ack(&out.tx[0].1), (1000 + 0x200, 0xffff_fff9));
+
+    // Client → server: seq 1000 + 8; ack 1 is not past the server
+    // boundary 0x100, so previous_delta 5 applies: 1 - 5 wraps.
+    let req = tcp4("198.18.0.10", 40000, "198.18.0.100", 80, false, true, b"hi");
+    backup.process(VecBuf::new(&req), CLIENT_PORT, 3 * S, false, &mut out);
+    assert_eq!(out.tx.len(), 2);
+    let (src, sport, dst, dport, _) = check_out(&out.tx[1].1);
+    assert_eq!(
+        (src, sport, dst, dport),
+        (v4("198.19.0.250"), 1024, v4("198.19.0.11"), 8080)
+    );
+    assert_eq!(seq_ack(&out.tx[1].1), (1008, 0xffff_fffc));
+    assert_eq!(counters.seq_adjusted.get(), 2);
+
+    // The side table holds it under the record's index.
+    let (idx, _) = backup.conns_v4().iter().next().expect("one");
+    assert_eq!(
+        backup.conns_v4().seq_adj(idx).copied(),
+        Some(seq.conn_seq())
+    );
+    assert_eq!(backup.conns_v4().seq_adj_usage().0, 1);
 }

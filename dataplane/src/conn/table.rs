@@ -737,6 +737,12 @@ impl<F: Family> ConnTable<F> {
         ok
     }
 
+    /// Counts an adjustment refused for want of room (a caller that
+    /// checked [`ConnTable::seq_adj_usage`] first).
+    pub fn count_seq_full(&mut self) {
+        self.stats.seq_full += 1;
+    }
+
     /// Connections that carry a sequence adjustment, and the most that may.
     pub fn seq_adj_usage(&self) -> (u32, u32) {
         (self.seqs.len(), self.seqs.capacity())

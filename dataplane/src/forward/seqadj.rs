@@ -35,6 +35,8 @@
 
 #![deny(clippy::indexing_slicing)]
 
+use crate::buf::PacketBuf;
+use crate::parse::PacketMeta;
 use crate::wire::{checksum, tcp};
 
 /// TCP option kinds walked here.
@@ -173,6 +175,32 @@ pub fn adjust_in(tcp: &mut [u8], c: &ConnSeq) -> Result<SeqAdjReport, SeqAdjErro
 #[inline]
 pub fn adjust_out(tcp: &mut [u8], c: &ConnSeq) -> Result<SeqAdjReport, SeqAdjError> {
     adjust(tcp, &c.out_seq, &c.in_seq)
+}
+
+/// Adjusts the TCP segment of a parsed packet in place: the step the
+/// forwarding path runs for a connection with an adjustment, before the
+/// NAT rewrite (the two touch different words; both keep the checksum
+/// by incremental updates, so the order does not matter). `inbound`:
+/// client → real server. `None` when the packet holds no adjustable TCP
+/// header (not TCP, a non-first fragment, truncated): left as it is.
+pub fn adjust_packet<B: PacketBuf + ?Sized>(
+    buf: &mut B,
+    meta: &PacketMeta,
+    c: &ConnSeq,
+    inbound: bool,
+) -> Option<SeqAdjReport> {
+    if meta.l4_proto != crate::flow::IPPROTO_TCP || meta.is_non_first_fragment() {
+        return None;
+    }
+    let start = usize::from(meta.l4_offset);
+    let end = start.checked_add(usize::from(meta.l4_len))?;
+    let l4 = buf.data_mut().get_mut(start..end)?;
+    let r = if inbound {
+        adjust_in(l4, c)
+    } else {
+        adjust_out(l4, c)
+    };
+    r.ok()
 }
 
 fn get32(b: &[u8], at: usize) -> Option<[u8; 4]> {

@@ -207,11 +207,19 @@ pub struct ConnInfo {
     pub expires_in: u32,
     /// Worker that owns it.
     pub worker: u16,
+    /// Its TCP sequence adjustment, if it carries one.
+    pub seq: Option<forward::ConnSeq>,
 }
 
 impl ConnInfo {
-    fn of<F: Family>(c: &crate::conn::Conn<F>, now: u32, worker: u16) -> Self {
+    fn of<F: Family>(
+        c: &crate::conn::Conn<F>,
+        now: u32,
+        worker: u16,
+        seq: Option<&forward::ConnSeq>,
+    ) -> Self {
         ConnInfo {
+            seq: seq.copied(),
             proto: c.proto(),
             client: (F::to_ip(c.client()), c.cport()),
             vip: (F::to_ip(c.vip()), c.vport()),
@@ -557,8 +565,16 @@ impl<B: PacketBuf> Pipeline<B> {
     pub fn dump(&self, req: &DumpRequest<ConnInfo>) {
         let now = (self.st.now_ns / NS) as u32;
         let w = self.st.worker;
-        let v4 = self.st.conns4.iter().map(|(_, c)| ConnInfo::of(c, now, w));
-        req.fill(v4.chain(self.st.conns6.iter().map(|(_, c)| ConnInfo::of(c, now, w))));
+        let (t4, t6) = (&self.st.conns4, &self.st.conns6);
+        let v4 = t4
+            .iter()
+            .map(|(i, c)| ConnInfo::of(c, now, w, t4.seq_adj(i)));
+        req.fill(
+            v4.chain(
+                t6.iter()
+                    .map(|(i, c)| ConnInfo::of(c, now, w, t6.seq_adj(i))),
+            ),
+        );
     }
 
     /// Copies this worker's neighbour table into `req`.

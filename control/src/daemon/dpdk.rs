@@ -709,6 +709,9 @@ impl Dataplane for DpdkDataplane {
                 client: SocketAddr::new(c.client.0, c.client.1),
                 virt: SocketAddr::new(c.vip.0, c.vip.1),
                 dest: SocketAddr::new(c.rip.0, c.rip.1),
+                seq_delta: c
+                    .seq
+                    .map(|s| (s.in_seq.delta as i32, s.out_seq.delta as i32)),
             })
             .collect()
     }

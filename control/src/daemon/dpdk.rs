@@ -666,6 +666,16 @@ impl Dataplane for DpdkDataplane {
                     packets: n,
                 });
             }
+            for (what, n) in [
+                ("adjusted", c.seq_adjusted.get()),
+                ("bad_options", c.seq_bad_options.get()),
+            ] {
+                st.seq_adjust.push(DropCounter {
+                    reason: what.to_string(),
+                    worker: w,
+                    packets: n,
+                });
+            }
             let relay = rt.relay_counters();
             let relayed = [Loss::NeighRelay, Loss::TemplateRelay]
                 .map(|l| (l.name(), relay.get(w as usize, l)));

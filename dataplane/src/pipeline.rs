@@ -495,6 +495,38 @@ impl<B: PacketBuf> Pipeline<B> {
         &self.snap
     }
 
+    /// Gives connection `client` → `vip` (its client-side tuple, TCP) a
+    /// sequence adjustment: what a feature that changes a stream's length
+    /// (Proxy Protocol, SYN proxy) records. `false` when there is no such
+    /// connection or the side table is full (counted).
+    pub fn set_seq_adj(
+        &mut self,
+        client: (IpAddr, u16),
+        vip: (IpAddr, u16),
+        s: forward::ConnSeq,
+    ) -> bool {
+        fn set<F: Tables>(
+            st: &mut State,
+            c: (IpAddr, u16),
+            v: (IpAddr, u16),
+            s: forward::ConnSeq,
+        ) -> bool {
+            let (Some(ca), Some(va)) = (F::from_ip(c.0), F::from_ip(v.0)) else {
+                return false;
+            };
+            let key = crate::flow::FlowKey::<F>::new(IPPROTO_TCP, ca, c.1, va, v.1);
+            let table = F::table(st);
+            match table.lookup(&key) {
+                Some((idx, ConnDir::In)) => table.set_seq_adj(idx, s),
+                _ => false,
+            }
+        }
+        match client.0 {
+            IpAddr::V4(_) => set::<V4>(&mut self.st, client, vip, s),
+            IpAddr::V6(_) => set::<V6>(&mut self.st, client, vip, s),
+        }
+    }
+
     /// The IPv4 connection table.
     pub fn conns_v4(&self) -> &ConnTable<V4> {
         &self.st.conns4

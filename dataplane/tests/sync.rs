@@ -834,3 +834,73 @@ fn synced_sequence_deltas_are_installed_and_applied() {
     );
     assert_eq!(backup.conns_v4().seq_adj_usage().0, 1);
 }
+
+/// A master whose connection carries deltas reports them in its sync
+/// messages (SEQ_DATA with IN_SEQ|OUT_SEQ), and adjusts its own packets.
+#[test]
+fn master_sync_reports_carry_the_deltas() {
+    let (mut m, counters) = director(Role::Master, Some(SyncParams::default()));
+    let mut out = Collect::default();
+    m.learn(
+        v4("198.19.0.11"),
+        SERVER_PORT,
+        MacAddr(MAC_RS1),
+        0,
+        &mut out,
+    );
+    m.learn(
+        v4("198.19.0.12"),
+        SERVER_PORT,
+        MacAddr(MAC_RS2),
+        0,
+        &mut out,
+    );
+    let seq = SeqData {
+        in_seq: [500, 28, 0],
+        out_seq: [0, 0, 0],
+    };
+    let mut reports = Vec::new();
+    for n in 1..=3u64 {
+        let p = tcp4(
+            "198.18.0.20",
+            41000,
+            "198.18.0.100",
+            80,
+            n == 1,
+            n > 1,
+            b"d",
+        );
+        m.process(VecBuf::new(&p), CLIENT_PORT, (20 + n) * S, false, &mut out);
+        if n == 1 {
+            assert!(m.set_seq_adj(
+                (v4("198.18.0.20"), 41000),
+                (v4("198.18.0.100"), 80),
+                seq.conn_seq()
+            ));
+        }
+    }
+    for e in &out.events {
+        if let Event::Sync(c) = e {
+            reports.push(*c);
+        }
+    }
+    assert_eq!(reports.len(), 1, "third client packet syncs");
+    assert_eq!(reports[0].seq, Some(seq));
+    assert_eq!(reports[0].flags & F_SEQ_MASK, F_SEQ_MASK);
+    // Through the encoder and decoder unchanged.
+    let mut b = MessageBuilder::new(1, 1444);
+    assert!(b.push(&reports[0]));
+    let got = decode(b.bytes(), 1).expect("valid").entries[0].expect("entry");
+    assert_eq!(got.conn.seq, Some(seq));
+    // Packets 2 and 3 (seq 1000, after init_seq 500) went out at 1028.
+    assert_eq!(counters.seq_adjusted.get(), 2);
+    let last = &out.tx.last().expect("sent").1;
+    check_out(last);
+    assert_eq!(seq_ack(last).0, 1028);
+    // No such connection: refused.
+    assert!(!m.set_seq_adj(
+        (v4("198.18.0.21"), 1),
+        (v4("198.18.0.100"), 80),
+        seq.conn_seq()
+    ));
+}

@@ -115,6 +115,9 @@ pub struct MetricsSnapshot {
     /// Packets forwarded without a connection entry, by why (`reason`:
     /// `table_full`, `ops`, `nat_reply`) and worker.
     pub stateless: Vec<DropCounter>,
+    /// TCP segments of sequence-adjusted connections (`reason`:
+    /// `adjusted`, `bad_options`) by worker.
+    pub seq_adjust: Vec<DropCounter>,
 }
 
 impl MetricsSnapshot {
@@ -381,6 +384,22 @@ pub fn render(m: &MetricsSnapshot) -> String {
             sample(
                 &mut out,
                 "rvs_stateless_packets_total",
+                &[("what", d.reason.clone()), ("worker", d.worker.to_string())],
+                d.packets,
+            );
+        }
+    }
+    if !m.seq_adjust.is_empty() {
+        family(
+            &mut out,
+            "rvs_seq_adjust_packets_total",
+            "counter",
+            "TCP segments of connections carrying a sequence delta: adjusted (seq/ack/SACK rewritten), bad_options (option list malformed: seq/ack adjusted, SACK not).",
+        );
+        for d in &m.seq_adjust {
+            sample(
+                &mut out,
+                "rvs_seq_adjust_packets_total",
                 &[("what", d.reason.clone()), ("worker", d.worker.to_string())],
                 d.packets,
             );

@@ -651,6 +651,10 @@ pub struct ConnEntry {
     pub virt: SocketAddr,
     /// Real server address.
     pub dest: SocketAddr,
+    /// TCP sequence deltas (client → server stream, server → client
+    /// stream; modulo 2^32 shown signed) when the connection carries an
+    /// adjustment; `-L -c` then appends `seqadj in:+N out:+M`.
+    pub seq_delta: Option<(i32, i32)>,
 }
 
 /// An `ipvsadm`-style error: the text ipvsadm prints for the kernel's

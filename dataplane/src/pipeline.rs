@@ -183,6 +183,10 @@ pub enum InstallError {
     Forward,
     /// The connection table refused it.
     Table(InsertError),
+    /// It carries a TCP sequence adjustment and the side table of
+    /// adjusted connections is full (counted in `ConnStats::seq_full`):
+    /// installing it without its deltas would corrupt its byte streams.
+    SeqFull,
 }
 
 /// One connection as an operator listing shows it.
@@ -204,11 +208,19 @@ pub struct ConnInfo {
     pub expires_in: u32,
     /// Worker that owns it.
     pub worker: u16,
+    /// Its TCP sequence adjustment, if it carries one.
+    pub seq: Option<forward::ConnSeq>,
 }
 
 impl ConnInfo {
-    fn of<F: Family>(c: &crate::conn::Conn<F>, now: u32, worker: u16) -> Self {
+    fn of<F: Family>(
+        c: &crate::conn::Conn<F>,
+        now: u32,
+        worker: u16,
+        seq: Option<&forward::ConnSeq>,
+    ) -> Self {
         ConnInfo {
+            seq: seq.copied(),
             proto: c.proto(),
             client: (F::to_ip(c.client()), c.cport()),
             vip: (F::to_ip(c.vip()), c.vport()),
@@ -487,6 +499,38 @@ impl<B: PacketBuf> Pipeline<B> {
         &self.snap
     }
 
+    /// Gives connection `client` → `vip` (its client-side tuple, TCP) a
+    /// sequence adjustment: what a feature that changes a stream's length
+    /// (Proxy Protocol, SYN proxy) records. `false` when there is no such
+    /// connection or the side table is full (counted).
+    pub fn set_seq_adj(
+        &mut self,
+        client: (IpAddr, u16),
+        vip: (IpAddr, u16),
+        s: forward::ConnSeq,
+    ) -> bool {
+        fn set<F: Tables>(
+            st: &mut State,
+            c: (IpAddr, u16),
+            v: (IpAddr, u16),
+            s: forward::ConnSeq,
+        ) -> bool {
+            let (Some(ca), Some(va)) = (F::from_ip(c.0), F::from_ip(v.0)) else {
+                return false;
+            };
+            let key = crate::flow::FlowKey::<F>::new(IPPROTO_TCP, ca, c.1, va, v.1);
+            let table = F::table(st);
+            match table.lookup(&key) {
+                Some((idx, ConnDir::In)) => table.set_seq_adj(idx, s),
+                _ => false,
+            }
+        }
+        match client.0 {
+            IpAddr::V4(_) => set::<V4>(&mut self.st, client, vip, s),
+            IpAddr::V6(_) => set::<V6>(&mut self.st, client, vip, s),
+        }
+    }
+
     /// The IPv4 connection table.
     pub fn conns_v4(&self) -> &ConnTable<V4> {
         &self.st.conns4
@@ -559,8 +603,16 @@ impl<B: PacketBuf> Pipeline<B> {
     pub fn dump(&self, req: &DumpRequest<ConnInfo>) {
         let now = (self.st.now_ns / NS) as u32;
         let w = self.st.worker;
-        let v4 = self.st.conns4.iter().map(|(_, c)| ConnInfo::of(c, now, w));
-        req.fill(v4.chain(self.st.conns6.iter().map(|(_, c)| ConnInfo::of(c, now, w))));
+        let (t4, t6) = (&self.st.conns4, &self.st.conns6);
+        let v4 = t4
+            .iter()
+            .map(|(i, c)| ConnInfo::of(c, now, w, t4.seq_adj(i)));
+        req.fill(
+            v4.chain(
+                t6.iter()
+                    .map(|(i, c)| ConnInfo::of(c, now, w, t6.seq_adj(i))),
+            ),
+        );
     }
 
     /// Copies this worker's neighbour table into `req`.
@@ -672,6 +724,15 @@ impl<B: PacketBuf> Pipeline<B> {
             Some((idx, ConnDir::In)) => table.get(idx).copied().map(|c| (idx, c)),
             _ => None,
         };
+        // Refuse before changing anything when the deltas cannot be kept.
+        if sc.seq.is_some() {
+            let (used, max) = table.seq_adj_usage();
+            let has = existing.is_some_and(|(idx, _)| table.seq_adj(idx).is_some());
+            if !has && used >= max {
+                table.count_seq_full();
+                return Err(InstallError::SeqFull);
+            }
+        }
         let idx = match existing {
             Some((idx, c))
                 if c.rip() == rip
@@ -700,6 +761,10 @@ impl<B: PacketBuf> Pipeline<B> {
         let no_output = sc.flags & crate::sync::codec::F_NOOUTPUT != 0;
         if let Some(ch) = table.set_synced_state(idx, sc.tcp_state(), no_output, sc.timeout, tick) {
             activity(&snap, svc_id, rs, ch.activity);
+        }
+        if let Some(s) = sc.seq {
+            // Room was checked above; a replaced record freed its own.
+            table.set_seq_adj(idx, s.conn_seq());
         }
         if let Some(m) = F::marks(&mut self.st).get_mut(idx.get() as usize) {
             *m = SyncMark::NEW;
@@ -1140,6 +1205,17 @@ impl<B: PacketBuf> Pipeline<B> {
             count_traffic(&self.st.counters, svc_id, rs, out, bytes);
             if let (Some(sp), false, false) = (&snap.sync, out, icmp_error) {
                 sync_check::<F, B>(&mut self.st, sp, &snap.timeouts, idx, false, sink);
+            }
+            let mut pkt = pkt;
+            if proto == IPPROTO_TCP && !icmp_error {
+                if let Some(s) = F::table(&mut self.st).seq_adj(idx).copied() {
+                    if let Some(r) = forward::seq_adjust_packet(&mut pkt, meta, &s, !out) {
+                        self.st.counters.seq_adjusted.inc();
+                        if r.bad_options {
+                            self.st.counters.seq_bad_options.inc();
+                        }
+                    }
+                }
             }
             let d = if out { Direction::Out } else { Direction::In };
             return self.emit(pkt, meta, &t, d, in_port, sink);
@@ -1666,6 +1742,7 @@ fn sync_check<F: Tables, B>(
     let Some(c) = F::table(st).get(idx).copied() else {
         return;
     };
+    let seq = F::table(st).seq_adj(idx).copied();
     let timeout = match c.proto() {
         IPPROTO_TCP => t.tcp(c.tcp_state()),
         17 => t.udp,
@@ -1678,7 +1755,12 @@ fn sync_check<F: Tables, B>(
         *m = SyncMark::NEW;
     }
     if sp.on_packet(m, c.proto(), c.tcp_state(), timeout, now) {
-        sink.event(Event::Sync(sync_conn_of(&c, timeout)));
+        let mut sc = sync_conn_of(&c, timeout);
+        if let Some(s) = seq {
+            sc.seq = Some(crate::sync::SeqData::from_conn_seq(&s));
+            sc.flags |= crate::sync::codec::F_SEQ_MASK;
+        }
+        sink.event(Event::Sync(sc));
     }
 }
 

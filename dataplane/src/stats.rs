@@ -370,6 +370,12 @@ pub struct WorkerCounters {
     /// Old connections expired by a new SYN on their tuple (IPVS's
     /// `conn_reuse_mode`) and scheduled afresh.
     pub conn_reused: Counter,
+    /// TCP segments whose sequence/ack numbers (and SACK edges) were
+    /// adjusted for a connection carrying a delta.
+    pub seq_adjusted: Counter,
+    /// Adjusted segments whose option list was malformed (the SACK walk
+    /// stopped there; seq/ack were still adjusted).
+    pub seq_bad_options: Counter,
     /// IPv4 connections in this worker's table.
     pub conn_entries_v4: Counter,
     /// IPv6 connections in this worker's table.
@@ -420,6 +426,8 @@ impl WorkerCounters {
             fwd_errors: boxed(ForwardError::COUNT),
             lost: boxed(Loss::COUNT),
             conn_reused: Counter::default(),
+            seq_adjusted: Counter::default(),
+            seq_bad_options: Counter::default(),
             conn_entries_v4: Counter::default(),
             conn_entries_v6: Counter::default(),
             conn_capacity_v4: Counter::default(),

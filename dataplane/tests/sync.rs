@@ -16,6 +16,7 @@ use dataplane::stats::{PathDrop, WorkerCounters};
 use dataplane::sync::codec::*;
 use dataplane::sync::{decode, max_mesg_len, owners, SyncParams};
 use dataplane::wire::ethernet::MacAddr;
+use etherparse::SlicedPacket;
 use proptest::prelude::*;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -161,6 +162,56 @@ fn parses_and_reproduces_options_padding_and_v6() {
     assert_eq!(out.bytes(), &m[..]);
 }
 
+/// The SEQ_DATA option as the kernel lays out `struct
+/// ip_vs_sync_conn_options` (six `__be32`: in_seq then out_seq, each
+/// init_seq, delta, previous_delta), decoded into the deltas the packet
+/// path applies, and encoded back to the same bytes.
+#[test]
+fn seq_data_option_carries_the_deltas_linux_compatible() {
+    let mut m = header(9, 8 + 62, 1);
+    let mut e = V4_ENTRY.to_vec();
+    e[2..4].copy_from_slice(&62u16.to_be_bytes());
+    e[6] = 0x06; // IN_SEQ | OUT_SEQ
+    #[rustfmt::skip]
+    e.extend_from_slice(&[
+        0x01, 24,
+        0xff, 0xff, 0xff, 0x00,  0x00, 0x00, 0x00, 0x26,  0x00, 0x00, 0x00, 0x00, // in
+        0x80, 0x00, 0x00, 0x01,  0xff, 0xff, 0xff, 0xf0,  0x00, 0x00, 0x00, 0x08, // out
+    ]);
+    m.extend_from_slice(&e);
+    let msg = decode(&m, 9).expect("valid");
+    let c = msg.entries[0].expect("entry").conn;
+    assert_eq!(c.flags & F_SEQ_MASK, F_SEQ_MASK);
+    let s = c.seq.expect("seq option").conn_seq();
+    assert_eq!(
+        (s.in_seq.init_seq, s.in_seq.delta, s.in_seq.previous_delta),
+        (0xffff_ff00, 38, 0)
+    );
+    assert_eq!(
+        (
+            s.out_seq.init_seq,
+            s.out_seq.delta,
+            s.out_seq.previous_delta
+        ),
+        (0x8000_0001, 0xffff_fff0, 8)
+    );
+    // A client segment just past the wrap gets the in delta.
+    assert_eq!(s.in_seq.fix_seq(0x10), 0x36);
+    assert_eq!(SeqData::from_conn_seq(&s), c.seq.expect("seq"));
+    let mut out = MessageBuilder::new(9, max_mesg_len(1500));
+    assert!(out.push(&c));
+    assert_eq!(out.bytes(), &m[..]);
+
+    // The encoder never sends the SEQ flags without the option.
+    let mut bare = c;
+    bare.seq = None;
+    let mut out = MessageBuilder::new(9, max_mesg_len(1500));
+    assert!(out.push(&bare));
+    let back = decode(out.bytes(), 9).expect("valid");
+    let b = back.entries[0].expect("entry").conn;
+    assert_eq!((b.flags & F_SEQ_MASK, b.seq), (0, None));
+}
+
 #[test]
 fn fullnat_local_travels_as_an_optional_rvs_option() {
     let c = SyncConn {
@@ -216,11 +267,13 @@ fn unknown_options_optional_skipped_mandatory_skip_the_entry() {
 #[test]
 fn entry_level_problems_skip_only_that_entry() {
     type Case = (fn(&mut [u8]), EntrySkip);
-    let cases: [Case; 4] = [
+    let cases: [Case; 6] = [
         (|e| e[1] = 1, EntrySkip::UnknownProtocol),       // ICMP
         (|e| e[9] = 11, EntrySkip::BadState),             // TCP state 11
         (|e| e[6] = 0x10, EntrySkip::Template),           // IP_VS_CONN_F_TEMPLATE
         (|e| e[7] = 0x04, EntrySkip::UnsupportedForward), // BYPASS
+        (|e| e[6] = 0x06, EntrySkip::SeqWithoutOption),   // IN_SEQ|OUT_SEQ, no option
+        (|e| e[6] = 0x02, EntrySkip::SeqWithoutOption),   // OUT_SEQ alone
     ];
     for (f, why) in cases {
         let mut m = header(5, 8 + 36 + 36, 2);
@@ -663,4 +716,191 @@ fn fullnat_connection_installs_with_its_local_endpoint() {
         (src, sport, dst, dport),
         (v4("198.18.0.100"), 80, v4("198.18.0.10"), 40000)
     );
+}
+
+/// seq/ack of a TCP frame (etherparse; `check_out` verified its checksums).
+fn seq_ack(frame: &[u8]) -> (u32, u32) {
+    let p = SlicedPacket::from_ethernet(frame).expect("parses");
+    match p.transport {
+        Some(etherparse::TransportSlice::Tcp(t)) => {
+            (t.sequence_number(), t.acknowledgment_number())
+        }
+        _ => panic!("not tcp"),
+    }
+}
+
+/// A backup installs a connection with its SEQ_DATA deltas and applies
+/// them to both directions in the packet path, across the wrap of the
+/// sequence space, with valid checksums.
+#[test]
+fn synced_sequence_deltas_are_installed_and_applied() {
+    let seq = SeqData {
+        // client stream: +8 after 0xffff_fff0 (so the server's ack 1 is
+        // past the adjusted boundary 0xffff_fff8 and maps to 0xffff_fff9)
+        in_seq: [0xffff_fff0, 8, 0],
+        // server stream: +0x200 after 0xffff_ff00, previous delta 5
+        out_seq: [0xffff_ff00, 0x200, 5],
+    };
+    let sc = SyncConn {
+        proto: 6,
+        flags: SyncConn::flags_for(FwdMode::FullNat, false, true) | F_SEQ_MASK,
+        state: TcpState::Established as u16,
+        client: v4("198.18.0.10"),
+        cport: 40000,
+        vip: v4("198.18.0.100"),
+        vport: 80,
+        rip: v4("198.19.0.11"),
+        rport: 8080,
+        local: Some((v4("198.19.0.250"), 1024)),
+        fwmark: 0,
+        timeout: 900,
+        seq: Some(seq),
+    };
+    let mut b = MessageBuilder::new(1, 1444);
+    assert!(b.push(&sc));
+    let got = decode(b.bytes(), 1).expect("valid").entries[0]
+        .expect("entry")
+        .conn;
+    assert_eq!(got.seq, Some(seq));
+    let svc = service(
+        0,
+        v4("198.18.0.100"),
+        80,
+        SchedKind::Rr,
+        &[(v4("198.19.0.11"), 8080)],
+        FwdMode::FullNat,
+    );
+    let snap = SnapshotBuilder::new(1, ports(), routes())
+        .role(Role::Backup)
+        .service(svc)
+        .build()
+        .expect("snapshot");
+    let counters = Arc::new(WorkerCounters::new(16, 4096, 2, 1));
+    let mut backup: Pipeline<VecBuf> = Pipeline::new(
+        &PipelineConfig::new(0, 1, 1024, 1024),
+        Arc::new(snap),
+        HashKey::random(),
+        counters.clone(),
+    )
+    .expect("pipeline");
+    backup.install_conn(&got, S, true).expect("installed");
+    let mut out = Collect::default();
+    backup.learn(v4("198.18.0.10"), CLIENT_PORT, MacAddr(MAC_GW), S, &mut out);
+    backup.learn(
+        v4("198.19.0.11"),
+        SERVER_PORT,
+        MacAddr(MAC_RS1),
+        S,
+        &mut out,
+    );
+
+    // Server → client: seq 1000 + 0x200, ack 1 - 8 (wraps).
+    let reply = tcp4(
+        "198.19.0.11",
+        8080,
+        "198.19.0.250",
+        1024,
+        false,
+        true,
+        b"ok",
+    );
+    backup.process(VecBuf::new(&reply), SERVER_PORT, 2 * S, false, &mut out);
+    assert_eq!(out.tx.len(), 1);
+    let (src, sport, dst, dport, _) = check_out(&out.tx[0].1);
+    assert_eq!(
+        (src, sport, dst, dport),
+        (v4("198.18.0.100"), 80, v4("198.18.0.10"), 40000)
+    );
+    assert_eq!(seq_ack(&out.tx[0].1), (1000 + 0x200, 0xffff_fff9));
+
+    // Client → server: seq 1000 + 8; ack 1 is not past the server
+    // boundary 0x100, so previous_delta 5 applies: 1 - 5 wraps.
+    let req = tcp4("198.18.0.10", 40000, "198.18.0.100", 80, false, true, b"hi");
+    backup.process(VecBuf::new(&req), CLIENT_PORT, 3 * S, false, &mut out);
+    assert_eq!(out.tx.len(), 2);
+    let (src, sport, dst, dport, _) = check_out(&out.tx[1].1);
+    assert_eq!(
+        (src, sport, dst, dport),
+        (v4("198.19.0.250"), 1024, v4("198.19.0.11"), 8080)
+    );
+    assert_eq!(seq_ack(&out.tx[1].1), (1008, 0xffff_fffc));
+    assert_eq!(counters.seq_adjusted.get(), 2);
+
+    // The side table holds it under the record's index.
+    let (idx, _) = backup.conns_v4().iter().next().expect("one");
+    assert_eq!(
+        backup.conns_v4().seq_adj(idx).copied(),
+        Some(seq.conn_seq())
+    );
+    assert_eq!(backup.conns_v4().seq_adj_usage().0, 1);
+}
+
+/// A master whose connection carries deltas reports them in its sync
+/// messages (SEQ_DATA with IN_SEQ|OUT_SEQ), and adjusts its own packets.
+#[test]
+fn master_sync_reports_carry_the_deltas() {
+    let (mut m, counters) = director(Role::Master, Some(SyncParams::default()));
+    let mut out = Collect::default();
+    m.learn(
+        v4("198.19.0.11"),
+        SERVER_PORT,
+        MacAddr(MAC_RS1),
+        0,
+        &mut out,
+    );
+    m.learn(
+        v4("198.19.0.12"),
+        SERVER_PORT,
+        MacAddr(MAC_RS2),
+        0,
+        &mut out,
+    );
+    let seq = SeqData {
+        in_seq: [500, 28, 0],
+        out_seq: [0, 0, 0],
+    };
+    let mut reports = Vec::new();
+    for n in 1..=3u64 {
+        let p = tcp4(
+            "198.18.0.20",
+            41000,
+            "198.18.0.100",
+            80,
+            n == 1,
+            n > 1,
+            b"d",
+        );
+        m.process(VecBuf::new(&p), CLIENT_PORT, (20 + n) * S, false, &mut out);
+        if n == 1 {
+            assert!(m.set_seq_adj(
+                (v4("198.18.0.20"), 41000),
+                (v4("198.18.0.100"), 80),
+                seq.conn_seq()
+            ));
+        }
+    }
+    for e in &out.events {
+        if let Event::Sync(c) = e {
+            reports.push(*c);
+        }
+    }
+    assert_eq!(reports.len(), 1, "third client packet syncs");
+    assert_eq!(reports[0].seq, Some(seq));
+    assert_eq!(reports[0].flags & F_SEQ_MASK, F_SEQ_MASK);
+    // Through the encoder and decoder unchanged.
+    let mut b = MessageBuilder::new(1, 1444);
+    assert!(b.push(&reports[0]));
+    let got = decode(b.bytes(), 1).expect("valid").entries[0].expect("entry");
+    assert_eq!(got.conn.seq, Some(seq));
+    // Packets 2 and 3 (seq 1000, after init_seq 500) went out at 1028.
+    assert_eq!(counters.seq_adjusted.get(), 2);
+    let last = &out.tx.last().expect("sent").1;
+    check_out(last);
+    assert_eq!(seq_ack(last).0, 1028);
+    // No such connection: refused.
+    assert!(!m.set_seq_adj(
+        (v4("198.18.0.21"), 1),
+        (v4("198.18.0.100"), 80),
+        seq.conn_seq()
+    ));
 }

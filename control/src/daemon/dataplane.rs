@@ -97,6 +97,9 @@ pub struct DataplaneStats {
     pub losses: Vec<DropCounter>,
     /// Packets forwarded without a connection entry, by why and worker.
     pub stateless: Vec<DropCounter>,
+    /// TCP segments of sequence-adjusted connections, by what happened
+    /// (`adjusted`, `bad_options`) and worker.
+    pub seq_adjust: Vec<DropCounter>,
 }
 
 /// What rvsd needs from a packet dataplane. Every method is called from

@@ -666,6 +666,16 @@ impl Dataplane for DpdkDataplane {
                     packets: n,
                 });
             }
+            for (what, n) in [
+                ("adjusted", c.seq_adjusted.get()),
+                ("bad_options", c.seq_bad_options.get()),
+            ] {
+                st.seq_adjust.push(DropCounter {
+                    reason: what.to_string(),
+                    worker: w,
+                    packets: n,
+                });
+            }
             let relay = rt.relay_counters();
             let relayed = [Loss::NeighRelay, Loss::TemplateRelay]
                 .map(|l| (l.name(), relay.get(w as usize, l)));
@@ -709,6 +719,9 @@ impl Dataplane for DpdkDataplane {
                 client: SocketAddr::new(c.client.0, c.client.1),
                 virt: SocketAddr::new(c.vip.0, c.vip.1),
                 dest: SocketAddr::new(c.rip.0, c.rip.1),
+                seq_delta: c
+                    .seq
+                    .map(|s| (s.in_seq.delta as i32, s.out_seq.delta as i32)),
             })
             .collect()
     }

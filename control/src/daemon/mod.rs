@@ -872,6 +872,7 @@ impl Daemon {
         m.family_tables = st.family_tables;
         m.losses = st.losses;
         m.stateless = st.stateless;
+        m.seq_adjust = st.seq_adjust;
         let mut out = metrics::render(&m);
         out.push_str(&self.health.metrics());
         if let Some(b) = &self.bgp {

@@ -304,6 +304,7 @@ fn extras_and_connections_come_from_the_dataplane() {
         client: "198.18.0.50:40000".parse().unwrap(),
         virt: "198.18.0.100:80".parse().unwrap(),
         dest: "198.19.0.2:8080".parse().unwrap(),
+        seq_delta: None,
     }];
     let c = ok(&mut d, "-Lnc");
     assert!(c.contains("ESTABLISHED"), "{c}");

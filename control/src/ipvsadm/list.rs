@@ -296,6 +296,12 @@ pub fn connections(conns: &[ConnEntry]) -> String {
             addrport(&c.virt),
             addrport(&c.dest)
         );
+        // IPVS has no column for this; an adjusted connection gets a
+        // trailing field so plain lines stay byte-identical to ipvsadm's.
+        if let Some((i, o)) = c.seq_delta {
+            out.pop();
+            let _ = writeln!(out, " seqadj in:{i:+} out:{o:+}");
+        }
     }
     out
 }

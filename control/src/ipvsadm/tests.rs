@@ -537,6 +537,7 @@ fn golden_connections_and_timeout() {
             client: "198.18.200.7:40000".parse().unwrap(),
             virt: "198.18.0.1:80".parse().unwrap(),
             dest: "198.19.0.2:80".parse().unwrap(),
+            seq_delta: None,
         },
         ConnEntry {
             proto: Protocol::Udp,
@@ -545,9 +546,19 @@ fn golden_connections_and_timeout() {
             client: "[2001:db8::99]:5353".parse().unwrap(),
             virt: "[2001:db8::1]:53".parse().unwrap(),
             dest: "[2001:db8::10]:53".parse().unwrap(),
+            seq_delta: None,
+        },
+        ConnEntry {
+            proto: Protocol::Tcp,
+            expire_secs: 60,
+            state: "ESTABLISHED".into(),
+            client: "198.18.200.8:40001".parse().unwrap(),
+            virt: "198.18.0.1:80".parse().unwrap(),
+            dest: "198.19.0.2:80".parse().unwrap(),
+            seq_delta: Some((28, -16)),
         },
     ];
-    let want = "IPVS connection entries\npro expire state       source             virtual            destination\nTCP 14:59  ESTABLISHED 198.18.200.7:40000 198.18.0.1:80      198.19.0.2:80\nUDP 04:05  UDP         [2001:db8::99]:5353 [2001:db8::1]:53   [2001:db8::10]:53\n";
+    let want = "IPVS connection entries\npro expire state       source             virtual            destination\nTCP 14:59  ESTABLISHED 198.18.200.7:40000 198.18.0.1:80      198.19.0.2:80\nUDP 04:05  UDP         [2001:db8::99]:5353 [2001:db8::1]:53   [2001:db8::10]:53\nTCP 01:00  ESTABLISHED 198.18.200.8:40001 198.18.0.1:80      198.19.0.2:80 seqadj in:+28 out:-16\n";
     let mut m = Model::new();
     let cmd = p("-L -n -c").unwrap();
     assert_eq!(

@@ -392,3 +392,26 @@ fn fwmark_backends_are_labelled_as_node_exporter_labels_them() {
         ]
     );
 }
+
+#[test]
+fn sequence_adjustment_is_exposed() {
+    let mut m = snapshot();
+    m.seq_adjust = ["adjusted", "bad_options"]
+        .iter()
+        .enumerate()
+        .map(|(i, what)| DropCounter {
+            reason: (*what).into(),
+            worker: 1,
+            packets: 7 + i as u64,
+        })
+        .collect();
+    let text = render(&m);
+    validate(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    for line in [
+        "# TYPE rvs_seq_adjust_packets_total counter\n",
+        "rvs_seq_adjust_packets_total{what=\"adjusted\",worker=\"1\"} 7\n",
+        "rvs_seq_adjust_packets_total{what=\"bad_options\",worker=\"1\"} 8\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}

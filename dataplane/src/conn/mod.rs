@@ -18,6 +18,7 @@
 #![deny(clippy::indexing_slicing)]
 
 mod record;
+mod seqside;
 mod state;
 mod table;
 

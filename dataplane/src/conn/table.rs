@@ -26,7 +26,9 @@
 
 use core::mem::size_of_val;
 
+use super::seqside::SeqSide;
 use crate::flow::{reduce, Family, FlowKey, HashKey, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
+use crate::forward::ConnSeq;
 use crate::mem::{Backing, HugeSlice, TableMem};
 
 use super::record::{Conn, Direction, NewConn, NIL};
@@ -140,6 +142,10 @@ pub struct ConnConfig {
     pub tick_hz: u32,
     /// Initial timeouts.
     pub timeouts: Timeouts,
+    /// Most connections that may carry a TCP sequence adjustment at once
+    /// (the side table of [`crate::forward::ConnSeq`], preallocated; 0
+    /// disables adjustment).
+    pub seq_capacity: u32,
 }
 
 impl ConnConfig {
@@ -151,6 +157,7 @@ impl ConnConfig {
             wheel_slots: 0,
             tick_hz: 1,
             timeouts: Timeouts::default(),
+            seq_capacity: capacity / 128,
         }
     }
 }
@@ -176,6 +183,8 @@ pub struct ConnStats {
     pub expirations: u64,
     /// Records the wheel re-filed because their expiry had been extended.
     pub refiles: u64,
+    /// Sequence adjustments refused because the side table was full.
+    pub seq_full: u64,
 }
 
 impl ConnStats {
@@ -239,6 +248,7 @@ pub struct ConnTable<F: Family> {
     timeouts: Timeouts,
     ticks: [u32; TCP_STATES + 2],
     stats: ConnStats,
+    seqs: SeqSide,
 }
 
 impl<F: Family> ConnTable<F> {
@@ -292,6 +302,7 @@ impl<F: Family> ConnTable<F> {
             timeouts: cfg.timeouts,
             ticks: [0; TCP_STATES + 2],
             stats: ConnStats::default(),
+            seqs: SeqSide::new(cfg.seq_capacity),
         };
         t.set_timeouts(&cfg.timeouts);
         Ok(t)
@@ -342,7 +353,10 @@ impl<F: Family> ConnTable<F> {
     /// Bytes allocated by the table (records, index, wheel); constant after
     /// construction.
     pub fn memory_bytes(&self) -> usize {
-        size_of_val(&*self.recs) + size_of_val(&*self.buckets) + size_of_val(&*self.heads)
+        size_of_val(&*self.recs)
+            + size_of_val(&*self.buckets)
+            + size_of_val(&*self.heads)
+            + self.seqs.memory_bytes()
     }
 
     /// Where the records and the index live (the less huge of the two; the
@@ -691,6 +705,7 @@ impl<F: Family> ConnTable<F> {
             self.index_del(h, r | OUT_BIT);
         }
         self.unlink(r);
+        self.seqs.remove(r);
         let free = self.free;
         if let Some(slot) = self.recs.get_mut(r as usize) {
             slot.prev = NIL;
@@ -699,6 +714,38 @@ impl<F: Family> ConnTable<F> {
         self.free = r;
         self.len -= 1;
         Some(c)
+    }
+
+    /// The TCP sequence adjustment of a live connection, if it has one
+    /// (one compare when no connection has one).
+    #[inline]
+    pub fn seq_adj(&self, idx: RecordIdx) -> Option<&ConnSeq> {
+        self.seqs.get(idx.0)
+    }
+
+    /// Sets (or replaces) the sequence adjustment of live connection
+    /// `idx`. `false` (counted in [`ConnStats::seq_full`]) when the side
+    /// table is full; `false` uncounted when `idx` is not live.
+    pub fn set_seq_adj(&mut self, idx: RecordIdx, s: ConnSeq) -> bool {
+        if !self.recs.get(idx.0 as usize).is_some_and(|c| c.is_live()) {
+            return false;
+        }
+        let ok = self.seqs.set(idx.0, s);
+        if !ok {
+            self.stats.seq_full += 1;
+        }
+        ok
+    }
+
+    /// Counts an adjustment refused for want of room (a caller that
+    /// checked [`ConnTable::seq_adj_usage`] first).
+    pub fn count_seq_full(&mut self) {
+        self.stats.seq_full += 1;
+    }
+
+    /// Connections that carry a sequence adjustment, and the most that may.
+    pub fn seq_adj_usage(&self) -> (u32, u32) {
+        (self.seqs.len(), self.seqs.capacity())
     }
 
     /// Remove a connection now; returns what it held (for the caller's

@@ -59,11 +59,16 @@ use core::net::IpAddr;
 mod icmp;
 mod nat;
 mod pmtu;
+mod seqadj;
 mod tun;
 
 pub use icmp::{icmp_inner_flow, InnerFlow};
 pub use nat::{dr, fullnat_in, fullnat_out, nat_in, nat_out};
 pub use pmtu::{pmtu_reply, IPV4_ICMP_MAX_LEN, IPV6_ICMP_MAX_LEN};
+pub use seqadj::{
+    adjust_in as seq_adjust_in, adjust_out as seq_adjust_out, adjust_packet as seq_adjust_packet,
+    seq_after, ConnSeq, SeqAdj, SeqAdjError, SeqAdjReport,
+};
 pub use tun::{gue_source_port, tun, TunEncap, TunParams, GUE_SPORT_MAX, GUE_SPORT_MIN};
 
 /// A forwarding method (ipvsadm's `-m`, `-g`, `-i`, `-b`).

@@ -148,6 +148,24 @@ pub struct SeqData {
     pub out_seq: [u32; 3],
 }
 
+impl SeqData {
+    /// The adjustment the packet path applies.
+    pub fn conn_seq(&self) -> crate::forward::ConnSeq {
+        crate::forward::ConnSeq {
+            in_seq: crate::forward::SeqAdj::from_words(self.in_seq),
+            out_seq: crate::forward::SeqAdj::from_words(self.out_seq),
+        }
+    }
+
+    /// The wire form of a connection's adjustment.
+    pub fn from_conn_seq(c: &crate::forward::ConnSeq) -> Self {
+        SeqData {
+            in_seq: c.in_seq.words(),
+            out_seq: c.out_seq.words(),
+        }
+    }
+}
+
 /// One connection as the sync protocol carries it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SyncConn {
@@ -337,17 +355,22 @@ pub enum EntrySkip {
     UnsupportedForward,
     /// The FullNAT option on a non-MASQ entry, or of the wrong length.
     BadLocal,
+    /// `IP_VS_CONN_F_IN_SEQ`/`OUT_SEQ` set but no `IPVS_OPT_SEQ_DATA`
+    /// option: the deltas the flags promise are missing, and installing
+    /// the connection without them would corrupt its byte streams.
+    SeqWithoutOption,
 }
 
 impl EntrySkip {
     /// Every reason, for counters.
-    pub const ALL: [EntrySkip; 6] = [
+    pub const ALL: [EntrySkip; 7] = [
         EntrySkip::UnknownMandatoryOption,
         EntrySkip::UnknownProtocol,
         EntrySkip::BadState,
         EntrySkip::Template,
         EntrySkip::UnsupportedForward,
         EntrySkip::BadLocal,
+        EntrySkip::SeqWithoutOption,
     ];
 
     /// Counter name.
@@ -359,6 +382,7 @@ impl EntrySkip {
             EntrySkip::Template => "template",
             EntrySkip::UnsupportedForward => "unsupported_forward",
             EntrySkip::BadLocal => "bad_local",
+            EntrySkip::SeqWithoutOption => "seq_without_option",
         }
     }
 }
@@ -528,6 +552,9 @@ fn entry(e: &[u8]) -> Result<Result<Entry<'_>, EntrySkip>, DecodeError> {
     if let Some(s) = skip {
         return Ok(Err(s));
     }
+    if flags & F_SEQ_MASK != 0 && seq.is_none() {
+        return Ok(Err(EntrySkip::SeqWithoutOption));
+    }
     if flags & F_TEMPLATE != 0 {
         return Ok(Err(EntrySkip::Template));
     }
@@ -640,7 +667,12 @@ impl MessageBuilder {
         b.push(if v6 { STYPE_F_INET6 } else { 0 });
         b.push(c.proto);
         b.extend_from_slice(&((len as u16) & SVER_MASK).to_be_bytes());
-        b.extend_from_slice(&(c.flags & !F_HASHED).to_be_bytes());
+        // The SEQ flags promise the option: never send one without the other.
+        let mut flags = c.flags & !F_HASHED;
+        if c.seq.is_none() {
+            flags &= !F_SEQ_MASK;
+        }
+        b.extend_from_slice(&flags.to_be_bytes());
         b.extend_from_slice(&c.state.to_be_bytes());
         b.extend_from_slice(&c.cport.to_be_bytes());
         b.extend_from_slice(&c.vport.to_be_bytes());

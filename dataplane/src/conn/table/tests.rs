@@ -726,3 +726,38 @@ fn remove_and_extend_while_slot_is_half_drained() {
     let s = t.stats();
     assert_eq!((s.inserts, s.removes, s.expirations), (10, 1, 9));
 }
+
+#[test]
+fn sequence_adjustment_lives_beside_the_record_and_dies_with_it() {
+    use crate::forward::{ConnSeq, SeqAdj};
+    let mut cfg = ConnConfig::new(64);
+    cfg.seq_capacity = 2;
+    let mut t = ConnTable::<V4>::new(&cfg, KEY).unwrap();
+    let s = ConnSeq {
+        in_seq: SeqAdj {
+            init_seq: 100,
+            delta: 28,
+            previous_delta: 0,
+        },
+        out_seq: SeqAdj::default(),
+    };
+    let a = t.insert(&nat(1), 0).unwrap();
+    let b = t.insert(&nat(2), 0).unwrap();
+    let c = t.insert(&nat(3), 0).unwrap();
+    assert_eq!(t.seq_adj(a), None);
+    assert!(t.set_seq_adj(a, s));
+    assert!(t.set_seq_adj(b, s));
+    assert!(!t.set_seq_adj(c, s), "side table full");
+    assert_eq!(t.stats().seq_full, 1);
+    assert_eq!(t.seq_adj(a), Some(&s));
+    assert_eq!(t.seq_adj_usage(), (2, 2));
+    // Freeing the record frees its adjustment: the reused slot starts clean.
+    t.remove(a).unwrap();
+    assert_eq!(t.seq_adj_usage(), (1, 2));
+    let d = t.insert(&nat(4), 0).unwrap();
+    assert_eq!(d, a, "record reused");
+    assert_eq!(t.seq_adj(d), None);
+    assert!(t.set_seq_adj(c, s));
+    assert!(!t.set_seq_adj(RecordIdx(60), s), "not live");
+    assert_eq!(t.stats().seq_full, 1);
+}

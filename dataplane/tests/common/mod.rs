@@ -187,7 +187,7 @@ pub fn check_out(frame: &[u8]) -> (IpAddr, u16, IpAddr, u16, [u8; 6]) {
             assert_eq!(t.checksum(), want, "TCP checksum");
             (t.source_port(), t.destination_port())
         }
-        _ => panic!("not TCP"),
+        _ => panic!("not TCP: {frame:02x?}"),
     };
     let mut mac = [0u8; 6];
     mac.copy_from_slice(&frame[..6]);

@@ -30,6 +30,13 @@ pub mod conn;
 #[allow(clippy::indexing_slicing)]
 // FFI wrappers over DPDK structures (not packet parsing); unsafe-reviewed on its own
 pub mod dpdk;
+/// Without DPDK the `dpdk` module holds only the cache prefetch hint, which
+/// the packet path needs in every build (the one `unsafe` there).
+#[cfg(not(feature = "dpdk"))]
+#[allow(unsafe_code)]
+pub mod dpdk {
+    pub mod prefetch;
+}
 pub mod flow;
 pub mod forward;
 pub mod frag;
@@ -39,10 +46,6 @@ pub mod mem;
 pub mod neigh;
 pub mod parse;
 pub mod pipeline;
-// The cache prefetch hint (one audited `unsafe`, x86-64 only, no DPDK):
-// see the module's documentation.
-#[allow(unsafe_code)]
-pub mod prefetch;
 pub mod route;
 #[cfg(feature = "dpdk")]
 #[allow(clippy::indexing_slicing)] // start-up and control-side wiring, not the packet path

@@ -410,7 +410,7 @@ impl<F: Family> ConnTable<F> {
     #[inline(always)]
     pub fn prefetch_bucket(&self, hash: u64) {
         if let Some(b) = self.buckets.get(self.bucket_index(hash)) {
-            crate::prefetch::prefetch(b);
+            crate::dpdk::prefetch::prefetch(b);
         }
     }
 
@@ -435,7 +435,7 @@ impl<F: Family> ConnTable<F> {
         let i = m.trailing_zeros() as usize;
         if let Some(&v) = bucket.val.get(i) {
             if let Some(c) = self.recs.get((v & !OUT_BIT) as usize) {
-                crate::prefetch::prefetch_all(c);
+                crate::dpdk::prefetch::prefetch_all(c);
             }
         }
     }

@@ -33,6 +33,7 @@ mod huge;
 mod mbuf;
 mod mempool;
 mod port;
+pub mod prefetch;
 mod ring;
 pub mod telemetry;
 mod thread;

@@ -2,10 +2,10 @@
 //! record line ahead of the packet that reads it, so the misses of a burst
 //! overlap instead of following one another.
 //!
-//! The one module outside `dataplane::dpdk` allowed `unsafe` (declared
-//! with `#[allow(unsafe_code)]` in `lib.rs`): a prefetch is not DPDK and
-//! must exist in the build without it. It holds exactly one `unsafe`
-//! call, the x86-64 prefetch instruction, which is a hint: it never
+//! It lives in `dataplane::dpdk`, the one place of the crate allowed
+//! `unsafe`, and is also built without the `dpdk` feature (`lib.rs` then
+//! declares a `dpdk` module holding only this one). It holds exactly one
+//! `unsafe` call, the x86-64 prefetch instruction, which is a hint: it never
 //! faults, never changes memory or program state, and is given only
 //! addresses derived from a live reference. On other architectures the
 //! functions do nothing.

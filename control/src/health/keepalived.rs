@@ -21,9 +21,11 @@
 //! PING_CHECK.
 //! `global_defs`, `vrrp_*` and the other VRRP-side blocks are left to
 //! keepalived. `virtual_server fwmark N` (with `ip_family inet6` for an
-//! IPv6 mark) becomes a `fwmark = N` service; the packets that carry the
+//! IPv6 mark) becomes a `fwmark = N` service, and so does each `fwmark N`
+//! entry of a `virtual_server_group` (beside its address entries, with
+//! the group's settings and real servers); the packets that carry the
 //! mark are defined by rvsd.toml's `[[fwmark]]` tables, not by iptables.
-//! Anything else rvs cannot honour (fwmark in a group, `ops`,
+//! Anything else rvs cannot honour (`ops` on TCP,
 //! SMTP_CHECK, DNS_CHECK, `regex`, ...) is refused with the file,
 //! the line and why; a file with any error contributes nothing.
 
@@ -523,14 +525,16 @@ fn virtual_server(
     };
     // the service addresses
     let mut addrs: Vec<(IpAddr, String)> = Vec::new();
-    let mut mark: Option<i64> = None;
+    // firewall marks: `virtual_server fwmark N`, or `fwmark N` entries of
+    // a virtual_server_group (each becomes a fwmark service)
+    let mut marks: Vec<i64> = Vec::new();
     match (
         n.words.get(1).map(String::as_str),
         n.words.get(2),
         n.words.len(),
     ) {
         (Some("fwmark"), Some(m), 3) => match m.parse::<u32>() {
-            Ok(v) if v != 0 => mark = Some(i64::from(v)),
+            Ok(v) if v != 0 => marks.push(i64::from(v)),
             _ => e.at(n, format!("'{m}' is not a firewall mark (1..=4294967295)")),
         },
         (Some("fwmark"), _, _) => e.at(n, "expected 'virtual_server fwmark MARK'"),
@@ -539,10 +543,21 @@ fn virtual_server(
             Some((_, gn)) => {
                 for m in gn.children.as_deref().unwrap_or(&[]) {
                     match (m.words.first(), m.words.get(1), m.words.len()) {
-                        (Some(f), _, _) if f == "fwmark" => e.at(
-                            m,
-                            "fwmark in a virtual_server_group is not supported by rvs (use virtual_server fwmark MARK)",
-                        ),
+                        (Some(f), mk, len) if f == "fwmark" => match (mk, len) {
+                            (Some(mk), 2) => match mk.parse::<u32>() {
+                                Ok(v) if v != 0 && !marks.contains(&i64::from(v)) => {
+                                    marks.push(i64::from(v))
+                                }
+                                Ok(v) if v != 0 => {
+                                    e.at(m, format!("fwmark {v} is listed twice in the group"))
+                                }
+                                _ => e.at(
+                                    m,
+                                    format!("'{mk}' is not a firewall mark (1..=4294967295)"),
+                                ),
+                            },
+                            _ => e.at(m, "expected 'fwmark MARK'"),
+                        },
                         (Some(a), Some(p), 2) => match expand_range(a) {
                             Some(v) => addrs.extend(v.into_iter().map(|ip| (ip, p.clone()))),
                             None => e.at(
@@ -762,36 +777,47 @@ fn virtual_server(
     if e.0.len() != before {
         return Vec::new();
     }
-    if let Some(m) = mark {
-        // a fwmark service: its protocols come from the [[fwmark]] rules
-        svc.fwmark = Some(m);
-        svc.protocol = String::new();
-        let o = Origin {
-            at: n.at.clone(),
-            what,
-            reals: reals_at,
-        };
-        return vec![(svc, o)];
+    if let Some(f) = svc.family.as_deref() {
+        if marks.is_empty() {
+            e.at(n, "ip_family is only for fwmark virtual servers");
+            return Vec::new();
+        }
+        // in a group it names the marks' family; its addresses keep theirs
+        // but must agree, as keepalived checks
+        let v6 = f == "ipv6";
+        if let Some((ip, _)) = addrs.iter().find(|(ip, _)| ip.is_ipv6() != v6) {
+            e.at(
+                n,
+                format!(
+                    "ip_family {} does not match the group's address {ip}",
+                    if v6 { "inet6" } else { "inet" }
+                ),
+            );
+            return Vec::new();
+        }
     }
-    if svc.family.is_some() {
-        e.at(n, "ip_family is only for fwmark virtual servers");
-        return Vec::new();
-    }
-    addrs
-        .into_iter()
-        .map(|(ip, port)| {
+    let origin = || Origin {
+        at: n.at.clone(),
+        what: what.clone(),
+        reals: reals_at.clone(),
+    };
+    let mut out: Vec<(ServiceConf, Origin)> = marks
+        .iter()
+        .map(|&m| {
+            // a fwmark service: its protocols come from the [[fwmark]] rules
             let mut s = svc.clone();
-            s.address = ep(ip, &port);
-            (
-                s,
-                Origin {
-                    at: n.at.clone(),
-                    what: what.clone(),
-                    reals: reals_at.clone(),
-                },
-            )
+            s.fwmark = Some(m);
+            s.protocol = String::new();
+            (s, origin())
         })
-        .collect()
+        .collect();
+    svc.family = None;
+    out.extend(addrs.into_iter().map(|(ip, port)| {
+        let mut s = svc.clone();
+        s.address = ep(ip, &port);
+        (s, origin())
+    }));
+    out
 }
 
 /// `tun_type`, `tun_port`, `tun_flags` as [`RealConf`] takes them.

@@ -341,6 +341,10 @@ const BAD: &[(&str, &str)] = &[
     ("virtual_server 198.18.0.100 80 {\n}\n}\n", "line 3: '}' closes no block"),
     ("bogus_block {\n}\n", "line 1: unknown keyword 'bogus_block'"),
     ("virtual_server group NOPE {\n}\n", "line 1: virtual_server_group 'NOPE' is not defined"),
+    ("virtual_server_group G {\n fwmark 0\n}\nvirtual_server group G {\n}\n", "line 2: '0' is not a firewall mark (1..=4294967295)"),
+    ("virtual_server_group G {\n fwmark\n}\nvirtual_server group G {\n}\n", "line 2: expected 'fwmark MARK'"),
+    ("virtual_server_group G {\n fwmark 1\n fwmark 1\n}\nvirtual_server group G {\n}\n", "line 3: fwmark 1 is listed twice in the group"),
+    ("virtual_server_group G {\n fwmark 1\n 198.18.0.100 80\n}\nvirtual_server group G {\n ip_family inet6\n}\n", "line 5: ip_family inet6 does not match the group's address 198.18.0.100"),
     ("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 {\n }\n}\n", "line 2: expected 'real_server IP PORT {'"),
     ("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n HTTP_GET {\n url {\n status_code abc\n }\n }\n }\n}\n", "line 5: 'abc' is not a status code"),
     ("virtual_server 198.18.0.100 80 {\n real_server 198.18.1.11 80 {\n MISC_CHECK {\n misc_path /bin/true\n user nobody\n }\n }\n}\n", "line 5: MISC_CHECK user is not supported"),
@@ -419,6 +423,40 @@ fn fwmark_virtual_servers_become_fwmark_services() {
         "{}",
         out.stdout
     );
+    let base = toml.replace("[keepalived]\nconf = \"keepalived.conf\"\n", "");
+    let converted = config::parse(&format!("{base}\n{}", out.stdout), "conv.toml")
+        .unwrap_or_else(|e| panic!("{e}\n{}", out.stdout));
+    assert_eq!(converted.to_model(), m);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn fwmark_entries_of_a_virtual_server_group_become_fwmark_services() {
+    // keepalived.conf(5): a virtual_server_group lists "IP PORT",
+    // "IP-RANGE PORT" and "fwmark N" entries; each is a service with the
+    // group's settings and real servers (-S in rvs's listing order).
+    let d = dir("fwmgrp");
+    let ka = "virtual_server_group MIX {\n fwmark 1\n 198.18.0.110 80\n fwmark 3\n}\nvirtual_server group MIX {\n lb_algo rr\n lb_kind DR\n persistence_timeout 60\n real_server 198.18.1.11 80 {\n  weight 2\n }\n}\nvirtual_server_group V6 {\n fwmark 2\n}\nvirtual_server group V6 {\n ip_family inet6\n lb_kind NAT\n real_server 2001:db8:1::11 8080 {\n }\n}\n";
+    std::fs::write(d.join("keepalived.conf"), ka).unwrap();
+    let marks = "[[fwmark]]\nmark = 1\n[[fwmark.rule]]\nnet = \"198.18.0.100\"\nproto = \"tcp\"\nports = \"80\"\n[[fwmark]]\nmark = 3\n[[fwmark.rule]]\nnet = \"198.18.0.101\"\n[[fwmark]]\nmark = 2\n[[fwmark.rule]]\nnet = \"2001:db8::100\"\n";
+    let toml = format!("{RVSD_TOML}{marks}");
+    std::fs::write(d.join("rvsd.toml"), &toml).unwrap();
+    let cfg = config::load(&d.join("rvsd.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let m = cfg.to_model();
+    assert_eq!(
+        crate::ipvsadm::list::save(&m),
+        "-A -t 198.18.0.110:80 -s rr -p 60\n\
+-a -t 198.18.0.110:80 -r 198.18.1.11:80 -g -w 2\n\
+-A -f 1 -s rr -p 60\n\
+-a -f 1 -r 198.18.1.11:80 -g -w 2\n\
+-A -f 2 -6 -s wlc\n\
+-a -f 2 -6 -r [2001:db8:1::11]:8080 -m -w 1\n\
+-A -f 3 -s rr -p 60\n\
+-a -f 3 -r 198.18.1.11:80 -g -w 2\n"
+    );
+    // the converter writes the same services
+    let out = import_command(&[d.join("keepalived.conf").display().to_string()]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
     let base = toml.replace("[keepalived]\nconf = \"keepalived.conf\"\n", "");
     let converted = config::parse(&format!("{base}\n{}", out.stdout), "conv.toml")
         .unwrap_or_else(|e| panic!("{e}\n{}", out.stdout));

@@ -177,7 +177,16 @@ impl Tuple {
     fn hash(&self, k: [u64; 2], c: u32) -> u32 {
         let (s, d) = (bits(self.src), bits(self.dst));
         let ports = (u64::from(self.sport) << 48) | (u64::from(self.dport) << 32) | u64::from(c);
-        siphash24(k, [s as u64, (s >> 64) as u64, d as u64, (d >> 64) as u64, ports]) as u32
+        siphash24(
+            k,
+            [
+                s as u64,
+                (s >> 64) as u64,
+                d as u64,
+                (d >> 64) as u64,
+                ports,
+            ],
+        ) as u32
     }
 }
 
@@ -300,7 +309,16 @@ pub fn syn_options(opts: &[u8]) -> (u16, bool) {
 /// SACK-permitted when `sack`. Returns the buffer and its used length.
 pub fn handshake_options(mss: u16, sack: bool) -> ([u8; 8], usize) {
     let m = mss.to_be_bytes();
-    let mut o = [opt::MSS, 4, m[0], m[1], opt::NOP, opt::NOP, opt::SACK_PERM, 2];
+    let mut o = [
+        opt::MSS,
+        4,
+        m[0],
+        m[1],
+        opt::NOP,
+        opt::NOP,
+        opt::SACK_PERM,
+        2,
+    ];
     if sack {
         (o, 8)
     } else {
@@ -342,7 +360,7 @@ pub enum SegmentError {
     Frame,
     /// Options not a multiple of 4 or longer than 40 bytes.
     Options,
-    /// Not enough tailroom to grow the frame.
+    /// Not enough tailroom or headroom to grow the frame.
     NoRoom,
 }
 
@@ -380,7 +398,17 @@ pub fn write_segment<B: PacketBuf + ?Sized>(
             return Err(SegmentError::Frame);
         }
     } else if have < total && buf.append(total - have).is_none() {
-        return Err(SegmentError::NoRoom);
+        // No tailroom: grow at the front and move the L2 header there
+        // (everything after it is rewritten anyway).
+        let n = total - have;
+        if buf.prepend(n).is_none() {
+            return Err(SegmentError::NoRoom);
+        }
+        let d = buf.data_mut();
+        if d.len() < n + l2_len {
+            return Err(SegmentError::Frame);
+        }
+        d.copy_within(n..n + l2_len, 0);
     }
     let d = buf.data_mut();
     if d.len() != total {

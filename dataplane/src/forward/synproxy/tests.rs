@@ -64,7 +64,10 @@ fn a_cookie_is_bound_to_its_tuple_isn_and_secret() {
     assert_eq!(check_cookie(&k, &other, 5000, c, 7), CookieCheck::Invalid);
     // An ISN off by a little shifts the encoded data (as Linux's cookie);
     // off by more it is refused.
-    assert_eq!(check_cookie(&k, &t, 5000 + 1000, c, 7), CookieCheck::Invalid);
+    assert_eq!(
+        check_cookie(&k, &t, 5000 + 1000, c, 7),
+        CookieCheck::Invalid
+    );
     assert_eq!(
         check_cookie(&CookieKeys::from_seed(2), &t, 5000, c, 7),
         CookieCheck::Invalid
@@ -111,12 +114,18 @@ fn mss_is_encoded_as_linux_msstab() {
 #[test]
 fn syn_options_read_mss_and_sack_and_survive_garbage() {
     // MSS 1460, SACK-permitted, timestamps, NOP, window scale 7.
-    let o = [2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
+    let o = [
+        2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+    ];
     assert_eq!(syn_options(&o), (1460, true));
     assert_eq!(syn_options(&[]), (536, false));
     assert_eq!(syn_options(&[2, 4, 1]), (536, false), "truncated");
     assert_eq!(syn_options(&[8, 0, 2, 4, 5, 180]), (536, false), "length 0");
-    assert_eq!(syn_options(&[1, 1, 0, 2, 4, 5, 180]), (536, false), "after EOL");
+    assert_eq!(
+        syn_options(&[1, 1, 0, 2, 4, 5, 180]),
+        (536, false),
+        "after EOL"
+    );
     for n in 0..=40usize {
         let g: Vec<u8> = (0..n).map(|i| (i * 37 % 11) as u8).collect();
         let _ = syn_options(&g);
@@ -144,17 +153,29 @@ fn write_segment_builds_an_exact_frame() {
     write_segment(&mut b, 14, true, &s).unwrap();
     let want: [u8; 62] = [
         2, 0, 0, 0, 0, 0xaa, 2, 0, 0, 0, 0, 1, 8, 0, // ethernet, turned around
-        0x45, 0, 0, 48, 0, 0, 0x40, 0, 63, 6, 0xaf, 0x35, 198, 18, 0, 100, 198, 18, 0, 10, // ipv4
-        0, 80, 0x9c, 0x40, 1, 2, 3, 4, 0, 0, 3, 0xe9, 0x70, 0x12, 0xff, 0xff, 0x52, 0x05, 0, 0,
-        2, 4, 5, 0xac, 1, 1, 4, 2, // tcp
+        0x45, 0, 0, 48, 0, 0, 0x40, 0, 63, 6, 0xaf, 0x35, 198, 18, 0, 100, 198, 18, 0,
+        10, // ipv4
+        0, 80, 0x9c, 0x40, 1, 2, 3, 4, 0, 0, 3, 0xe9, 0x70, 0x12, 0xff, 0xff, 0x52, 0x05, 0, 0, 2,
+        4, 5, 0xac, 1, 1, 4, 2, // tcp
     ];
     assert_eq!(b.data(), &want[..], "{:02x?}", b.data());
     let ip = crate::wire::ipv4::Packet::new_checked(&b.data()[14..]).unwrap();
     assert!(ip.verify_checksum());
     let tcp = crate::wire::tcp::Packet::new_checked(&b.data()[34..]).unwrap();
-    assert!(tcp.verify_checksum_v4(Ipv4Addr::new(198, 18, 0, 100), Ipv4Addr::new(198, 18, 0, 10)));
+    assert!(tcp.verify_checksum_v4(
+        Ipv4Addr::new(198, 18, 0, 100),
+        Ipv4Addr::new(198, 18, 0, 10)
+    ));
     assert_eq!(
-        write_segment(&mut b, 14, false, &Segment { opts: &[1, 1, 1], ..s }),
+        write_segment(
+            &mut b,
+            14,
+            false,
+            &Segment {
+                opts: &[1, 1, 1],
+                ..s
+            }
+        ),
         Err(SegmentError::Options)
     );
 }
@@ -173,7 +194,10 @@ fn pending_table_tracks_and_forgets_handshakes() {
     }
     assert_eq!(t.len(), 8);
     assert!(!t.insert(8, p, 100), "every probe slot is live");
-    assert!(t.insert(8, p, 100 + PENDING_STALE_SECS + 1), "a stale one is taken");
+    assert!(
+        t.insert(8, p, 100 + PENDING_STALE_SECS + 1),
+        "a stale one is taken"
+    );
     assert_eq!(t.len(), 8);
     assert_eq!(t.get(8, 7), Some(p));
     assert_eq!(t.get(8, 6), None, "another connection in a reused record");

@@ -585,6 +585,7 @@ fn virtual_server(
         health: None,
         sloppy_tcp: None,
         ops: false,
+        synproxy: false,
         announce: None,
     };
     let mut ops_at: Option<&Node> = None;

@@ -379,7 +379,7 @@ pub fn write_segment<B: PacketBuf + ?Sized>(
     swap_macs: bool,
     s: &Segment<'_>,
 ) -> Result<(), SegmentError> {
-    if s.opts.len() % 4 != 0 || s.opts.len() > 40 {
+    if !s.opts.len().is_multiple_of(4) || s.opts.len() > 40 {
         return Err(SegmentError::Options);
     }
     let ip_len = match (s.src, s.dst) {

@@ -88,7 +88,7 @@ fn pending_key<F: Family>(idx: RecordIdx) -> u32 {
 }
 
 fn fingerprint<F: Family>(client: F::Addr, cport: u16) -> u32 {
-    F::hash_endpoint(&HashKey::from_seed(0x5359_4e), client, cport) as u32
+    F::hash_endpoint(&HashKey::from_seed(0x0053_594e), client, cport) as u32
 }
 
 impl<B: PacketBuf> Pipeline<B> {

@@ -774,7 +774,11 @@ fn tunnel_options_are_validated_by_field() {
 #[test]
 fn synproxy_for_tcp_services_with_masq_or_fullnat_real_servers() {
     let m = parse(
-        &BASE.replacen("forward = \"masq\"", "forward = \"masq\"\nsynproxy = true", 1),
+        &BASE.replacen(
+            "forward = \"masq\"",
+            "forward = \"masq\"\nsynproxy = true",
+            1,
+        ),
         "ok.toml",
     )
     .unwrap()
@@ -813,11 +817,23 @@ fn synproxy_settings_are_checked_and_converted() {
     let d = parse(BASE, "ok.toml").unwrap().dataplane.synproxy.conf();
     assert_eq!(d, dataplane::forward::synproxy::SynProxyConf::default());
     for (kv, field) in [
-        ("mss = 100", "dataplane.synproxy.mss: must be in 536..=9000, not 100"),
-        ("ttl = 0", "dataplane.synproxy.ttl: must be in 1..=255, not 0"),
+        (
+            "mss = 100",
+            "dataplane.synproxy.mss: must be in 536..=9000, not 100",
+        ),
+        (
+            "ttl = 0",
+            "dataplane.synproxy.ttl: must be in 1..=255, not 0",
+        ),
         ("wscale = 7", "dataplane.synproxy.wscale: only 0"),
-        ("timestamp = true", "dataplane.synproxy.timestamp: only false"),
-        ("syn_retries = 11", "dataplane.synproxy.syn_retries: must be in 0..=10"),
+        (
+            "timestamp = true",
+            "dataplane.synproxy.timestamp: only false",
+        ),
+        (
+            "syn_retries = 11",
+            "dataplane.synproxy.syn_retries: must be in 0..=10",
+        ),
     ] {
         let v = errors(&BASE.replacen(
             "[dataplane]\nworkers = 2\n",

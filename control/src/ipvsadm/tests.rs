@@ -1337,7 +1337,10 @@ fn synproxy_parse_list_save_like_dpvs() {
     run(&mut m, "-A -t 198.18.0.1:80 -s rr -j enable").unwrap();
     run(&mut m, "-a -t 198.18.0.1:80 -r 198.19.0.2:8080 -m").unwrap();
     let e = run(&mut m, "-a -t 198.18.0.1:80 -r 198.19.0.3 -g").unwrap_err();
-    assert!(e.message.contains("masq and fullnat real servers only"), "{e:?}");
+    assert!(
+        e.message.contains("masq and fullnat real servers only"),
+        "{e:?}"
+    );
     let l = run(&mut m, "-Ln").unwrap();
     assert!(l.contains("\nTCP  198.18.0.1:80 rr synproxy\n"), "{l}");
     let saved = run(&mut m, "-S -n").unwrap();
@@ -1355,5 +1358,8 @@ fn synproxy_parse_list_save_like_dpvs() {
     // a service with a DR real server cannot turn it on
     run(&mut m, "-a -t 198.18.0.1:80 -r 198.19.0.3 -g").unwrap();
     let e = run(&mut m, "-E -t 198.18.0.1:80 -s rr -j enable").unwrap_err();
-    assert!(e.message.contains("masq and fullnat real servers only"), "{e:?}");
+    assert!(
+        e.message.contains("masq and fullnat real servers only"),
+        "{e:?}"
+    );
 }

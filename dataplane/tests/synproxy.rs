@@ -27,8 +27,38 @@ const VIP: &str = "198.18.0.100";
 const RS: &str = "198.19.0.11";
 const LADDR: &str = "198.19.0.250";
 
+/// The addresses of one family.
+#[derive(Clone, Copy)]
+struct Fam {
+    client: &'static str,
+    vip: &'static str,
+    rs: &'static str,
+    laddr: &'static str,
+}
+
+const V4: Fam = Fam {
+    client: CLIENT,
+    vip: VIP,
+    rs: RS,
+    laddr: LADDR,
+};
+const V6: Fam = Fam {
+    client: "2001:db8::10",
+    vip: "2001:db8::100",
+    rs: "2001:db8:1::11",
+    laddr: "2001:db8:1::250",
+};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address")
+}
+
 fn setup(fwd: FwdMode) -> (Pipeline<VecBuf>, Arc<WorkerCounters>, Collect) {
-    let mut s = service(0, v4(VIP), 80, SchedKind::Rr, &[(v4(RS), 8080)], fwd);
+    setup_on(&V4, fwd)
+}
+
+fn setup_on(f: &Fam, fwd: FwdMode) -> (Pipeline<VecBuf>, Arc<WorkerCounters>, Collect) {
+    let mut s = service(0, ip(f.vip), 80, SchedKind::Rr, &[(ip(f.rs), 8080)], fwd);
     s.synproxy = true;
     let snap = snapshot(vec![s], Role::Master);
     let counters = Arc::new(WorkerCounters::new(16, 4096, 2, 1));
@@ -41,8 +71,8 @@ fn setup(fwd: FwdMode) -> (Pipeline<VecBuf>, Arc<WorkerCounters>, Collect) {
     .expect("pipeline");
     p.set_synproxy_keys(CookieKeys::from_seed(SEED));
     let mut out = Collect::default();
-    p.learn(v4(RS), SERVER_PORT, MacAddr(MAC_RS1), NOW, &mut out);
-    p.learn(v4(CLIENT), CLIENT_PORT, MacAddr(MAC_GW), NOW, &mut out);
+    p.learn(ip(f.rs), SERVER_PORT, MacAddr(MAC_RS1), NOW, &mut out);
+    p.learn(ip(f.client), CLIENT_PORT, MacAddr(MAC_GW), NOW, &mut out);
     out.tx.clear();
     out.events.clear();
     (p, counters, out)
@@ -62,12 +92,13 @@ fn tcp(
     opts: &[TcpOptionElement],
     payload: &[u8],
 ) -> Vec<u8> {
-    let (IpAddr::V4(s), IpAddr::V4(d)) = (v4(src), v4(dst)) else {
-        unreachable!()
-    };
-    let mut t = PacketBuilder::ethernet2(macs.0, macs.1)
-        .ipv4(s.octets(), d.octets(), 64)
-        .tcp(sport, dport, seq, 29200);
+    let b = PacketBuilder::ethernet2(macs.0, macs.1);
+    let mut t = match (ip(src), ip(dst)) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => b.ipv4(s.octets(), d.octets(), 64),
+        (IpAddr::V6(s), IpAddr::V6(d)) => b.ipv6(s.octets(), d.octets(), 64),
+        _ => panic!("families"),
+    }
+    .tcp(sport, dport, seq, 29200);
     if flags & SYN != 0 {
         t = t.syn();
     }
@@ -95,17 +126,20 @@ fn client(
     opts: &[TcpOptionElement],
     data: &[u8],
 ) -> Vec<u8> {
+    client_on(&V4, seq, ack, flags, opts, data)
+}
+
+fn client_on(
+    f: &Fam,
+    seq: u32,
+    ack: Option<u32>,
+    flags: u8,
+    opts: &[TcpOptionElement],
+    data: &[u8],
+) -> Vec<u8> {
+    let macs = (MAC_GW, MAC_P0);
     tcp(
-        (MAC_GW, MAC_P0),
-        CLIENT,
-        40000,
-        VIP,
-        80,
-        seq,
-        ack,
-        flags,
-        opts,
-        data,
+        macs, f.client, 40000, f.vip, 80, seq, ack, flags, opts, data,
     )
 }
 
@@ -118,7 +152,12 @@ fn seen(frame: &[u8]) -> Seen {
     let Some(TransportSlice::Tcp(t)) = p.transport else {
         panic!("tcp")
     };
-    let flags = frame[14 + 20 + 13];
+    let ip_len = if frame[12..14] == [0x86, 0xdd] {
+        40
+    } else {
+        20
+    };
+    let flags = frame[14 + ip_len + 13];
     (
         src,
         sport,
@@ -186,30 +225,38 @@ fn syn_is_answered_with_a_cookie_and_creates_nothing() {
 }
 
 fn handshake(fwd: FwdMode) -> (Pipeline<VecBuf>, Arc<WorkerCounters>, Collect, u32) {
-    let (mut p, counters, mut out) = setup(fwd);
-    let syn = client(1000, None, SYN, &SYN_OPTS, b"");
+    handshake_on(&V4, fwd)
+}
+
+fn handshake_on(f: &Fam, fwd: FwdMode) -> (Pipeline<VecBuf>, Arc<WorkerCounters>, Collect, u32) {
+    let (mut p, counters, mut out) = setup_on(f, fwd);
+    let syn = client_on(f, 1000, None, SYN, &SYN_OPTS, b"");
     p.process(VecBuf::new(&syn), CLIENT_PORT, NOW, false, &mut out);
     let c = seen(&out.tx[0].1).4;
     out.tx.clear();
     // The client's ACK, with data: the connection opens, a SYN with the
     // client's ISN and the cookie's MSS/SACK goes to the real server; the
     // data is left to the client's retransmission.
-    let ack = client(1001, Some(c.wrapping_add(1)), ACK, &[], b"hello");
+    let ack = client_on(f, 1001, Some(c.wrapping_add(1)), ACK, &[], b"hello");
     p.process(VecBuf::new(&ack), CLIENT_PORT, NOW + 1000, false, &mut out);
     assert_eq!(out.tx.len(), 1, "{:?}", out.tx);
-    let (port, f) = &out.tx[0];
+    let (port, frame) = &out.tx[0];
     assert_eq!(*port, SERVER_PORT);
-    let s = seen(f);
+    let s = seen(frame);
     let from = if fwd == FwdMode::FullNat {
-        v4(LADDR)
+        ip(f.laddr)
     } else {
-        v4(CLIENT)
+        ip(f.client)
     };
-    assert_eq!((s.0, s.2, s.3), (from, v4(RS), 8080));
+    assert_eq!((s.0, s.2, s.3), (from, ip(f.rs), 8080));
     assert_eq!((s.4, s.5, s.6), (1000, 0, SYN), "the client's ISN");
-    assert_eq!(s.7, vec![2, 4, 0x05, 0xb4, 1, 1, 4, 2], "MSS 1460, SACK");
+    // The client's 1460 is in both tables (IPv6: 1440, the largest not
+    // above it).
+    let mss: u16 = if f.vip.contains(':') { 1440 } else { 1460 };
+    let m = mss.to_be_bytes();
+    assert_eq!(s.7, vec![2, 4, m[0], m[1], 1, 1, 4, 2], "MSS, SACK");
     assert!(s.8.is_empty(), "no payload on the SYN");
-    assert_eq!(p.conns_v4().len(), 1);
+    assert_eq!(p.conns_v4().len() + p.conns_v6().len(), 1);
     assert_eq!(p.synproxy_pending(), 1);
     assert_eq!(counters.synproxy.cookies_valid.get(), 1);
     out.tx.clear();
@@ -217,36 +264,48 @@ fn handshake(fwd: FwdMode) -> (Pipeline<VecBuf>, Arc<WorkerCounters>, Collect, u
 }
 
 fn rs(lport: u16, seq: u32, ack: Option<u32>, flags: u8, data: &[u8], fwd: FwdMode) -> Vec<u8> {
+    rs_on(&V4, lport, seq, ack, flags, data, fwd)
+}
+
+fn rs_on(
+    f: &Fam,
+    lport: u16,
+    seq: u32,
+    ack: Option<u32>,
+    flags: u8,
+    data: &[u8],
+    fwd: FwdMode,
+) -> Vec<u8> {
     let to = if fwd == FwdMode::FullNat {
-        LADDR
+        f.laddr
     } else {
-        CLIENT
+        f.client
     };
     let port = if fwd == FwdMode::FullNat {
         lport
     } else {
         40000
     };
-    tcp(
-        (MAC_RS1, MAC_P1),
-        RS,
-        8080,
-        to,
-        port,
-        seq,
-        ack,
-        flags,
-        &[],
-        data,
-    )
+    let macs = (MAC_RS1, MAC_P1);
+    tcp(macs, f.rs, 8080, to, port, seq, ack, flags, &[], data)
+}
+
+fn lport_of(p: &Pipeline<VecBuf>) -> u16 {
+    let l4 = p.conns_v4().iter().next().map(|(_, c)| c.lport());
+    l4.or_else(|| p.conns_v6().iter().next().map(|(_, c)| c.lport()))
+        .unwrap()
 }
 
 fn splice(fwd: FwdMode) {
-    let (mut p, counters, mut out, c) = handshake(fwd);
-    let lport = p.conns_v4().iter().next().map(|(_, c)| c.lport()).unwrap();
+    splice_on(&V4, fwd)
+}
+
+fn splice_on(f: &Fam, fwd: FwdMode) {
+    let (mut p, counters, mut out, c) = handshake_on(f, fwd);
+    let lport = lport_of(&p);
     // The real server's SYN-ACK: rvs answers it with the ACK the client
     // would have sent; nothing goes to the client.
-    let synack = rs(lport, 5000, Some(1001), SYN | ACK, b"", fwd);
+    let synack = rs_on(f, lport, 5000, Some(1001), SYN | ACK, b"", fwd);
     p.process(
         VecBuf::new(&synack),
         SERVER_PORT,
@@ -257,31 +316,31 @@ fn splice(fwd: FwdMode) {
     assert_eq!(out.tx.len(), 1, "{:?}", out.tx);
     assert_eq!(out.tx[0].0, SERVER_PORT);
     let s = seen(&out.tx[0].1);
-    assert_eq!((s.2, s.3), (v4(RS), 8080));
+    assert_eq!((s.2, s.3), (ip(f.rs), 8080));
     assert_eq!((s.4, s.5, s.6), (1001, 5001, ACK));
     assert_eq!(p.synproxy_pending(), 0);
     assert_eq!(counters.synproxy.spliced.get(), 1);
     out.tx.clear();
     // The client's data (retransmitted) reaches the server with its ack
     // in the server's space.
-    let data = client(1001, Some(c.wrapping_add(1)), ACK, &[], b"hello");
+    let data = client_on(f, 1001, Some(c.wrapping_add(1)), ACK, &[], b"hello");
     p.process(VecBuf::new(&data), CLIENT_PORT, NOW + 3000, false, &mut out);
     let s = seen(&out.tx[0].1);
     assert_eq!((s.4, s.5, s.8.as_slice()), (1001, 5001, &b"hello"[..]));
     out.tx.clear();
     // The server's answer reaches the client in the cookie's space.
-    let back = rs(lport, 5001, Some(1006), ACK, b"world", fwd);
+    let back = rs_on(f, lport, 5001, Some(1006), ACK, b"world", fwd);
     p.process(VecBuf::new(&back), SERVER_PORT, NOW + 4000, false, &mut out);
     assert_eq!(out.tx[0].0, CLIENT_PORT);
     let s = seen(&out.tx[0].1);
-    assert_eq!((s.0, s.1, s.2, s.3), (v4(VIP), 80, v4(CLIENT), 40000));
+    assert_eq!((s.0, s.1, s.2, s.3), (ip(f.vip), 80, ip(f.client), 40000));
     assert_eq!(
         (s.4, s.5, s.8.as_slice()),
         (c.wrapping_add(1), 1006, &b"world"[..])
     );
     // And the client's ack of it goes back in the server's space.
     out.tx.clear();
-    let ack = client(1006, Some(c.wrapping_add(6)), ACK, &[], b"");
+    let ack = client_on(f, 1006, Some(c.wrapping_add(6)), ACK, &[], b"");
     p.process(VecBuf::new(&ack), CLIENT_PORT, NOW + 5000, false, &mut out);
     let s = seen(&out.tx[0].1);
     assert_eq!((s.4, s.5), (1006, 5006));
@@ -295,6 +354,12 @@ fn fullnat_handshake_is_spliced_both_ways() {
 #[test]
 fn nat_handshake_is_spliced_both_ways() {
     splice(FwdMode::Nat);
+}
+
+#[test]
+fn ipv6_fullnat_and_nat_handshakes_are_spliced_both_ways() {
+    splice_on(&V6, FwdMode::FullNat);
+    splice_on(&V6, FwdMode::Nat);
 }
 
 #[test]
@@ -322,13 +387,13 @@ fn client_segments_while_waiting_are_dropped_and_retry_the_syn() {
 #[test]
 fn rst_from_the_real_server_resets_the_client() {
     let (mut p, counters, mut out, c) = handshake(FwdMode::FullNat);
-    let lport = p.conns_v4().iter().next().map(|(_, c)| c.lport()).unwrap();
+    let lport = lport_of(&p);
     let rst = rs(lport, 0, Some(1001), RST, b"", FwdMode::FullNat);
     p.process(VecBuf::new(&rst), SERVER_PORT, NOW + 2000, false, &mut out);
     assert_eq!(out.tx.len(), 1);
     assert_eq!(out.tx[0].0, CLIENT_PORT);
     let s = seen(&out.tx[0].1);
-    assert_eq!((s.0, s.1, s.2, s.3), (v4(VIP), 80, v4(CLIENT), 40000));
+    assert_eq!((s.0, s.1, s.2, s.3), (ip(VIP), 80, ip(CLIENT), 40000));
     assert_eq!((s.4, s.6), (c.wrapping_add(1), RST | ACK));
     assert_eq!(counters.synproxy.handshake_rsts.get(), 1);
     assert_eq!(p.synproxy_pending(), 0);

@@ -445,3 +445,80 @@ fn forged_and_expired_cookies_and_rst_fin_create_nothing() {
     assert_eq!(syns.len(), 1, "{:?}", out.tx);
     assert_eq!((syns[0].4, syns[0].6), (1000, SYN));
 }
+
+proptest::proptest! {
+    /// Any TCP segment to a synproxy service with no connection: no panic,
+    /// at most one packet out, and only a SYN is answered (to the
+    /// client) or a valid-cookie ACK opens a connection. A guessed
+    /// acknowledgement number is never a cookie here (the secret is fixed
+    /// and the guesses are few).
+    #[test]
+    fn random_segments_create_nothing_but_cookie_answers(
+        flags in 0u8..=0xff,
+        seq in proptest::prelude::any::<u32>(),
+        ack in proptest::prelude::any::<u32>(),
+        v6 in proptest::prelude::any::<bool>(),
+        data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        opts in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..10),
+    ) {
+        let f = if v6 { V6 } else { V4 };
+        let (mut p, counters, mut out) = setup_on(&f, FwdMode::FullNat);
+        // arbitrary option bytes, padded to a multiple of 4
+        let mut o = opts.clone();
+        o.resize(opts.len().div_ceil(4) * 4, 0);
+        let mut pkt = client_on(&f, seq, Some(ack), 0, &[], &data);
+        let l4 = 14 + if v6 { 40 } else { 20 };
+        pkt[l4 + 13] = flags;
+        // insert the options: grow the header, fix lengths and checksums
+        let mut frame = pkt[..l4 + 20].to_vec();
+        frame.extend_from_slice(&o);
+        frame.extend_from_slice(&pkt[l4 + 20..]);
+        frame[l4 + 12] = (((20 + o.len()) / 4) as u8) << 4;
+        let tcp_len = frame.len() - l4;
+        if v6 {
+            frame[18..20].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+        } else {
+            frame[16..18].copy_from_slice(&((tcp_len + 20) as u16).to_be_bytes());
+            frame[24..26].copy_from_slice(&[0, 0]);
+            let h = etherparse::Ipv4HeaderSlice::from_slice(&frame[14..34]).unwrap();
+            let c = h.to_header().calc_header_checksum();
+            frame[24..26].copy_from_slice(&c.to_be_bytes());
+        }
+        frame[l4 + 16..l4 + 18].copy_from_slice(&[0, 0]);
+        let c = {
+            let (s, d) = (ip(f.client), ip(f.vip));
+            let mut sum: u32 = 0;
+            let mut add = |b: &[u8]| {
+                for ch in b.chunks(2) {
+                    let w = if ch.len() == 2 { u16::from_be_bytes([ch[0], ch[1]]) } else { u16::from(ch[0]) << 8 };
+                    sum += u32::from(w);
+                }
+            };
+            match (s, d) {
+                (IpAddr::V4(a), IpAddr::V4(b)) => { add(&a.octets()); add(&b.octets()); }
+                (IpAddr::V6(a), IpAddr::V6(b)) => { add(&a.octets()); add(&b.octets()); }
+                _ => unreachable!(),
+            }
+            add(&[0, 6]);
+            add(&(tcp_len as u32).to_be_bytes());
+            add(&frame[l4..]);
+            while sum >> 16 != 0 { sum = (sum & 0xffff) + (sum >> 16); }
+            !(sum as u16)
+        };
+        frame[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
+        p.process(VecBuf::new(&frame), CLIENT_PORT, NOW, false, &mut out);
+        let syn_only = flags & (SYN | ACK | RST | FIN) == SYN;
+        // the segment is well formed: nothing is refused for its checksum
+        let bad = dataplane::parse::DropReason::BadTcpChecksum.index();
+        proptest::prop_assert_eq!(counters.parse_drops[bad].get(), 0);
+        proptest::prop_assert!(out.tx.len() <= 1);
+        proptest::prop_assert_eq!(p.conns_v4().len() + p.conns_v6().len(), 0);
+        if let Some((port, _)) = out.tx.first() {
+            proptest::prop_assert!(syn_only);
+            proptest::prop_assert_eq!(*port, CLIENT_PORT);
+            proptest::prop_assert_eq!(counters.synproxy.cookies_sent.get(), 1);
+        } else {
+            proptest::prop_assert!(!syn_only, "a SYN is always answered");
+        }
+    }
+}

@@ -235,6 +235,62 @@ pub struct Dataplane {
     /// entries that never saw a reply (DR/TUN).
     #[serde(default = "one")]
     pub conn_reuse_mode: i64,
+    /// The SYN proxy's settings (`[dataplane.synproxy]`, DPVS's
+    /// `synproxy` block), for services with `synproxy = true`.
+    #[serde(default)]
+    pub synproxy: SynProxyConfig,
+}
+
+/// `[dataplane.synproxy]`: DPVS's `synproxy` settings. Read at start.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SynProxyConfig {
+    /// MSS of rvs's SYN-ACK (DPVS `synack_options.mss`, 1452).
+    #[serde(default)]
+    pub mss: Option<i64>,
+    /// TTL / hop limit of rvs's SYN-ACK (63).
+    #[serde(default)]
+    pub ttl: Option<i64>,
+    /// Offer SACK when the client does (true).
+    #[serde(default)]
+    pub sack: Option<bool>,
+    /// Window scale of the SYN-ACK: only 0 (none) is supported.
+    #[serde(default)]
+    pub wscale: Option<i64>,
+    /// Timestamps in the SYN-ACK: only false is supported.
+    #[serde(default)]
+    pub timestamp: Option<bool>,
+    /// SYNs sent to the real server again (DPVS `rs_syn_max_retry`, 3).
+    #[serde(default)]
+    pub syn_retries: Option<i64>,
+    /// Client segments dropped while the real server's SYN-ACK is awaited
+    /// before the client is reset (DPVS `ack_storm_thresh`, 10).
+    #[serde(default)]
+    pub dup_ack_limit: Option<i64>,
+}
+
+impl SynProxyConfig {
+    /// The dataplane's settings (defaults for what is unset; call after
+    /// validation).
+    pub fn conf(&self) -> dataplane::forward::synproxy::SynProxyConf {
+        let d = dataplane::forward::synproxy::SynProxyConf::default();
+        dataplane::forward::synproxy::SynProxyConf {
+            mss: self
+                .mss
+                .and_then(|v| u16::try_from(v).ok())
+                .unwrap_or(d.mss),
+            ttl: self.ttl.and_then(|v| u8::try_from(v).ok()).unwrap_or(d.ttl),
+            sack: self.sack.unwrap_or(d.sack),
+            syn_retries: self
+                .syn_retries
+                .and_then(|v| u8::try_from(v).ok())
+                .unwrap_or(d.syn_retries),
+            dup_ack_limit: self
+                .dup_ack_limit
+                .and_then(|v| u8::try_from(v).ok())
+                .unwrap_or(d.dup_ack_limit),
+        }
+    }
 }
 
 fn one() -> i64 {
@@ -255,6 +311,7 @@ impl Default for Dataplane {
             timeouts: TimeoutsConf::default(),
             conn_table_size_v6: default_table_v6(),
             conn_reuse_mode: 1,
+            synproxy: SynProxyConfig::default(),
         }
     }
 }
@@ -356,6 +413,11 @@ pub struct ServiceConf {
     /// service is scheduled on its own, no connection entry is kept.
     #[serde(default)]
     pub ops: bool,
+    /// SYN proxy (DPVS `-j enable`): rvs answers SYNs with a cookie and
+    /// opens the real-server connection only on the client's valid ACK.
+    /// TCP services with masq/fullnat real servers.
+    #[serde(default)]
+    pub synproxy: bool,
     /// `announce = false`: never announce this service's VIP by BGP
     /// (default true when `[bgp]` is configured).
     #[serde(default)]
@@ -915,6 +977,32 @@ impl Config {
                 ),
             );
         }
+        let sp = &dp.synproxy;
+        for (name, v, range) in [
+            ("mss", sp.mss, 536..=9000),
+            ("ttl", sp.ttl, 1..=255),
+            ("syn_retries", sp.syn_retries, 0..=10),
+            ("dup_ack_limit", sp.dup_ack_limit, 1..=255),
+        ] {
+            if let Some(v) = v.filter(|v| !range.contains(v)) {
+                e.push(
+                    format!("dataplane.synproxy.{name}"),
+                    format!("must be in {}..={}, not {v}", range.start(), range.end()),
+                );
+            }
+        }
+        if sp.wscale.is_some_and(|w| w != 0) {
+            e.push(
+                "dataplane.synproxy.wscale",
+                "only 0: rvs's SYN-ACK offers no window scale (the real server's windows would need rescaling)",
+            );
+        }
+        if sp.timestamp == Some(true) {
+            e.push(
+                "dataplane.synproxy.timestamp",
+                "only false: rvs's SYN-ACK carries no timestamps (they would need translating for the life of the connection)",
+            );
+        }
         let mut timeouts = Timeouts::default();
         for (name, v, slot) in [
             ("tcp", dp.timeouts.tcp, &mut timeouts.tcp),
@@ -1345,6 +1433,7 @@ impl Config {
 
         let mut reals: Vec<RealServer> = Vec::new();
         let mut fullnat = false;
+        let mut synproxy_fwd_ok = true;
         for (j, r) in s.reals.iter().enumerate() {
             let rf = format!("{f}.real[{j}]");
             let fw = match r.forward.as_deref() {
@@ -1358,6 +1447,7 @@ impl Config {
                 }
             };
             fullnat |= fw == Some(Forward::FullNat);
+            synproxy_fwd_ok &= fw.is_none_or(crate::model::synproxy_forward);
             let addr = match (parse_endpoint(&r.address), vip) {
                 (None, _) => {
                     e.push(
@@ -1469,6 +1559,12 @@ impl Config {
                 "fullnat needs a connection entry for its local port",
             );
         }
+        if s.synproxy && proto.is_some_and(|p| p != Protocol::Tcp) {
+            e.push(format!("{f}.synproxy"), crate::model::SYNPROXY_TCP_ONLY);
+        }
+        if s.synproxy && !synproxy_fwd_ok {
+            e.push(format!("{f}.synproxy"), crate::model::SYNPROXY_FORWARD);
+        }
         if s.sloppy_tcp == Some(true) && fullnat {
             e.push(
                 format!("{f}.sloppy_tcp"),
@@ -1515,6 +1611,7 @@ impl Config {
             passive_check: s.health.as_ref().is_some_and(|h| h.passive_check),
             sloppy_tcp: s.sloppy_tcp,
             ops: s.ops,
+            synproxy: s.synproxy,
             ..Service::new(key)
         })
     }

@@ -118,6 +118,9 @@ pub struct MetricsSnapshot {
     /// TCP segments of sequence-adjusted connections (`reason`:
     /// `adjusted`, `bad_options`) by worker.
     pub seq_adjust: Vec<DropCounter>,
+    /// SYN proxy (issue 14 item 4): cookies sent/valid/invalid/expired,
+    /// RS SYN retries, held-packet drops, handshake RSTs, ... by worker.
+    pub synproxy: Vec<DropCounter>,
 }
 
 impl MetricsSnapshot {
@@ -400,6 +403,23 @@ pub fn render(m: &MetricsSnapshot) -> String {
             sample(
                 &mut out,
                 "rvs_seq_adjust_packets_total",
+                &[("what", d.reason.clone()), ("worker", d.worker.to_string())],
+                d.packets,
+            );
+        }
+    }
+    // SYN proxy (issue 14 item 4)
+    if !m.synproxy.is_empty() {
+        family(
+            &mut out,
+            "rvs_synproxy_total",
+            "counter",
+            "SYN proxy: cookies_sent, cookies_valid, cookies_invalid, cookies_expired, rs_syn_retries, held_drops (client segments dropped while the real server's SYN-ACK was awaited), handshake_rsts, no_conn_drops (RST/FIN without a connection), spliced, table_full, given_up.",
+        );
+        for d in &m.synproxy {
+            sample(
+                &mut out,
+                "rvs_synproxy_total",
                 &[("what", d.reason.clone()), ("worker", d.worker.to_string())],
                 d.packets,
             );

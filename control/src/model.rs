@@ -584,6 +584,22 @@ pub struct Service {
     /// config `ops`, keepalived.conf `ops`): every datagram of a UDP
     /// service is scheduled on its own and no connection entry is made.
     pub ops: bool,
+    /// SYN proxy (DPVS's `IP_VS_CONN_F_SYNPROXY`: rvsadm `-j enable`,
+    /// config `synproxy`): rvs answers SYNs with a cookie and opens the
+    /// real-server connection on the client's valid ACK. TCP services
+    /// with masq and fullnat real servers only.
+    pub synproxy: bool,
+}
+
+/// Why a SYN proxy service refuses a protocol.
+pub const SYNPROXY_TCP_ONLY: &str = "the SYN proxy is only for TCP virtual services";
+/// Why a SYN proxy service refuses a forwarding method.
+pub const SYNPROXY_FORWARD: &str =
+    "the SYN proxy splices the handshake and must see the real server's replies: masq and fullnat real servers only";
+
+/// Whether a real server forwarded by `f` can serve a SYN proxy service.
+pub fn synproxy_forward(f: Forward) -> bool {
+    matches!(f, Forward::Masq | Forward::FullNat)
 }
 
 impl Service {
@@ -605,6 +621,7 @@ impl Service {
             passive_check: false,
             sloppy_tcp: None,
             ops: false,
+            synproxy: false,
         }
     }
 
@@ -716,6 +733,9 @@ pub struct ServiceSpec {
     pub netmask: Option<Netmask>,
     /// One-packet scheduling (`-o`, UDP services only).
     pub ops: bool,
+    /// SYN proxy (`-j enable`, TCP services with masq/fullnat real
+    /// servers only).
+    pub synproxy: bool,
 }
 
 /// A request to add or edit a real server. `None` fields take ipvsadm's
@@ -821,6 +841,15 @@ impl Model {
             ));
         }
         s.ops = spec.ops;
+        if spec.synproxy {
+            if s.key.proto != Protocol::Tcp && !s.key.is_fwmark() {
+                return Err(ModelError::Invalid(SYNPROXY_TCP_ONLY.into()));
+            }
+            if s.reals.iter().any(|r| !synproxy_forward(r.forward)) {
+                return Err(ModelError::Invalid(SYNPROXY_FORWARD.into()));
+            }
+        }
+        s.synproxy = spec.synproxy;
         Ok(())
     }
 
@@ -865,6 +894,9 @@ impl Model {
     }
 
     fn check_real(svc: &Service, r: &RealServer) -> Result<(), ModelError> {
+        if svc.synproxy && !synproxy_forward(r.forward) {
+            return Err(ModelError::Invalid(SYNPROXY_FORWARD.into()));
+        }
         if family_mismatch(svc.key.addr.ip(), r.addr.ip()) {
             // ipvsadm's own check; rvs does not tunnel across families either
             return Err(ModelError::Invalid(if r.forward == Forward::Tunnel {
@@ -1077,6 +1109,7 @@ mod tests {
             persistent: None,
             netmask: None,
             ops: false,
+            synproxy: false,
         }
     }
     fn real(a: &str, f: Forward, w: u32) -> RealSpec {

@@ -28,6 +28,8 @@ use crate::wire::ethernet::{MacAddr, HEADER_LEN as ETH_HEADER_LEN};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+mod synproxy;
+
 const NS: u64 = 1_000_000_000;
 const TCP_FIN: u8 = 0x01;
 const TCP_SYN: u8 = 0x02;
@@ -384,6 +386,8 @@ struct State {
     stage: Box<Stage>,
     /// Route + neighbour answers per destination (`crate::adj`).
     adj: AdjCache,
+    /// SYN proxy: cookie secret and pending handshakes.
+    syn: synproxy::SynState,
 }
 
 /// One worker's packet path.
@@ -480,6 +484,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 passive: PassiveLimiter::new(),
                 stage: Box::new(Stage::new()),
                 adj: AdjCache::new(),
+                syn: synproxy::SynState::new(),
             },
             neigh,
             snap: snap.clone(),
@@ -1208,6 +1213,12 @@ impl<B: PacketBuf> Pipeline<B> {
             }
             let mut pkt = pkt;
             if proto == IPPROTO_TCP && !icmp_error {
+                if !self.st.syn.idle() {
+                    match self.synproxy_conn::<F>(pkt, meta, idx, out, &t, in_port, sink) {
+                        Some(p) => pkt = p,
+                        None => return,
+                    }
+                }
                 if let Some(s) = F::table(&mut self.st).seq_adj(idx).copied() {
                     if let Some(r) = forward::seq_adjust_packet(&mut pkt, meta, &s, !out) {
                         self.st.counters.seq_adjusted.inc();
@@ -1273,6 +1284,9 @@ impl<B: PacketBuf> Pipeline<B> {
         };
         if snap.role == Role::Backup {
             return self.drop_pkt(PathDrop::Backup);
+        }
+        if proto == IPPROTO_TCP && svc.synproxy {
+            return self.synproxy_miss::<F>(pkt, meta, svc_id_of(svc), key, in_port, sink);
         }
         if proto == IPPROTO_TCP && (meta.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN {
             // Mid-flow with no entry. A full table never breaks a flow:

@@ -103,6 +103,11 @@ pub struct Service {
     /// for TCP and for FullNAT real servers (their local port needs an
     /// entry), as IPVS ignores it for TCP.
     pub ops: bool,
+    /// SYN proxy (DPVS `-j enable`, config `synproxy`): a SYN to this TCP
+    /// service is answered by rvs with a SYN cookie; only a valid ACK
+    /// opens the connection to a real server
+    /// ([`crate::forward::synproxy`]). NAT and FullNAT real servers.
+    pub synproxy: bool,
 }
 
 impl Service {
@@ -239,6 +244,8 @@ pub struct Snapshot {
     /// Tunnel type per real-server id (TUN mode; an id not listed is
     /// ipip).
     tunnels: Box<[crate::forward::TunEncap]>,
+    /// SYN proxy settings (for services with [`Service::synproxy`]).
+    pub synproxy: crate::forward::synproxy::SynProxyConf,
 }
 
 impl Snapshot {
@@ -461,6 +468,7 @@ pub struct SnapshotBuilder {
     conn_reuse_mode: u8,
     guards: Vec<PortGuard>,
     tunnels: Vec<crate::forward::TunEncap>,
+    synproxy: crate::forward::synproxy::SynProxyConf,
 }
 
 impl SnapshotBuilder {
@@ -482,7 +490,14 @@ impl SnapshotBuilder {
             conn_reuse_mode: 1,
             guards: Vec::new(),
             tunnels: Vec::new(),
+            synproxy: crate::forward::synproxy::SynProxyConf::default(),
         }
+    }
+
+    /// Sets the SYN proxy's settings.
+    pub fn synproxy(mut self, c: crate::forward::synproxy::SynProxyConf) -> Self {
+        self.synproxy = c;
+        self
     }
 
     /// Sets the tunnel type of real server `rs` (its
@@ -708,6 +723,7 @@ impl SnapshotBuilder {
             conn_reuse_mode: self.conn_reuse_mode,
             guards: self.guards.into_boxed_slice(),
             tunnels: self.tunnels.into_boxed_slice(),
+            synproxy: self.synproxy,
         })
     }
 }

@@ -392,6 +392,63 @@ pub struct WorkerCounters {
     /// Passive health-check failures not reported because the same real
     /// server was reported by this worker less than a second before.
     pub passive_suppressed: Counter,
+    /// SYN proxy (issue 14 item 4): its own block.
+    pub synproxy: SynProxyCounters,
+}
+
+// --- SYN proxy counters (issue 14 item 4) ---
+
+/// What the SYN proxy did on one worker.
+#[derive(Debug, Default)]
+pub struct SynProxyCounters {
+    /// SYN-ACKs with a cookie sent for SYNs to a `synproxy` service.
+    pub cookies_sent: Counter,
+    /// ACKs whose cookie was valid (a connection was opened).
+    pub cookies_valid: Counter,
+    /// ACKs (no connection) whose cookie was not one of ours: dropped.
+    pub cookies_invalid: Counter,
+    /// ACKs whose cookie was ours but older than the previous epoch:
+    /// dropped.
+    pub cookies_expired: Counter,
+    /// SYNs sent to the real server again while its SYN-ACK was awaited.
+    pub rs_syn_retries: Counter,
+    /// Client segments dropped while the real server's SYN-ACK was
+    /// awaited (the client retransmits them).
+    pub held_drops: Counter,
+    /// RSTs during the proxied handshake: from the real server (the
+    /// client is reset) or from the client.
+    pub handshake_rsts: Counter,
+    /// RST/FIN (and other non-SYN, non-ACK) segments with no connection
+    /// to a `synproxy` service: dropped, nothing reaches a real server.
+    pub no_conn_drops: Counter,
+    /// Handshakes spliced (the real server's SYN-ACK answered, the delta
+    /// set).
+    pub spliced: Counter,
+    /// Valid cookies whose handshake could not be tracked (pending table
+    /// or sequence side table full): the client is reset.
+    pub table_full: Counter,
+    /// Handshakes given up after too many client segments or SYN retries
+    /// (the client is reset).
+    pub given_up: Counter,
+}
+
+impl SynProxyCounters {
+    /// Every counter with the name the metrics and `rvsadm` use.
+    pub fn named(&self) -> [(&'static str, u64); 11] {
+        [
+            ("cookies_sent", self.cookies_sent.get()),
+            ("cookies_valid", self.cookies_valid.get()),
+            ("cookies_invalid", self.cookies_invalid.get()),
+            ("cookies_expired", self.cookies_expired.get()),
+            ("rs_syn_retries", self.rs_syn_retries.get()),
+            ("held_drops", self.held_drops.get()),
+            ("handshake_rsts", self.handshake_rsts.get()),
+            ("no_conn_drops", self.no_conn_drops.get()),
+            ("spliced", self.spliced.get()),
+            ("table_full", self.table_full.get()),
+            ("given_up", self.given_up.get()),
+        ]
+    }
 }
 
 fn boxed<T: Default>(n: usize) -> Box<[T]> {
@@ -435,6 +492,7 @@ impl WorkerCounters {
             neigh_changes: Counter::default(),
             passive_reported: Counter::default(),
             passive_suppressed: Counter::default(),
+            synproxy: SynProxyCounters::default(),
         }
     }
 

@@ -770,3 +770,76 @@ fn tunnel_options_are_validated_by_field() {
         "bad.toml: service[1].real[0].tun_type: tunnel options need forward = \"tunnel\" (this real server is route)"
     );
 }
+
+#[test]
+fn synproxy_for_tcp_services_with_masq_or_fullnat_real_servers() {
+    let m = parse(
+        &BASE.replacen(
+            "forward = \"masq\"",
+            "forward = \"masq\"\nsynproxy = true",
+            1,
+        ),
+        "ok.toml",
+    )
+    .unwrap()
+    .to_model();
+    assert!(m.services[0].synproxy);
+    assert!(!m.services[1].synproxy, "off by default");
+    assert_eq!(
+        one_error("forward = \"route\"", "forward = \"route\"\nsynproxy = true"),
+        "bad.toml: service[1].synproxy: the SYN proxy splices the handshake and must see the real server's replies: masq and fullnat real servers only"
+    );
+    let v = errors(&BASE.replacen(
+        "protocol = \"tcp\"\naddress = \"198.18.0.100:80\"",
+        "protocol = \"udp\"\naddress = \"198.18.0.100:80\"\nsynproxy = true",
+        1,
+    ));
+    assert!(
+        v.iter()
+            .any(|e| e.contains("service[0].synproxy: the SYN proxy is only for TCP")),
+        "{v:#?}"
+    );
+}
+
+#[test]
+fn synproxy_settings_are_checked_and_converted() {
+    let text = BASE.replacen(
+        "[dataplane]\nworkers = 2\n",
+        "[dataplane]\nworkers = 2\n\n[dataplane.synproxy]\nmss = 1400\nttl = 60\nsack = false\nsyn_retries = 2\ndup_ack_limit = 5\nwscale = 0\ntimestamp = false\n",
+        1,
+    );
+    let c = parse(&text, "ok.toml").unwrap();
+    let s = c.dataplane.synproxy.conf();
+    assert_eq!(
+        (s.mss, s.ttl, s.sack, s.syn_retries, s.dup_ack_limit),
+        (1400, 60, false, 2, 5)
+    );
+    let d = parse(BASE, "ok.toml").unwrap().dataplane.synproxy.conf();
+    assert_eq!(d, dataplane::forward::synproxy::SynProxyConf::default());
+    for (kv, field) in [
+        (
+            "mss = 100",
+            "dataplane.synproxy.mss: must be in 536..=9000, not 100",
+        ),
+        (
+            "ttl = 0",
+            "dataplane.synproxy.ttl: must be in 1..=255, not 0",
+        ),
+        ("wscale = 7", "dataplane.synproxy.wscale: only 0"),
+        (
+            "timestamp = true",
+            "dataplane.synproxy.timestamp: only false",
+        ),
+        (
+            "syn_retries = 11",
+            "dataplane.synproxy.syn_retries: must be in 0..=10",
+        ),
+    ] {
+        let v = errors(&BASE.replacen(
+            "[dataplane]\nworkers = 2\n",
+            &format!("[dataplane]\nworkers = 2\n\n[dataplane.synproxy]\n{kv}\n"),
+            1,
+        ));
+        assert!(v.iter().any(|e| e.contains(field)), "{kv}: {v:#?}");
+    }
+}

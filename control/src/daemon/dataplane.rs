@@ -100,6 +100,8 @@ pub struct DataplaneStats {
     /// TCP segments of sequence-adjusted connections, by what happened
     /// (`adjusted`, `bad_options`) and worker.
     pub seq_adjust: Vec<DropCounter>,
+    /// SYN proxy (issue 14 item 4): what it did, by what and worker.
+    pub synproxy: Vec<DropCounter>,
 }
 
 /// What rvsd needs from a packet dataplane. Every method is called from

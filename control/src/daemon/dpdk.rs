@@ -64,6 +64,8 @@ pub struct DpdkDataplane {
     garp: (u8, u64),
     /// IPVS's `conn_reuse_mode` (`dataplane.conn_reuse_mode`).
     conn_reuse_mode: u8,
+    /// SYN proxy settings (`[dataplane.synproxy]`, read at start).
+    synproxy: dataplane::forward::synproxy::SynProxyConf,
     /// The `[[fwmark]]` classifier (config; replaced on reload).
     classifier: dataplane::fwmark::Classifier,
     model: Model,
@@ -317,6 +319,7 @@ impl DpdkDataplane {
             },
             sync: None,
             conn_reuse_mode: u8::try_from(cfg.dataplane.conn_reuse_mode.clamp(0, 3)).unwrap_or(1),
+            synproxy: cfg.dataplane.synproxy.conf(),
             classifier: cfg.classifier(),
             model: Model::new(),
             svc_base: HashMap::new(),
@@ -402,6 +405,7 @@ impl DpdkDataplane {
             .sync(self.sync)
             .garp(self.garp.0, self.garp.1)
             .conn_reuse_mode(self.conn_reuse_mode)
+            .synproxy(self.synproxy)
             .classifier(self.classifier.clone());
         for (i, g) in self.guards.iter().enumerate() {
             b = b.guard(i as u16, *g);
@@ -510,6 +514,7 @@ impl DpdkDataplane {
                 passive_check: s.passive_check,
                 sloppy_tcp,
                 ops: s.ops && s.key.proto == Protocol::Udp,
+                synproxy: s.synproxy,
             };
             b = if s.key.is_fwmark() {
                 b.fwmark_service(s.key.fwmark, svc)
@@ -676,6 +681,14 @@ impl Dataplane for DpdkDataplane {
                     packets: n,
                 });
             }
+            // SYN proxy (issue 14 item 4)
+            for (what, n) in c.synproxy.named() {
+                st.synproxy.push(DropCounter {
+                    reason: what.to_string(),
+                    worker: w,
+                    packets: n,
+                });
+            }
             let relay = rt.relay_counters();
             let relayed = [Loss::NeighRelay, Loss::TemplateRelay]
                 .map(|l| (l.name(), relay.get(w as usize, l)));
@@ -793,6 +806,12 @@ impl Dataplane for DpdkDataplane {
                 // silently.
                 for d in st.losses.iter().filter(|d| d.packets > 0) {
                     let _ = writeln!(out, "{:<24} {:>6} {:>11}", d.reason, d.worker, d.packets);
+                }
+                // The SYN proxy's counters (not all drops: cookies sent,
+                // handshakes spliced), prefixed so they read as its own.
+                for d in st.synproxy.iter().filter(|d| d.packets > 0) {
+                    let what = format!("synproxy_{}", d.reason);
+                    let _ = writeln!(out, "{:<24} {:>6} {:>11}", what, d.worker, d.packets);
                 }
             }
             Extra::Workers => {

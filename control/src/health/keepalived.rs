@@ -600,6 +600,7 @@ fn virtual_server(
         health: None,
         sloppy_tcp: None,
         ops: false,
+        synproxy: false,
         announce: None,
     };
     let mut ops_at: Option<&Node> = None;
@@ -687,6 +688,8 @@ fn virtual_server(
                 svc.ops = true;
                 ops_at = Some(c);
             }
+            // DPVS's keepalived: the virtual server's SYN proxy
+            "syn_proxy" => svc.synproxy = true,
             "sorry_server" => match (c.words.get(1).and_then(|w| parse_ip(w)), c.words.get(2)) {
                 (Some(ip), Some(p)) => svc.sorry_server = Some(ep(ip, p)),
                 _ => e.at(c, "expected 'sorry_server IP PORT'"),
@@ -1200,6 +1203,9 @@ pub fn to_toml(services: &[ServiceConf], origins: &[Origin]) -> String {
         }
         if s.ops {
             o.push_str("ops = true\n");
+        }
+        if s.synproxy {
+            o.push_str("synproxy = true\n");
         }
         if let Some(h) = &s.health {
             o.push_str("[service.health]\n");

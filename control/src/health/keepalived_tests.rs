@@ -324,6 +324,7 @@ fn includes_are_followed() {
 
 /// Each bad construct: its text and what the error must say.
 const BAD: &[(&str, &str)] = &[
+    ("virtual_server 198.18.0.100 80 {\n lb_kind DR\n syn_proxy\n real_server 198.18.1.11 80 {\n }\n}\n", "synproxy): the SYN proxy splices the handshake and must see the real server's replies"),
     ("virtual_server 198.18.0.100 80 {\n ops\n}\n", "line 2: ops (one-packet scheduling) is only for UDP services"),
     ("virtual_server 198.18.0.100 80 {\n ops\n protocol TCP\n}\n", "line 2: ops (one-packet scheduling) is only for UDP services"),
     ("virtual_server 198.18.0.100 53 {\n protocol UDP\n lb_kind FNAT\n ops\n real_server 198.18.1.11 53 {\n }\n}\n", "ops): fullnat needs a connection entry for its local port"),
@@ -367,6 +368,10 @@ fn bad_keepalived_conf_is_refused_with_the_line() {
         assert!(err.contains(want), "want {want:?}\ngot {err}\nfor:\n{text}");
         assert!(err.contains("keepalived.conf"), "{err}");
     }
+    // DPVS's `syn_proxy` on a NAT virtual server
+    let sp = "virtual_server 198.18.0.100 80 {\n lb_kind NAT\n syn_proxy\n real_server 198.18.1.11 80 {\n }\n}\n";
+    let m = load_with("synproxy", sp).unwrap().to_model();
+    assert!(m.services[0].synproxy);
     // one bad virtual server: nothing of the file is applied
     let mixed = format!("{GOOD}\nvirtual_server 198.18.0.130 80 {{\n ops\n}}\n");
     assert!(load_with("mixed", &mixed).is_err());

@@ -155,6 +155,10 @@ fn service_entry(out: &mut String, s: &Service, f: Fmt, o: &ListOptions) {
             if s.ops {
                 out.push_str(" ops");
             }
+            // DPVS's ipvsadm print_service_entry: after the flags
+            if s.synproxy {
+                out.push_str(" synproxy");
+            }
         }
     }
     if o.origin {
@@ -335,6 +339,11 @@ pub fn save_with(model: &Model, origin: bool) -> String {
         }
         if !s.flags.is_empty() {
             let _ = write!(out, " -b {}", s.flags.names().join(","));
+        }
+        // DPVS's -S leaves it out (so a restore loses it); rvs writes the
+        // flag that restores it.
+        if s.synproxy {
+            out.push_str(" -j enable");
         }
         out.push('\n');
         for r in &s.reals {

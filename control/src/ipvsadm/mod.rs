@@ -468,9 +468,10 @@ enum Opt {
     TunNoCsum,
     TunCsum,
     TunRemCsum,
+    Synproxy,
 }
 
-const OPTS: [Opt; 29] = [
+const OPTS: [Opt; 30] = [
     Opt::Numeric,
     Opt::Connection,
     Opt::Service,
@@ -500,6 +501,7 @@ const OPTS: [Opt; 29] = [
     Opt::TunNoCsum,
     Opt::TunCsum,
     Opt::TunRemCsum,
+    Opt::Synproxy,
 ];
 
 impl Opt {
@@ -534,6 +536,7 @@ impl Opt {
             Opt::TunNoCsum => "tun-nocsum",
             Opt::TunCsum => "tun-csum",
             Opt::TunRemCsum => "tun-remcsum",
+            Opt::Synproxy => "synproxy",
         }
     }
     fn bit(self) -> u32 {
@@ -548,7 +551,7 @@ fn rule(cmd: Cmd, opt: Opt) -> char {
     match cmd {
         Cmd::Add | Cmd::Edit => match opt {
             Service => '+',
-            Scheduler | Persistent | Netmask | SchedFlags | Ops => ' ',
+            Scheduler | Persistent | Netmask | SchedFlags | Ops | Synproxy => ' ',
             _ => 'x',
         },
         Cmd::Del => match opt {
@@ -716,6 +719,7 @@ const LONG: &[(&str, char, u8)] = &[
     ("fullnat", '\u{81}', 0),
     ("sched-flags", '\u{82}', 1),
     ("ops", 'o', 0),
+    ("synproxy", 'j', 1),
     ("weight", 'w', 1),
     ("u-threshold", 'x', 1),
     ("l-threshold", 'y', 1),
@@ -753,7 +757,7 @@ fn short_arg(c: char, cmd: Option<Cmd>) -> Option<u8> {
         | 'Q' | 'G' | 'm' | 'i' | 'g' | 'n' | 'c' | 'X' | 'o' => 0,
         '6' => 0,
         'f' => 1,
-        't' | 'u' | 's' | 'M' | 'r' | 'w' | 'x' | 'y' | 'z' | 'F' => 1,
+        't' | 'u' | 's' | 'M' | 'r' | 'w' | 'x' | 'y' | 'z' | 'F' | 'j' => 1,
         'p' => 2,
         'b' => {
             if matches!(cmd, Some(Cmd::Add | Cmd::Edit)) {
@@ -988,6 +992,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
     let mut flag_names: Vec<String> = Vec::new();
     let mut persistent: Option<u32> = None;
     let mut ops = false;
+    let mut synproxy = false;
     let mut mask_arg: Option<String> = None;
     let mut rip: Option<(IpAddr, Option<u16>)> = None;
     let mut forward: Option<Forward> = None;
@@ -1045,6 +1050,15 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
             'o' => {
                 set(Opt::Ops)?;
                 ops = true;
+            }
+            // DPVS's ipvsadm: `-j enable|disable`
+            'j' => {
+                set(Opt::Synproxy)?;
+                synproxy = match occ.arg.as_deref() {
+                    Some("enable") => true,
+                    Some("disable") => false,
+                    _ => return Err(AdmError::usage("synproxy switch must be enable or disable")),
+                };
             }
             'M' => {
                 set(Opt::Netmask)?;
@@ -1242,6 +1256,9 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
                     "One-Packet Scheduling is only for UDP virtual services",
                 ));
             }
+            if synproxy && k.proto != Protocol::Tcp && !k.is_fwmark() {
+                return Err(AdmError::usage(crate::model::SYNPROXY_TCP_ONLY));
+            }
             // -E replaces like -A: what is not given takes the default
             let spec = ServiceSpec {
                 key: k,
@@ -1250,6 +1267,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
                 persistent,
                 netmask,
                 ops,
+                synproxy,
             };
             if cmd == Cmd::Add {
                 Command::AddService(spec)
@@ -1515,6 +1533,7 @@ Options:
   --persistent   -p [timeout]         persistent service
   --netmask      -M netmask           persistent granularity mask
   --ops          -o                   one-packet scheduling (UDP services)
+  --synproxy     -j enable|disable    TCP SYN proxy (DPVS; masq/fullnat real servers)
   --real-server  -r server-address    server-address is host (and port)
   --gatewaying   -g                   gatewaying (direct routing) (default)
   --ipip         -i                   ipip encapsulation (tunneling)

@@ -34,6 +34,7 @@ fn add_service_defaults_and_long_options() {
         persistent: None,
         netmask: None,
         ops: false,
+        synproxy: false,
     });
     assert_eq!(p("-A -t 198.18.0.1:80").unwrap(), want);
     assert_eq!(p("-At 198.18.0.1:80").unwrap(), want);
@@ -50,6 +51,7 @@ fn add_service_defaults_and_long_options() {
             persistent: Some(360),
             netmask: None,
             ops: false,
+            synproxy: false,
         })
     );
     assert_eq!(
@@ -65,6 +67,7 @@ fn add_service_defaults_and_long_options() {
             persistent: Some(600),
             netmask: Some(Netmask::V6(64)),
             ops: false,
+            synproxy: false,
         })
     );
     // -p without a value, followed by another option
@@ -900,6 +903,7 @@ fn fwmark_parsing_like_ipvsadm() {
             persistent: None,
             netmask: None,
             ops: false,
+            synproxy: false,
         })
     );
     assert_eq!(
@@ -911,6 +915,7 @@ fn fwmark_parsing_like_ipvsadm() {
             persistent: None,
             netmask: None,
             ops: false,
+            synproxy: false,
         })
     );
     assert_eq!(
@@ -1299,4 +1304,62 @@ TCP  207.175.44.110:80 rr\n\
 \x20 -> 192.168.10.4:80              Tunnel  gue:6078:-c   1      0          0         \n\
 \x20 -> 192.168.10.5:80              Tunnel  gue:6079:-c   1      0          0         \n";
     assert_eq!(run(&mut one, "-Ln --tun-info").unwrap(), info);
+}
+
+/// SYN proxy: DPVS's `-j/--synproxy enable|disable`, listed as DPVS's
+/// print_service_entry does (` synproxy` after the flags in `-L`), saved
+/// as `-j enable` so `-R` restores it; TCP services with masq/fullnat
+/// real servers only.
+#[test]
+fn synproxy_parse_list_save_like_dpvs() {
+    match p("-A -t 198.18.0.1:80 -s rr -j enable").unwrap() {
+        Command::AddService(s) => assert!(s.synproxy),
+        c => panic!("{c:?}"),
+    }
+    match p("--add-service --tcp-service 198.18.0.1:80 --synproxy disable").unwrap() {
+        Command::AddService(s) => assert!(!s.synproxy),
+        c => panic!("{c:?}"),
+    }
+    assert_eq!(
+        perr("-A -t 198.18.0.1:80 -j on"),
+        "synproxy switch must be enable or disable"
+    );
+    assert_eq!(
+        perr("-A -u 198.18.0.1:53 -j enable"),
+        "the SYN proxy is only for TCP virtual services"
+    );
+    assert_eq!(
+        perr("-a -t 198.18.0.1:80 -r 198.19.0.2 -j enable"),
+        "Illegal 'synproxy' option with the 'add-server' command"
+    );
+
+    let mut m = Model::new();
+    run(&mut m, "-A -t 198.18.0.1:80 -s rr -j enable").unwrap();
+    run(&mut m, "-a -t 198.18.0.1:80 -r 198.19.0.2:8080 -m").unwrap();
+    let e = run(&mut m, "-a -t 198.18.0.1:80 -r 198.19.0.3 -g").unwrap_err();
+    assert!(
+        e.message.contains("masq and fullnat real servers only"),
+        "{e:?}"
+    );
+    let l = run(&mut m, "-Ln").unwrap();
+    assert!(l.contains("\nTCP  198.18.0.1:80 rr synproxy\n"), "{l}");
+    let saved = run(&mut m, "-S -n").unwrap();
+    assert_eq!(
+        saved,
+        "-A -t 198.18.0.1:80 -s rr -j enable\n\
+         -a -t 198.18.0.1:80 -r 198.19.0.2:8080 -m -w 1\n"
+    );
+    let mut back = Model::new();
+    restore(&mut back, &saved).unwrap();
+    assert_eq!(list::save(&back), saved);
+    // -E without -j clears it, as IPVS replaces the service flags
+    run(&mut m, "-E -t 198.18.0.1:80 -s rr").unwrap();
+    assert!(!m.services[0].synproxy);
+    // a service with a DR real server cannot turn it on
+    run(&mut m, "-a -t 198.18.0.1:80 -r 198.19.0.3 -g").unwrap();
+    let e = run(&mut m, "-E -t 198.18.0.1:80 -s rr -j enable").unwrap_err();
+    assert!(
+        e.message.contains("masq and fullnat real servers only"),
+        "{e:?}"
+    );
 }

@@ -415,3 +415,31 @@ fn sequence_adjustment_is_exposed() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
 }
+
+#[test]
+fn synproxy_counters_are_exposed() {
+    let mut m = snapshot();
+    let c = dataplane::stats::SynProxyCounters::default();
+    c.cookies_sent.add(20000);
+    c.cookies_invalid.add(3);
+    m.synproxy = c
+        .named()
+        .iter()
+        .map(|(what, n)| DropCounter {
+            reason: (*what).into(),
+            worker: 0,
+            packets: *n,
+        })
+        .collect();
+    let text = render(&m);
+    validate(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    for line in [
+        "# TYPE rvs_synproxy_total counter\n",
+        "rvs_synproxy_total{what=\"cookies_sent\",worker=\"0\"} 20000\n",
+        "rvs_synproxy_total{what=\"cookies_invalid\",worker=\"0\"} 3\n",
+        "rvs_synproxy_total{what=\"cookies_expired\",worker=\"0\"} 0\n",
+        "rvs_synproxy_total{what=\"spliced\",worker=\"0\"} 0\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}

@@ -46,7 +46,8 @@
 //! outer header (no IPv4 over IPv6 or the reverse); quoted packets
 //! in ICMP errors get their ports translated for TCP and UDP (and, in
 //! FullNAT, the ICMP echo identifier); SCTP and other protocols get their
-//! addresses only. No TCP sequence adjustment (rvs has no SYN proxy).
+//! addresses only. TCP sequence adjustment ([`seq_adjust_packet`]) serves the
+//! SYN proxy ([`synproxy`]) and the features that change a stream's length.
 
 #![deny(clippy::indexing_slicing)]
 
@@ -60,6 +61,7 @@ mod icmp;
 mod nat;
 mod pmtu;
 mod seqadj;
+pub mod synproxy;
 mod tun;
 
 pub use icmp::{icmp_inner_flow, InnerFlow};

@@ -356,6 +356,10 @@ pub struct ServiceConf {
     /// service is scheduled on its own, no connection entry is kept.
     #[serde(default)]
     pub ops: bool,
+    /// TOA: FullNAT TCP connections carry the client's address and port
+    /// to the real server as TCP option 254 (DPVS's `toa` module format).
+    #[serde(default)]
+    pub toa: bool,
     /// `announce = false`: never announce this service's VIP by BGP
     /// (default true when `[bgp]` is configured).
     #[serde(default)]
@@ -1469,6 +1473,17 @@ impl Config {
                 "fullnat needs a connection entry for its local port",
             );
         }
+        if s.toa && proto.is_some_and(|p| p != Protocol::Tcp) {
+            e.push(
+                format!("{f}.toa"),
+                "TOA is a TCP option: only for TCP services",
+            );
+        } else if s.toa && !fullnat {
+            e.push(
+                format!("{f}.toa"),
+                "TOA is for fullnat real servers (only fullnat hides the client's address)",
+            );
+        }
         if s.sloppy_tcp == Some(true) && fullnat {
             e.push(
                 format!("{f}.sloppy_tcp"),
@@ -1515,6 +1530,7 @@ impl Config {
             passive_check: s.health.as_ref().is_some_and(|h| h.passive_check),
             sloppy_tcp: s.sloppy_tcp,
             ops: s.ops,
+            toa: s.toa,
             ..Service::new(key)
         })
     }

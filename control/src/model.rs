@@ -584,6 +584,10 @@ pub struct Service {
     /// config `ops`, keepalived.conf `ops`): every datagram of a UDP
     /// service is scheduled on its own and no connection entry is made.
     pub ops: bool,
+    /// TOA (config `toa`, rvsadm `--toa`): FullNAT TCP connections carry
+    /// the client's address and port to the real server as TCP option
+    /// 254, DPVS's format. TCP services only; acts on FullNAT real servers.
+    pub toa: bool,
 }
 
 impl Service {
@@ -605,6 +609,7 @@ impl Service {
             passive_check: false,
             sloppy_tcp: None,
             ops: false,
+            toa: false,
         }
     }
 
@@ -716,6 +721,8 @@ pub struct ServiceSpec {
     pub netmask: Option<Netmask>,
     /// One-packet scheduling (`-o`, UDP services only).
     pub ops: bool,
+    /// TOA (`--toa`, TCP services only).
+    pub toa: bool,
 }
 
 /// A request to add or edit a real server. `None` fields take ipvsadm's
@@ -821,6 +828,12 @@ impl Model {
             ));
         }
         s.ops = spec.ops;
+        if spec.toa && s.key.proto != Protocol::Tcp {
+            return Err(ModelError::Invalid(
+                "TOA is only for TCP virtual services".into(),
+            ));
+        }
+        s.toa = spec.toa;
         Ok(())
     }
 
@@ -1077,6 +1090,7 @@ mod tests {
             persistent: None,
             netmask: None,
             ops: false,
+            toa: false,
         }
     }
     fn real(a: &str, f: Forward, w: u32) -> RealSpec {

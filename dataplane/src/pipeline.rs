@@ -384,6 +384,8 @@ struct State {
     stage: Box<Stage>,
     /// Route + neighbour answers per destination (`crate::adj`).
     adj: AdjCache,
+    /// TOA: on when a service has it; connections in their TOA phase.
+    toa: forward::ToaState,
 }
 
 /// One worker's packet path.
@@ -480,6 +482,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 passive: PassiveLimiter::new(),
                 stage: Box::new(Stage::new()),
                 adj: AdjCache::new(),
+                toa: forward::ToaState::new(),
             },
             neigh,
             snap: snap.clone(),
@@ -574,6 +577,7 @@ impl<B: PacketBuf> Pipeline<B> {
         }
         self.st.conns4.set_timeouts(&snap.timeouts);
         self.st.conns6.set_timeouts(&snap.timeouts);
+        self.st.toa.set_enabled(snap.services().any(|s| s.toa));
         self.neigh.set_guard(
             snap.routes.clone(),
             (0..snap.ports.len()).map(|p| snap.guard(p as u16).learn),
@@ -1217,6 +1221,25 @@ impl<B: PacketBuf> Pipeline<B> {
                     }
                 }
             }
+            let grown;
+            let meta = if self.st.toa.enabled() && proto == IPPROTO_TCP && !icmp_error {
+                match forward::toa_established(
+                    &mut self.st.toa,
+                    &self.st.counters,
+                    snap,
+                    &mut pkt,
+                    meta,
+                    (&t, svc_id, idx.get(), out),
+                ) {
+                    Some(m) => {
+                        grown = m;
+                        &grown
+                    }
+                    None => meta,
+                }
+            } else {
+                meta
+            };
             let d = if out { Direction::Out } else { Direction::In };
             return self.emit(pkt, meta, &t, d, in_port, sink);
         }
@@ -1504,6 +1527,8 @@ impl<B: PacketBuf> Pipeline<B> {
                     c.conns.inc();
                 }
                 count_traffic(&self.st.counters, svc_id, real.id.0, false, ip_len(meta));
+                let mut pkt = pkt;
+                forward::toa_new_conn(&self.st.counters, svc, fwd, &mut pkt, meta);
                 self.emit(pkt, meta, &t, Direction::In, in_port, sink);
             }
             None => self.stateless_fwd::<F>(pkt, meta, svc_id, key, picked, in_port, sink),

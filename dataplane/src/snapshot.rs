@@ -103,6 +103,11 @@ pub struct Service {
     /// for TCP and for FullNAT real servers (their local port needs an
     /// entry), as IPVS ignores it for TCP.
     pub ops: bool,
+    /// TOA (DPVS's TCP option 254): FullNAT TCP connections of this
+    /// service carry the client's address and port to the real server in
+    /// a TCP option ([`crate::forward::ToaState`]). Ignored for other
+    /// forwarding methods and protocols.
+    pub toa: bool,
 }
 
 impl Service {

@@ -56,6 +56,7 @@ fn service(
         passive_check: true,
         sloppy_tcp: matches!(fwd, FwdMode::Dr | FwdMode::Tun),
         ops: false,
+        toa: false,
     })
 }
 

@@ -100,6 +100,9 @@ pub struct DataplaneStats {
     /// TCP segments of sequence-adjusted connections, by what happened
     /// (`adjusted`, `bad_options`) and worker.
     pub seq_adjust: Vec<DropCounter>,
+    /// TOA (client address as TCP option 254), by what happened (`added`,
+    /// `no_room`, `mss_clamped`, `evicted`) and worker.
+    pub toa: Vec<DropCounter>,
 }
 
 /// What rvsd needs from a packet dataplane. Every method is called from

@@ -510,6 +510,7 @@ impl DpdkDataplane {
                 passive_check: s.passive_check,
                 sloppy_tcp,
                 ops: s.ops && s.key.proto == Protocol::Udp,
+                toa: s.toa && s.key.proto == Protocol::Tcp,
             };
             b = if s.key.is_fwmark() {
                 b.fwmark_service(s.key.fwmark, svc)
@@ -661,6 +662,19 @@ impl Dataplane for DpdkDataplane {
                 ("nat_reply", c.stateless_replies.get()),
             ] {
                 st.stateless.push(DropCounter {
+                    reason: what.to_string(),
+                    worker: w,
+                    packets: n,
+                });
+            }
+            // TOA (client address as TCP option 254).
+            for (what, n) in [
+                ("added", c.toa_added.get()),
+                ("no_room", c.toa_no_room.get()),
+                ("mss_clamped", c.toa_mss_clamped.get()),
+                ("evicted", c.toa_evicted.get()),
+            ] {
+                st.toa.push(DropCounter {
                     reason: what.to_string(),
                     worker: w,
                     packets: n,

@@ -585,6 +585,7 @@ fn virtual_server(
         health: None,
         sloppy_tcp: None,
         ops: false,
+        toa: false,
         announce: None,
     };
     let mut ops_at: Option<&Node> = None;
@@ -1171,6 +1172,9 @@ pub fn to_toml(services: &[ServiceConf], origins: &[Origin]) -> String {
         }
         if let Some(x) = &s.sorry_server {
             let _ = writeln!(o, "sorry_server = {}", q(x));
+        }
+        if s.toa {
+            o.push_str("toa = true\n");
         }
         if s.ops {
             o.push_str("ops = true\n");

@@ -155,6 +155,10 @@ fn service_entry(out: &mut String, s: &Service, f: Fmt, o: &ListOptions) {
             if s.ops {
                 out.push_str(" ops");
             }
+            // rvs extension (DPVS has TOA on every FullNAT TCP service)
+            if s.toa {
+                out.push_str(" toa");
+            }
         }
     }
     if o.origin {
@@ -335,6 +339,9 @@ pub fn save_with(model: &Model, origin: bool) -> String {
         }
         if !s.flags.is_empty() {
             let _ = write!(out, " -b {}", s.flags.names().join(","));
+        }
+        if s.toa {
+            out.push_str(" --toa");
         }
         out.push('\n');
         for r in &s.reals {

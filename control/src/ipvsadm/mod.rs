@@ -468,9 +468,10 @@ enum Opt {
     TunNoCsum,
     TunCsum,
     TunRemCsum,
+    Toa,
 }
 
-const OPTS: [Opt; 29] = [
+const OPTS: [Opt; 30] = [
     Opt::Numeric,
     Opt::Connection,
     Opt::Service,
@@ -500,6 +501,7 @@ const OPTS: [Opt; 29] = [
     Opt::TunNoCsum,
     Opt::TunCsum,
     Opt::TunRemCsum,
+    Opt::Toa,
 ];
 
 impl Opt {
@@ -534,6 +536,7 @@ impl Opt {
             Opt::TunNoCsum => "tun-nocsum",
             Opt::TunCsum => "tun-csum",
             Opt::TunRemCsum => "tun-remcsum",
+            Opt::Toa => "toa",
         }
     }
     fn bit(self) -> u32 {
@@ -548,7 +551,7 @@ fn rule(cmd: Cmd, opt: Opt) -> char {
     match cmd {
         Cmd::Add | Cmd::Edit => match opt {
             Service => '+',
-            Scheduler | Persistent | Netmask | SchedFlags | Ops => ' ',
+            Scheduler | Persistent | Netmask | SchedFlags | Ops | Toa => ' ',
             _ => 'x',
         },
         Cmd::Del => match opt {
@@ -743,6 +746,7 @@ const LONG: &[(&str, char, u8)] = &[
     ("tun-nocsum", '\u{a3}', 0),
     ("tun-csum", '\u{a4}', 0),
     ("tun-remcsum", '\u{a5}', 0),
+    ("toa", '\u{b0}', 0),
 ];
 
 /// Short options: (char, takes argument: 0 none, 1 required, 2 optional).
@@ -988,6 +992,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
     let mut flag_names: Vec<String> = Vec::new();
     let mut persistent: Option<u32> = None;
     let mut ops = false;
+    let mut toa = false;
     let mut mask_arg: Option<String> = None;
     let mut rip: Option<(IpAddr, Option<u16>)> = None;
     let mut forward: Option<Forward> = None;
@@ -1045,6 +1050,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
             'o' => {
                 set(Opt::Ops)?;
                 ops = true;
+            }
+            '\u{b0}' => {
+                set(Opt::Toa)?;
+                toa = true;
             }
             'M' => {
                 set(Opt::Netmask)?;
@@ -1242,6 +1251,9 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
                     "One-Packet Scheduling is only for UDP virtual services",
                 ));
             }
+            if toa && k.proto != Protocol::Tcp {
+                return Err(AdmError::usage("TOA is only for TCP virtual services"));
+            }
             // -E replaces like -A: what is not given takes the default
             let spec = ServiceSpec {
                 key: k,
@@ -1250,6 +1262,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
                 persistent,
                 netmask,
                 ops,
+                toa,
             };
             if cmd == Cmd::Add {
                 Command::AddService(spec)
@@ -1515,6 +1528,8 @@ Options:
   --persistent   -p [timeout]         persistent service
   --netmask      -M netmask           persistent granularity mask
   --ops          -o                   one-packet scheduling (UDP services)
+  --toa                               TOA: client address as TCP option 254
+                                      (FullNAT TCP services, DPVS's toa module)
   --real-server  -r server-address    server-address is host (and port)
   --gatewaying   -g                   gatewaying (direct routing) (default)
   --ipip         -i                   ipip encapsulation (tunneling)

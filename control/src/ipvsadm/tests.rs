@@ -34,6 +34,7 @@ fn add_service_defaults_and_long_options() {
         persistent: None,
         netmask: None,
         ops: false,
+        toa: false,
     });
     assert_eq!(p("-A -t 198.18.0.1:80").unwrap(), want);
     assert_eq!(p("-At 198.18.0.1:80").unwrap(), want);
@@ -50,6 +51,7 @@ fn add_service_defaults_and_long_options() {
             persistent: Some(360),
             netmask: None,
             ops: false,
+            toa: false,
         })
     );
     assert_eq!(
@@ -65,6 +67,7 @@ fn add_service_defaults_and_long_options() {
             persistent: Some(600),
             netmask: Some(Netmask::V6(64)),
             ops: false,
+            toa: false,
         })
     );
     // -p without a value, followed by another option
@@ -900,6 +903,7 @@ fn fwmark_parsing_like_ipvsadm() {
             persistent: None,
             netmask: None,
             ops: false,
+            toa: false,
         })
     );
     assert_eq!(
@@ -911,6 +915,7 @@ fn fwmark_parsing_like_ipvsadm() {
             persistent: None,
             netmask: None,
             ops: false,
+            toa: false,
         })
     );
     assert_eq!(

@@ -48,7 +48,7 @@ fn by_conn(caps: &[Captured], laddr: &str) -> BTreeMap<u64, Vec<Captured>> {
     m
 }
 
-fn family(topo: &Topology, rvsd: &Rvsd, v6: bool) {
+fn family(topo: &Topology, v6: bool) {
     let (vip, clients, laddr) = if v6 {
         (plan::VIP6, &topo.clients6, LADDR6)
     } else {
@@ -191,7 +191,7 @@ fn toa_carries_client_address_v4_v6() {
         "{s}"
     );
     for v6 in [false, true] {
-        family(&topo, &rvsd, v6);
+        family(&topo, v6);
     }
     let m = rvsd.scrape().unwrap();
     let count = |what: &str| -> u64 {

@@ -1221,26 +1221,16 @@ impl<B: PacketBuf> Pipeline<B> {
                     }
                 }
             }
-            let grown;
-            let meta = if self.st.toa.enabled() && proto == IPPROTO_TCP && !icmp_error {
-                match forward::toa_established(
-                    &mut self.st.toa,
-                    &self.st.counters,
-                    snap,
-                    &mut pkt,
-                    meta,
-                    (&t, svc_id, idx.get(), out),
-                ) {
-                    Some(m) => {
-                        grown = m;
-                        &grown
-                    }
-                    None => meta,
-                }
-            } else {
-                meta
-            };
             let d = if out { Direction::Out } else { Direction::In };
+            if self.st.toa.enabled() {
+                let c = (&t, svc_id, idx.get(), out);
+                let (toa, counters) = (&mut self.st.toa, &*self.st.counters);
+                if let Some(m) =
+                    forward::toa_established(toa, counters, &self.snap, &mut pkt, meta, c)
+                {
+                    return self.emit(pkt, &m, &t, d, in_port, sink);
+                }
+            }
             return self.emit(pkt, meta, &t, d, in_port, sink);
         }
         if icmp_error {
@@ -1528,7 +1518,9 @@ impl<B: PacketBuf> Pipeline<B> {
                 }
                 count_traffic(&self.st.counters, svc_id, real.id.0, false, ip_len(meta));
                 let mut pkt = pkt;
-                forward::toa_new_conn(&self.st.counters, svc, fwd, &mut pkt, meta);
+                if svc.toa {
+                    forward::toa_new_conn(&self.st.counters, fwd, &mut pkt, meta);
+                }
                 self.emit(pkt, meta, &t, Direction::In, in_port, sink);
             }
             None => self.stateless_fwd::<F>(pkt, meta, svc_id, key, picked, in_port, sink),

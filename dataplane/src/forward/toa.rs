@@ -46,7 +46,7 @@ use super::{Endpoint, Mode, Translation};
 use crate::buf::PacketBuf;
 use crate::conn::FwdMode;
 use crate::parse::{PacketMeta, L3};
-use crate::snapshot::{Service, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::stats::WorkerCounters;
 use crate::wire::{checksum, ip_proto, tcp};
 use core::net::IpAddr;
@@ -376,11 +376,15 @@ impl ToaState {
 }
 
 /// The pipeline's hook for a packet of an established connection (called
-/// only while some service has TOA, for TCP that is not an ICMP error):
+/// only while some service has TOA; anything but TCP of a FullNAT
+/// connection of a TOA service, ICMP errors included, is left alone):
 /// `conn` is (its translation, service id, record index, whether it is
 /// a reply). Returns the meta of the grown frame when the option was
-/// added. Counts in the TOA block of [`WorkerCounters`].
-#[inline]
+/// added. Counts in the TOA block of [`WorkerCounters`]. Kept out of line:
+/// services without TOA pay only the caller's flag test (and the path
+/// without it is laid out as the likely one).
+#[cold]
+#[inline(never)]
 pub fn toa_established<B: PacketBuf + ?Sized>(
     st: &mut ToaState,
     counters: &WorkerCounters,
@@ -390,7 +394,11 @@ pub fn toa_established<B: PacketBuf + ?Sized>(
     conn: (&Translation, u16, u32, bool),
 ) -> Option<PacketMeta> {
     let (t, svc, idx, out) = conn;
-    if t.mode != Mode::FullNat || !snap.service(svc).is_some_and(|s| s.toa) {
+    if meta.l4_proto != ip_proto::TCP
+        || meta.is_icmp_error()
+        || t.mode != Mode::FullNat
+        || !snap.service(svc).is_some_and(|s| s.toa)
+    {
         return None;
     }
     let r = st.established(buf, meta, idx, t.client, out);
@@ -409,19 +417,17 @@ pub fn toa_established<B: PacketBuf + ?Sized>(
     r.added
 }
 
-/// The pipeline's hook for the packet that created a connection: the
-/// client's SYN of a FullNAT connection of a TOA service has its MSS
-/// lowered by the option's length.
-#[inline]
+/// The pipeline's hook for the packet that created a connection of a TOA
+/// service (the caller tests `Service::toa`): the client's SYN of a
+/// FullNAT connection has its MSS lowered by the option's length.
+#[inline(never)]
 pub fn toa_new_conn<B: PacketBuf + ?Sized>(
     counters: &WorkerCounters,
-    svc: &Service,
     fwd: FwdMode,
     buf: &mut B,
     meta: &PacketMeta,
 ) {
-    if !svc.toa
-        || fwd != FwdMode::FullNat
+    if fwd != FwdMode::FullNat
         || meta.tcp_flags & (tcp::flags::SYN | tcp::flags::ACK) != tcp::flags::SYN
     {
         return;

@@ -184,7 +184,8 @@ pub fn add_toa<B: PacketBuf + ?Sized>(
         c = checksum::update16(c, doff_word, new_doff);
         // The pseudo-header's TCP length (IPv6: the low half of 32 bits).
         c = checksum::update16(c, l4_len, new_l4_len);
-        c = checksum::update(c, &[0u8; TOA_LEN_V6][..olen], opt);
+        let zeros = [0u8; TOA_LEN_V6];
+        c = checksum::update(c, zeros.get(..olen).unwrap_or(&[]), opt);
         put16(d, l4 + tcp::CHECKSUM_OFFSET, c);
     }
     let mut m = *meta;

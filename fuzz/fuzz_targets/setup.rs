@@ -56,7 +56,9 @@ fn service(
         passive_check: true,
         sloppy_tcp: matches!(fwd, FwdMode::Dr | FwdMode::Tun),
         ops: false,
-        toa: false,
+        // TOA on the FullNAT TCP service: its option insertion and MSS
+        // clamping see fuzzed segments too
+        toa: proto == 6 && fwd == FwdMode::FullNat,
     })
 }
 

@@ -198,6 +198,9 @@ fn handshake_and_data(f: &Fam) {
     assert_eq!(s.mss, Some(mss - f.olen as u16));
     assert_eq!(s.toa, None);
     let lport = s.lport;
+    // Its retransmission (the connection exists now): lowered the same.
+    let s = seen(&one(&mut p, &mut out, &syn, CLIENT_PORT));
+    assert_eq!((s.mss, s.lport), (Some(mss - f.olen as u16), lport));
     // SYN-ACK (ISN 5000): MSS lowered on its way to the client too.
     let sa = tcp(
         smac,
@@ -213,7 +216,7 @@ fn handshake_and_data(f: &Fam) {
     );
     let s = seen(&one(&mut p, &mut out, &sa, SERVER_PORT));
     assert_eq!((s.mss, s.dport), (Some(1460 - f.olen as u16), 40001));
-    assert_eq!(counters.toa_mss_clamped.get(), 2);
+    assert_eq!(counters.toa_mss_clamped.get(), 3);
     // The ACK completing the handshake: exactly the option, first.
     let ack = tcp(
         cmac,

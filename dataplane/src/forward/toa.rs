@@ -325,8 +325,9 @@ impl ToaState {
 
     /// One segment of an established FullNAT TCP connection of a TOA
     /// service, record `idx`, before its NAT rewrite: a SYN-ACK from the
-    /// real server (`out`) is learnt and has its MSS lowered; a client
-    /// segment in the TOA phase gets the option with `client`.
+    /// real server (`out`) is learnt and has its MSS lowered (as has a
+    /// retransmitted SYN of the client); a client segment in the TOA phase
+    /// gets the option with `client`.
     pub fn established<B: PacketBuf + ?Sized>(
         &mut self,
         buf: &mut B,
@@ -347,6 +348,12 @@ impl ToaState {
                     *s = (key, seq.wrapping_add(1));
                 }
             }
+            return r;
+        }
+        if f & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN {
+            // A retransmitted SYN: lowered like the first.
+            let by = toa_len(meta) as u16;
+            r.mss_clamped = clamp_mss(buf, meta, by).is_some_and(|(o, n)| n != o);
             return r;
         }
         if f & (tcp::flags::SYN | tcp::flags::RST) != 0 || f & tcp::flags::ACK == 0 {

@@ -273,7 +273,7 @@ fn seq_ack<B: PacketBuf + ?Sized>(buf: &B, meta: &PacketMeta) -> Option<(u32, u3
 #[derive(Debug)]
 pub struct ToaState {
     enabled: bool,
-    /// (record index + 1, ISN + 1); 0 in the first is empty.
+    /// (key: record index and family, + 1; ISN + 1); key 0 is empty.
     slots: Box<[(u32, u32)]>,
 }
 
@@ -318,8 +318,8 @@ impl ToaState {
     }
 
     #[inline]
-    fn slot(&mut self, idx: u32) -> Option<&mut (u32, u32)> {
-        let h = (idx.wrapping_mul(0x9e37_79b1) >> 19) as usize;
+    fn slot(&mut self, key: u32) -> Option<&mut (u32, u32)> {
+        let h = (key.wrapping_mul(0x9e37_79b1) >> 19) as usize;
         self.slots.get_mut(h % TOA_CACHE_SLOTS)
     }
 
@@ -338,12 +338,14 @@ impl ToaState {
     ) -> ToaReport {
         let mut r = ToaReport::default();
         let f = meta.tcp_flags;
-        let key = idx.wrapping_add(1);
+        // IPv4 and IPv6 records are numbered apart: the family is in the
+        // key (0 stays "empty").
+        let key = (idx << 1 | u32::from(meta.l3 == L3::Ipv6)).wrapping_add(1);
         if out {
             if f & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN | tcp::flags::ACK {
                 let by = toa_len(meta) as u16;
                 r.mss_clamped = clamp_mss(buf, meta, by).is_some_and(|(o, n)| n != o);
-                if let (Some((seq, _)), Some(s)) = (seq_ack(buf, meta), self.slot(idx)) {
+                if let (Some((seq, _)), Some(s)) = (seq_ack(buf, meta), self.slot(key)) {
                     r.evicted = s.0 != 0 && s.0 != key;
                     *s = (key, seq.wrapping_add(1));
                 }
@@ -362,7 +364,7 @@ impl ToaState {
         let Some((_, ack)) = seq_ack(buf, meta) else {
             return r;
         };
-        let Some(s) = self.slot(idx) else { return r };
+        let Some(s) = self.slot(key) else { return r };
         if s.0 != key {
             return r;
         }
@@ -739,6 +741,43 @@ mod tests {
             ToaReport::default()
         );
         assert_eq!(b.data(), &f[..]);
+    }
+
+    #[test]
+    fn families_do_not_share_cache_entries() {
+        let mut st = ToaState::new();
+        let c: Ipv6Addr = "2001:db8::10".parse().unwrap();
+        let r: Ipv6Addr = "2001:db8:1::20".parse().unwrap();
+        for (v6, seq) in [(false, 5000u32), (true, 9000)] {
+            let mut sa = Vec::new();
+            let b = PacketBuilder::ethernet2([2; 6], [4; 6]);
+            let b = if v6 {
+                b.ipv6(r.octets(), c.octets(), 64)
+            } else {
+                b.ipv4(R4, C4, 64)
+            };
+            b.tcp(80, 40000, seq, 65535)
+                .syn()
+                .ack(1001)
+                .write(&mut sa, b"")
+                .unwrap();
+            let m = parse(&sa).unwrap();
+            let r = st.established(&mut VecBuf::new(&sa), &m, 3, c4(), true);
+            assert!(!r.evicted, "v6={v6}");
+        }
+        // Record 3 of each family keeps its own ISN: the v4 ACK (5001)
+        // and a v6 ACK of 9001 both get the option.
+        let f = frame4(tcp::flags::ACK, &[], b"");
+        let m = parse(&f).unwrap();
+        assert!(st
+            .established(&mut VecBuf::new(&f), &m, 3, c4(), false)
+            .added
+            .is_some());
+        let mut f = frame6(tcp::flags::ACK, &[], b"");
+        f[14 + 40 + 8..14 + 40 + 12].copy_from_slice(&9001u32.to_be_bytes());
+        let m = parse(&f).unwrap();
+        let r = st.established(&mut VecBuf::new(&f), &m, 3, c6(), false);
+        assert!(r.added.is_some());
     }
 
     #[test]

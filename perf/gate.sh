@@ -12,8 +12,10 @@
 #   RVS_GATE_LIMITS=file    check against another limits file
 #
 # A case is `<mode>-<family>-<kind>`: mode nat|dr|tun|fullnat, family v4|v6,
-# kind established (ACK/data of existing connections) or new (one SYN per
-# new flow). Counts belong to the `gate` cargo profile (thin LTO, see the
+# kind established (ACK/data of existing connections), new (one SYN per
+# new flow), adjusted (established connections carrying a TCP sequence
+# delta both ways) or toa (a TOA service's client segments that get the
+# option). Counts belong to the `gate` cargo profile (thin LTO, see the
 # workspace Cargo.toml), not to the release build. RVS_PERF=path uses that
 # binary instead of building (its counts must come from the same profile).
 #
@@ -67,6 +69,8 @@ for c in $cases; do
     case "$kind" in
         established) ;;
         new) new="--new" ;;
+        adjusted) new="--adjusted" ;;
+        toa) new="--toa" ;;
         *) echo "gate: $c: unknown kind $kind"; fail=$((fail + 1)); continue ;;
     esac
     out=$tmp/$c.out

@@ -418,6 +418,10 @@ pub struct ServiceConf {
     /// TCP services with masq/fullnat real servers.
     #[serde(default)]
     pub synproxy: bool,
+    /// TOA: FullNAT TCP connections carry the client's address and port
+    /// to the real server as TCP option 254 (DPVS's `toa` module format).
+    #[serde(default)]
+    pub toa: bool,
     /// `announce = false`: never announce this service's VIP by BGP
     /// (default true when `[bgp]` is configured).
     #[serde(default)]
@@ -1565,6 +1569,17 @@ impl Config {
         if s.synproxy && !synproxy_fwd_ok {
             e.push(format!("{f}.synproxy"), crate::model::SYNPROXY_FORWARD);
         }
+        if s.toa && proto.is_some_and(|p| p != Protocol::Tcp) {
+            e.push(
+                format!("{f}.toa"),
+                "TOA is a TCP option: only for TCP services",
+            );
+        } else if s.toa && !fullnat {
+            e.push(
+                format!("{f}.toa"),
+                "TOA is for fullnat real servers (only fullnat hides the client's address)",
+            );
+        }
         if s.sloppy_tcp == Some(true) && fullnat {
             e.push(
                 format!("{f}.sloppy_tcp"),
@@ -1612,6 +1627,7 @@ impl Config {
             sloppy_tcp: s.sloppy_tcp,
             ops: s.ops,
             synproxy: s.synproxy,
+            toa: s.toa,
             ..Service::new(key)
         })
     }

@@ -121,6 +121,9 @@ pub struct MetricsSnapshot {
     /// SYN proxy (issue 14 item 4): cookies sent/valid/invalid/expired,
     /// RS SYN retries, held-packet drops, handshake RSTs, ... by worker.
     pub synproxy: Vec<DropCounter>,
+    /// TOA (client address as TCP option 254) by what happened
+    /// (`reason`: `added`, `no_room`, `mss_clamped`, `evicted`) and worker.
+    pub toa: Vec<DropCounter>,
 }
 
 impl MetricsSnapshot {
@@ -420,6 +423,23 @@ pub fn render(m: &MetricsSnapshot) -> String {
             sample(
                 &mut out,
                 "rvs_synproxy_total",
+                &[("what", d.reason.clone()), ("worker", d.worker.to_string())],
+                d.packets,
+            );
+        }
+    }
+    // TOA (client address as TCP option 254).
+    if !m.toa.is_empty() {
+        family(
+            &mut out,
+            "rvs_toa_packets_total",
+            "counter",
+            "TOA (client address as TCP option 254): added (segments that got the option), no_room (should have, their options left no room), mss_clamped (SYN/SYN-ACK MSS lowered by the option length), evicted (connections whose TOA-phase cache entry a newer one took).",
+        );
+        for d in &m.toa {
+            sample(
+                &mut out,
+                "rvs_toa_packets_total",
                 &[("what", d.reason.clone()), ("worker", d.worker.to_string())],
                 d.packets,
             );

@@ -584,6 +584,10 @@ pub struct Service {
     /// config `ops`, keepalived.conf `ops`): every datagram of a UDP
     /// service is scheduled on its own and no connection entry is made.
     pub ops: bool,
+    /// TOA (config `toa`, rvsadm `--toa`): FullNAT TCP connections carry
+    /// the client's address and port to the real server as TCP option
+    /// 254, DPVS's format. TCP services only; acts on FullNAT real servers.
+    pub toa: bool,
     /// SYN proxy (DPVS's `IP_VS_CONN_F_SYNPROXY`: rvsadm `-j enable`,
     /// config `synproxy`): rvs answers SYNs with a cookie and opens the
     /// real-server connection on the client's valid ACK. TCP services
@@ -622,6 +626,7 @@ impl Service {
             sloppy_tcp: None,
             ops: false,
             synproxy: false,
+            toa: false,
         }
     }
 
@@ -736,6 +741,8 @@ pub struct ServiceSpec {
     /// SYN proxy (`-j enable`, TCP services with masq/fullnat real
     /// servers only).
     pub synproxy: bool,
+    /// TOA (`--toa`, TCP services only).
+    pub toa: bool,
 }
 
 /// A request to add or edit a real server. `None` fields take ipvsadm's
@@ -850,6 +857,12 @@ impl Model {
             }
         }
         s.synproxy = spec.synproxy;
+        if spec.toa && s.key.proto != Protocol::Tcp {
+            return Err(ModelError::Invalid(
+                "TOA is only for TCP virtual services".into(),
+            ));
+        }
+        s.toa = spec.toa;
         Ok(())
     }
 
@@ -1110,6 +1123,7 @@ mod tests {
             netmask: None,
             ops: false,
             synproxy: false,
+            toa: false,
         }
     }
     fn real(a: &str, f: Forward, w: u32) -> RealSpec {

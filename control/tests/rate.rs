@@ -156,6 +156,7 @@ fn director(reuse_mode: u8) -> (Pipeline<VecBuf>, Arc<WorkerCounters>) {
         sloppy_tcp: false,
         ops: false,
         synproxy: false,
+        toa: false,
     };
     let snap = SnapshotBuilder::new(1, ports, routes)
         .role(Role::Master)

@@ -388,6 +388,8 @@ struct State {
     adj: AdjCache,
     /// SYN proxy: cookie secret and pending handshakes.
     syn: synproxy::SynState,
+    /// TOA: on when a service has it; connections in their TOA phase.
+    toa: forward::ToaState,
 }
 
 /// One worker's packet path.
@@ -485,6 +487,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 stage: Box::new(Stage::new()),
                 adj: AdjCache::new(),
                 syn: synproxy::SynState::new(),
+                toa: forward::ToaState::new(),
             },
             neigh,
             snap: snap.clone(),
@@ -579,6 +582,7 @@ impl<B: PacketBuf> Pipeline<B> {
         }
         self.st.conns4.set_timeouts(&snap.timeouts);
         self.st.conns6.set_timeouts(&snap.timeouts);
+        self.st.toa.set_enabled(snap.services().any(|s| s.toa));
         self.neigh.set_guard(
             snap.routes.clone(),
             (0..snap.ports.len()).map(|p| snap.guard(p as u16).learn),
@@ -1229,6 +1233,15 @@ impl<B: PacketBuf> Pipeline<B> {
                 }
             }
             let d = if out { Direction::Out } else { Direction::In };
+            if self.st.toa.enabled() {
+                let c = (&t, svc_id, idx.get(), out);
+                let (toa, counters) = (&mut self.st.toa, &*self.st.counters);
+                if let Some(m) =
+                    forward::toa_established(toa, counters, &self.snap, &mut pkt, meta, c)
+                {
+                    return self.emit(pkt, &m, &t, d, in_port, sink);
+                }
+            }
             return self.emit(pkt, meta, &t, d, in_port, sink);
         }
         if icmp_error {
@@ -1518,6 +1531,10 @@ impl<B: PacketBuf> Pipeline<B> {
                     c.conns.inc();
                 }
                 count_traffic(&self.st.counters, svc_id, real.id.0, false, ip_len(meta));
+                let mut pkt = pkt;
+                if svc.toa {
+                    forward::toa_new_conn(&self.st.counters, fwd, &mut pkt, meta);
+                }
                 self.emit(pkt, meta, &t, Direction::In, in_port, sink);
             }
             None => self.stateless_fwd::<F>(pkt, meta, svc_id, key, picked, in_port, sink),

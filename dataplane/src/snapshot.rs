@@ -108,6 +108,11 @@ pub struct Service {
     /// opens the connection to a real server
     /// ([`crate::forward::synproxy`]). NAT and FullNAT real servers.
     pub synproxy: bool,
+    /// TOA (DPVS's TCP option 254): FullNAT TCP connections of this
+    /// service carry the client's address and port to the real server in
+    /// a TCP option ([`crate::forward::ToaState`]). Ignored for other
+    /// forwarding methods and protocols.
+    pub toa: bool,
 }
 
 impl Service {

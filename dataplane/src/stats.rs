@@ -392,6 +392,18 @@ pub struct WorkerCounters {
     /// Passive health-check failures not reported because the same real
     /// server was reported by this worker less than a second before.
     pub passive_suppressed: Counter,
+    // TOA (client address as TCP option 254, `forward::toa`).
+    /// Client → real-server segments that got the TOA option.
+    pub toa_added: Counter,
+    /// Segments that should have carried TOA and went without: their
+    /// options left no room (or the buffer no headroom).
+    pub toa_no_room: Counter,
+    /// SYNs and SYN-ACKs of TOA connections whose MSS was lowered by the
+    /// option's length.
+    pub toa_mss_clamped: Counter,
+    /// TOA-phase connections whose cache entry a newer connection took
+    /// (they stop getting the option).
+    pub toa_evicted: Counter,
     /// SYN proxy (issue 14 item 4): its own block.
     pub synproxy: SynProxyCounters,
 }
@@ -493,6 +505,10 @@ impl WorkerCounters {
             passive_reported: Counter::default(),
             passive_suppressed: Counter::default(),
             synproxy: SynProxyCounters::default(),
+            toa_added: Counter::default(),
+            toa_no_room: Counter::default(),
+            toa_mss_clamped: Counter::default(),
+            toa_evicted: Counter::default(),
         }
     }
 

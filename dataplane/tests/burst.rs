@@ -141,6 +141,7 @@ fn connection_burst_loses_no_sync_report_or_template_silently() {
         sloppy_tcp: false,
         ops: false,
         synproxy: false,
+        toa: false,
     };
     let sync = SyncParams {
         threshold: 1,

@@ -50,6 +50,7 @@ fn svc(kind: SchedKind, weights: [u32; 2], fwd: FwdMode) -> Service {
         sloppy_tcp: false,
         ops: false,
         synproxy: false,
+        toa: false,
     }
 }
 

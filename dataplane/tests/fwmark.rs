@@ -93,6 +93,7 @@ fn svc(
         sloppy_tcp: false,
         ops: false,
         synproxy: false,
+        toa: false,
     }
 }
 

@@ -65,6 +65,7 @@ fn svc(f: &Fam, kind: SchedKind, ops: bool, persist: bool) -> Service {
         sloppy_tcp: false,
         ops,
         synproxy: false,
+        toa: false,
     }
 }
 

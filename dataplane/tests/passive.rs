@@ -50,6 +50,7 @@ fn svc(fwd: FwdMode, passive: bool) -> Service {
         sloppy_tcp: false,
         ops: false,
         synproxy: false,
+        toa: false,
     }
 }
 

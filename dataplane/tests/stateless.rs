@@ -65,6 +65,7 @@ fn svc(f: &Fam, kind: SchedKind, fwd: FwdMode, order: [usize; 3]) -> Service {
         sloppy_tcp: false,
         ops: false,
         synproxy: false,
+        toa: false,
         passive_check: false,
     }
 }
@@ -256,6 +257,7 @@ fn sloppy(f: &Fam, on: bool, order: [usize; 3]) -> Arc<Snapshot> {
         sloppy_tcp: on,
         ops: false,
         synproxy: false,
+        toa: false,
         ..svc(f, SchedKind::Mh, FwdMode::Dr, order)
     })
 }

@@ -57,6 +57,9 @@ fn service(
         sloppy_tcp: matches!(fwd, FwdMode::Dr | FwdMode::Tun),
         ops: false,
         synproxy: false,
+        // TOA on the FullNAT TCP service: its option insertion and MSS
+        // clamping see fuzzed segments too
+        toa: proto == 6 && fwd == FwdMode::FullNat,
     })
 }
 

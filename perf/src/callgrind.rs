@@ -97,6 +97,27 @@ pub enum Kind {
     Established,
     /// One SYN per flow never seen before (each creates a connection).
     New,
+    /// [`Kind::Established`] on connections that carry a TCP sequence
+    /// adjustment (deltas in both directions, as Proxy Protocol or the
+    /// SYN proxy leave them): the cost of an adjusted connection.
+    Adjusted,
+    /// [`Kind::Established`] on a TOA service's connections whose real
+    /// server's SYN-ACK was seen and whose data the client has not
+    /// acknowledged: every packet gets the TOA option (the first ACK and
+    /// data segments of each connection).
+    Toa,
+}
+
+impl Kind {
+    /// The gate's name of the kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Established => "established",
+            Kind::New => "new",
+            Kind::Adjusted => "adjusted",
+            Kind::Toa => "toa",
+        }
+    }
 }
 
 /// Sets up `flows` established connections, then sends `packets` packets
@@ -113,10 +134,14 @@ pub fn run(
     small_pages: bool,
 ) -> Result<Outcome, String> {
     let macs = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
-    let snap = Arc::new(topo::snapshot(topo::ports(macs), mode)?);
+    let snap = Arc::new(topo::snapshot_with(
+        topo::ports(macs),
+        mode,
+        kind == Kind::Toa,
+    )?);
     let counters = Arc::new(WorkerCounters::new(4, 512, 2, 1));
     let fresh = match kind {
-        Kind::Established => 0,
+        Kind::Established | Kind::Adjusted | Kind::Toa => 0,
         Kind::New => u32::try_from(packets).map_err(|_| "too many packets for --new")?,
     };
     let total = flows
@@ -154,12 +179,47 @@ pub fn run(
         t.patch(&mut v, a, port, 0);
         VecBuf::from_slice(&v, 128, 64)
     };
-    for t in [&syn, &ack] {
-        for i in 0..flows {
-            p.process(mk(t, i), 0, now, false, &mut sink);
+    for i in 0..flows {
+        p.process(mk(&syn, i), 0, now, false, &mut sink);
+        sink.out.clear();
+    }
+    if kind == Kind::Toa {
+        // The real servers' SYN-ACKs (ISN 0: the templates acknowledge 1).
+        for b in syn_acks(&p, fam, macs[1]) {
+            p.process(b, 1, now, false, &mut sink);
             sink.out.clear();
         }
     }
+    for i in 0..flows {
+        p.process(mk(&ack, i), 0, now, false, &mut sink);
+        sink.out.clear();
+    }
+    // The flows the measured packets are drawn from: all of them, or those
+    // the kind's state could be given to (the side table of adjusted
+    // connections holds capacity / 128; TOA's cache is direct-mapped).
+    let pool: Vec<u32> = match kind {
+        Kind::Established | Kind::New => (0..flows).collect(),
+        Kind::Adjusted => (0..flows)
+            .filter(|&i| p.set_seq_adj(client_of(fam, i), (vip, topo::VPORT), ADJ))
+            .collect(),
+        Kind::Toa => (0..flows)
+            .filter(|&i| {
+                let b = mk(&data, i);
+                let n = b.data().len();
+                p.process(b, 0, now, false, &mut sink);
+                let grew = sink.out.first().is_some_and(|o| o.data().len() > n);
+                sink.out.clear();
+                grew
+            })
+            .collect(),
+    };
+    if pool.is_empty() {
+        return Err(format!("no flow for the {} case", kind.name()));
+    }
+    let pick = |rng: u64| -> u32 {
+        let k = ((u128::from(rng) * pool.len() as u128) >> 64) as usize;
+        pool.get(k).copied().unwrap_or(0)
+    };
     // Buffers are built ahead in batches so the measured function only
     // processes.
     let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
@@ -171,12 +231,11 @@ pub fn run(
         let n = (packets - done).min(64) as usize;
         for k in 0..n {
             match kind {
-                Kind::Established => {
+                Kind::Established | Kind::Adjusted | Kind::Toa => {
                     rng ^= rng << 13;
                     rng ^= rng >> 7;
                     rng ^= rng << 17;
-                    let i = ((u128::from(rng) * u128::from(flows.max(1))) >> 64) as u32;
-                    batch.push(mk(&data, i));
+                    batch.push(mk(&data, pick(rng)));
                 }
                 Kind::New => batch.push(mk(&syn, flows + (done as usize + k) as u32)),
             }
@@ -199,12 +258,11 @@ pub fn run(
         let n = left.min(64) as usize;
         for k in 0..n {
             match kind {
-                Kind::Established => {
+                Kind::Established | Kind::Adjusted | Kind::Toa => {
                     rng ^= rng << 13;
                     rng ^= rng >> 7;
                     rng ^= rng << 17;
-                    let i = ((u128::from(rng) * u128::from(flows.max(1))) >> 64) as u32;
-                    batch.push(mk(&data, i));
+                    batch.push(mk(&data, pick(rng)));
                 }
                 Kind::New => {
                     let i = flows + (packets - left) as u32 + k as u32;
@@ -226,4 +284,106 @@ pub fn run(
         anon_huge_kb,
         ns_per_pkt: with.saturating_sub(without) as f64 / packets.max(1) as f64,
     })
+}
+
+/// The adjustment given to [`Kind::Adjusted`] connections: both streams
+/// shifted (a 100-byte header inserted in the client's, 7 bytes in the
+/// server's), every segment after the change point.
+const ADJ: dataplane::forward::ConnSeq = dataplane::forward::ConnSeq {
+    in_seq: dataplane::forward::SeqAdj {
+        init_seq: 1,
+        delta: 100,
+        previous_delta: 0,
+    },
+    out_seq: dataplane::forward::SeqAdj {
+        init_seq: 1,
+        delta: 7,
+        previous_delta: 0,
+    },
+};
+
+/// The client endpoint of flow `i` (as the templates patch it).
+fn client_of(fam: Fam, i: u32) -> (std::net::IpAddr, u16) {
+    let a = match fam {
+        Fam::V4 => std::net::IpAddr::V4(crate::pkt::client_v4(i)),
+        Fam::V6 => std::net::IpAddr::V6(crate::pkt::client_v6(i)),
+    };
+    (a, flow_endpoint(i).1)
+}
+
+/// A SYN-ACK (ISN 0, no options) from each FullNAT connection's real
+/// server to its local address and port, as frames for port 1.
+fn syn_acks(p: &Pipeline<VecBuf>, fam: Fam, dir_mac: [u8; 6]) -> Vec<VecBuf> {
+    use dataplane::flow::Family;
+    use dataplane::wire::checksum;
+    fn frame(
+        src: std::net::IpAddr,
+        sport: u16,
+        dst: std::net::IpAddr,
+        dport: u16,
+        mac: [u8; 6],
+    ) -> Vec<u8> {
+        let mut tcp = [0u8; 20];
+        tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+        tcp[2..4].copy_from_slice(&dport.to_be_bytes());
+        tcp[8..12].copy_from_slice(&1001u32.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = TCP_SYN | TCP_ACK;
+        tcp[14..16].copy_from_slice(&65535u16.to_be_bytes());
+        let mut f = Vec::with_capacity(80);
+        f.extend_from_slice(&mac);
+        f.extend_from_slice(&crate::pkt::rs_mac(0x11));
+        match (src, dst) {
+            (std::net::IpAddr::V4(s), std::net::IpAddr::V4(d)) => {
+                let c = checksum::l4_checksum_v4(s, d, 6, &tcp);
+                tcp[16..18].copy_from_slice(&c.to_be_bytes());
+                f.extend_from_slice(&[0x08, 0x00]);
+                let mut ip = [0u8; 20];
+                ip[0] = 0x45;
+                ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+                ip[6] = 0x40;
+                ip[8] = 64;
+                ip[9] = 6;
+                ip[12..16].copy_from_slice(&s.octets());
+                ip[16..20].copy_from_slice(&d.octets());
+                let c = checksum::checksum(&ip);
+                ip[10..12].copy_from_slice(&c.to_be_bytes());
+                f.extend_from_slice(&ip);
+            }
+            (std::net::IpAddr::V6(s), std::net::IpAddr::V6(d)) => {
+                let c = checksum::l4_checksum_v6(s, d, 6, &tcp);
+                tcp[16..18].copy_from_slice(&c.to_be_bytes());
+                f.extend_from_slice(&[0x86, 0xdd]);
+                let mut ip = [0u8; 40];
+                ip[0] = 0x60;
+                ip[4..6].copy_from_slice(&20u16.to_be_bytes());
+                ip[6] = 6;
+                ip[7] = 64;
+                ip[8..24].copy_from_slice(&s.octets());
+                ip[24..40].copy_from_slice(&d.octets());
+                f.extend_from_slice(&ip);
+            }
+            _ => {}
+        }
+        f.extend_from_slice(&tcp);
+        f
+    }
+    fn all<F: Family>(t: &dataplane::conn::ConnTable<F>, mac: [u8; 6]) -> Vec<VecBuf> {
+        t.iter()
+            .map(|(_, c)| {
+                let f = frame(
+                    F::to_ip(c.rip()),
+                    c.rport(),
+                    F::to_ip(c.local()),
+                    c.lport(),
+                    mac,
+                );
+                VecBuf::from_slice(&f, 128, 64)
+            })
+            .collect()
+    }
+    match fam {
+        Fam::V4 => all(p.conns_v4(), dir_mac),
+        Fam::V6 => all(p.conns_v6(), dir_mac),
+    }
 }

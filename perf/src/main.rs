@@ -70,6 +70,14 @@ enum Cmd {
         /// established ones.
         #[arg(long)]
         new: bool,
+        /// Measure established connections that carry a TCP sequence
+        /// adjustment (seq/ack deltas both ways).
+        #[arg(long, conflicts_with_all = ["new", "toa"])]
+        adjusted: bool,
+        /// Measure a TOA service's client segments that get the option
+        /// (first ACK / data before the server's data is acknowledged).
+        #[arg(long, conflicts_with_all = ["new", "adjusted"])]
+        toa: bool,
         /// Connection tables on ordinary 4 KiB pages (as before they asked
         /// for huge pages), to compare the two.
         #[arg(long)]
@@ -203,8 +211,21 @@ fn main() {
             family,
             len,
             new,
+            adjusted,
+            toa,
             small_pages,
-        } => run_callgrind(flows, packets, &mode, &family, len, new, small_pages),
+        } => {
+            let kind = if new {
+                callgrind::Kind::New
+            } else if adjusted {
+                callgrind::Kind::Adjusted
+            } else if toa {
+                callgrind::Kind::Toa
+            } else {
+                callgrind::Kind::Established
+            };
+            run_callgrind(flows, packets, &mode, &family, len, kind, small_pages)
+        }
         Cmd::Compute {
             flows,
             modes,
@@ -648,24 +669,23 @@ fn run_callgrind(
     mode: &str,
     family: &str,
     len: usize,
-    new: bool,
+    kind: callgrind::Kind,
     small_pages: bool,
 ) -> i32 {
     let (Some(mode), Some(fam)) = (topo::parse_mode(mode), parse_fam(family)) else {
         eprintln!("rvs-perf: unknown mode or family");
         return 2;
     };
-    let kind = if new {
-        callgrind::Kind::New
-    } else {
-        callgrind::Kind::Established
-    };
     match callgrind::run(fam, mode, flows, packets, len, kind, small_pages) {
         Ok(o) => {
             println!(
                 "callgrind: {} {} packets, {} connections in the table after ({} {}), {} forwarded; table on {} (AnonHugePages {} kB); natively {:.1} on-CPU ns/packet in process_one (loop with it less loop without)",
                 o.packets,
-                if new { "new-connection (SYN)" } else { "established" },
+                if kind == callgrind::Kind::New {
+                    "new-connection (SYN)"
+                } else {
+                    kind.name()
+                },
                 o.conns,
                 topo::mode_name(mode),
                 fam.name(),

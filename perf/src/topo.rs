@@ -80,7 +80,7 @@ pub fn mode_name(m: FwdMode) -> &'static str {
     }
 }
 
-fn service(id: u16, fam: Fam, mode: FwdMode) -> Result<Service, String> {
+fn service(id: u16, fam: Fam, mode: FwdMode, toa: bool) -> Result<Service, String> {
     // DR and TUN cannot change the port.
     let rport = match mode {
         FwdMode::Nat | FwdMode::FullNat => 8080,
@@ -106,6 +106,7 @@ fn service(id: u16, fam: Fam, mode: FwdMode) -> Result<Service, String> {
         sloppy_tcp: false,
         ops: false,
         synproxy: false,
+        toa,
     })
 }
 
@@ -143,10 +144,15 @@ pub fn ports(macs: [[u8; 6]; 2]) -> Vec<PortSnap> {
 
 /// The snapshot: one service per family, both in `mode`.
 pub fn snapshot(ports: Vec<PortSnap>, mode: FwdMode) -> Result<Snapshot, String> {
+    snapshot_with(ports, mode, false)
+}
+
+/// [`snapshot`] with TOA (`Service::toa`) on both services or not.
+pub fn snapshot_with(ports: Vec<PortSnap>, mode: FwdMode, toa: bool) -> Result<Snapshot, String> {
     SnapshotBuilder::new(1, ports, routes()?)
         .role(Role::Master)
-        .service(service(0, Fam::V4, mode)?)
-        .service(service(1, Fam::V6, mode)?)
+        .service(service(0, Fam::V4, mode, toa)?)
+        .service(service(1, Fam::V6, mode, toa)?)
         .build()
         .map_err(|e| format!("snapshot: {e:?}"))
 }

@@ -11,6 +11,10 @@ passed) and prints one JSON line per packet:
    "src":..,"dst":..,"len":N}
 ip_csum_ok is null for IPv6 (no header checksum). A checksum left
 "partial" by offload (only the pseudo-header sum) shows as l4_csum_ok false.
+TCP packets add "sport", "dport", "flags", "seq", "ack", "payload" (bytes),
+"ip_len" (IP packet length), "mss" (the MSS option, or null) and "toa"
+(TCP option 254 as "addr:port" / "[addr6]:port", or null; "toa_len" its
+length byte).
 """
 import argparse
 import json
@@ -72,11 +76,47 @@ def main():
         if dst != want or proto not in (6, 17):
             continue
         seen += 1
-        print(json.dumps({
+        out = {
             "mode": "capture", "proto": "tcp" if proto == 6 else "udp",
             "ip_csum_ok": ip_ok, "l4_csum_ok": csum(pseudo + l4) == 0xFFFF,
             "src": socket.inet_ntop(fam, src), "dst": args.dst,
-            "len": len(frame)}, sort_keys=True), flush=True)
+            "len": len(frame)}
+        if proto == 6 and len(l4) >= 20:
+            out.update(tcp_fields(l4))
+            out["ip_len"] = len(l4) + (ihl if fam == socket.AF_INET else 40)
+        print(json.dumps(out, sort_keys=True), flush=True)
+
+
+def tcp_fields(l4):
+    """Ports, flags, numbers, payload length, MSS and TOA of a segment."""
+    sport, dport, seq, ack = struct.unpack("!HHII", l4[:12])
+    hlen = (l4[12] >> 4) * 4
+    f = {"sport": sport, "dport": dport, "flags": l4[13], "seq": seq,
+         "ack": ack, "payload": max(len(l4) - hlen, 0), "mss": None,
+         "toa": None, "toa_len": None}
+    opts, i = l4[20:hlen], 0
+    while i < len(opts):
+        kind = opts[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= len(opts) or opts[i + 1] < 2:
+            break
+        n = opts[i + 1]
+        body = opts[i + 2:i + n]
+        if kind == 2 and n == 4:
+            f["mss"] = struct.unpack("!H", body)[0]
+        elif kind == 254 and n in (8, 20) and len(body) == n - 2:
+            port = struct.unpack("!H", body[:2])[0]
+            if n == 8:
+                f["toa"] = "%s:%d" % (socket.inet_ntop(socket.AF_INET, body[2:]), port)
+            else:
+                f["toa"] = "[%s]:%d" % (socket.inet_ntop(socket.AF_INET6, body[2:]), port)
+            f["toa_len"] = n
+        i += n
+    return f
 
 
 if __name__ == "__main__":

@@ -843,3 +843,32 @@ fn synproxy_settings_are_checked_and_converted() {
         assert!(v.iter().any(|e| e.contains(field)), "{kv}: {v:#?}");
     }
 }
+
+#[test]
+fn toa_only_for_fullnat_tcp_services() {
+    assert_eq!(
+        one_error("forward = \"masq\"", "forward = \"masq\"\ntoa = true"),
+        "bad.toml: service[0].toa: TOA is for fullnat real servers (only fullnat hides the client's address)"
+    );
+    assert_eq!(
+        one_error(
+            "protocol = \"tcp\"\naddress = \"198.18.0.100:80\"",
+            "protocol = \"udp\"\naddress = \"198.18.0.100:80\"\ntoa = true"
+        ),
+        "bad.toml: service[0].toa: TOA is a TCP option: only for TCP services"
+    );
+    let v = errors(&BASE.replacen("forward = \"masq\"", "forward = \"masq\"\ntoa = 1", 1));
+    assert!(v.iter().any(|e| e.contains("service[0].toa")), "{v:#?}");
+    let m = parse(
+        &BASE.replacen(
+            "forward = \"masq\"",
+            "forward = \"fullnat\"\nladdrs = [\"198.18.0.50\"]\ntoa = true",
+            1,
+        ),
+        "ok.toml",
+    )
+    .unwrap()
+    .to_model();
+    assert!(m.services[0].toa);
+    assert!(!m.services[1].toa, "off by default");
+}

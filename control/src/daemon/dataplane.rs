@@ -102,6 +102,9 @@ pub struct DataplaneStats {
     pub seq_adjust: Vec<DropCounter>,
     /// SYN proxy (issue 14 item 4): what it did, by what and worker.
     pub synproxy: Vec<DropCounter>,
+    /// TOA (client address as TCP option 254), by what happened (`added`,
+    /// `no_room`, `mss_clamped`, `evicted`) and worker.
+    pub toa: Vec<DropCounter>,
 }
 
 /// What rvsd needs from a packet dataplane. Every method is called from

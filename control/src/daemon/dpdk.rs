@@ -515,6 +515,7 @@ impl DpdkDataplane {
                 sloppy_tcp,
                 ops: s.ops && s.key.proto == Protocol::Udp,
                 synproxy: s.synproxy,
+                toa: s.toa && s.key.proto == Protocol::Tcp,
             };
             b = if s.key.is_fwmark() {
                 b.fwmark_service(s.key.fwmark, svc)
@@ -666,6 +667,19 @@ impl Dataplane for DpdkDataplane {
                 ("nat_reply", c.stateless_replies.get()),
             ] {
                 st.stateless.push(DropCounter {
+                    reason: what.to_string(),
+                    worker: w,
+                    packets: n,
+                });
+            }
+            // TOA (client address as TCP option 254).
+            for (what, n) in [
+                ("added", c.toa_added.get()),
+                ("no_room", c.toa_no_room.get()),
+                ("mss_clamped", c.toa_mss_clamped.get()),
+                ("evicted", c.toa_evicted.get()),
+            ] {
+                st.toa.push(DropCounter {
                     reason: what.to_string(),
                     worker: w,
                     packets: n,

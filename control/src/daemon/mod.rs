@@ -874,6 +874,7 @@ impl Daemon {
         m.stateless = st.stateless;
         m.seq_adjust = st.seq_adjust;
         m.synproxy = st.synproxy;
+        m.toa = st.toa;
         let mut out = metrics::render(&m);
         out.push_str(&self.health.metrics());
         if let Some(b) = &self.bgp {

@@ -601,6 +601,7 @@ fn virtual_server(
         sloppy_tcp: None,
         ops: false,
         synproxy: false,
+        toa: false,
         announce: None,
     };
     let mut ops_at: Option<&Node> = None;
@@ -1200,6 +1201,9 @@ pub fn to_toml(services: &[ServiceConf], origins: &[Origin]) -> String {
         }
         if let Some(x) = &s.sorry_server {
             let _ = writeln!(o, "sorry_server = {}", q(x));
+        }
+        if s.toa {
+            o.push_str("toa = true\n");
         }
         if s.ops {
             o.push_str("ops = true\n");

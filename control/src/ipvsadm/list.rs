@@ -159,6 +159,10 @@ fn service_entry(out: &mut String, s: &Service, f: Fmt, o: &ListOptions) {
             if s.synproxy {
                 out.push_str(" synproxy");
             }
+            // rvs extension (DPVS has TOA on every FullNAT TCP service)
+            if s.toa {
+                out.push_str(" toa");
+            }
         }
     }
     if o.origin {
@@ -344,6 +348,9 @@ pub fn save_with(model: &Model, origin: bool) -> String {
         // flag that restores it.
         if s.synproxy {
             out.push_str(" -j enable");
+        }
+        if s.toa {
+            out.push_str(" --toa");
         }
         out.push('\n');
         for r in &s.reals {

@@ -469,9 +469,10 @@ enum Opt {
     TunCsum,
     TunRemCsum,
     Synproxy,
+    Toa,
 }
 
-const OPTS: [Opt; 30] = [
+const OPTS: [Opt; 31] = [
     Opt::Numeric,
     Opt::Connection,
     Opt::Service,
@@ -502,6 +503,7 @@ const OPTS: [Opt; 30] = [
     Opt::TunCsum,
     Opt::TunRemCsum,
     Opt::Synproxy,
+    Opt::Toa,
 ];
 
 impl Opt {
@@ -537,6 +539,7 @@ impl Opt {
             Opt::TunCsum => "tun-csum",
             Opt::TunRemCsum => "tun-remcsum",
             Opt::Synproxy => "synproxy",
+            Opt::Toa => "toa",
         }
     }
     fn bit(self) -> u32 {
@@ -551,7 +554,7 @@ fn rule(cmd: Cmd, opt: Opt) -> char {
     match cmd {
         Cmd::Add | Cmd::Edit => match opt {
             Service => '+',
-            Scheduler | Persistent | Netmask | SchedFlags | Ops | Synproxy => ' ',
+            Scheduler | Persistent | Netmask | SchedFlags | Ops | Synproxy | Toa => ' ',
             _ => 'x',
         },
         Cmd::Del => match opt {
@@ -747,6 +750,7 @@ const LONG: &[(&str, char, u8)] = &[
     ("tun-nocsum", '\u{a3}', 0),
     ("tun-csum", '\u{a4}', 0),
     ("tun-remcsum", '\u{a5}', 0),
+    ("toa", '\u{b0}', 0),
 ];
 
 /// Short options: (char, takes argument: 0 none, 1 required, 2 optional).
@@ -993,6 +997,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
     let mut persistent: Option<u32> = None;
     let mut ops = false;
     let mut synproxy = false;
+    let mut toa = false;
     let mut mask_arg: Option<String> = None;
     let mut rip: Option<(IpAddr, Option<u16>)> = None;
     let mut forward: Option<Forward> = None;
@@ -1059,6 +1064,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
                     Some("disable") => false,
                     _ => return Err(AdmError::usage("synproxy switch must be enable or disable")),
                 };
+            }
+            '\u{b0}' => {
+                set(Opt::Toa)?;
+                toa = true;
             }
             'M' => {
                 set(Opt::Netmask)?;
@@ -1259,6 +1268,9 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
             if synproxy && k.proto != Protocol::Tcp && !k.is_fwmark() {
                 return Err(AdmError::usage(crate::model::SYNPROXY_TCP_ONLY));
             }
+            if toa && k.proto != Protocol::Tcp {
+                return Err(AdmError::usage("TOA is only for TCP virtual services"));
+            }
             // -E replaces like -A: what is not given takes the default
             let spec = ServiceSpec {
                 key: k,
@@ -1268,6 +1280,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
                 netmask,
                 ops,
                 synproxy,
+                toa,
             };
             if cmd == Cmd::Add {
                 Command::AddService(spec)
@@ -1534,6 +1547,8 @@ Options:
   --netmask      -M netmask           persistent granularity mask
   --ops          -o                   one-packet scheduling (UDP services)
   --synproxy     -j enable|disable    TCP SYN proxy (DPVS; masq/fullnat real servers)
+  --toa                               TOA: client address as TCP option 254
+                                      (FullNAT TCP services, DPVS's toa module)
   --real-server  -r server-address    server-address is host (and port)
   --gatewaying   -g                   gatewaying (direct routing) (default)
   --ipip         -i                   ipip encapsulation (tunneling)

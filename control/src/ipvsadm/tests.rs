@@ -35,6 +35,7 @@ fn add_service_defaults_and_long_options() {
         netmask: None,
         ops: false,
         synproxy: false,
+        toa: false,
     });
     assert_eq!(p("-A -t 198.18.0.1:80").unwrap(), want);
     assert_eq!(p("-At 198.18.0.1:80").unwrap(), want);
@@ -52,6 +53,7 @@ fn add_service_defaults_and_long_options() {
             netmask: None,
             ops: false,
             synproxy: false,
+            toa: false,
         })
     );
     assert_eq!(
@@ -68,6 +70,7 @@ fn add_service_defaults_and_long_options() {
             netmask: Some(Netmask::V6(64)),
             ops: false,
             synproxy: false,
+            toa: false,
         })
     );
     // -p without a value, followed by another option
@@ -904,6 +907,7 @@ fn fwmark_parsing_like_ipvsadm() {
             netmask: None,
             ops: false,
             synproxy: false,
+            toa: false,
         })
     );
     assert_eq!(
@@ -916,6 +920,7 @@ fn fwmark_parsing_like_ipvsadm() {
             netmask: None,
             ops: false,
             synproxy: false,
+            toa: false,
         })
     );
     assert_eq!(
@@ -1362,4 +1367,52 @@ fn synproxy_parse_list_save_like_dpvs() {
         e.message.contains("masq and fullnat real servers only"),
         "{e:?}"
     );
+}
+
+/// TOA: `--toa` on TCP services (refused on UDP), listed as ` toa` at the
+/// end of the service line and saved as ` --toa`; `-E` without it clears
+/// it.
+#[test]
+fn toa_parse_list_save() {
+    match p("-A -t 198.18.0.1:80 -s rr --toa").unwrap() {
+        Command::AddService(s) => assert!(s.toa),
+        c => panic!("{c:?}"),
+    }
+    match p("-A -t 198.18.0.1:80 -s rr").unwrap() {
+        Command::AddService(s) => assert!(!s.toa),
+        c => panic!("{c:?}"),
+    }
+    let e = p("-A -u 198.18.0.1:53 --toa").unwrap_err();
+    assert_eq!(
+        (e.message.as_str(), e.status),
+        ("TOA is only for TCP virtual services", 2)
+    );
+    assert_eq!(
+        perr("-a -t 198.18.0.1:80 -r 198.19.0.2 --toa"),
+        "Illegal 'toa' option with the 'add-server' command"
+    );
+    assert_eq!(
+        perr("-A -t 198.18.0.1:80 --toa --toa"),
+        "multiple 'toa' options specified"
+    );
+    let mut m = Model::new();
+    run(&mut m, "-A -t 198.18.0.1:80 -s rr -p 60 --toa").unwrap();
+    run(&mut m, "-a -t 198.18.0.1:80 -r 198.19.0.2:8080 -b").unwrap();
+    assert!(m.services[0].toa);
+    let l = run(&mut m, "-Ln").unwrap();
+    assert!(
+        l.contains("\nTCP  198.18.0.1:80 rr persistent 60 toa\n"),
+        "{l}"
+    );
+    let saved = run(&mut m, "-S -n").unwrap();
+    assert_eq!(
+        saved,
+        "-A -t 198.18.0.1:80 -s rr -p 60 --toa\n\
+         -a -t 198.18.0.1:80 -r 198.19.0.2:8080 -b -w 1\n"
+    );
+    let mut back = Model::new();
+    restore(&mut back, &saved).unwrap();
+    assert_eq!(list::save(&back), saved);
+    run(&mut m, "-E -t 198.18.0.1:80 -s rr").unwrap();
+    assert!(!m.services[0].toa);
 }

@@ -443,3 +443,28 @@ fn synproxy_counters_are_exposed() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
 }
+
+#[test]
+fn toa_counters_are_exposed() {
+    let mut m = snapshot();
+    m.toa = ["added", "no_room", "mss_clamped", "evicted"]
+        .iter()
+        .enumerate()
+        .map(|(i, what)| DropCounter {
+            reason: (*what).into(),
+            worker: 0,
+            packets: 3 + i as u64,
+        })
+        .collect();
+    let text = render(&m);
+    validate(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    for line in [
+        "# TYPE rvs_toa_packets_total counter\n",
+        "rvs_toa_packets_total{what=\"added\",worker=\"0\"} 3\n",
+        "rvs_toa_packets_total{what=\"no_room\",worker=\"0\"} 4\n",
+        "rvs_toa_packets_total{what=\"mss_clamped\",worker=\"0\"} 5\n",
+        "rvs_toa_packets_total{what=\"evicted\",worker=\"0\"} 6\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}

@@ -472,6 +472,19 @@ pub struct Captured {
     /// None for IPv6.
     pub ip_csum_ok: Option<bool>,
     pub l4_csum_ok: bool,
+    /// TCP only (0 / None otherwise): ports, flags, numbers, payload
+    /// bytes, IP packet length, the MSS option and the TOA option (TCP
+    /// option 254, `addr:port` / `[addr6]:port`) with its length.
+    pub sport: u64,
+    pub dport: u64,
+    pub flags: u64,
+    pub seq: u64,
+    pub ack: u64,
+    pub payload: u64,
+    pub ip_len: u64,
+    pub mss: Option<u64>,
+    pub toa: Option<String>,
+    pub toa_len: Option<u64>,
 }
 
 impl Capture {
@@ -502,6 +515,16 @@ impl Capture {
                     Some(o.bool("ip_csum_ok"))
                 },
                 l4_csum_ok: o.bool("l4_csum_ok"),
+                sport: o.u64("sport").unwrap_or(0),
+                dport: o.u64("dport").unwrap_or(0),
+                flags: o.u64("flags").unwrap_or(0),
+                seq: o.u64("seq").unwrap_or(0),
+                ack: o.u64("ack").unwrap_or(0),
+                payload: o.u64("payload").unwrap_or(0),
+                ip_len: o.u64("ip_len").unwrap_or(0),
+                mss: o.u64("mss"),
+                toa: o.str("toa").map(str::to_string),
+                toa_len: o.u64("toa_len"),
             })
             .collect()
     }

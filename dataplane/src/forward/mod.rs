@@ -62,6 +62,7 @@ mod nat;
 mod pmtu;
 mod seqadj;
 pub mod synproxy;
+mod toa;
 mod tun;
 
 pub use icmp::{icmp_inner_flow, InnerFlow};
@@ -70,6 +71,10 @@ pub use pmtu::{pmtu_reply, IPV4_ICMP_MAX_LEN, IPV6_ICMP_MAX_LEN};
 pub use seqadj::{
     adjust_in as seq_adjust_in, adjust_out as seq_adjust_out, adjust_packet as seq_adjust_packet,
     seq_after, ConnSeq, SeqAdj, SeqAdjError, SeqAdjReport,
+};
+pub use toa::{
+    add_toa, clamp_mss, toa_established, toa_len, toa_new_conn, toa_option, ToaError, ToaReport,
+    ToaState, TOA_CACHE_SLOTS, TOA_KIND, TOA_LEN_V4, TOA_LEN_V6,
 };
 pub use tun::{gue_source_port, tun, TunEncap, TunParams, GUE_SPORT_MAX, GUE_SPORT_MIN};
 

@@ -56,6 +56,7 @@ pub fn service(
         sloppy_tcp: false,
         ops: false,
         synproxy: false,
+        toa: false,
     }
 }
 

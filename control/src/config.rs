@@ -356,6 +356,10 @@ pub struct ServiceConf {
     /// service is scheduled on its own, no connection entry is kept.
     #[serde(default)]
     pub ops: bool,
+    /// Proxy Protocol header to the real servers: "v1" or "v2" (TCP
+    /// services whose real servers are all FullNAT).
+    #[serde(default)]
+    pub proxy_protocol: Option<String>,
     /// `announce = false`: never announce this service's VIP by BGP
     /// (default true when `[bgp]` is configured).
     #[serde(default)]
@@ -1345,6 +1349,7 @@ impl Config {
 
         let mut reals: Vec<RealServer> = Vec::new();
         let mut fullnat = false;
+        let mut not_fullnat: Option<(usize, Forward)> = None;
         for (j, r) in s.reals.iter().enumerate() {
             let rf = format!("{f}.real[{j}]");
             let fw = match r.forward.as_deref() {
@@ -1358,6 +1363,9 @@ impl Config {
                 }
             };
             fullnat |= fw == Some(Forward::FullNat);
+            if let Some(x) = fw.filter(|x| *x != Forward::FullNat) {
+                not_fullnat.get_or_insert((j, x));
+            }
             let addr = match (parse_endpoint(&r.address), vip) {
                 (None, _) => {
                     e.push(
@@ -1475,6 +1483,36 @@ impl Config {
                 "fullnat cannot continue a connection it has no local port for",
             );
         }
+        let proxy_protocol = match s.proxy_protocol.as_deref() {
+            None => None,
+            Some(x) => match crate::model::ProxyProtocol::from_name(x) {
+                None => {
+                    e.push(
+                        format!("{f}.proxy_protocol"),
+                        format!("unknown proxy_protocol '{x}' (expected \"v1\" or \"v2\")"),
+                    );
+                    None
+                }
+                Some(v) => {
+                    if proto != Some(Protocol::Tcp) || s.fwmark.is_some() {
+                        e.push(
+                            format!("{f}.proxy_protocol"),
+                            "Proxy Protocol is only for TCP services",
+                        );
+                    }
+                    if let Some((j, fw)) = not_fullnat {
+                        e.push(
+                            format!("{f}.proxy_protocol"),
+                            format!(
+                                "Proxy Protocol needs fullnat real servers (real[{j}] is {})",
+                                fw.config_name()
+                            ),
+                        );
+                    }
+                    Some(v)
+                }
+            },
+        };
         if fullnat && laddrs.is_empty() && s.laddrs.is_empty() {
             e.push(
                 format!("{f}.laddrs"),
@@ -1515,6 +1553,7 @@ impl Config {
             passive_check: s.health.as_ref().is_some_and(|h| h.passive_check),
             sloppy_tcp: s.sloppy_tcp,
             ops: s.ops,
+            proxy_protocol,
             ..Service::new(key)
         })
     }

@@ -583,8 +583,15 @@ pub struct Service {
     /// One-packet scheduling (IPVS `IP_VS_SVC_F_ONEPACKET`: ipvsadm `-o`,
     /// config `ops`, keepalived.conf `ops`): every datagram of a UDP
     /// service is scheduled on its own and no connection entry is made.
-    pub ops: bool,
+    pub ops: bool,    /// Proxy Protocol (config `proxy_protocol`, rvsadm `--proxy-protocol`,
+    /// keepalived.conf `proxy_protocol`, as DPVS): the header the real
+    /// servers get at the start of each connection's stream. TCP services
+    /// with FullNAT real servers only.
+    pub proxy_protocol: Option<ProxyProtocol>,
 }
+
+/// A Proxy Protocol version (the dataplane's type).
+pub use dataplane::forward::PpVersion as ProxyProtocol;
 
 impl Service {
     /// A service with defaults: wlc, not persistent, no real servers,
@@ -605,6 +612,7 @@ impl Service {
             passive_check: false,
             sloppy_tcp: None,
             ops: false,
+            proxy_protocol: None,
         }
     }
 
@@ -715,7 +723,9 @@ pub struct ServiceSpec {
     /// Persistence granularity.
     pub netmask: Option<Netmask>,
     /// One-packet scheduling (`-o`, UDP services only).
-    pub ops: bool,
+    pub ops: bool,    /// Proxy Protocol (`--proxy-protocol v1|v2`; TCP services with
+    /// FullNAT real servers only). `None`: off.
+    pub proxy_protocol: Option<ProxyProtocol>,
 }
 
 /// A request to add or edit a real server. `None` fields take ipvsadm's
@@ -821,6 +831,21 @@ impl Model {
             ));
         }
         s.ops = spec.ops;
+        if let Some(v) = spec.proxy_protocol {
+            if s.key.proto != Protocol::Tcp || s.key.is_fwmark() {
+                return Err(ModelError::Invalid(
+                    "Proxy Protocol is only for TCP virtual services".into(),
+                ));
+            }
+            if let Some(r) = s.reals.iter().find(|r| r.forward != Forward::FullNat) {
+                return Err(ModelError::Invalid(format!(
+                    "Proxy Protocol needs FullNAT real servers ({} is {})",
+                    r.addr,
+                    r.forward.column()
+                )));
+            }
+            s.proxy_protocol = Some(v);
+        }
         Ok(())
     }
 
@@ -883,6 +908,13 @@ impl Model {
         }
         if let Some(p) = r.tunnel.problem() {
             return Err(ModelError::Invalid(p));
+        }
+        if svc.proxy_protocol.is_some() && r.forward != Forward::FullNat {
+            return Err(ModelError::Invalid(format!(
+                "Proxy Protocol needs FullNAT real servers ({} would be {})",
+                r.addr,
+                r.forward.column()
+            )));
         }
         if r.u_threshold != 0 && r.l_threshold > r.u_threshold {
             return Err(ModelError::Invalid(
@@ -1077,6 +1109,7 @@ mod tests {
             persistent: None,
             netmask: None,
             ops: false,
+            proxy_protocol: None,
         }
     }
     fn real(a: &str, f: Forward, w: u32) -> RealSpec {

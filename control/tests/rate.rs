@@ -155,6 +155,7 @@ fn director(reuse_mode: u8) -> (Pipeline<VecBuf>, Arc<WorkerCounters>) {
         passive_check: false,
         sloppy_tcp: false,
         ops: false,
+        proxy_protocol: None,
     };
     let snap = SnapshotBuilder::new(1, ports, routes)
         .role(Role::Master)

@@ -103,6 +103,10 @@ pub struct Service {
     /// for TCP and for FullNAT real servers (their local port needs an
     /// entry), as IPVS ignores it for TCP.
     pub ops: bool,
+    /// Proxy Protocol (config `proxy_protocol`, DPVS's `--proxy-protocol`):
+    /// the header this service's FullNAT TCP connections get at the start
+    /// of the client's stream ([`crate::forward::proxyproto`]).
+    pub proxy_protocol: Option<crate::forward::PpVersion>,
 }
 
 impl Service {

@@ -140,6 +140,7 @@ fn connection_burst_loses_no_sync_report_or_template_silently() {
         passive_check: false,
         sloppy_tcp: false,
         ops: false,
+        proxy_protocol: None,
     };
     let sync = SyncParams {
         threshold: 1,

@@ -49,6 +49,7 @@ fn svc(kind: SchedKind, weights: [u32; 2], fwd: FwdMode) -> Service {
         passive_check: false,
         sloppy_tcp: false,
         ops: false,
+        proxy_protocol: None,
     }
 }
 

@@ -92,6 +92,7 @@ fn svc(
         passive_check: false,
         sloppy_tcp: false,
         ops: false,
+        proxy_protocol: None,
     }
 }
 

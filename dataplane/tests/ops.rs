@@ -64,6 +64,7 @@ fn svc(f: &Fam, kind: SchedKind, ops: bool, persist: bool) -> Service {
         passive_check: false,
         sloppy_tcp: false,
         ops,
+        proxy_protocol: None,
     }
 }
 

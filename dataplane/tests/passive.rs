@@ -49,6 +49,7 @@ fn svc(fwd: FwdMode, passive: bool) -> Service {
         passive_check: passive,
         sloppy_tcp: false,
         ops: false,
+        proxy_protocol: None,
     }
 }
 

@@ -64,6 +64,7 @@ fn svc(f: &Fam, kind: SchedKind, fwd: FwdMode, order: [usize; 3]) -> Service {
         stateless: Some(mh),
         sloppy_tcp: false,
         ops: false,
+        proxy_protocol: None,
         passive_check: false,
     }
 }
@@ -254,6 +255,7 @@ fn sloppy(f: &Fam, on: bool, order: [usize; 3]) -> Arc<Snapshot> {
     snap(Service {
         sloppy_tcp: on,
         ops: false,
+        proxy_protocol: None,
         ..svc(f, SchedKind::Mh, FwdMode::Dr, order)
     })
 }

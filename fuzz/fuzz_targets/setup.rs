@@ -56,6 +56,9 @@ fn service(
         passive_check: true,
         sloppy_tcp: matches!(fwd, FwdMode::Dr | FwdMode::Tun),
         ops: false,
+        // Proxy Protocol on FullNAT TCP: the header insertion path too
+        proxy_protocol: (fwd == FwdMode::FullNat && proto == 6)
+            .then_some(dataplane::forward::PpVersion::V1),
     })
 }
 

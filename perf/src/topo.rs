@@ -105,6 +105,7 @@ fn service(id: u16, fam: Fam, mode: FwdMode) -> Result<Service, String> {
         passive_check: false,
         sloppy_tcp: false,
         ops: false,
+        proxy_protocol: None,
     })
 }
 

@@ -100,6 +100,9 @@ pub struct DataplaneStats {
     /// TCP segments of sequence-adjusted connections, by what happened
     /// (`adjusted`, `bad_options`) and worker.
     pub seq_adjust: Vec<DropCounter>,
+    /// Proxy Protocol: headers inserted (`inserted_v1`, `inserted_v2`),
+    /// SYN-ACKs clamped, connections and segments refused, by worker.
+    pub proxy_protocol: Vec<DropCounter>,
 }
 
 /// What rvsd needs from a packet dataplane. Every method is called from

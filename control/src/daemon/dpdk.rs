@@ -510,6 +510,7 @@ impl DpdkDataplane {
                 passive_check: s.passive_check,
                 sloppy_tcp,
                 ops: s.ops && s.key.proto == Protocol::Udp,
+                proxy_protocol: s.proxy_protocol.filter(|_| s.key.proto == Protocol::Tcp),
             };
             b = if s.key.is_fwmark() {
                 b.fwmark_service(s.key.fwmark, svc)
@@ -671,6 +672,13 @@ impl Dataplane for DpdkDataplane {
                 ("bad_options", c.seq_bad_options.get()),
             ] {
                 st.seq_adjust.push(DropCounter {
+                    reason: what.to_string(),
+                    worker: w,
+                    packets: n,
+                });
+            }
+            for (what, n) in c.pp.all() {
+                st.proxy_protocol.push(DropCounter {
                     reason: what.to_string(),
                     worker: w,
                     packets: n,

@@ -873,6 +873,7 @@ impl Daemon {
         m.losses = st.losses;
         m.stateless = st.stateless;
         m.seq_adjust = st.seq_adjust;
+        m.proxy_protocol = st.proxy_protocol;
         let mut out = metrics::render(&m);
         out.push_str(&self.health.metrics());
         if let Some(b) = &self.bgp {

@@ -14,6 +14,7 @@
 //! `lb_algo`/`lvs_sched`, `lb_kind`/`lvs_method` NAT|DR|TUN|FNAT (DPVS's
 //! `laddr_group_name` with `local_address_group`), `persistence_timeout`,
 //! `persistence_granularity`, `protocol`, the sh/mh flags, `sorry_server`,
+//! DPVS's `proxy_protocol v1|v2|disable`,
 //! `quorum`, `hysteresis`, `quorum_up`/`quorum_down`, `alpha`, `omega`,
 //! `inhibit_on_failure`, `real_server` with `weight`, `uthreshold`,
 //! `lthreshold`, `notify_up`/`notify_down` and the checkers TCP_CHECK,
@@ -585,6 +586,7 @@ fn virtual_server(
         health: None,
         sloppy_tcp: None,
         ops: false,
+        proxy_protocol: None,
         announce: None,
     };
     let mut ops_at: Option<&Node> = None;
@@ -671,6 +673,19 @@ fn virtual_server(
             "ops" => {
                 svc.ops = true;
                 ops_at = Some(c);
+            }
+            // DPVS's keepalived: proxy_protocol v1|v2|disable
+            "proxy_protocol" => {
+                let v = arg(c, 1, e, "v1, v2 or disable").unwrap_or("");
+                match v.to_ascii_lowercase().as_str() {
+                    "v1" | "v2" => svc.proxy_protocol = Some(v.to_ascii_lowercase()),
+                    "disable" => svc.proxy_protocol = None,
+                    "" => {}
+                    _ => e.at(
+                        c,
+                        format!("unknown proxy_protocol '{v}' (expected v1, v2 or disable)"),
+                    ),
+                }
             }
             "sorry_server" => match (c.words.get(1).and_then(|w| parse_ip(w)), c.words.get(2)) {
                 (Some(ip), Some(p)) => svc.sorry_server = Some(ep(ip, p)),
@@ -1174,6 +1189,9 @@ pub fn to_toml(services: &[ServiceConf], origins: &[Origin]) -> String {
         }
         if s.ops {
             o.push_str("ops = true\n");
+        }
+        if let Some(x) = &s.proxy_protocol {
+            let _ = writeln!(o, "proxy_protocol = {}", q(x));
         }
         if let Some(h) = &s.health {
             o.push_str("[service.health]\n");

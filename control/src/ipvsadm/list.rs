@@ -155,6 +155,10 @@ fn service_entry(out: &mut String, s: &Service, f: Fmt, o: &ListOptions) {
             if s.ops {
                 out.push_str(" ops");
             }
+            // DPVS's ipvsadm: " ppv1" / " ppv2" after its own flags
+            if let Some(v) = s.proxy_protocol {
+                let _ = write!(out, " pp{}", v.name());
+            }
         }
     }
     if o.origin {
@@ -335,6 +339,10 @@ pub fn save_with(model: &Model, origin: bool) -> String {
         }
         if !s.flags.is_empty() {
             let _ = write!(out, " -b {}", s.flags.names().join(","));
+        }
+        // DPVS's flag (its -S leaves it out, so -R would lose it)
+        if let Some(v) = s.proxy_protocol {
+            let _ = write!(out, " --proxy-protocol {}", v.name());
         }
         out.push('\n');
         for r in &s.reals {

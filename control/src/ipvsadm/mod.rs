@@ -25,7 +25,7 @@ use crate::model::{
     ServiceKey, ServiceSpec, Timeouts, DEFAULT_PERSISTENT_TIMEOUT, DEFAULT_SCHEDULER,
     DIFFERENT_FAMILY, MAX_TIMEOUT,
 };
-use crate::model::{TunCsum, TunType, Tunnel};
+use crate::model::{ProxyProtocol, TunCsum, TunType, Tunnel};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -468,9 +468,10 @@ enum Opt {
     TunNoCsum,
     TunCsum,
     TunRemCsum,
+    ProxyProtocol,
 }
 
-const OPTS: [Opt; 29] = [
+const OPTS: [Opt; 30] = [
     Opt::Numeric,
     Opt::Connection,
     Opt::Service,
@@ -500,6 +501,7 @@ const OPTS: [Opt; 29] = [
     Opt::TunNoCsum,
     Opt::TunCsum,
     Opt::TunRemCsum,
+    Opt::ProxyProtocol,
 ];
 
 impl Opt {
@@ -534,6 +536,7 @@ impl Opt {
             Opt::TunNoCsum => "tun-nocsum",
             Opt::TunCsum => "tun-csum",
             Opt::TunRemCsum => "tun-remcsum",
+            Opt::ProxyProtocol => "proxy-protocol",
         }
     }
     fn bit(self) -> u32 {
@@ -548,7 +551,7 @@ fn rule(cmd: Cmd, opt: Opt) -> char {
     match cmd {
         Cmd::Add | Cmd::Edit => match opt {
             Service => '+',
-            Scheduler | Persistent | Netmask | SchedFlags | Ops => ' ',
+            Scheduler | Persistent | Netmask | SchedFlags | Ops | ProxyProtocol => ' ',
             _ => 'x',
         },
         Cmd::Del => match opt {
@@ -743,6 +746,7 @@ const LONG: &[(&str, char, u8)] = &[
     ("tun-nocsum", '\u{a3}', 0),
     ("tun-csum", '\u{a4}', 0),
     ("tun-remcsum", '\u{a5}', 0),
+    ("proxy-protocol", '\u{a6}', 1),
 ];
 
 /// Short options: (char, takes argument: 0 none, 1 required, 2 optional).
@@ -988,6 +992,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
     let mut flag_names: Vec<String> = Vec::new();
     let mut persistent: Option<u32> = None;
     let mut ops = false;
+    let mut proxy_protocol = None;
     let mut mask_arg: Option<String> = None;
     let mut rip: Option<(IpAddr, Option<u16>)> = None;
     let mut forward: Option<Forward> = None;
@@ -1045,6 +1050,19 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
             'o' => {
                 set(Opt::Ops)?;
                 ops = true;
+            }
+            '\u{a6}' => {
+                // DPVS's --proxy-protocol v1|v2|disable
+                set(Opt::ProxyProtocol)?;
+                proxy_protocol = if arg.eq_ignore_ascii_case("disable") {
+                    None
+                } else {
+                    Some(ProxyProtocol::from_name(&arg).ok_or_else(|| {
+                        AdmError::usage(format!(
+                            "invalid proxy-protocol `{arg}' specified (v1, v2 or disable)"
+                        ))
+                    })?)
+                };
             }
             'M' => {
                 set(Opt::Netmask)?;
@@ -1242,6 +1260,11 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
                     "One-Packet Scheduling is only for UDP virtual services",
                 ));
             }
+            if proxy_protocol.is_some() && (k.proto != Protocol::Tcp || k.is_fwmark()) {
+                return Err(AdmError::usage(
+                    "Proxy Protocol is only for TCP virtual services",
+                ));
+            }
             // -E replaces like -A: what is not given takes the default
             let spec = ServiceSpec {
                 key: k,
@@ -1250,6 +1273,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
                 persistent,
                 netmask,
                 ops,
+                proxy_protocol,
             };
             if cmd == Cmd::Add {
                 Command::AddService(spec)
@@ -1515,6 +1539,7 @@ Options:
   --persistent   -p [timeout]         persistent service
   --netmask      -M netmask           persistent granularity mask
   --ops          -o                   one-packet scheduling (UDP services)
+  --proxy-protocol v1|v2|disable      Proxy Protocol header to FullNAT real servers (TCP services)
   --real-server  -r server-address    server-address is host (and port)
   --gatewaying   -g                   gatewaying (direct routing) (default)
   --ipip         -i                   ipip encapsulation (tunneling)

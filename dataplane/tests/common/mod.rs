@@ -55,6 +55,7 @@ pub fn service(
         passive_check: false,
         sloppy_tcp: false,
         ops: false,
+        proxy_protocol: None,
     }
 }
 

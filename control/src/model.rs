@@ -583,7 +583,8 @@ pub struct Service {
     /// One-packet scheduling (IPVS `IP_VS_SVC_F_ONEPACKET`: ipvsadm `-o`,
     /// config `ops`, keepalived.conf `ops`): every datagram of a UDP
     /// service is scheduled on its own and no connection entry is made.
-    pub ops: bool,    /// Proxy Protocol (config `proxy_protocol`, rvsadm `--proxy-protocol`,
+    pub ops: bool,
+    /// Proxy Protocol (config `proxy_protocol`, rvsadm `--proxy-protocol`,
     /// keepalived.conf `proxy_protocol`, as DPVS): the header the real
     /// servers get at the start of each connection's stream. TCP services
     /// with FullNAT real servers only.
@@ -723,7 +724,8 @@ pub struct ServiceSpec {
     /// Persistence granularity.
     pub netmask: Option<Netmask>,
     /// One-packet scheduling (`-o`, UDP services only).
-    pub ops: bool,    /// Proxy Protocol (`--proxy-protocol v1|v2`; TCP services with
+    pub ops: bool,
+    /// Proxy Protocol (`--proxy-protocol v1|v2`; TCP services with
     /// FullNAT real servers only). `None`: off.
     pub proxy_protocol: Option<ProxyProtocol>,
 }

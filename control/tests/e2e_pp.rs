@@ -26,7 +26,7 @@
 
 mod e2e;
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 use e2e::netns::{self, plan, run, Mode, Proc, Topology};
@@ -40,7 +40,7 @@ const LADDR6: &str = "2001:db8:0:3::10";
 const BULK: usize = 4 << 20;
 const UPLOAD: usize = 2 << 20;
 
-fn nginx_conf(dir: &PathBuf, name: &str) -> String {
+fn nginx_conf(dir: &Path, name: &str) -> String {
     let d = dir.display();
     format!(
         r#"daemon off;
@@ -79,7 +79,7 @@ http {{
     )
 }
 
-fn haproxy_conf(dir: &PathBuf, name: &str) -> String {
+fn haproxy_conf(dir: &Path, name: &str) -> String {
     let d = dir.display();
     format!(
         r#"global
@@ -123,8 +123,14 @@ fn conf(topo: &Topology) -> Conf {
             "laddrs = [\"{}\"]\nproxy_protocol = \"{v}\"",
             if v6 { LADDR6 } else { LADDR4 }
         );
-        c.services
-            .push_str(&service("tcp", &ep(vip, port), "rr", "fullnat", &extra, &reals));
+        c.services.push_str(&service(
+            "tcp",
+            &ep(vip, port),
+            "rr",
+            "fullnat",
+            &extra,
+            &reals,
+        ));
     }
     c.server_port_extra = vec!["198.18.3.1/24".into(), "2001:db8:0:3::1/64".into()];
     c
@@ -163,7 +169,10 @@ fn proxy_protocol_v1_v2_nginx_haproxy_v4_v6() {
     let nconf = ndir.join("nginx.conf");
     std::fs::write(&nconf, nginx_conf(&ndir, &rs_nginx.name)).unwrap();
     let ncfg = nconf.display().to_string();
-    procs.push(topo.spawn(&rs_nginx.ns, &["nginx", "-c", &ncfg, "-p", &ndir.display().to_string()]));
+    procs.push(topo.spawn(
+        &rs_nginx.ns,
+        &["nginx", "-c", &ncfg, "-p", &ndir.display().to_string()],
+    ));
     let hconf = dir.join("haproxy.cfg");
     std::fs::write(&hconf, haproxy_conf(&dir, &rs_haproxy.name)).unwrap();
     let hcfg = hconf.display().to_string();
@@ -204,7 +213,10 @@ fn proxy_protocol_v1_v2_nginx_haproxy_v4_v6() {
             let res = servers::http_get(&topo.client, Some(src), vip, port, "/pp", 2);
             let mut seen = Vec::new();
             for r in &res {
-                assert!(r.ok && r.status == Some(200), "{v} {vip}:{port} from {src}: {r:?}");
+                assert!(
+                    r.ok && r.status == Some(200),
+                    "{v} {vip}:{port} from {src}: {r:?}"
+                );
                 let addr = r.body.split_whitespace().next().unwrap_or_default();
                 assert_eq!(
                     addr.parse::<std::net::IpAddr>().ok(),
@@ -233,9 +245,15 @@ fn proxy_protocol_v1_v2_nginx_haproxy_v4_v6() {
         };
         for _ in 0..2 {
             let d = servers::fetch_bytes(&topo.client, Some(src), vip, *port, BULK, 7 + k as u64);
-            assert!(d.ok && d.len == BULK as u64, "{v} {vip}:{port} download: {d:?}");
+            assert!(
+                d.ok && d.len == BULK as u64,
+                "{v} {vip}:{port} download: {d:?}"
+            );
             let u = servers::upload(&topo.client, Some(src), vip, *port, UPLOAD, 11 + k as u64);
-            assert!(u.ok && u.len == UPLOAD as u64, "{v} {vip}:{port} upload: {u:?}");
+            assert!(
+                u.ok && u.len == UPLOAD as u64,
+                "{v} {vip}:{port} upload: {u:?}"
+            );
         }
     }
 
@@ -245,7 +263,9 @@ fn proxy_protocol_v1_v2_nginx_haproxy_v4_v6() {
     // haproxy's log lines reach its stderr reader a moment after the
     // request (bounded wait).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::time::Instant::now() < deadline && !all().all(|a| haproxy.stderr().contains(a.as_str())) {
+    while std::time::Instant::now() < deadline
+        && !all().all(|a| haproxy.stderr().contains(a.as_str()))
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
     let hlog = haproxy.stderr();
@@ -254,7 +274,10 @@ fn proxy_protocol_v1_v2_nginx_haproxy_v4_v6() {
             nlog.lines().any(|l| l.starts_with(&format!("{src} "))),
             "nginx's $proxy_protocol_addr never {src}:\n{nlog}"
         );
-        assert!(hlog.contains(src.as_str()), "haproxy never logged {src}:\n{hlog}");
+        assert!(
+            hlog.contains(src.as_str()),
+            "haproxy never logged {src}:\n{hlog}"
+        );
     }
 
     // Listings, metrics, drops.
@@ -272,9 +295,10 @@ fn proxy_protocol_v1_v2_nginx_haproxy_v4_v6() {
     let m = rvsd.scrape().unwrap();
     for what in ["inserted_v1", "inserted_v2"] {
         assert!(
-            m.lines().any(|l| l
-                .starts_with(&format!("rvs_proxy_protocol_total{{what=\"{what}\""))
-                && !l.ends_with(" 0")),
+            m.lines().any(
+                |l| l.starts_with(&format!("rvs_proxy_protocol_total{{what=\"{what}\""))
+                    && !l.ends_with(" 0")
+            ),
             "{what} in\n{m}"
         );
     }

@@ -1213,9 +1213,13 @@ impl<B: PacketBuf> Pipeline<B> {
                     // Proxy Protocol: the header goes into the client's
                     // first segment (forward::proxyproto).
                     let pp = snap.service(svc_id).and_then(|v| v.proxy_protocol);
-                    match forward::proxyproto::on_segment(&mut pkt, meta, &s, pp, t.client, t.vip, !out) {
+                    match forward::proxyproto::on_segment(
+                        &mut pkt, meta, &s, pp, t.client, t.vip, !out,
+                    ) {
                         forward::proxyproto::PpStep::Pass => {}
-                        forward::proxyproto::PpStep::MssClamped => self.st.counters.pp.mss_clamped.inc(),
+                        forward::proxyproto::PpStep::MssClamped => {
+                            self.st.counters.pp.mss_clamped.inc()
+                        }
                         forward::proxyproto::PpStep::Inserted(v, m) => {
                             match v {
                                 forward::PpVersion::V1 => self.st.counters.pp.inserted_v1.inc(),

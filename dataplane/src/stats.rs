@@ -391,7 +391,8 @@ pub struct WorkerCounters {
     pub passive_reported: Counter,
     /// Passive health-check failures not reported because the same real
     /// server was reported by this worker less than a second before.
-    pub passive_suppressed: Counter,    /// Proxy Protocol (`forward::proxyproto`): headers written, SYN-ACKs
+    pub passive_suppressed: Counter,
+    /// Proxy Protocol (`forward::proxyproto`): headers written, SYN-ACKs
     /// clamped, segments refused.
     pub pp: ProxyProtoCounters,
 }

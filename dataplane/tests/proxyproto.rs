@@ -88,10 +88,28 @@ fn frame(
     out
 }
 
-fn director(role: Role, v: PpVersion, sync: Option<SyncParams>) -> (Pipeline<VecBuf>, Arc<WorkerCounters>) {
-    let mut s4 = service(0, ip(F4.vip), 80, SchedKind::Rr, &[(ip(F4.rs), 80)], FwdMode::FullNat);
+fn director(
+    role: Role,
+    v: PpVersion,
+    sync: Option<SyncParams>,
+) -> (Pipeline<VecBuf>, Arc<WorkerCounters>) {
+    let mut s4 = service(
+        0,
+        ip(F4.vip),
+        80,
+        SchedKind::Rr,
+        &[(ip(F4.rs), 80)],
+        FwdMode::FullNat,
+    );
     s4.proxy_protocol = Some(v);
-    let mut s6 = service(1, ip(F6.vip), 80, SchedKind::Rr, &[(ip(F6.rs), 80)], FwdMode::FullNat);
+    let mut s6 = service(
+        1,
+        ip(F6.vip),
+        80,
+        SchedKind::Rr,
+        &[(ip(F6.rs), 80)],
+        FwdMode::FullNat,
+    );
     s6.proxy_protocol = Some(v);
     let snap = SnapshotBuilder::new(1, ports(), routes())
         .role(role)
@@ -202,15 +220,21 @@ fn handshake(
 fn golden(f: &Fam, v: PpVersion) {
     let (mut p, counters) = director(Role::Master, v, None);
     let cport = 40000;
-    let hdr = proxyproto::header(v, Endpoint::new(ip(f.client), cport), Endpoint::new(ip(f.vip), 80))
-        .expect("header");
+    let hdr = proxyproto::header(
+        v,
+        Endpoint::new(ip(f.client), cport),
+        Endpoint::new(ip(f.vip), 80),
+    )
+    .expect("header");
     let n = hdr.len() as u32;
     let (lport, synack, _) = handshake(&mut p, f, cport, b"");
     // The SYN-ACK reached the client with the MSS lowered by the header.
     assert_eq!(mss_of(&synack), Some(1460 - n as u16));
     let c = conns(&p);
     assert_eq!(c.len(), 1);
-    let s = c[0].seq.expect("a PP connection carries its delta from the SYN");
+    let s = c[0]
+        .seq
+        .expect("a PP connection carries its delta from the SYN");
     assert_eq!(s.in_seq.words(), [ISN.wrapping_add(1), n, 0]);
     assert!(s.out_seq.is_identity());
     assert_eq!(counters.pp.mss_clamped.get(), 1);
@@ -350,8 +374,12 @@ fn v2_over_ipv6_golden() {
 fn synack_mss_leaves_room_for_the_header() {
     for (f, v) in [(&F4, PpVersion::V1), (&F6, PpVersion::V2)] {
         let (mut p, _) = director(Role::Master, v, None);
-        let hdr = proxyproto::header(v, Endpoint::new(ip(f.client), 1), Endpoint::new(ip(f.vip), 80))
-            .expect("header");
+        let hdr = proxyproto::header(
+            v,
+            Endpoint::new(ip(f.client), 1),
+            Endpoint::new(ip(f.vip), 80),
+        )
+        .expect("header");
         let (_, synack, _) = handshake(&mut p, f, 1, b"");
         assert_eq!(mss_of(&synack), Some(1460 - hdr.len() as u16));
     }
@@ -442,7 +470,18 @@ fn fin_before_any_data_delivers_the_header_with_the_fin() {
 fn a_backup_takes_over_an_adjusted_connection() {
     let (mut m, _) = director(Role::Master, PpVersion::V2, Some(SyncParams::default()));
     let mut out = Collect::default();
-    let syn = frame((MAC_GW, MAC_P0), F4.client, 43000, F4.vip, 80, ISN, None, SYN, &[], b"");
+    let syn = frame(
+        (MAC_GW, MAC_P0),
+        F4.client,
+        43000,
+        F4.vip,
+        80,
+        ISN,
+        None,
+        SYN,
+        &[],
+        b"",
+    );
     m.process(VecBuf::new(&syn), CLIENT_PORT, S, false, &mut out);
     let mut reports = Vec::new();
     for n in 0..3u32 {
@@ -458,7 +497,13 @@ fn a_backup_takes_over_an_adjusted_connection() {
             &[],
             b"",
         );
-        m.process(VecBuf::new(&a), CLIENT_PORT, (2 + u64::from(n)) * S, false, &mut out);
+        m.process(
+            VecBuf::new(&a),
+            CLIENT_PORT,
+            (2 + u64::from(n)) * S,
+            false,
+            &mut out,
+        );
     }
     for e in &out.events {
         if let Event::Sync(c) = e {
@@ -534,7 +579,10 @@ fn a_backup_takes_over_an_adjusted_connection() {
     let Some(TransportSlice::Tcp(t)) = s.transport else {
         panic!("tcp")
     };
-    assert_eq!(t.sequence_number(), ISN.wrapping_add(4).wrapping_add(hdr.len() as u32));
+    assert_eq!(
+        t.sequence_number(),
+        ISN.wrapping_add(4).wrapping_add(hdr.len() as u32)
+    );
 }
 
 #[test]
@@ -543,10 +591,25 @@ fn a_full_side_table_refuses_new_pp_connections() {
     let (mut p, counters) = director(Role::Master, PpVersion::V1, None);
     let mut out = Collect::default();
     for cport in 1000..1020u16 {
-        let syn = frame((MAC_GW, MAC_P0), F4.client, cport, F4.vip, 80, ISN, None, SYN, &[], b"");
+        let syn = frame(
+            (MAC_GW, MAC_P0),
+            F4.client,
+            cport,
+            F4.vip,
+            80,
+            ISN,
+            None,
+            SYN,
+            &[],
+            b"",
+        );
         p.process(VecBuf::new(&syn), CLIENT_PORT, S, false, &mut out);
     }
     assert_eq!(out.tx.len(), 8);
     assert_eq!(counters.pp.side_full.get(), 12);
-    assert_eq!(conns(&p).len(), 8, "refused connections leave nothing behind");
+    assert_eq!(
+        conns(&p).len(),
+        8,
+        "refused connections leave nothing behind"
+    );
 }

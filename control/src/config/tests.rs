@@ -797,13 +797,17 @@ fn proxy_protocol_needs_tcp_and_fullnat() {
         1,
     );
     let m = parse(&fnat, "ok.toml").unwrap().to_model();
-    assert_eq!(m.services[0].proxy_protocol, Some(crate::model::ProxyProtocol::V2));
+    assert_eq!(
+        m.services[0].proxy_protocol,
+        Some(crate::model::ProxyProtocol::V2)
+    );
     assert_eq!(m.services[1].proxy_protocol, None, "off by default");
     let udp = fnat.replacen("protocol = \"tcp\"", "protocol = \"udp\"", 1);
     let v = errors(&udp);
     assert!(
         v.iter()
-            .any(|e| e.ends_with("service[0].proxy_protocol: Proxy Protocol is only for TCP services")),
+            .any(|e| e
+                .ends_with("service[0].proxy_protocol: Proxy Protocol is only for TCP services")),
         "{v:#?}"
     );
 }

@@ -315,7 +315,11 @@ pub fn on_segment<B: PacketBuf + ?Sized>(
     if f & (tcp::flags::SYN | tcp::flags::RST) != 0 {
         return PpStep::Pass;
     }
-    let Some(thl) = buf.data().get(l4 + DATA_OFF).map(|b| usize::from(b >> 4) * 4) else {
+    let Some(thl) = buf
+        .data()
+        .get(l4 + DATA_OFF)
+        .map(|b| usize::from(b >> 4) * 4)
+    else {
         return PpStep::Pass;
     };
     let payload = usize::from(meta.l4_len).saturating_sub(thl);
@@ -366,8 +370,8 @@ pub fn insert<B: PacketBuf + ?Sized>(
     if thl < tcp::HEADER_LEN || thl > l4_len {
         return Err(PpError::Malformed);
     }
-    let new_payload_len = u16::try_from(usize::from(meta.ip_payload_len) + n)
-        .map_err(|_| PpError::Malformed)?;
+    let new_payload_len =
+        u16::try_from(usize::from(meta.ip_payload_len) + n).map_err(|_| PpError::Malformed)?;
     let new_l4_len = u16::try_from(l4_len + n).map_err(|_| PpError::Malformed)?;
     if meta.l3 == L3::Ipv4 && usize::from(new_payload_len) + (l4 - l3) > usize::from(u16::MAX) {
         return Err(PpError::Malformed);
@@ -407,12 +411,18 @@ pub fn insert<B: PacketBuf + ?Sized>(
         L3::Ipv4 => {
             let total = (l4 - l3) as u16 + new_payload_len;
             if let Some(ip) = d.get_mut(l3..l4) {
-                let old = [ip.get(2).copied().unwrap_or(0), ip.get(3).copied().unwrap_or(0)];
+                let old = [
+                    ip.get(2).copied().unwrap_or(0),
+                    ip.get(3).copied().unwrap_or(0),
+                ];
                 if let Some(t) = ip.get_mut(2..4) {
                     t.copy_from_slice(&total.to_be_bytes());
                 }
                 if let Some(c) = ip.get_mut(10..12) {
-                    let hc = u16::from_be_bytes([c.first().copied().unwrap_or(0), c.get(1).copied().unwrap_or(0)]);
+                    let hc = u16::from_be_bytes([
+                        c.first().copied().unwrap_or(0),
+                        c.get(1).copied().unwrap_or(0),
+                    ]);
                     let nc = checksum::update16(hc, u16::from_be_bytes(old), total);
                     c.copy_from_slice(&nc.to_be_bytes());
                 }
@@ -459,7 +469,9 @@ pub fn clamp_mss<B: PacketBuf + ?Sized>(buf: &mut B, meta: &PacketMeta, by: u16)
     }
     let mut p = tcp::HEADER_LEN;
     while p < thl {
-        let Some(&kind) = seg.get(p) else { return false };
+        let Some(&kind) = seg.get(p) else {
+            return false;
+        };
         match kind {
             0 => return false,
             1 => {
@@ -473,8 +485,13 @@ pub fn clamp_mss<B: PacketBuf + ?Sized>(buf: &mut B, meta: &PacketMeta, by: u16)
             _ => return false,
         };
         if kind == 2 && len == 4 {
-            let Some(v) = seg.get(p + 2..p + 4) else { return false };
-            let old = u16::from_be_bytes([v.first().copied().unwrap_or(0), v.get(1).copied().unwrap_or(0)]);
+            let Some(v) = seg.get(p + 2..p + 4) else {
+                return false;
+            };
+            let old = u16::from_be_bytes([
+                v.first().copied().unwrap_or(0),
+                v.get(1).copied().unwrap_or(0),
+            ]);
             let new = old.saturating_sub(by).max(536).min(old);
             if new == old {
                 return false;
@@ -483,7 +500,10 @@ pub fn clamp_mss<B: PacketBuf + ?Sized>(buf: &mut B, meta: &PacketMeta, by: u16)
                 w.copy_from_slice(&new.to_be_bytes());
             }
             if let Some(c) = seg.get_mut(tcp::CHECKSUM_OFFSET..tcp::CHECKSUM_OFFSET + 2) {
-                let hc = u16::from_be_bytes([c.first().copied().unwrap_or(0), c.get(1).copied().unwrap_or(0)]);
+                let hc = u16::from_be_bytes([
+                    c.first().copied().unwrap_or(0),
+                    c.get(1).copied().unwrap_or(0),
+                ]);
                 c.copy_from_slice(&checksum::update16(hc, old, new).to_be_bytes());
             }
             return true;
@@ -509,10 +529,23 @@ mod tests {
 
     #[test]
     fn v1_headers_are_the_text_line() {
-        let h = header(PpVersion::V1, ep("198.18.0.10", 40000), ep("198.18.1.1", 80)).unwrap();
+        let h = header(
+            PpVersion::V1,
+            ep("198.18.0.10", 40000),
+            ep("198.18.1.1", 80),
+        )
+        .unwrap();
         assert_eq!(h.bytes(), b"PROXY TCP4 198.18.0.10 198.18.1.1 40000 80\r\n");
-        let h = header(PpVersion::V1, ep("2001:db8::10", 1), ep("2001:db8:1::1", 443)).unwrap();
-        assert_eq!(h.bytes(), b"PROXY TCP6 2001:db8::10 2001:db8:1::1 1 443\r\n");
+        let h = header(
+            PpVersion::V1,
+            ep("2001:db8::10", 1),
+            ep("2001:db8:1::1", 443),
+        )
+        .unwrap();
+        assert_eq!(
+            h.bytes(),
+            b"PROXY TCP6 2001:db8::10 2001:db8:1::1 1 443\r\n"
+        );
         // The longest: fits.
         let long = "2001:db88:ffff:ffff:ffff:ffff:ffff:ffff";
         let h = header(PpVersion::V1, ep(long, 65535), ep(long, 65535)).unwrap();
@@ -523,7 +556,12 @@ mod tests {
 
     #[test]
     fn v2_headers_are_the_binary_layout() {
-        let h = header(PpVersion::V2, ep("198.18.0.10", 40000), ep("198.18.1.1", 80)).unwrap();
+        let h = header(
+            PpVersion::V2,
+            ep("198.18.0.10", 40000),
+            ep("198.18.1.1", 80),
+        )
+        .unwrap();
         let mut want = V2_SIGNATURE.to_vec();
         want.extend_from_slice(&[0x21, 0x11, 0, 12, 198, 18, 0, 10, 198, 18, 1, 1]);
         want.extend_from_slice(&40000u16.to_be_bytes());
@@ -582,7 +620,13 @@ mod tests {
     }
 
     fn cs() -> ConnSeq {
-        conn_seq(PpVersion::V1, ep("198.18.0.10", 40000), ep("198.18.1.1", 80), 999).unwrap()
+        conn_seq(
+            PpVersion::V1,
+            ep("198.18.0.10", 40000),
+            ep("198.18.1.1", 80),
+            999,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -730,8 +774,24 @@ mod tests {
         let c = cs();
         for cut in 0..f.len() {
             let mut b = VecBuf::from_slice(&f[..cut], 64, 64);
-            let _ = on_segment(&mut b, &m, &c, Some(PpVersion::V1), ep("198.18.0.10", 1), ep("198.18.1.1", 2), true);
-            let _ = on_segment(&mut b, &m, &c, Some(PpVersion::V2), ep("198.18.0.10", 1), ep("198.18.1.1", 2), false);
+            let _ = on_segment(
+                &mut b,
+                &m,
+                &c,
+                Some(PpVersion::V1),
+                ep("198.18.0.10", 1),
+                ep("198.18.1.1", 2),
+                true,
+            );
+            let _ = on_segment(
+                &mut b,
+                &m,
+                &c,
+                Some(PpVersion::V2),
+                ep("198.18.0.10", 1),
+                ep("198.18.1.1", 2),
+                false,
+            );
         }
     }
 }

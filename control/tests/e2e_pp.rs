@@ -40,45 +40,6 @@ const LADDR6: &str = "2001:db8:0:3::10";
 const BULK: usize = 4 << 20;
 const UPLOAD: usize = 2 << 20;
 
-fn nginx_conf(dir: &Path, name: &str) -> String {
-    let d = dir.display();
-    format!(
-        r#"daemon off;
-master_process off;
-user root;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/nginx-error.log info;
-events {{ worker_connections 256; }}
-http {{
-    log_format pp '$proxy_protocol_addr $proxy_protocol_port "$request"';
-    access_log {d}/nginx-access.log pp;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    server {{
-        listen {PP_PORT} proxy_protocol;
-        listen [::]:{PP_PORT} proxy_protocol ipv6only=on;
-        location = /pp {{
-            default_type text/plain;
-            add_header X-Server {name} always;
-            return 200 "$proxy_protocol_addr $proxy_protocol_port\n";
-        }}
-        location / {{
-            client_max_body_size 0;
-            proxy_http_version 1.1;
-            proxy_buffering off;
-            proxy_request_buffering off;
-            proxy_pass http://127.0.0.1:{BACKEND_PORT};
-        }}
-    }}
-}}
-"#
-    )
-}
-
 fn haproxy_conf(dir: &Path, name: &str) -> String {
     let d = dir.display();
     format!(
@@ -165,29 +126,20 @@ fn proxy_protocol_v1_v2_nginx_haproxy_v4_v6() {
         procs.push(servers::start_http(&s.ns, &s.name, BACKEND_PORT));
     }
     let ndir = dir.join("nginx");
-    std::fs::create_dir_all(&ndir).unwrap();
-    let nconf = ndir.join("nginx.conf");
-    std::fs::write(&nconf, nginx_conf(&ndir, &rs_nginx.name)).unwrap();
-    let ncfg = nconf.display().to_string();
-    procs.push(topo.spawn(
+    procs.push(servers::start_nginx_pp(
         &rs_nginx.ns,
-        &["nginx", "-c", &ncfg, "-p", &ndir.display().to_string()],
+        &rs_nginx.name,
+        &ndir,
+        PP_PORT,
+        BACKEND_PORT,
     ));
     let hconf = dir.join("haproxy.cfg");
     std::fs::write(&hconf, haproxy_conf(&dir, &rs_haproxy.name)).unwrap();
     let hcfg = hconf.display().to_string();
     let haproxy = topo.spawn(&rs_haproxy.ns, &["haproxy", "-db", "-f", &hcfg]);
-    for s in [rs_nginx, rs_haproxy] {
-        for a in ["127.0.0.1", "::1"] {
-            servers::wait_tcp(&s.ns, a, PP_PORT, Duration::from_secs(20)).unwrap_or_else(|e| {
-                panic!(
-                    "{} on {a}: {e}\nnginx: {}\nhaproxy: {}",
-                    s.name,
-                    std::fs::read_to_string(ndir.join("nginx-error.log")).unwrap_or_default(),
-                    haproxy.stderr()
-                )
-            });
-        }
+    for a in ["127.0.0.1", "::1"] {
+        servers::wait_tcp(&rs_haproxy.ns, a, PP_PORT, Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("haproxy on {a}: {e}\n{}", haproxy.stderr()));
     }
 
     let rvsd = Rvsd::start(&topo, &conf(&topo));

@@ -15,7 +15,10 @@
 //! Asserted: none lost, new connections served after takeover, the client's
 //! ARP entry for the VIP is the new master's MAC. No timing assertions.
 //!
-//! Both FullNAT and NAT. The real servers' way back goes through a
+//! FullNAT, NAT, and FullNAT with Proxy Protocol v2 (nginx reading the
+//! header on every real server; the backup must hold the held connections
+//! with their header deltas, `seqadj in:+28` in its `-Lnc`, synced as
+//! SEQ_DATA). The real servers' way back goes through a
 //! server-side VIP (`GW4`, a DR service of its own) that only the master
 //! answers and that is announced on takeover: for FullNAT the route to the
 //! local-address pool, for NAT the default route. FullNAT local addresses

@@ -527,4 +527,10 @@ fn failover(test: &str, mode: &str) {
     drop(k2);
     drop(k1);
     let _ = std::fs::remove_dir_all(&kadir);
+    drop(_srv);
+    for s in &topo.servers {
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("rvs-e2e-{}-nginx-{}", topo.tag, s.name)),
+        );
+    }
 }

@@ -256,4 +256,5 @@ fn proxy_protocol_v1_v2_nginx_haproxy_v4_v6() {
     }
     rvsd.check_counters(&["not_ours"]);
     drop(procs);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -28,6 +28,8 @@ REQUIRED_PKGS=(
     clang libclang-dev pkg-config build-essential
     iproute2 ethtool iputils-ping procps curl python3
     keepalived nftables bird2 valgrind systemd
+    # e2e_pp: stock real servers that read the Proxy Protocol header
+    nginx haproxy
 )
 # Nice to have; a failure to install these is only a warning.
 OPTIONAL_PKGS=(tcpdump)

@@ -168,6 +168,7 @@ fn main() {
                     retry: 1,
                     delay_before_retry: Duration::from_secs(1),
                     warmup: Duration::from_secs(1),
+                    proxy_protocol: None,
                 }],
                 inhibit: false,
                 notify_up: None,

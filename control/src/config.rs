@@ -422,6 +422,10 @@ pub struct ServiceConf {
     /// to the real server as TCP option 254 (DPVS's `toa` module format).
     #[serde(default)]
     pub toa: bool,
+    /// Proxy Protocol header to the real servers: "v1" or "v2" (TCP
+    /// services whose real servers are all FullNAT).
+    #[serde(default)]
+    pub proxy_protocol: Option<String>,
     /// `announce = false`: never announce this service's VIP by BGP
     /// (default true when `[bgp]` is configured).
     #[serde(default)]
@@ -1438,6 +1442,7 @@ impl Config {
         let mut reals: Vec<RealServer> = Vec::new();
         let mut fullnat = false;
         let mut synproxy_fwd_ok = true;
+        let mut not_fullnat: Option<(usize, Forward)> = None;
         for (j, r) in s.reals.iter().enumerate() {
             let rf = format!("{f}.real[{j}]");
             let fw = match r.forward.as_deref() {
@@ -1452,6 +1457,9 @@ impl Config {
             };
             fullnat |= fw == Some(Forward::FullNat);
             synproxy_fwd_ok &= fw.is_none_or(crate::model::synproxy_forward);
+            if let Some(x) = fw.filter(|x| *x != Forward::FullNat) {
+                not_fullnat.get_or_insert((j, x));
+            }
             let addr = match (parse_endpoint(&r.address), vip) {
                 (None, _) => {
                     e.push(
@@ -1586,6 +1594,44 @@ impl Config {
                 "fullnat cannot continue a connection it has no local port for",
             );
         }
+        let proxy_protocol = match s.proxy_protocol.as_deref() {
+            None => None,
+            Some(x) => match crate::model::ProxyProtocol::from_name(x) {
+                None => {
+                    e.push(
+                        format!("{f}.proxy_protocol"),
+                        format!("unknown proxy_protocol '{x}' (expected \"v1\" or \"v2\")"),
+                    );
+                    None
+                }
+                Some(v) => {
+                    if proto != Some(Protocol::Tcp) || s.fwmark.is_some() {
+                        e.push(
+                            format!("{f}.proxy_protocol"),
+                            "Proxy Protocol is only for TCP services",
+                        );
+                    }
+                    if let Some((j, fw)) = not_fullnat {
+                        e.push(
+                            format!("{f}.proxy_protocol"),
+                            format!(
+                                "Proxy Protocol needs fullnat real servers (real[{j}] is {})",
+                                fw.config_name()
+                            ),
+                        );
+                    }
+                    Some(v)
+                }
+            },
+        };
+        if [s.synproxy, s.toa, s.proxy_protocol.is_some()]
+            .iter()
+            .filter(|on| **on)
+            .count()
+            > 1
+        {
+            e.push(format!("{f}.synproxy"), crate::model::ONE_STREAM_FEATURE);
+        }
         if fullnat && laddrs.is_empty() && s.laddrs.is_empty() {
             e.push(
                 format!("{f}.laddrs"),
@@ -1628,6 +1674,7 @@ impl Config {
             ops: s.ops,
             synproxy: s.synproxy,
             toa: s.toa,
+            proxy_protocol,
             ..Service::new(key)
         })
     }

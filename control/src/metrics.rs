@@ -124,6 +124,8 @@ pub struct MetricsSnapshot {
     /// TOA (client address as TCP option 254) by what happened
     /// (`reason`: `added`, `no_room`, `mss_clamped`, `evicted`) and worker.
     pub toa: Vec<DropCounter>,
+    /// Proxy Protocol counters by what and worker.
+    pub proxy_protocol: Vec<DropCounter>,
 }
 
 impl MetricsSnapshot {
@@ -440,6 +442,22 @@ pub fn render(m: &MetricsSnapshot) -> String {
             sample(
                 &mut out,
                 "rvs_toa_packets_total",
+                &[("what", d.reason.clone()), ("worker", d.worker.to_string())],
+                d.packets,
+            );
+        }
+    }
+    if !m.proxy_protocol.is_empty() {
+        family(
+            &mut out,
+            "rvs_proxy_protocol_total",
+            "counter",
+            "Proxy Protocol on FullNAT TCP services: inserted_v1/inserted_v2 (headers written into a client's first segment, retransmissions included), mss_clamped (real servers' SYN-ACKs), side_full (new connections refused: no room for their sequence delta), no_room/bad_checksum/malformed/mismatch (first segments dropped).",
+        );
+        for d in &m.proxy_protocol {
+            sample(
+                &mut out,
+                "rvs_proxy_protocol_total",
                 &[("what", d.reason.clone()), ("worker", d.worker.to_string())],
                 d.packets,
             );

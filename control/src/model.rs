@@ -584,6 +584,11 @@ pub struct Service {
     /// config `ops`, keepalived.conf `ops`): every datagram of a UDP
     /// service is scheduled on its own and no connection entry is made.
     pub ops: bool,
+    /// Proxy Protocol (config `proxy_protocol`, rvsadm `--proxy-protocol`,
+    /// keepalived.conf `proxy_protocol`, as DPVS): the header the real
+    /// servers get at the start of each connection's stream. TCP services
+    /// with FullNAT real servers only.
+    pub proxy_protocol: Option<ProxyProtocol>,
     /// TOA (config `toa`, rvsadm `--toa`): FullNAT TCP connections carry
     /// the client's address and port to the real server as TCP option
     /// 254, DPVS's format. TCP services only; acts on FullNAT real servers.
@@ -595,6 +600,13 @@ pub struct Service {
     pub synproxy: bool,
 }
 
+/// Why a service refuses more than one of SYN proxy, TOA and Proxy
+/// Protocol: each rewrites the start of the connection on its own, and
+/// together they are not tested (their deltas and options would have to
+/// compose).
+pub const ONE_STREAM_FEATURE: &str =
+    "synproxy, toa and proxy_protocol are not combined on one service yet: choose one";
+
 /// Why a SYN proxy service refuses a protocol.
 pub const SYNPROXY_TCP_ONLY: &str = "the SYN proxy is only for TCP virtual services";
 /// Why a SYN proxy service refuses a forwarding method.
@@ -605,6 +617,9 @@ pub const SYNPROXY_FORWARD: &str =
 pub fn synproxy_forward(f: Forward) -> bool {
     matches!(f, Forward::Masq | Forward::FullNat)
 }
+
+/// A Proxy Protocol version (the dataplane's type).
+pub use dataplane::forward::PpVersion as ProxyProtocol;
 
 impl Service {
     /// A service with defaults: wlc, not persistent, no real servers,
@@ -627,6 +642,7 @@ impl Service {
             ops: false,
             synproxy: false,
             toa: false,
+            proxy_protocol: None,
         }
     }
 
@@ -743,6 +759,9 @@ pub struct ServiceSpec {
     pub synproxy: bool,
     /// TOA (`--toa`, TCP services only).
     pub toa: bool,
+    /// Proxy Protocol (`--proxy-protocol v1|v2`; TCP services with
+    /// FullNAT real servers only). `None`: off.
+    pub proxy_protocol: Option<ProxyProtocol>,
 }
 
 /// A request to add or edit a real server. `None` fields take ipvsadm's
@@ -863,6 +882,29 @@ impl Model {
             ));
         }
         s.toa = spec.toa;
+        if let Some(v) = spec.proxy_protocol {
+            if s.key.proto != Protocol::Tcp || s.key.is_fwmark() {
+                return Err(ModelError::Invalid(
+                    "Proxy Protocol is only for TCP virtual services".into(),
+                ));
+            }
+            if let Some(r) = s.reals.iter().find(|r| r.forward != Forward::FullNat) {
+                return Err(ModelError::Invalid(format!(
+                    "Proxy Protocol needs FullNAT real servers ({} is {})",
+                    r.addr,
+                    r.forward.column()
+                )));
+            }
+            s.proxy_protocol = Some(v);
+        }
+        if [s.synproxy, s.toa, s.proxy_protocol.is_some()]
+            .iter()
+            .filter(|on| **on)
+            .count()
+            > 1
+        {
+            return Err(ModelError::Invalid(ONE_STREAM_FEATURE.into()));
+        }
         Ok(())
     }
 
@@ -928,6 +970,13 @@ impl Model {
         }
         if let Some(p) = r.tunnel.problem() {
             return Err(ModelError::Invalid(p));
+        }
+        if svc.proxy_protocol.is_some() && r.forward != Forward::FullNat {
+            return Err(ModelError::Invalid(format!(
+                "Proxy Protocol needs FullNAT real servers ({} would be {})",
+                r.addr,
+                r.forward.column()
+            )));
         }
         if r.u_threshold != 0 && r.l_threshold > r.u_threshold {
             return Err(ModelError::Invalid(
@@ -1124,6 +1173,7 @@ mod tests {
             ops: false,
             synproxy: false,
             toa: false,
+            proxy_protocol: None,
         }
     }
     fn real(a: &str, f: Forward, w: u32) -> RealSpec {

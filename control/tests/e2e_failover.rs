@@ -15,7 +15,10 @@
 //! Asserted: none lost, new connections served after takeover, the client's
 //! ARP entry for the VIP is the new master's MAC. No timing assertions.
 //!
-//! Both FullNAT and NAT. The real servers' way back goes through a
+//! FullNAT, NAT, and FullNAT with Proxy Protocol v2 (nginx reading the
+//! header on every real server; the backup must hold the held connections
+//! with their header deltas, `seqadj in:+28` in its `-Lnc`, synced as
+//! SEQ_DATA). The real servers' way back goes through a
 //! server-side VIP (`GW4`, a DR service of its own) that only the master
 //! answers and that is announced on takeover: for FullNAT the route to the
 //! local-address pool, for NAT the default route. FullNAT local addresses
@@ -45,6 +48,8 @@ const GW4: &str = "198.18.1.100";
 /// The TAP on each director's client port (one per namespace).
 const TAP: &str = "rvs-c";
 const HOLDS: usize = 4;
+/// nginx's Proxy Protocol port on the real servers (`fullnat-pp`).
+const PP_PORT: u16 = 8080;
 const HOLD_SECS: u64 = 60;
 
 struct Node {
@@ -57,15 +62,25 @@ struct Node {
 }
 
 fn config(node: &Node, topo: &Topology, sock: &str, prefix: &str, mode: &str) -> String {
-    let (fwd, laddrs) = if mode == "nat" {
-        ("masq", String::new())
+    let (fwd, laddrs) = match mode {
+        "nat" => ("masq", String::new()),
+        "fullnat-pp" => (
+            "fullnat",
+            format!("laddrs = [\"{LADDR4}\"]\nproxy_protocol = \"v2\""),
+        ),
+        _ => ("fullnat", format!("laddrs = [\"{LADDR4}\"]")),
+    };
+    // With Proxy Protocol the real servers are nginx on PP_PORT (reading
+    // the header) in front of the HTTP server.
+    let rport = if mode == "fullnat-pp" {
+        PP_PORT
     } else {
-        ("fullnat", format!("laddrs = [\"{LADDR4}\"]"))
+        HTTP_PORT
     };
     let reals: Vec<(String, u32)> = topo
         .servers
         .iter()
-        .map(|s| (ep(&s.ip4, HTTP_PORT), 1))
+        .map(|s| (ep(&s.ip4, rport), 1))
         .collect();
     let mut services = service(
         "tcp",
@@ -227,12 +242,31 @@ fn keepalived_failover_nat_v4() {
     failover("keepalived_failover_nat_v4", "nat");
 }
 
+/// FullNAT with Proxy Protocol v2 (nginx reading the header on every
+/// real server): the backup takes over connections whose client stream
+/// carries the header's sequence delta (synced as SEQ_DATA) and they keep
+/// working.
+#[test]
+fn keepalived_failover_fullnat_proxy_protocol_v4() {
+    failover(
+        "keepalived_failover_fullnat_proxy_protocol_v4",
+        "fullnat-pp",
+    );
+}
+
 fn failover(test: &str, mode: &str) {
     if netns::skip_unless_root(test) {
         return;
     }
     if let Err(e) = run(&["keepalived", "--version"]) {
         netns::skip(test, &format!("keepalived unavailable: {e}"));
+        return;
+    }
+    if mode == "fullnat-pp" && run(&["sh", "-c", "command -v nginx"]).is_err() {
+        netns::skip(
+            test,
+            "nginx is not installed (scripts/setup.sh installs it)",
+        );
         return;
     }
     let _serial = serial();
@@ -250,11 +284,19 @@ fn failover(test: &str, mode: &str) {
             );
         }
     }
-    let _srv: Vec<Proc> = topo
+    let mut _srv: Vec<Proc> = topo
         .servers
         .iter()
         .map(|s| servers::start_http(&s.ns, &s.name, HTTP_PORT))
         .collect();
+    if mode == "fullnat-pp" {
+        for s in &topo.servers {
+            let d = std::env::temp_dir().join(format!("rvs-e2e-{}-nginx-{}", topo.tag, s.name));
+            _srv.push(servers::start_nginx_pp(
+                &s.ns, &s.name, &d, PP_PORT, HTTP_PORT,
+            ));
+        }
+    }
     let n1 = Node {
         name: "dir1",
         dir: d1,
@@ -374,8 +416,18 @@ fn failover(test: &str, mode: &str) {
     std::thread::sleep(Duration::from_secs(3));
     let before = sync_stats(&r2);
     eprintln!("dir2 --sync-stats before the failover:\n{before}");
-    eprintln!("dir2 -Lnc before the failover:\n{}", r2.ok(&["-Lnc"]));
+    let lnc = r2.ok(&["-Lnc"]);
+    eprintln!("dir2 -Lnc before the failover:\n{lnc}");
     assert!(received_conns(&before) >= HOLDS as u64, "{before}");
+    if mode == "fullnat-pp" {
+        // the held connections arrived with the header's delta (v2 over
+        // IPv4: 28 bytes)
+        let adjusted = lnc
+            .lines()
+            .filter(|l| l.contains("ESTABLISHED") && l.ends_with(" seqadj in:+28 out:+0"))
+            .count();
+        assert!(adjusted >= HOLDS, "synced deltas on dir2:\n{lnc}");
+    }
 
     // The master node dies: everything in its namespace, at once.
     let pids = run(&["ip", "netns", "pids", &n1.dir.ns]).unwrap();
@@ -475,4 +527,10 @@ fn failover(test: &str, mode: &str) {
     drop(k2);
     drop(k1);
     let _ = std::fs::remove_dir_all(&kadir);
+    drop(_srv);
+    for s in &topo.servers {
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("rvs-e2e-{}-nginx-{}", topo.tag, s.name)),
+        );
+    }
 }

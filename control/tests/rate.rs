@@ -157,6 +157,7 @@ fn director(reuse_mode: u8) -> (Pipeline<VecBuf>, Arc<WorkerCounters>) {
         ops: false,
         synproxy: false,
         toa: false,
+        proxy_protocol: None,
     };
     let snap = SnapshotBuilder::new(1, ports, routes)
         .role(Role::Master)

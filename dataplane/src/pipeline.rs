@@ -1216,6 +1216,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 sync_check::<F, B>(&mut self.st, sp, &snap.timeouts, idx, false, sink);
             }
             let mut pkt = pkt;
+            let mut pp_meta = None;
             if proto == IPPROTO_TCP && !icmp_error {
                 if !self.st.syn.idle() {
                     match self.synproxy_conn::<F>(pkt, meta, idx, out, &t, in_port, sink) {
@@ -1224,6 +1225,26 @@ impl<B: PacketBuf> Pipeline<B> {
                     }
                 }
                 if let Some(s) = F::table(&mut self.st).seq_adj(idx).copied() {
+                    // Proxy Protocol: the header goes into the client's
+                    // first segment (forward::proxyproto).
+                    let pp = self.snap.service(svc_id).and_then(|v| v.proxy_protocol);
+                    match forward::proxyproto::on_segment(
+                        &mut pkt, meta, &s, pp, t.client, t.vip, !out,
+                    ) {
+                        forward::proxyproto::PpStep::Pass => {}
+                        forward::proxyproto::PpStep::MssClamped => {
+                            self.st.counters.pp.mss_clamped.inc()
+                        }
+                        forward::proxyproto::PpStep::Inserted(v, m) => {
+                            match v {
+                                forward::PpVersion::V1 => self.st.counters.pp.inserted_v1.inc(),
+                                forward::PpVersion::V2 => self.st.counters.pp.inserted_v2.inc(),
+                            }
+                            pp_meta = Some(m);
+                        }
+                        forward::proxyproto::PpStep::Drop(e) => return self.st.counters.pp.fail(e),
+                    }
+                    let meta = pp_meta.as_ref().unwrap_or(meta);
                     if let Some(r) = forward::seq_adjust_packet(&mut pkt, meta, &s, !out) {
                         self.st.counters.seq_adjusted.inc();
                         if r.bad_options {
@@ -1232,6 +1253,7 @@ impl<B: PacketBuf> Pipeline<B> {
                     }
                 }
             }
+            let meta = pp_meta.as_ref().unwrap_or(meta);
             let d = if out { Direction::Out } else { Direction::In };
             if self.st.toa.enabled() {
                 let c = (&t, svc_id, idx.get(), out);
@@ -1502,6 +1524,16 @@ impl<B: PacketBuf> Pipeline<B> {
                     });
                 }
                 let table = F::table(&mut self.st);
+                // Proxy Protocol: the connection's stream grows by the
+                // header from its first byte (forward::proxyproto).
+                if let (Some(v), false, FwdMode::FullNat) = (svc.proxy_protocol, midflow, fwd) {
+                    if !pp_start(table, idx, &pkt, meta, v, &t) {
+                        if let Some(old) = table.remove(idx) {
+                            unbind(&snap, old.svc(), old.rs(), old.is_active());
+                        }
+                        return self.st.counters.pp.side_full.inc();
+                    }
+                }
                 if midflow {
                     let f = meta.tcp_flags;
                     let to = if f & TCP_RST != 0 {
@@ -1792,6 +1824,34 @@ fn sync_check<F: Tables, B>(
             sc.flags |= crate::sync::codec::F_SEQ_MASK;
         }
         sink.event(Event::Sync(sc));
+    }
+}
+
+/// Gives a new connection of a Proxy Protocol service (its SYN in `pkt`)
+/// the sequence delta of its header; `false` when the side table of
+/// adjusted connections is full (a SYN that is not TCP changes nothing).
+fn pp_start<F: Family, B: PacketBuf>(
+    table: &mut ConnTable<F>,
+    idx: RecordIdx,
+    pkt: &B,
+    meta: &PacketMeta,
+    v: forward::PpVersion,
+    t: &forward::Translation,
+) -> bool {
+    if meta.l4_proto != IPPROTO_TCP || meta.tcp_flags & (TCP_SYN | TCP_ACK) != TCP_SYN {
+        return true;
+    }
+    let at = usize::from(meta.l4_offset) + 4;
+    let Some(seq) = pkt
+        .data()
+        .get(at..at + 4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+    else {
+        return true;
+    };
+    match forward::proxyproto::conn_seq(v, t.client, t.vip, u32::from_be_bytes(seq)) {
+        Some(cs) => table.set_seq_adj(idx, cs),
+        None => true,
     }
 }
 

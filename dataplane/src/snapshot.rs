@@ -113,6 +113,10 @@ pub struct Service {
     /// a TCP option ([`crate::forward::ToaState`]). Ignored for other
     /// forwarding methods and protocols.
     pub toa: bool,
+    /// Proxy Protocol (config `proxy_protocol`, DPVS's `--proxy-protocol`):
+    /// the header this service's FullNAT TCP connections get at the start
+    /// of the client's stream ([`crate::forward::proxyproto`]).
+    pub proxy_protocol: Option<crate::forward::PpVersion>,
 }
 
 impl Service {

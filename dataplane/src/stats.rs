@@ -406,6 +406,9 @@ pub struct WorkerCounters {
     pub toa_evicted: Counter,
     /// SYN proxy (issue 14 item 4): its own block.
     pub synproxy: SynProxyCounters,
+    /// Proxy Protocol (`forward::proxyproto`): headers written, SYN-ACKs
+    /// clamped, segments refused.
+    pub pp: ProxyProtoCounters,
 }
 
 // --- SYN proxy counters (issue 14 item 4) ---
@@ -463,6 +466,57 @@ impl SynProxyCounters {
     }
 }
 
+// ---- Proxy Protocol (pp14) ----
+
+/// What the Proxy Protocol step did, per worker.
+#[derive(Debug, Default)]
+pub struct ProxyProtoCounters {
+    /// v1 headers written into a client's first segment (a retransmission
+    /// of that segment gets it again and is counted again).
+    pub inserted_v1: Counter,
+    /// v2 headers written.
+    pub inserted_v2: Counter,
+    /// Real servers' SYN-ACKs whose MSS was lowered by the header length.
+    pub mss_clamped: Counter,
+    /// New connections of a Proxy Protocol service refused because the
+    /// side table of adjusted connections was full (their SYN dropped).
+    pub side_full: Counter,
+    /// First segments dropped, by [`crate::forward::proxyproto::PpError`]
+    /// (indexed by its position in `PpError::ALL`).
+    pub failed: [Counter; 4],
+}
+
+impl ProxyProtoCounters {
+    /// Counts a refused segment.
+    #[inline]
+    pub fn fail(&self, e: crate::forward::proxyproto::PpError) {
+        let i = crate::forward::proxyproto::PpError::ALL
+            .iter()
+            .position(|x| *x == e)
+            .unwrap_or(0);
+        if let Some(c) = self.failed.get(i) {
+            c.inc();
+        }
+    }
+
+    /// `(name, value)` of every counter, for metrics.
+    pub fn all(&self) -> Vec<(&'static str, u64)> {
+        let mut v = vec![
+            ("inserted_v1", self.inserted_v1.get()),
+            ("inserted_v2", self.inserted_v2.get()),
+            ("mss_clamped", self.mss_clamped.get()),
+            ("side_full", self.side_full.get()),
+        ];
+        for (e, c) in crate::forward::proxyproto::PpError::ALL
+            .iter()
+            .zip(self.failed.iter())
+        {
+            v.push((e.name(), c.get()));
+        }
+        v
+    }
+}
+
 fn boxed<T: Default>(n: usize) -> Box<[T]> {
     (0..n).map(|_| T::default()).collect()
 }
@@ -509,6 +563,7 @@ impl WorkerCounters {
             toa_no_room: Counter::default(),
             toa_mss_clamped: Counter::default(),
             toa_evicted: Counter::default(),
+            pp: ProxyProtoCounters::default(),
         }
     }
 

@@ -142,6 +142,7 @@ fn connection_burst_loses_no_sync_report_or_template_silently() {
         ops: false,
         synproxy: false,
         toa: false,
+        proxy_protocol: None,
     };
     let sync = SyncParams {
         threshold: 1,

@@ -51,6 +51,7 @@ fn svc(kind: SchedKind, weights: [u32; 2], fwd: FwdMode) -> Service {
         ops: false,
         synproxy: false,
         toa: false,
+        proxy_protocol: None,
     }
 }
 

@@ -94,6 +94,7 @@ fn svc(
         ops: false,
         synproxy: false,
         toa: false,
+        proxy_protocol: None,
     }
 }
 

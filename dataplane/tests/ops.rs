@@ -66,6 +66,7 @@ fn svc(f: &Fam, kind: SchedKind, ops: bool, persist: bool) -> Service {
         ops,
         synproxy: false,
         toa: false,
+        proxy_protocol: None,
     }
 }
 

@@ -51,6 +51,7 @@ fn svc(fwd: FwdMode, passive: bool) -> Service {
         ops: false,
         synproxy: false,
         toa: false,
+        proxy_protocol: None,
     }
 }
 

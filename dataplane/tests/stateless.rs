@@ -66,6 +66,7 @@ fn svc(f: &Fam, kind: SchedKind, fwd: FwdMode, order: [usize; 3]) -> Service {
         ops: false,
         synproxy: false,
         toa: false,
+        proxy_protocol: None,
         passive_check: false,
     }
 }
@@ -258,6 +259,7 @@ fn sloppy(f: &Fam, on: bool, order: [usize; 3]) -> Arc<Snapshot> {
         ops: false,
         synproxy: false,
         toa: false,
+        proxy_protocol: None,
         ..svc(f, SchedKind::Mh, FwdMode::Dr, order)
     })
 }

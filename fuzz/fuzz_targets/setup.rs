@@ -60,6 +60,9 @@ fn service(
         // TOA on the FullNAT TCP service: its option insertion and MSS
         // clamping see fuzzed segments too
         toa: proto == 6 && fwd == FwdMode::FullNat,
+        // Proxy Protocol on FullNAT TCP: the header insertion path too
+        proxy_protocol: (fwd == FwdMode::FullNat && proto == 6)
+            .then_some(dataplane::forward::PpVersion::V1),
     })
 }
 

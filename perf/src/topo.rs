@@ -107,6 +107,7 @@ fn service(id: u16, fam: Fam, mode: FwdMode, toa: bool) -> Result<Service, Strin
         ops: false,
         synproxy: false,
         toa,
+        proxy_protocol: None,
     })
 }
 

@@ -872,3 +872,60 @@ fn toa_only_for_fullnat_tcp_services() {
     assert!(m.services[0].toa);
     assert!(!m.services[1].toa, "off by default");
 }
+
+#[test]
+fn proxy_protocol_needs_tcp_and_fullnat() {
+    assert_eq!(
+        one_error(
+            "forward = \"masq\"",
+            "forward = \"masq\"\nproxy_protocol = \"v1\""
+        ),
+        "bad.toml: service[0].proxy_protocol: Proxy Protocol needs fullnat real servers (real[0] is masq)"
+    );
+    let v = errors(&BASE.replacen(
+        "forward = \"masq\"",
+        "forward = \"masq\"\nproxy_protocol = \"v3\"",
+        1,
+    ));
+    assert!(
+        v.iter().any(|e| e.ends_with(
+            "service[0].proxy_protocol: unknown proxy_protocol 'v3' (expected \"v1\" or \"v2\")"
+        )),
+        "{v:#?}"
+    );
+    let fnat = BASE.replacen(
+        "forward = \"masq\"",
+        "forward = \"fullnat\"\nladdrs = [\"198.18.0.50\"]\nproxy_protocol = \"v2\"",
+        1,
+    );
+    let m = parse(&fnat, "ok.toml").unwrap().to_model();
+    assert_eq!(
+        m.services[0].proxy_protocol,
+        Some(crate::model::ProxyProtocol::V2)
+    );
+    assert_eq!(m.services[1].proxy_protocol, None, "off by default");
+    let udp = fnat.replacen("protocol = \"tcp\"", "protocol = \"udp\"", 1);
+    let v = errors(&udp);
+    assert!(
+        v.iter()
+            .any(|e| e
+                .ends_with("service[0].proxy_protocol: Proxy Protocol is only for TCP services")),
+        "{v:#?}"
+    );
+}
+
+#[test]
+fn synproxy_toa_and_proxy_protocol_are_not_combined() {
+    let fnat = "forward = \"fullnat\"\nladdrs = [\"198.18.0.50\"]";
+    for extra in [
+        "toa = true\nproxy_protocol = \"v1\"",
+        "synproxy = true\ntoa = true",
+        "synproxy = true\nproxy_protocol = \"v2\"",
+    ] {
+        assert_eq!(
+            one_error("forward = \"masq\"", &format!("{fnat}\n{extra}")),
+            "bad.toml: service[0].synproxy: synproxy, toa and proxy_protocol are not combined on one service yet: choose one",
+            "{extra}"
+        );
+    }
+}

@@ -105,6 +105,9 @@ pub struct DataplaneStats {
     /// TOA (client address as TCP option 254), by what happened (`added`,
     /// `no_room`, `mss_clamped`, `evicted`) and worker.
     pub toa: Vec<DropCounter>,
+    /// Proxy Protocol: headers inserted (`inserted_v1`, `inserted_v2`),
+    /// SYN-ACKs clamped, connections and segments refused, by worker.
+    pub proxy_protocol: Vec<DropCounter>,
 }
 
 /// What rvsd needs from a packet dataplane. Every method is called from

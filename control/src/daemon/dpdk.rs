@@ -516,6 +516,7 @@ impl DpdkDataplane {
                 ops: s.ops && s.key.proto == Protocol::Udp,
                 synproxy: s.synproxy,
                 toa: s.toa && s.key.proto == Protocol::Tcp,
+                proxy_protocol: s.proxy_protocol.filter(|_| s.key.proto == Protocol::Tcp),
             };
             b = if s.key.is_fwmark() {
                 b.fwmark_service(s.key.fwmark, svc)
@@ -698,6 +699,13 @@ impl Dataplane for DpdkDataplane {
             // SYN proxy (issue 14 item 4)
             for (what, n) in c.synproxy.named() {
                 st.synproxy.push(DropCounter {
+                    reason: what.to_string(),
+                    worker: w,
+                    packets: n,
+                });
+            }
+            for (what, n) in c.pp.all() {
+                st.proxy_protocol.push(DropCounter {
                     reason: what.to_string(),
                     worker: w,
                     packets: n,

@@ -875,6 +875,7 @@ impl Daemon {
         m.seq_adjust = st.seq_adjust;
         m.synproxy = st.synproxy;
         m.toa = st.toa;
+        m.proxy_protocol = st.proxy_protocol;
         let mut out = metrics::render(&m);
         out.push_str(&self.health.metrics());
         if let Some(b) = &self.bgp {

@@ -377,7 +377,11 @@ fn build(cfg: &Config, model: &Model, e: &mut Errs<'_>) -> Plan {
             let rs = built.and_then(|b| {
                 crate::config::real_addr_of(r, b.key.addr).and_then(|a| b.real(a).cloned())
             });
-            if let Some(rp) = real_plan(r, &rf, &h, svc_delay, rs, passive.is_some(), e) {
+            if let Some(mut rp) = real_plan(r, &rf, &h, svc_delay, rs, passive.is_some(), e) {
+                // the real server expects a Proxy Protocol header (DPVS's
+                // keepalived sends one in its HTTP checks too)
+                let pp = built.and_then(|b| b.proxy_protocol);
+                rp.checks.iter_mut().for_each(|c| c.proxy_protocol = pp);
                 sp.reals.push(rp);
             }
         }
@@ -669,6 +673,7 @@ fn check_spec(
         retry,
         delay_before_retry,
         warmup,
+        proxy_protocol: None,
     })
 }
 

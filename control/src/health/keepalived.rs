@@ -14,6 +14,7 @@
 //! `lb_algo`/`lvs_sched`, `lb_kind`/`lvs_method` NAT|DR|TUN|FNAT (DPVS's
 //! `laddr_group_name` with `local_address_group`), `persistence_timeout`,
 //! `persistence_granularity`, `protocol`, the sh/mh flags, `sorry_server`,
+//! DPVS's `proxy_protocol v1|v2|disable`,
 //! `quorum`, `hysteresis`, `quorum_up`/`quorum_down`, `alpha`, `omega`,
 //! `inhibit_on_failure`, `real_server` with `weight`, `uthreshold`,
 //! `lthreshold`, `notify_up`/`notify_down` and the checkers TCP_CHECK,
@@ -602,6 +603,7 @@ fn virtual_server(
         ops: false,
         synproxy: false,
         toa: false,
+        proxy_protocol: None,
         announce: None,
     };
     let mut ops_at: Option<&Node> = None;
@@ -691,6 +693,19 @@ fn virtual_server(
             }
             // DPVS's keepalived: the virtual server's SYN proxy
             "syn_proxy" => svc.synproxy = true,
+            // DPVS's keepalived: proxy_protocol v1|v2|disable
+            "proxy_protocol" => {
+                let v = arg(c, 1, e, "v1, v2 or disable").unwrap_or("");
+                match v.to_ascii_lowercase().as_str() {
+                    "v1" | "v2" => svc.proxy_protocol = Some(v.to_ascii_lowercase()),
+                    "disable" => svc.proxy_protocol = None,
+                    "" => {}
+                    _ => e.at(
+                        c,
+                        format!("unknown proxy_protocol '{v}' (expected v1, v2 or disable)"),
+                    ),
+                }
+            }
             "sorry_server" => match (c.words.get(1).and_then(|w| parse_ip(w)), c.words.get(2)) {
                 (Some(ip), Some(p)) => svc.sorry_server = Some(ep(ip, p)),
                 _ => e.at(c, "expected 'sorry_server IP PORT'"),
@@ -1210,6 +1225,9 @@ pub fn to_toml(services: &[ServiceConf], origins: &[Origin]) -> String {
         }
         if s.synproxy {
             o.push_str("synproxy = true\n");
+        }
+        if let Some(x) = &s.proxy_protocol {
+            let _ = writeln!(o, "proxy_protocol = {}", q(x));
         }
         if let Some(h) = &s.health {
             o.push_str("[service.health]\n");

@@ -328,6 +328,8 @@ const BAD: &[(&str, &str)] = &[
     ("virtual_server 198.18.0.100 80 {\n ops\n}\n", "line 2: ops (one-packet scheduling) is only for UDP services"),
     ("virtual_server 198.18.0.100 80 {\n ops\n protocol TCP\n}\n", "line 2: ops (one-packet scheduling) is only for UDP services"),
     ("virtual_server 198.18.0.100 53 {\n protocol UDP\n lb_kind FNAT\n ops\n real_server 198.18.1.11 53 {\n }\n}\n", "ops): fullnat needs a connection entry for its local port"),
+    ("virtual_server 198.18.0.100 80 {\n proxy_protocol v3\n}\n", "line 2: unknown proxy_protocol 'v3' (expected v1, v2 or disable)"),
+    ("virtual_server 198.18.0.100 80 {\n lb_kind NAT\n proxy_protocol v1\n real_server 198.18.1.11 80 {\n }\n}\n", "proxy_protocol): Proxy Protocol needs fullnat real servers (real[0] is masq)"),
     ("virtual_server fwmark 0 {\n}\n", "line 1: '0' is not a firewall mark (1..=4294967295)"),
     ("virtual_server fwmark 1 {\n ip_family inet5\n}\n", "line 2: unknown ip_family 'inet5' (expected inet or inet6)"),
     ("virtual_server 198.18.0.100 80 {\n ip_family inet6\n}\n", "line 1: ip_family is only for fwmark virtual servers"),

@@ -184,6 +184,10 @@ pub struct CheckSpec {
     pub delay_before_retry: Duration,
     /// A random delay up to this before the first attempt.
     pub warmup: Duration,
+    /// The service's Proxy Protocol: HTTP_GET and SSL_GET send the header
+    /// (the check connection's own addresses) before the request, as the
+    /// real server expects one on every connection.
+    pub proxy_protocol: Option<crate::model::ProxyProtocol>,
 }
 
 /// A real server's checks.

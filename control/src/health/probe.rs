@@ -127,10 +127,25 @@ fn http(
     tls: bool,
 ) -> Outcome {
     let start = Instant::now();
-    let tcp = match connect(spec) {
+    let mut tcp = match connect(spec) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
+    if let Some(v) = spec.proxy_protocol {
+        // the header first, in the clear (before TLS), from this
+        // connection's own endpoints
+        let hdr = tcp.local_addr().ok().and_then(|l| {
+            let ep = |a: SocketAddr| dataplane::forward::Endpoint::new(a.ip(), a.port());
+            dataplane::forward::proxyproto::header(v, ep(l), ep(spec.target))
+        });
+        let Some(hdr) = hdr else {
+            return fail("no Proxy Protocol header for this connection");
+        };
+        let _ = tcp.set_write_timeout(Some(spec.connect_timeout));
+        if let Err(e) = tcp.write_all(hdr.bytes()) {
+            return fail(format!("send: {}", io_reason(&e)));
+        }
+    }
     let host = match vhost {
         Some(h) => h.to_string(),
         None => match spec.target {

@@ -22,6 +22,7 @@ fn spec(kind: CheckKind, target: SocketAddr) -> CheckSpec {
         retry: 1,
         delay_before_retry: Duration::from_millis(50),
         warmup: Duration::ZERO,
+        proxy_protocol: None,
     }
 }
 
@@ -194,6 +195,31 @@ fn http_get_status_digest_and_virtualhost() {
 
     let o = probe::run(&spec(http_kind("/", &[], None), closed_port()));
     assert_eq!((o.ok, o.reason.as_str()), (false, "connection refused"));
+}
+
+/// A Proxy Protocol service's real servers expect the header on every
+/// connection: HTTP_GET sends it (the check connection's own endpoints)
+/// before the request, as DPVS's keepalived does.
+#[test]
+fn http_get_sends_the_proxy_protocol_header_first() {
+    let ok = Http::start("200 OK", "hello");
+    let mut sp = spec(http_kind("/health", &[], None), ok.addr);
+    sp.proxy_protocol = Some(crate::model::ProxyProtocol::V1);
+    let o = probe::run(&sp);
+    assert!(o.ok, "{o:?}");
+    let req = ok.requests.lock().unwrap()[0].clone();
+    let line_end = req.find("\r\n").unwrap();
+    let f: Vec<&str> = req[..line_end].split(' ').collect();
+    let port = ok.addr.port().to_string();
+    assert_eq!(
+        (f.len(), f[0], f[1], f[2], f[3], f[5]),
+        (6, "PROXY", "TCP4", "127.0.0.1", "127.0.0.1", port.as_str()),
+        "{req}"
+    );
+    assert!(
+        req[line_end + 2..].starts_with("GET /health HTTP/1.0\r\n"),
+        "{req}"
+    );
 }
 
 #[test]

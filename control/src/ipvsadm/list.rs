@@ -163,6 +163,10 @@ fn service_entry(out: &mut String, s: &Service, f: Fmt, o: &ListOptions) {
             if s.toa {
                 out.push_str(" toa");
             }
+            // DPVS's ipvsadm: " ppv1" / " ppv2" after its own flags
+            if let Some(v) = s.proxy_protocol {
+                let _ = write!(out, " pp{}", v.name());
+            }
         }
     }
     if o.origin {
@@ -351,6 +355,10 @@ pub fn save_with(model: &Model, origin: bool) -> String {
         }
         if s.toa {
             out.push_str(" --toa");
+        }
+        // DPVS's flag (its -S leaves it out, so -R would lose it)
+        if let Some(v) = s.proxy_protocol {
+            let _ = write!(out, " --proxy-protocol {}", v.name());
         }
         out.push('\n');
         for r in &s.reals {

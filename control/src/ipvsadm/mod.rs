@@ -25,7 +25,7 @@ use crate::model::{
     ServiceKey, ServiceSpec, Timeouts, DEFAULT_PERSISTENT_TIMEOUT, DEFAULT_SCHEDULER,
     DIFFERENT_FAMILY, MAX_TIMEOUT,
 };
-use crate::model::{TunCsum, TunType, Tunnel};
+use crate::model::{ProxyProtocol, TunCsum, TunType, Tunnel};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -470,9 +470,10 @@ enum Opt {
     TunRemCsum,
     Synproxy,
     Toa,
+    ProxyProtocol,
 }
 
-const OPTS: [Opt; 31] = [
+const OPTS: [Opt; 32] = [
     Opt::Numeric,
     Opt::Connection,
     Opt::Service,
@@ -504,6 +505,7 @@ const OPTS: [Opt; 31] = [
     Opt::TunRemCsum,
     Opt::Synproxy,
     Opt::Toa,
+    Opt::ProxyProtocol,
 ];
 
 impl Opt {
@@ -540,6 +542,7 @@ impl Opt {
             Opt::TunRemCsum => "tun-remcsum",
             Opt::Synproxy => "synproxy",
             Opt::Toa => "toa",
+            Opt::ProxyProtocol => "proxy-protocol",
         }
     }
     fn bit(self) -> u32 {
@@ -554,7 +557,8 @@ fn rule(cmd: Cmd, opt: Opt) -> char {
     match cmd {
         Cmd::Add | Cmd::Edit => match opt {
             Service => '+',
-            Scheduler | Persistent | Netmask | SchedFlags | Ops | Synproxy | Toa => ' ',
+            Scheduler | Persistent | Netmask | SchedFlags | Ops | Synproxy | Toa
+            | ProxyProtocol => ' ',
             _ => 'x',
         },
         Cmd::Del => match opt {
@@ -751,6 +755,7 @@ const LONG: &[(&str, char, u8)] = &[
     ("tun-csum", '\u{a4}', 0),
     ("tun-remcsum", '\u{a5}', 0),
     ("toa", '\u{b0}', 0),
+    ("proxy-protocol", '\u{a6}', 1),
 ];
 
 /// Short options: (char, takes argument: 0 none, 1 required, 2 optional).
@@ -998,6 +1003,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
     let mut ops = false;
     let mut synproxy = false;
     let mut toa = false;
+    let mut proxy_protocol = None;
     let mut mask_arg: Option<String> = None;
     let mut rip: Option<(IpAddr, Option<u16>)> = None;
     let mut forward: Option<Forward> = None;
@@ -1068,6 +1074,19 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
             '\u{b0}' => {
                 set(Opt::Toa)?;
                 toa = true;
+            }
+            '\u{a6}' => {
+                // DPVS's --proxy-protocol v1|v2|disable
+                set(Opt::ProxyProtocol)?;
+                proxy_protocol = if arg.eq_ignore_ascii_case("disable") {
+                    None
+                } else {
+                    Some(ProxyProtocol::from_name(&arg).ok_or_else(|| {
+                        AdmError::usage(format!(
+                            "invalid proxy-protocol `{arg}' specified (v1, v2 or disable)"
+                        ))
+                    })?)
+                };
             }
             'M' => {
                 set(Opt::Netmask)?;
@@ -1271,6 +1290,11 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
             if toa && k.proto != Protocol::Tcp {
                 return Err(AdmError::usage("TOA is only for TCP virtual services"));
             }
+            if proxy_protocol.is_some() && (k.proto != Protocol::Tcp || k.is_fwmark()) {
+                return Err(AdmError::usage(
+                    "Proxy Protocol is only for TCP virtual services",
+                ));
+            }
             // -E replaces like -A: what is not given takes the default
             let spec = ServiceSpec {
                 key: k,
@@ -1281,6 +1305,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, AdmError> {
                 ops,
                 synproxy,
                 toa,
+                proxy_protocol,
             };
             if cmd == Cmd::Add {
                 Command::AddService(spec)
@@ -1549,6 +1574,7 @@ Options:
   --synproxy     -j enable|disable    TCP SYN proxy (DPVS; masq/fullnat real servers)
   --toa                               TOA: client address as TCP option 254
                                       (FullNAT TCP services, DPVS's toa module)
+  --proxy-protocol v1|v2|disable      Proxy Protocol header to FullNAT real servers (TCP services)
   --real-server  -r server-address    server-address is host (and port)
   --gatewaying   -g                   gatewaying (direct routing) (default)
   --ipip         -i                   ipip encapsulation (tunneling)

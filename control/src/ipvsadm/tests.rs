@@ -36,6 +36,7 @@ fn add_service_defaults_and_long_options() {
         ops: false,
         synproxy: false,
         toa: false,
+        proxy_protocol: None,
     });
     assert_eq!(p("-A -t 198.18.0.1:80").unwrap(), want);
     assert_eq!(p("-At 198.18.0.1:80").unwrap(), want);
@@ -54,6 +55,7 @@ fn add_service_defaults_and_long_options() {
             ops: false,
             synproxy: false,
             toa: false,
+            proxy_protocol: None,
         })
     );
     assert_eq!(
@@ -71,6 +73,7 @@ fn add_service_defaults_and_long_options() {
             ops: false,
             synproxy: false,
             toa: false,
+            proxy_protocol: None,
         })
     );
     // -p without a value, followed by another option
@@ -908,6 +911,7 @@ fn fwmark_parsing_like_ipvsadm() {
             ops: false,
             synproxy: false,
             toa: false,
+            proxy_protocol: None,
         })
     );
     assert_eq!(
@@ -921,6 +925,7 @@ fn fwmark_parsing_like_ipvsadm() {
             ops: false,
             synproxy: false,
             toa: false,
+            proxy_protocol: None,
         })
     );
     assert_eq!(
@@ -1415,4 +1420,83 @@ fn toa_parse_list_save() {
     assert_eq!(list::save(&back), saved);
     run(&mut m, "-E -t 198.18.0.1:80 -s rr").unwrap();
     assert!(!m.services[0].toa);
+}
+
+/// DPVS's `--proxy-protocol v1|v2|disable` on `-A`/`-E` (TCP services
+/// whose real servers are FullNAT), listed as DPVS's ipvsadm does (` ppv1`
+/// after the scheduler's flags), saved as `--proxy-protocol v1` so `-R`
+/// reads it back.
+#[test]
+fn proxy_protocol_parse_list_save_like_dpvs() {
+    match p("-A -t 198.18.0.1:80 -s rr --proxy-protocol v2").unwrap() {
+        Command::AddService(s) => assert_eq!(s.proxy_protocol, Some(ProxyProtocol::V2)),
+        c => panic!("{c:?}"),
+    }
+    match p("-E -t 198.18.0.1:80 --proxy-protocol disable").unwrap() {
+        Command::EditService(s) => assert_eq!(s.proxy_protocol, None),
+        c => panic!("{c:?}"),
+    }
+    assert_eq!(
+        perr("-A -t 198.18.0.1:80 --proxy-protocol v3"),
+        "invalid proxy-protocol `v3' specified (v1, v2 or disable)"
+    );
+    assert_eq!(
+        perr("-A -u 198.18.0.1:53 --proxy-protocol v1"),
+        "Proxy Protocol is only for TCP virtual services"
+    );
+    assert_eq!(
+        perr("-a -t 198.18.0.1:80 -r 198.19.0.2 --proxy-protocol v1"),
+        "Illegal 'proxy-protocol' option with the 'add-server' command"
+    );
+
+    let mut m = Model::new();
+    run(&mut m, "-A -t 198.18.0.1:80 -s rr --proxy-protocol v1").unwrap();
+    run(&mut m, "-a -t 198.18.0.1:80 -r 198.19.0.2:8080 -b").unwrap();
+    // a non-FullNAT real server is refused, nothing changes
+    let e = run(&mut m, "-a -t 198.18.0.1:80 -r 198.19.0.3:8080 -m").unwrap_err();
+    assert!(e.message.contains("Proxy Protocol needs FullNAT"), "{e:?}");
+    assert_eq!(m.services[0].reals.len(), 1);
+    run(&mut m, "-A -t [2001:db8::1]:443 -s wlc --proxy-protocol V2").unwrap();
+    let l = run(&mut m, "-Ln").unwrap();
+    assert!(l.contains("\nTCP  198.18.0.1:80 rr ppv1\n"), "{l}");
+    assert!(l.contains("\nTCP  [2001:db8::1]:443 wlc ppv2\n"), "{l}");
+    let saved = run(&mut m, "-S -n").unwrap();
+    assert_eq!(
+        saved,
+        "-A -t 198.18.0.1:80 -s rr --proxy-protocol v1\n\
+         -a -t 198.18.0.1:80 -r 198.19.0.2:8080 -b -w 1\n\
+         -A -t [2001:db8::1]:443 -s wlc --proxy-protocol v2\n"
+    );
+    let mut back = Model::new();
+    restore(&mut back, &saved).unwrap();
+    assert_eq!(list::save(&back), saved);
+    // -E without it turns it off (IPVS's -E replaces); -E with it on a
+    // service with a masq real server is refused
+    run(&mut m, "-E -t 198.18.0.1:80 -s rr").unwrap();
+    assert_eq!(m.services[0].proxy_protocol, None);
+    run(&mut m, "-a -t 198.18.0.1:80 -r 198.19.0.3:8080 -m").unwrap();
+    let e = run(&mut m, "-E -t 198.18.0.1:80 -s rr --proxy-protocol v2").unwrap_err();
+    assert!(e.message.contains("198.19.0.3:8080 is Masq"), "{e:?}");
+    assert_eq!(m.services[0].proxy_protocol, None);
+}
+
+/// SYN proxy, TOA and Proxy Protocol each rewrite the start of a
+/// connection; one service takes one of them, and a refused command
+/// changes nothing.
+#[test]
+fn one_client_address_or_synproxy_feature_per_service() {
+    let mut m = Model::new();
+    run(&mut m, "-A -t 198.18.0.1:80 -s rr --toa").unwrap();
+    for cmd in [
+        "-E -t 198.18.0.1:80 -s rr --toa --proxy-protocol v1",
+        "-E -t 198.18.0.1:80 -s rr --toa -j enable",
+        "-A -t 198.18.0.2:80 -s rr -j enable --proxy-protocol v2",
+    ] {
+        let e = run(&mut m, cmd).unwrap_err();
+        assert!(
+            e.message.contains("not combined on one service"),
+            "{cmd}: {e:?}"
+        );
+    }
+    assert_eq!(list::save(&m), "-A -t 198.18.0.1:80 -s rr --toa\n");
 }

@@ -561,3 +561,74 @@ pub fn start_userspace_tun(topo: &Topology, s: &RealServer, vips: &[&str]) -> Re
     }
     Ok(proc)
 }
+
+/// nginx as a real server behind a Proxy Protocol service: `listen PORT
+/// proxy_protocol` (IPv4 and IPv6), `/pp` answered with
+/// `$proxy_protocol_addr $proxy_protocol_port` (and `X-Server: NAME`),
+/// the access log (`DIR/nginx-access.log`) starting with
+/// `$proxy_protocol_addr`, everything else proxied unbuffered to the
+/// harness's HTTP server on 127.0.0.1:`backend` (which must be running).
+/// Brings `lo` up in `ns`; waits until nginx listens.
+pub fn start_nginx_pp(
+    ns: &str,
+    name: &str,
+    dir: &std::path::Path,
+    port: u16,
+    backend: u16,
+) -> Proc {
+    super::netns::ip(ns, &["link", "set", "lo", "up"]);
+    std::fs::create_dir_all(dir).unwrap();
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, nginx_pp_conf(dir, name, port, backend)).unwrap();
+    let c = conf.display().to_string();
+    let d = dir.display().to_string();
+    let p = spawn(ns, &["nginx", "-c", &c, "-p", &d]);
+    for a in ["127.0.0.1", "::1"] {
+        wait_tcp(ns, a, port, Duration::from_secs(20)).unwrap_or_else(|e| {
+            panic!(
+                "nginx in {ns} on {a}:{port}: {e}\n{}",
+                std::fs::read_to_string(dir.join("nginx-error.log")).unwrap_or_default()
+            )
+        });
+    }
+    p
+}
+
+fn nginx_pp_conf(dir: &std::path::Path, name: &str, port: u16, backend: u16) -> String {
+    let d = dir.display();
+    format!(
+        r#"daemon off;
+master_process off;
+user root;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/nginx-error.log info;
+events {{ worker_connections 256; }}
+http {{
+    log_format pp '$proxy_protocol_addr $proxy_protocol_port "$request"';
+    access_log {d}/nginx-access.log pp;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen {port} proxy_protocol;
+        listen [::]:{port} proxy_protocol ipv6only=on;
+        location = /pp {{
+            default_type text/plain;
+            add_header X-Server {name} always;
+            return 200 "$proxy_protocol_addr $proxy_protocol_port\n";
+        }}
+        location / {{
+            client_max_body_size 0;
+            proxy_http_version 1.1;
+            proxy_buffering off;
+            proxy_request_buffering off;
+            proxy_pass http://127.0.0.1:{backend};
+        }}
+    }}
+}}
+"#
+    )
+}

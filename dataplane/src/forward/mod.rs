@@ -60,6 +60,7 @@ use core::net::IpAddr;
 mod icmp;
 mod nat;
 mod pmtu;
+pub mod proxyproto;
 mod seqadj;
 pub mod synproxy;
 mod toa;
@@ -68,6 +69,7 @@ mod tun;
 pub use icmp::{icmp_inner_flow, InnerFlow};
 pub use nat::{dr, fullnat_in, fullnat_out, nat_in, nat_out};
 pub use pmtu::{pmtu_reply, IPV4_ICMP_MAX_LEN, IPV6_ICMP_MAX_LEN};
+pub use proxyproto::PpVersion;
 pub use seqadj::{
     adjust_in as seq_adjust_in, adjust_out as seq_adjust_out, adjust_packet as seq_adjust_packet,
     seq_after, ConnSeq, SeqAdj, SeqAdjError, SeqAdjReport,

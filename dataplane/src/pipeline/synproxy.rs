@@ -283,8 +283,13 @@ impl<B: PacketBuf> Pipeline<B> {
             self.st.syn.pending.remove(pk);
             let rs_isn = h.seq;
             let delta = p.cookie_isn.wrapping_sub(rs_isn);
+            // keep a client-side delta already set (none today: the
+            // SYN proxy is not combined with Proxy Protocol)
+            let in_seq = F::table(&mut self.st)
+                .seq_adj(idx)
+                .map_or(SeqAdj::default(), |s| s.in_seq);
             let s = ConnSeq {
-                in_seq: SeqAdj::default(),
+                in_seq,
                 out_seq: SeqAdj {
                     init_seq: rs_isn,
                     delta,

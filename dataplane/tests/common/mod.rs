@@ -57,6 +57,7 @@ pub fn service(
         ops: false,
         synproxy: false,
         toa: false,
+        proxy_protocol: None,
     }
 }
 

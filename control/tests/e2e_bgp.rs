@@ -13,15 +13,23 @@
 //! One topology for every step:
 //! 1. the route has two next hops; new connections spread over both
 //!    directors (spread printed from each director's counters);
-//! 2. SIGKILL of one director node (rvsd and its BIRD) while byte-checked
-//!    downloads and held connections run through both: BFD takes the dead
-//!    director out (detection time printed), every connection continues
-//!    through the survivor to the same real server, none lost;
+//! 2. SIGKILL of one director's rvsd alone while byte-checked downloads
+//!    and held connections run through both: that director's BIRD is
+//!    rvsd's managed child (`[bgp] manage = true`), which the kernel stops
+//!    with rvsd (death signal), so its session goes down and the router
+//!    withdraws the route (time printed; BFD is the backstop), every
+//!    connection continues through the survivor to the same real server,
+//!    none lost. The other director's BIRD is run by the test, as an
+//!    operator's own service (unmanaged);
 //! 3. the director rejoins (rvsd and BIRD again): two next hops again,
 //!    connections that ECMP moves back continue, none lost;
 //! 4. graceful drain: `rvsadm --drain on` withdraws first (one next hop
 //!    left while that rvsd still runs), then SIGTERM: rvsd stops after
 //!    `drain_seconds`, no connection reset.
+//!
+//! Variants: DR (every step, `bgp_ecmp_two_directors_failover_rejoin_drain`)
+//! and TUN (ipip, decapsulated in user space as in e2e_modes: steps 1 and
+//! 2, `bgp_ecmp_tun_two_directors_crash`), sharing all of the above.
 //!
 //! Needs root and BIRD 2 (`bird`, `birdc`; scripts/setup.sh installs
 //! `bird2`); without them the test fails in CI and is reported as skipped
@@ -36,9 +44,12 @@ use std::path::{Path, PathBuf};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use e2e::netns::{self, ip, plan, run, sysctl, Director, Proc, Topology};
+use e2e::netns::{self, ip, plan, run, sysctl, wait_for, Director, Proc, Topology};
 use e2e::rvsd::{ep, serial, Rvsd};
 use e2e::servers::{self, BytesResult, Hold, HoldResult, HTTP_PORT};
+
+/// How often `wait_for` polls: every 20 ms: route changes are timed to that.
+const POLL: Duration = Duration::from_millis(20);
 
 /// The VIP: outside the client subnet, so clients reach it through the
 /// router and its ECMP route (198.18.0.0/15 test range).
@@ -65,17 +76,6 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-#[track_caller]
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool, diag: impl Fn() -> String) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        if Instant::now() > deadline {
-            panic!("timed out waiting for {what}\n{}", diag());
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 struct Node {
     key: &'static str,
     dir: Director,
@@ -83,6 +83,10 @@ struct Node {
     srv4: &'static str,
     /// Per-node directory for BIRD's config, socket and rvsd's include.
     run: PathBuf,
+    /// rvsd runs this director's BIRD (`[bgp] manage = true`); otherwise
+    /// the test does, as an operator's own service would.
+    managed: bool,
+    fwd: Fwd,
 }
 
 impl Node {
@@ -91,6 +95,9 @@ impl Node {
     }
     fn bird_sock(&self) -> String {
         self.run.join("bird.ctl").display().to_string()
+    }
+    fn bird_conf(&self) -> String {
+        self.run.join("bird.conf").display().to_string()
     }
 }
 
@@ -144,13 +151,13 @@ hold_time = 3
 bfd = true
 bfd_interval_ms = {BFD_MS}
 bfd_multiplier = {BFD_MULT}
-
+{manage}
 [[service]]
 protocol = "tcp"
 address = "{vip}"
 scheduler = "mh"
 sched_flags = ["mh-port"]
-forward = "route"
+forward = "{fwd}"
 sloppy_tcp = true
 {reals}"#,
         key = node.key,
@@ -161,7 +168,13 @@ sloppy_tcp = true
         addr = node.addr,
         srv4 = node.srv4,
         include = node.include(),
+        fwd = node.fwd.conf(),
         bsock = node.bird_sock(),
+        manage = if node.managed {
+            format!("manage = true\nbird_conf = \"{}\"\n", node.bird_conf())
+        } else {
+            String::new()
+        },
         rt = plan::RT_CLI4,
         vip = ep(VIP, HTTP_PORT),
     )
@@ -169,10 +182,9 @@ sloppy_tcp = true
 
 /// The director's own bird.conf, as an operator writes it: the router id,
 /// the device protocol and rvsd's include (VIPs, session, BFD).
-fn director_bird(node: &Node) -> Proc {
-    let conf = node.run.join("bird.conf");
+fn write_director_bird_conf(node: &Node) {
     std::fs::write(
-        &conf,
+        node.bird_conf(),
         format!(
             "router id {};\nlog stderr {{ info, remote, warning, error, fatal, bug }};\nprotocol device {{ scan time 1; }}\ninclude \"{}\";\n",
             node.addr,
@@ -180,7 +192,28 @@ fn director_bird(node: &Node) -> Proc {
         ),
     )
     .unwrap();
-    bird(&node.dir.ns, &conf, &node.bird_sock())
+}
+
+/// The pid of the BIRD a managed rvsd started (from its log).
+fn managed_bird_pid(r: &Rvsd) -> Option<u32> {
+    let log = r.log();
+    let l = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("bgp: started BIRD (pid "))?;
+    let rest = &l[l.find("(pid ")? + 5..];
+    rest[..rest.find(')')?].parse().ok()
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped yet).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(st) => st
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
 }
 
 /// BIRD runs under SCHED_FIFO, as a control plane on a box whose cores
@@ -316,6 +349,7 @@ fn same_real_after_move(
     wait_for(
         &format!("{what}: the moved connections on the other director"),
         Duration::from_secs(20),
+        POLL,
         || {
             for (c, real) in vip_conns(to, false) {
                 now.entry(c).or_insert(real);
@@ -406,9 +440,37 @@ fn finish(dl: Vec<JoinHandle<BytesResult>>, hs: Vec<Hold>) -> (usize, String) {
     (lost, report)
 }
 
+/// How the directors forward to the real servers, one scenario each.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Fwd {
+    /// DR: every step (spread, SIGKILL, rejoin, drain).
+    Dr,
+    /// TUN (ipip; decapsulated in user space, `servers::start_userspace_tun`,
+    /// the test kernel has no ipip): the spread and the SIGKILL; rejoin
+    /// and drain do not depend on the forwarding method (DR covers them).
+    Tun,
+}
+
+impl Fwd {
+    fn conf(self) -> &'static str {
+        match self {
+            Fwd::Dr => "route",
+            Fwd::Tun => "tunnel",
+        }
+    }
+}
+
 #[test]
 fn bgp_ecmp_two_directors_failover_rejoin_drain() {
-    let test = "bgp_ecmp_two_directors_failover_rejoin_drain";
+    ecmp("bgp_ecmp_two_directors_failover_rejoin_drain", Fwd::Dr);
+}
+
+#[test]
+fn bgp_ecmp_tun_two_directors_crash() {
+    ecmp("bgp_ecmp_tun_two_directors_crash", Fwd::Tun);
+}
+
+fn ecmp(test: &str, fwd: Fwd) {
     if netns::skip_unless_root(test) {
         return;
     }
@@ -432,17 +494,29 @@ fn bgp_ecmp_two_directors_failover_rejoin_drain() {
         &["route", "replace", "default", "via", plan::RT_CLI4],
     );
     sysctl(&topo.router, &[("net.ipv4.fib_multipath_hash_policy", "1")]);
+    let mut _decaps: Vec<Proc> = Vec::new();
     for s in topo.servers.clone() {
-        topo.rs_dr(&s, &[VIP]);
+        match fwd {
+            Fwd::Dr => topo.rs_dr(&s, &[VIP]),
+            Fwd::Tun => match servers::start_userspace_tun(&topo, &s, &[VIP]) {
+                Ok(p) => _decaps.push(p),
+                // the harness's own decapsulator: no start, no pass
+                Err(e) => panic!("{test}: user-space TUN decapsulator: {e}"),
+            },
+        }
     }
     let _srv: Vec<Proc> = topo
         .servers
         .iter()
         .map(|s| servers::start_http(&s.ns, &s.name, HTTP_PORT))
         .collect();
-    let base = std::env::temp_dir().join(format!("rvs-e2e-{}-bgp", topo.tag));
+    let base = std::env::temp_dir().join(format!("rvs-e2e-{}-bgp-{fwd:?}", topo.tag));
     let _ = std::fs::remove_dir_all(&base);
-    let mk = |key: &'static str, dir: Director, addr: &'static str, srv4: &'static str| {
+    let mk = |key: &'static str,
+              dir: Director,
+              addr: &'static str,
+              srv4: &'static str,
+              managed: bool| {
         let run = base.join(key);
         std::fs::create_dir_all(&run).unwrap();
         Node {
@@ -451,26 +525,49 @@ fn bgp_ecmp_two_directors_failover_rejoin_drain() {
             addr,
             srv4,
             run,
+            managed,
+            fwd,
         }
     };
-    let n1 = mk("d1", d1, "198.18.0.2", "198.18.1.2");
-    let n2 = mk("d2", d2, "198.18.0.3", "198.18.1.3");
+    // d1: rvsd runs its BIRD; d2: BIRD is the operator's (the test's)
+    let n1 = mk("d1", d1, "198.18.0.2", "198.18.1.2", true);
+    let n2 = mk("d2", d2, "198.18.0.3", "198.18.1.3", false);
     let (rbird, rsock) = router_bird(&topo, &base, &[n1.addr, n2.addr]);
 
-    let start_node = |n: &Node, key: &str| -> (Rvsd, Proc) {
+    // (rvsd, the BIRD the test runs for it (unmanaged), managed BIRD's pid)
+    let start_node = |n: &Node, key: &str| -> (Rvsd, Option<Proc>, Option<u32>) {
+        write_director_bird_conf(n);
         let r = Rvsd::start_text(&topo, &n.dir.ns, key, |s, p| rvsd_config(n, &topo, s, p));
+        if n.managed {
+            let mut pid = None;
+            wait_for(
+                "rvsd to start its BIRD",
+                Duration::from_secs(10),
+                POLL,
+                || {
+                    pid = managed_bird_pid(&r);
+                    pid.is_some()
+                },
+                || r.log(),
+            );
+            // as the test's own BIRDs: SCHED_FIFO (see `bird`)
+            let pid = pid.unwrap_or_default().to_string();
+            run(&["chrt", "-f", "-p", "10", &pid]).unwrap();
+            return (r, None, pid.parse().ok());
+        }
         // rvsd writes the include file first thing; BIRD reads it at start
         wait_for(
             "rvsd to write the BIRD include file",
             Duration::from_secs(10),
+            POLL,
             || Path::new(&n.include()).exists(),
             || r.log(),
         );
-        let b = director_bird(n);
-        (r, b)
+        let b = bird(&n.dir.ns, Path::new(&n.bird_conf()), &n.bird_sock());
+        (r, Some(b), None)
     };
-    let (mut r1, mut b1) = start_node(&n1, "d1");
-    let (r2, b2) = start_node(&n2, "d2");
+    let (mut r1, _, bird1) = start_node(&n1, "d1");
+    let (r2, b2, _) = start_node(&n2, "d2");
     let diag = |r1: &Rvsd, r2: &Rvsd| {
         format!(
             "router route: {:?}\nrouter bird log:\n{}\nrouter birdc:\n{}\nd1 --bgp:\n{:?}\nd2 --bgp:\n{:?}\nrvsd d1:\n{}\nrvsd d2:\n{}",
@@ -489,6 +586,7 @@ fn bgp_ecmp_two_directors_failover_rejoin_drain() {
     wait_for(
         "the router's route to the VIP with both directors",
         Duration::from_secs(30),
+        POLL,
         || nexthops(&topo) == both,
         || diag(&r1, &r2),
     );
@@ -529,12 +627,18 @@ fn bgp_ecmp_two_directors_failover_rejoin_drain() {
     }
     let (s1, s2) = (conns(&r1) - c1, conns(&r2) - c2);
     eprintln!(
-        "ECMP SPREAD: 40 new connections, director d1 {s1}, d2 {s2}; real servers {served:?}"
+        "ECMP SPREAD ({fwd:?}): 40 new connections, director d1 {s1}, d2 {s2}; real servers {served:?}"
     );
     assert_eq!(s1 + s2, 40, "connections counted on neither director");
     assert!(s1 > 0 && s2 > 0, "ECMP did not spread: d1 {s1}, d2 {s2}");
+    // each director's own share, as an operator sees it there
+    for (name, r) in [("d1", &r1), ("d2", &r2)] {
+        let l = r.ok(&["-Ln", "--stats", "--exact"]);
+        eprintln!("{name} rvsadm -Ln --stats --exact:\n{l}");
+    }
 
-    // 2. SIGKILL of d1 (rvsd and BIRD) under load.
+    // 2. SIGKILL of d1's rvsd alone under load: its BIRD (managed) gets
+    // SIGTERM from the kernel and takes the session down.
     let dl = downloads(&topo, 100, FLOW_BYTES);
     let hs = holds(&topo, 14);
     thread::sleep(Duration::from_secs(2));
@@ -545,29 +649,44 @@ fn bgp_ecmp_two_directors_failover_rejoin_drain() {
         !on_d1.is_empty() && !on_d2.is_empty(),
         "the held connections do not use both directors"
     );
-    let pids = run(&["ip", "netns", "pids", &n1.dir.ns]).unwrap();
-    let mut kill = vec!["kill", "-9"];
-    kill.extend(pids.split_whitespace());
+    let bird1 = bird1.expect("d1's BIRD is managed");
     let t_kill = now_ms();
-    run(&kill).unwrap();
+    run(&["kill", "-9", &r1.pid().to_string()]).unwrap();
     let one = vec![n2.addr.to_string()];
     wait_for(
         "the router to drop the dead director",
         Duration::from_secs(20),
+        POLL,
         || nexthops(&topo) == one,
         || diag(&r1, &r2),
     );
     let detect = now_ms() - t_kill;
-    eprintln!("FAILOVER: the dead director left the ECMP route {detect} ms after SIGKILL (BFD {BFD_MS} ms x {BFD_MULT})");
+    wait_for(
+        "the managed BIRD of the killed rvsd to stop",
+        Duration::from_secs(10),
+        POLL,
+        || gone(bird1),
+        || diag(&r1, &r2),
+    );
+    eprintln!(
+        "FAILOVER ({fwd:?}): the killed rvsd's director left the ECMP route {detect} ms after SIGKILL of rvsd alone (its BIRD, pid {bird1}, stopped by the kernel's death signal; BFD {BFD_MS} ms x {BFD_MULT} as the backstop)"
+    );
     same_real_after_move("SIGKILL", &on_d1, &r2, || diag(&r1, &r2));
     let (lost, report) = finish(dl, hs);
     eprintln!("after the kill:\n{report}");
-    eprintln!("CONNECTIONS LOST (kill): {lost}");
+    eprintln!("CONNECTIONS LOST (kill, {fwd:?}): {lost}");
     assert_eq!(lost, 0, "connections lost:\n{report}\n{}", diag(&r1, &r2));
     let (d, _) = r2.drops();
     eprintln!("d2 rvsadm --drops:\n{d}");
-    drop(b1);
     r1.stop();
+    if fwd == Fwd::Tun {
+        eprintln!("{test} wall time {:.1} s", t_start.elapsed().as_secs_f64());
+        drop(b2);
+        drop(rbird);
+        drop(r2);
+        let _ = std::fs::remove_dir_all(&base);
+        return;
+    }
 
     // 3. d1 rejoins; flows ECMP moves back to it continue.
     // long enough to outlast a slow BGP re-establishment (the router may
@@ -576,13 +695,13 @@ fn bgp_ecmp_two_directors_failover_rejoin_drain() {
     let hs = holds(&topo, 22);
     thread::sleep(Duration::from_secs(1));
     let t_join = now_ms();
-    let (nr1, nb1) = start_node(&n1, "d1b");
+    let (nr1, _, _) = start_node(&n1, "d1b");
     r1 = nr1;
-    b1 = nb1;
     let t_up = now_ms();
     wait_for(
         "the rejoined director back in the route",
         Duration::from_secs(30),
+        POLL,
         || nexthops(&topo) == both,
         || diag(&r1, &r2),
     );
@@ -622,6 +741,7 @@ fn bgp_ecmp_two_directors_failover_rejoin_drain() {
     wait_for(
         "the drained director out of the route",
         Duration::from_secs(20),
+        POLL,
         || nexthops(&topo) == one,
         || diag(&r1, &r2),
     );
@@ -663,8 +783,7 @@ fn bgp_ecmp_two_directors_failover_rejoin_drain() {
     // still served, by d2 alone
     let res = servers::http_get(&topo.client, None, VIP, HTTP_PORT, "/", 3);
     assert!(res.iter().all(|r| r.ok), "{res:?}");
-    eprintln!("e2e_bgp wall time {:.1} s", t_start.elapsed().as_secs_f64());
-    drop(b1);
+    eprintln!("{test} wall time {:.1} s", t_start.elapsed().as_secs_f64());
     drop(b2);
     drop(rbird);
     drop(r2);

@@ -671,6 +671,16 @@ fn ecmp(test: &str, fwd: Fwd) {
     eprintln!(
         "FAILOVER ({fwd:?}): the killed rvsd's director left the ECMP route {detect} ms after SIGKILL of rvsd alone (its BIRD, pid {bird1}, stopped by the kernel's death signal; BFD {BFD_MS} ms x {BFD_MULT} as the backstop)"
     );
+    // how the router learnt it (BGP Cease from the stopping BIRD, or BFD)
+    let why = birdc(&rsock, &["show", "protocols", "all", "dir0"]);
+    eprintln!(
+        "router, session to the killed director: {}",
+        why.lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("Last error") || l.starts_with("dir0"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
     same_real_after_move("SIGKILL", &on_d1, &r2, || diag(&r1, &r2));
     let (lost, report) = finish(dl, hs);
     eprintln!("after the kill:\n{report}");

@@ -15,12 +15,14 @@
 //!    directors (spread printed from each director's counters);
 //! 2. SIGKILL of one director's rvsd alone while byte-checked downloads
 //!    and held connections run through both: that director's BIRD is
-//!    rvsd's managed child (`[bgp] manage = true`), which the kernel stops
-//!    with rvsd (death signal), so its session goes down and the router
-//!    withdraws the route (time printed; BFD is the backstop), every
-//!    connection continues through the survivor to the same real server,
-//!    none lost. The other director's BIRD is run by the test, as an
-//!    operator's own service (unmanaged);
+//!    rvsd's managed child (`[bgp] manage = true`) with its session to the
+//!    router over a management link of its own (not rvsd's TAP, so only
+//!    BIRD stopping ends it); the kernel stops BIRD with rvsd (death
+//!    signal), BIRD sends the router a Cease, the router withdraws the
+//!    route (time printed), every connection continues through the
+//!    survivor to the same real server, none lost. The other director's
+//!    BIRD is run by the test, as an operator's own service (unmanaged),
+//!    its session over rvsd's TAP written by rvsd;
 //! 3. the director rejoins (rvsd and BIRD again): two next hops again,
 //!    connections that ECMP moves back continue, none lost;
 //! 4. graceful drain: `rvsadm --drain on` withdraws first (one next hop
@@ -68,6 +70,13 @@ const FLOWS: usize = 12;
 const FLOW_BYTES: usize = 120_000;
 const FLOW_KBPS: u64 = 12;
 const HOLDS: usize = 4;
+/// The managed director's BGP session runs over a kernel link of its own
+/// to the router (a management NIC, as many operators run BGP), not over
+/// rvsd's exception path: only then does a crashed rvsd leave a running
+/// BIRD announcing (an exception-path session dies with rvsd's TAP and
+/// BFD takes the route out). Director and router ends.
+const MGMT_DIR: &str = "198.18.7.2";
+const MGMT_RT: &str = "198.18.7.254";
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -143,15 +152,7 @@ speaker = "bird"
 include = "{include}"
 socket = "{bsock}"
 drain_seconds = 2
-local_as = {DIRECTOR_AS}
-neighbor_as = {ROUTER_AS}
-neighbors = ["{rt}"]
-source = "{addr}"
-hold_time = 3
-bfd = true
-bfd_interval_ms = {BFD_MS}
-bfd_multiplier = {BFD_MULT}
-{manage}
+{sessions}
 [[service]]
 protocol = "tcp"
 address = "{vip}"
@@ -170,28 +171,58 @@ sloppy_tcp = true
         include = node.include(),
         fwd = node.fwd.conf(),
         bsock = node.bird_sock(),
-        manage = if node.managed {
+        // managed: the session is the operator's own, in bird.conf
+        sessions = if node.managed {
             format!("manage = true\nbird_conf = \"{}\"\n", node.bird_conf())
         } else {
-            String::new()
+            format!(
+                "local_as = {DIRECTOR_AS}\nneighbor_as = {ROUTER_AS}\nneighbors = [\"{rt}\"]\n\
+                 source = \"{addr}\"\nhold_time = 3\nbfd = true\nbfd_interval_ms = {BFD_MS}\n\
+                 bfd_multiplier = {BFD_MULT}\n",
+                rt = plan::RT_CLI4,
+                addr = node.addr
+            )
         },
-        rt = plan::RT_CLI4,
         vip = ep(VIP, HTTP_PORT),
     )
 }
 
 /// The director's own bird.conf, as an operator writes it: the router id,
-/// the device protocol and rvsd's include (VIPs, session, BFD).
+/// the device protocol and rvsd's include (VIPs, and the session and BFD
+/// when rvsd writes them); the managed director's session to the router
+/// over its management link, exporting rvsd's `rvs_vips4` with the
+/// director's client-port address as next hop (where the router sends
+/// the VIP's traffic).
 fn write_director_bird_conf(node: &Node) {
-    std::fs::write(
-        node.bird_conf(),
-        format!(
-            "router id {};\nlog stderr {{ info, remote, warning, error, fatal, bug }};\nprotocol device {{ scan time 1; }}\ninclude \"{}\";\n",
-            node.addr,
-            node.include()
-        ),
-    )
-    .unwrap();
+    let mut conf = format!(
+        "router id {};\nlog stderr {{ info, remote, warning, error, fatal, bug }};\nprotocol device {{ scan time 1; }}\ninclude \"{}\";\n",
+        node.addr,
+        node.include()
+    );
+    if node.managed {
+        conf.push_str(&format!(
+            r#"protocol bfd {{
+    interface "mgmt0" {{
+        min rx interval {BFD_MS} ms;
+        min tx interval {BFD_MS} ms;
+        idle tx interval 1000 ms;
+        multiplier {BFD_MULT};
+    }};
+}}
+protocol bgp uplink {{
+    local {MGMT_DIR} as {DIRECTOR_AS};
+    neighbor {MGMT_RT} as {ROUTER_AS};
+    hold time 3;
+    connect retry time 1;
+    error wait time 1, 2;
+    bfd on;
+    ipv4 {{ import none; next hop address {addr}; export where proto = "rvs_vips4"; }};
+}}
+"#,
+            addr = node.addr
+        ));
+    }
+    std::fs::write(node.bird_conf(), conf).unwrap();
 }
 
 /// The pid of the BIRD a managed rvsd started (from its log).
@@ -240,7 +271,7 @@ protocol kernel {{
     merge paths on;
 }}
 protocol bfd {{
-    interface "{dev}" {{
+    interface "*" {{
         min rx interval {BFD_MS} ms;
         min tx interval {BFD_MS} ms;
         idle tx interval 1000 ms;
@@ -248,7 +279,7 @@ protocol bfd {{
     }};
 }}
 template bgp directors {{
-    local {rt} as {ROUTER_AS};
+    local as {ROUTER_AS};
     hold time 3;
     connect retry time 1;
     error wait time 1, 2;
@@ -257,7 +288,6 @@ template bgp directors {{
 }}
 "#,
         rt = plan::RT_CLI4,
-        dev = netns::RT_CLI_DEV,
     );
     for (i, d) in directors.iter().enumerate() {
         conf.push_str(&format!(
@@ -532,7 +562,31 @@ fn ecmp(test: &str, fwd: Fwd) {
     // d1: rvsd runs its BIRD; d2: BIRD is the operator's (the test's)
     let n1 = mk("d1", d1, "198.18.0.2", "198.18.1.2", true);
     let n2 = mk("d2", d2, "198.18.0.3", "198.18.1.3", false);
-    let (rbird, rsock) = router_bird(&topo, &base, &[n1.addr, n2.addr]);
+    // d1's management link to the router (its BGP session runs there)
+    run(&[
+        "ip",
+        "-n",
+        &n1.dir.ns,
+        "link",
+        "add",
+        "mgmt0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "mgmt-d1",
+        "netns",
+        &topo.router,
+    ])
+    .unwrap();
+    for (ns, dev, a) in [
+        (&n1.dir.ns, "mgmt0", MGMT_DIR),
+        (&topo.router, "mgmt-d1", MGMT_RT),
+    ] {
+        ip(ns, &["addr", "add", &format!("{a}/24"), "dev", dev]);
+        ip(ns, &["link", "set", dev, "up"]);
+    }
+    let (rbird, rsock) = router_bird(&topo, &base, &[MGMT_DIR, n2.addr]);
 
     // (rvsd, the BIRD the test runs for it (unmanaged), managed BIRD's pid)
     let start_node = |n: &Node, key: &str| -> (Rvsd, Option<Proc>, Option<u32>) {
@@ -625,7 +679,19 @@ fn ecmp(test: &str, fwd: Fwd) {
         assert!(res.iter().all(|r| r.ok), "{res:?}\n{}", diag(&r1, &r2));
         served.extend(res.into_iter().filter_map(|r| r.server));
     }
-    let (s1, s2) = (conns(&r1) - c1, conns(&r2) - c2);
+    // the counters reach rvsadm a moment after the packets (per-worker
+    // stats are gathered periodically)
+    let (mut s1, mut s2) = (0, 0);
+    wait_for(
+        "both directors' counters to show the 40 connections",
+        Duration::from_secs(10),
+        POLL * 10,
+        || {
+            (s1, s2) = (conns(&r1) - c1, conns(&r2) - c2);
+            s1 + s2 >= 40
+        },
+        || diag(&r1, &r2),
+    );
     eprintln!(
         "ECMP SPREAD ({fwd:?}): 40 new connections, director d1 {s1}, d2 {s2}; real servers {served:?}"
     );
@@ -669,7 +735,7 @@ fn ecmp(test: &str, fwd: Fwd) {
         || diag(&r1, &r2),
     );
     eprintln!(
-        "FAILOVER ({fwd:?}): the killed rvsd's director left the ECMP route {detect} ms after SIGKILL of rvsd alone (its BIRD, pid {bird1}, stopped by the kernel's death signal; BFD {BFD_MS} ms x {BFD_MULT} as the backstop)"
+        "FAILOVER ({fwd:?}): the killed rvsd's director left the ECMP route {detect} ms after SIGKILL of rvsd alone (its BIRD, pid {bird1}, stopped by the kernel's death signal)"
     );
     // how the router learnt it (BGP Cease from the stopping BIRD, or BFD)
     let why = birdc(&rsock, &["show", "protocols", "all", "dir0"]);

@@ -30,7 +30,7 @@
 
 mod e2e;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use e2e::json::parse_lines;
 use e2e::netns::{self, ip, neighbour_mac, plan, run, wait_for, Director, Proc, Topology};

@@ -201,15 +201,7 @@ fn write_director_bird_conf(node: &Node) {
     );
     if node.managed {
         conf.push_str(&format!(
-            r#"protocol bfd {{
-    interface "mgmt0" {{
-        min rx interval {BFD_MS} ms;
-        min tx interval {BFD_MS} ms;
-        idle tx interval 1000 ms;
-        multiplier {BFD_MULT};
-    }};
-}}
-protocol bgp uplink {{
+            r#"{bfd}protocol bgp uplink {{
     local {MGMT_DIR} as {DIRECTOR_AS};
     neighbor {MGMT_RT} as {ROUTER_AS};
     hold time 3;
@@ -219,10 +211,19 @@ protocol bgp uplink {{
     ipv4 {{ import none; next hop address {addr}; export where proto = "rvs_vips4"; }};
 }}
 "#,
-            addr = node.addr
+            addr = node.addr,
+            bfd = bfd_protocol("mgmt0"),
         ));
     }
     std::fs::write(node.bird_conf(), conf).unwrap();
+}
+
+/// A BIRD BFD protocol on `iface` with the test's timers.
+fn bfd_protocol(iface: &str) -> String {
+    format!(
+        "protocol bfd {{\n    interface \"{iface}\" {{\n        min rx interval {BFD_MS} ms;\n        \
+         min tx interval {BFD_MS} ms;\n        idle tx interval 1000 ms;\n        multiplier {BFD_MULT};\n    }};\n}}\n"
+    )
 }
 
 /// The pid of the BIRD a managed rvsd started (from its log).
@@ -270,15 +271,7 @@ protocol kernel {{
     ipv4 {{ import none; export all; }};
     merge paths on;
 }}
-protocol bfd {{
-    interface "*" {{
-        min rx interval {BFD_MS} ms;
-        min tx interval {BFD_MS} ms;
-        idle tx interval 1000 ms;
-        multiplier {BFD_MULT};
-    }};
-}}
-template bgp directors {{
+{bfd}template bgp directors {{
     local as {ROUTER_AS};
     hold time 3;
     connect retry time 1;
@@ -288,6 +281,7 @@ template bgp directors {{
 }}
 "#,
         rt = plan::RT_CLI4,
+        bfd = bfd_protocol("*"),
     );
     for (i, d) in directors.iter().enumerate() {
         conf.push_str(&format!(

@@ -78,6 +78,18 @@ pub struct BgpConf {
     /// intervals without a packet.
     #[serde(default = "default_bfd_multiplier")]
     pub bfd_multiplier: i64,
+    /// rvsd runs the director's BIRD itself, as a child that the kernel
+    /// stops (SIGTERM) when rvsd dies in any way, SIGKILL included, so a
+    /// crashed rvsd takes its BGP sessions down and the routers withdraw
+    /// its VIPs; rvsd restarts a BIRD that exits on its own.
+    #[serde(default)]
+    pub manage: bool,
+    /// The `bird` program (with `manage`).
+    #[serde(default = "default_bird")]
+    pub bird: String,
+    /// BIRD's config (`bird -c`, absolute path; needed with `manage`).
+    #[serde(default)]
+    pub bird_conf: Option<String>,
 }
 
 fn default_include() -> String {
@@ -85,6 +97,9 @@ fn default_include() -> String {
 }
 fn default_birdc() -> String {
     "birdc".into()
+}
+fn default_bird() -> String {
+    "bird".into()
 }
 fn default_drain() -> i64 {
     5
@@ -219,6 +234,23 @@ impl BgpConf {
                 "bfd_multiplier",
                 format!("must be 1..=255, not {}", self.bfd_multiplier),
             );
+        }
+        if self.bird.trim().is_empty() {
+            push("bird", "must name the bird program".into());
+        }
+        match (&self.bird_conf, self.manage) {
+            (Some(c), _) if !c.starts_with('/') => {
+                push("bird_conf", format!("'{c}' must be an absolute path"));
+            }
+            (Some(_), false) => push(
+                "bird_conf",
+                "is used only with manage = true (rvsd starts BIRD with it)".into(),
+            ),
+            (None, true) => push(
+                "bird_conf",
+                "is needed with manage = true (the bird.conf rvsd starts BIRD with)".into(),
+            ),
+            _ => {}
         }
         e
     }
@@ -465,6 +497,32 @@ weight = 0
             errs[0] == "t.toml: bgp.local_as: 4294967295 is not an AS number (1..=4294967294)",
             "{errs:?}"
         );
+        let errs = parse("speaker = \"bird\"\nmanage = true\n").unwrap_err();
+        assert_eq!(
+            errs,
+            ["t.toml: bgp.bird_conf: is needed with manage = true (the bird.conf rvsd starts BIRD with)"]
+        );
+        let errs = parse("speaker = \"bird\"\nbird_conf = \"/etc/bird/bird.conf\"\n").unwrap_err();
+        assert_eq!(
+            errs,
+            ["t.toml: bgp.bird_conf: is used only with manage = true (rvsd starts BIRD with it)"]
+        );
+        let errs =
+            parse("speaker = \"bird\"\nmanage = true\nbird_conf = \"bird.conf\"\nbird = \"\"\n")
+                .unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "t.toml: bgp.bird: must name the bird program",
+                "t.toml: bgp.bird_conf: 'bird.conf' must be an absolute path"
+            ]
+        );
+        let ok = parse("speaker = \"bird\"\nmanage = true\nbird_conf = \"/etc/bird/bird.conf\"\n")
+            .unwrap()
+            .bgp
+            .unwrap();
+        assert!(ok.manage);
+        assert_eq!(ok.bird, "bird");
         // an unknown key names itself
         let errs = parse("speaker = \"bird\"\nneighbour = \"x\"\n").unwrap_err();
         assert!(errs[0].contains("bgp.neighbour"), "{errs:?}");

@@ -33,12 +33,15 @@
 
 mod e2e;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use e2e::json::parse_lines;
-use e2e::netns::{self, ip, neighbour_mac, plan, run, Director, Proc, Topology};
+use e2e::netns::{self, ip, neighbour_mac, plan, run, wait_for, Director, Proc, Topology};
 use e2e::rvsd::{ep, serial, service, Rvsd, RVSADM};
 use e2e::servers::{self, script, Hold, HTTP_PORT};
+
+/// How often `wait_for` polls: every 200 ms (rvsadm calls; a loaded 2-core machine).
+const POLL: Duration = Duration::from_millis(200);
 
 /// FullNAT local address, the same on both directors.
 const LADDR4: &str = "198.18.3.10";
@@ -219,17 +222,6 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-#[track_caller]
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool, diag: impl Fn() -> String) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        if Instant::now() > deadline {
-            panic!("timed out waiting for {what}\n{}", diag());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn keepalived_failover_fullnat_v4() {
     failover("keepalived_failover_fullnat_v4", "fullnat");
@@ -345,6 +337,7 @@ fn failover(test: &str, mode: &str) {
     wait_for(
         "dir1 to become master",
         Duration::from_secs(60),
+        POLL,
         || is_master(&r1),
         diag,
     );
@@ -410,6 +403,7 @@ fn failover(test: &str, mode: &str) {
     wait_for(
         "dir2 to receive the held connections by sync",
         Duration::from_secs(60),
+        POLL,
         || received_conns(&sync_stats(&r2)) >= HOLDS as u64,
         diag,
     );
@@ -443,6 +437,7 @@ fn failover(test: &str, mode: &str) {
     wait_for(
         "dir2 to become master",
         Duration::from_secs(60),
+        POLL,
         || is_master(&r2),
         diag,
     );

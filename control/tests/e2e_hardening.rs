@@ -166,36 +166,6 @@ print("HELD", len(held), failed, flush=True)
 time.sleep(300)
 "#;
 
-/// Sums of the named `rvsadm --workers` columns over the workers.
-fn workers_sum(rvsd: &Rvsd, cols: &[&str]) -> Vec<u64> {
-    let w = rvsd.ok(&["--workers"]);
-    let mut lines = w.lines();
-    let head: Vec<&str> = lines
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let idx: Vec<usize> = cols
-        .iter()
-        .map(|c| {
-            head.iter()
-                .position(|h| h == c)
-                .unwrap_or_else(|| panic!("no column {c}: {w}"))
-        })
-        .collect();
-    let mut sums = vec![0u64; cols.len()];
-    for l in lines {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() != head.len() {
-            continue;
-        }
-        for (s, i) in sums.iter_mut().zip(&idx) {
-            *s += f[*i].parse::<u64>().unwrap_or(0);
-        }
-    }
-    sums
-}
-
 /// Table full (issue 13): rvsd with the smallest connection tables (1024
 /// per family), more concurrent TCP connections through NAT than they
 /// hold; every new connection beyond capacity completes and carries data
@@ -248,7 +218,7 @@ fn full_table_new_tcp_connections_complete_statelessly_v4_v6() {
     let mut holders = Vec::new();
     for (vip, fam) in [(plan::VIP4, "v4"), (plan::VIP6, "v6")] {
         let (conns, cap) = (format!("Conns-{fam}"), format!("Capacity-{fam}"));
-        let c = workers_sum(&rvsd, &[&cap]);
+        let c = rvsd.workers_sum(&[&cap]);
         let capacity = c[0];
         assert!(
             (1024..=4096).contains(&capacity),
@@ -277,7 +247,7 @@ fn full_table_new_tcp_connections_complete_statelessly_v4_v6() {
             .filter_map(|x| x.parse().ok())
             .collect();
         assert_eq!(f, [n, 0], "{fam}: every held connection completed: {line}");
-        let [entries, stateless_before] = workers_sum(&rvsd, &[&conns, "Stateless"])[..] else {
+        let [entries, stateless_before] = rvsd.workers_sum(&[&conns, "Stateless"])[..] else {
             unreachable!()
         };
         eprintln!(
@@ -295,8 +265,7 @@ fn full_table_new_tcp_connections_complete_statelessly_v4_v6() {
         }
         let res = servers::http_get(&topo.client, None, vip, HTTP_PORT, "/", 6);
         assert!(res.iter().all(|r| r.ok), "{fam}: {res:?}");
-        let [entries_after, stateless_after] = workers_sum(&rvsd, &[&conns, "Stateless"])[..]
-        else {
+        let [entries_after, stateless_after] = rvsd.workers_sum(&[&conns, "Stateless"])[..] else {
             unreachable!()
         };
         eprintln!("{fam}: after the downloads: table {entries_after}/{capacity}, stateless packets {stateless_after}");

@@ -55,7 +55,7 @@ const OPS_PORT: u16 = 5354;
 /// back from the VIP (reverse NAT without an entry), and the counters
 /// (`--workers` Ops and Stateless-rx, metrics) saw them.
 fn exercise_ops(topo: &Topology, rvsd: &Rvsd) {
-    let before = workers_sum(rvsd, &["Ops", "Stateless-rx"]);
+    let before = rvsd.workers_sum(&["Ops", "Stateless-rx"]);
     let mut sent = 0u64;
     for (vip, src) in [
         (plan::VIP4, &topo.clients4[0]),
@@ -84,7 +84,7 @@ fn exercise_ops(topo: &Topology, rvsd: &Rvsd) {
         assert_eq!(order[..3], order[3..], "ops {vip}: rr order: {order:?}");
         sent += 6;
     }
-    let after = workers_sum(rvsd, &["Ops", "Stateless-rx"]);
+    let after = rvsd.workers_sum(&["Ops", "Stateless-rx"]);
     eprintln!("ops counters before {before:?} after {after:?}");
     assert!(after[0] - before[0] >= sent, "Ops: {before:?} -> {after:?}");
     assert!(
@@ -108,36 +108,6 @@ fn exercise_ops(topo: &Topology, rvsd: &Rvsd) {
         ),
         "{m}"
     );
-}
-
-/// Sums of the named `rvsadm --workers` columns over the workers.
-fn workers_sum(rvsd: &Rvsd, cols: &[&str]) -> Vec<u64> {
-    let w = rvsd.ok(&["--workers"]);
-    let mut lines = w.lines();
-    let head: Vec<&str> = lines
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let idx: Vec<usize> = cols
-        .iter()
-        .map(|c| {
-            head.iter()
-                .position(|h| h == c)
-                .unwrap_or_else(|| panic!("no column {c}: {w}"))
-        })
-        .collect();
-    let mut sums = vec![0u64; cols.len()];
-    for l in lines {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() != head.len() {
-            continue;
-        }
-        for (s, i) in sums.iter_mut().zip(&idx) {
-            *s += f[*i].parse::<u64>().unwrap_or(0);
-        }
-    }
-    sums
 }
 
 /// TUN: the GUE port of the real servers' decapsulators.

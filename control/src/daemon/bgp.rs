@@ -9,6 +9,16 @@
 //! operator's) it logs the reason once and retries every second. What
 //! BIRD confirmed is the *announced* set that `rvsadm --bgp` and the
 //! metrics show.
+//!
+//! With `manage = true` the same thread runs BIRD itself: it writes the
+//! include file, starts `setpriv --pdeathsig TERM -- bird -f -c
+//! <bird_conf>` and restarts it (at most once a second) when it exits.
+//! The death signal is the point: the kernel sends BIRD SIGTERM when the
+//! thread that started it ends, and every thread ends when rvsd dies,
+//! SIGKILL and crashes included, so BIRD shuts its sessions down (a BGP
+//! Cease to every router) and the routers withdraw the director's VIPs
+//! at once. On a clean stop the thread ends after the VIPs are withdrawn
+//! and [`Speaker::stop`] reaps BIRD.
 
 use super::log::log;
 use crate::bgp::{self, BgpConf};
@@ -16,7 +26,7 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,6 +35,12 @@ use std::time::{Duration, Instant};
 const BIRDC_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between attempts after a failure.
 const RETRY: Duration = Duration::from_secs(1);
+/// Longest a managed BIRD may take to stop after its SIGTERM.
+const BIRD_STOP: Duration = Duration::from_secs(5);
+/// Longest to wait for a managed BIRD's control socket at its start.
+const BIRD_START: Duration = Duration::from_secs(3);
+/// BIRD's control socket when `socket` is not set.
+const BIRD_SOCKET: &str = "/run/bird/bird.ctl";
 
 #[derive(Default)]
 struct State {
@@ -48,7 +64,8 @@ struct State {
 pub struct Speaker {
     cfg: BgpConf,
     shared: Arc<(Mutex<State>, Condvar)>,
-    thread: Option<JoinHandle<()>>,
+    /// Returns the managed BIRD, if any, when it ends.
+    thread: Option<JoinHandle<Option<Child>>>,
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -185,35 +202,113 @@ impl Speaker {
         out
     }
 
-    /// Stops the thread (after its current attempt).
+    /// Stops the thread (after its current attempt); a managed BIRD gets
+    /// its SIGTERM as the thread ends and is waited for, at most
+    /// [`BIRD_STOP`] before it is killed.
     pub fn stop(mut self) {
         {
             let (m, cv) = &*self.shared;
             lock(m).stop = true;
             cv.notify_all();
         }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let Some(mut bird) = self.thread.take().and_then(|t| t.join().ok()).flatten() else {
+            return;
+        };
+        let deadline = Instant::now() + BIRD_STOP;
+        loop {
+            match bird.try_wait() {
+                Ok(Some(st)) => {
+                    log(format!("bgp: BIRD (pid {}) stopped: {st}", bird.id()));
+                    return;
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    log(format!(
+                        "bgp: BIRD (pid {}) did not stop within {} s of its SIGTERM; killing it",
+                        bird.id(),
+                        BIRD_STOP.as_secs()
+                    ));
+                    let _ = bird.kill();
+                    let _ = bird.wait();
+                    return;
+                }
+            }
         }
     }
 }
 
-/// The thread: apply each new generation until it sticks.
-fn drive(cfg: &BgpConf, shared: &(Mutex<State>, Condvar)) {
+/// A managed BIRD: started if there is none or it exited (logged).
+fn supervise(cfg: &BgpConf, bird: &mut Option<Child>, want: &BTreeSet<IpAddr>) {
+    if let Some(b) = bird {
+        match b.try_wait() {
+            Ok(None) => return,
+            Ok(Some(st)) => log(format!(
+                "bgp: BIRD (pid {}) exited: {st}; restarting it",
+                b.id()
+            )),
+            Err(e) => log(format!("bgp: BIRD (pid {}): {e}; restarting it", b.id())),
+        }
+        *bird = None;
+    } else if let Err(e) = write_include(cfg, want) {
+        // the first start: BIRD reads the include file as it starts
+        log(format!("bgp: {e}"));
+    }
+    let sock = cfg.socket.as_deref().unwrap_or(BIRD_SOCKET);
+    let conf = cfg.bird_conf.as_deref().unwrap_or_default();
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--pdeathsig", "TERM", "--", &cfg.bird, "-f", "-c", conf]);
+    if cfg.socket.is_some() {
+        cmd.args(["-s", sock]);
+    }
+    match cmd.stdin(Stdio::null()).spawn() {
+        Ok(child) => {
+            log(format!(
+                "bgp: started BIRD (pid {}): {} -f -c {conf} (stopped with rvsd)",
+                child.id(),
+                cfg.bird
+            ));
+            *bird = Some(child);
+            // its socket, so that the first `birdc configure` finds it
+            let deadline = Instant::now() + BIRD_START;
+            while !Path::new(sock).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Err(e) => log(format!(
+            "bgp: cannot start BIRD (setpriv --pdeathsig TERM -- {}): {e}; retrying every second",
+            cfg.bird
+        )),
+    }
+}
+
+/// The thread: apply each new generation until it sticks (and, with
+/// `manage`, keep BIRD running, looking at it every second); returns the
+/// managed BIRD.
+fn drive(cfg: &BgpConf, shared: &(Mutex<State>, Condvar)) -> Option<Child> {
     let (m, cv) = shared;
+    let mut bird: Option<Child> = None;
     loop {
+        if cfg.manage {
+            let want = lock(m).want.clone();
+            supervise(cfg, &mut bird, &want);
+        }
         let (want, gen) = {
             let mut s = lock(m);
-            loop {
-                if s.stop {
-                    return;
-                }
-                if s.want_gen != s.done_gen {
-                    break;
-                }
-                s = cv
-                    .wait(s)
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if s.stop {
+                return bird;
+            }
+            if s.want_gen == s.done_gen {
+                s = if cfg.manage {
+                    cv.wait_timeout(s, RETRY)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|e| e.into_inner().0)
+                } else {
+                    cv.wait(s)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                };
+                continue;
             }
             (s.want.clone(), s.want_gen)
         };
@@ -257,8 +352,9 @@ fn drive(cfg: &BgpConf, shared: &(Mutex<State>, Condvar)) {
     }
 }
 
-/// Writes the include file and runs `birdc configure`.
-fn apply(cfg: &BgpConf, want: &BTreeSet<IpAddr>) -> Result<(), String> {
+/// Writes the include file (a temporary file renamed over it) unless it
+/// already says `want`.
+fn write_include(cfg: &BgpConf, want: &BTreeSet<IpAddr>) -> Result<(), String> {
     let path = Path::new(&cfg.include);
     let text = bgp::include_text(cfg, want);
     if std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()) {
@@ -266,6 +362,12 @@ fn apply(cfg: &BgpConf, want: &BTreeSet<IpAddr>) -> Result<(), String> {
         std::fs::write(&tmp, &text).map_err(|e| format!("{}: {e}", tmp.display()))?;
         std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    Ok(())
+}
+
+/// Writes the include file and runs `birdc configure`.
+fn apply(cfg: &BgpConf, want: &BTreeSet<IpAddr>) -> Result<(), String> {
+    write_include(cfg, want)?;
     let mut cmd = Command::new(&cfg.birdc);
     if let Some(s) = &cfg.socket {
         cmd.arg("-s").arg(s);

@@ -1164,6 +1164,25 @@ impl Topology {
     }
 }
 
+/// Polls `f` every `every` until it holds; panics after `timeout` with
+/// `what` and `diag()` (what the test knows about the state it waited in).
+#[track_caller]
+pub fn wait_for(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> bool,
+    diag: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}\n{}", diag());
+        }
+        std::thread::sleep(every);
+    }
+}
+
 /// Adds `addr` as a host address (/32 or /128) on `dev` in `ns`.
 pub fn add_host_addr(ns: &str, addr: &str, dev: &str) {
     if addr.contains(':') {

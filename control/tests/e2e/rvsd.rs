@@ -265,6 +265,36 @@ socket = "{sock}"
         }
     }
 
+    /// Sums of the named `rvsadm --workers` columns over the workers.
+    pub fn workers_sum(&self, cols: &[&str]) -> Vec<u64> {
+        let w = self.ok(&["--workers"]);
+        let mut lines = w.lines();
+        let head: Vec<&str> = lines
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        let idx: Vec<usize> = cols
+            .iter()
+            .map(|c| {
+                head.iter()
+                    .position(|h| h == c)
+                    .unwrap_or_else(|| panic!("no column {c}: {w}"))
+            })
+            .collect();
+        let mut sums = vec![0u64; cols.len()];
+        for l in lines {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() != head.len() {
+                continue;
+            }
+            for (s, i) in sums.iter_mut().zip(&idx) {
+                *s += f[*i].parse::<u64>().unwrap_or(0);
+            }
+        }
+        sums
+    }
+
     /// `rvsadm --drops`, as (reason, count) pairs with a non-zero count.
     pub fn drops(&self) -> (String, Vec<(String, u64)>) {
         let text = self.ok(&["--drops"]);

@@ -229,6 +229,12 @@ pub struct Dataplane {
     /// IPv6 connections per worker (a power of two; its own table).
     #[serde(default = "default_table_v6")]
     pub conn_table_size_v6: i64,
+    /// Connections per worker and family that may carry a TCP sequence
+    /// adjustment at once (Proxy Protocol and SYN proxy connections,
+    /// TIME_WAIT included; preallocated, about 40 bytes each). 0 (the
+    /// default): a 128th of each connection table. Read at start.
+    #[serde(default)]
+    pub seq_adj_conns: i64,
     /// IPVS's `conn_reuse_mode` sysctl: 0 a SYN on the tuple of a finished
     /// connection reuses it; bit 1 (default) it expires the old entry in
     /// TIME_WAIT/CLOSE and is scheduled afresh; bit 2 also FIN_WAIT
@@ -310,6 +316,7 @@ impl Default for Dataplane {
             conn_table_size: default_table(),
             timeouts: TimeoutsConf::default(),
             conn_table_size_v6: default_table_v6(),
+            seq_adj_conns: 0,
             conn_reuse_mode: 1,
             synproxy: SynProxyConfig::default(),
         }
@@ -974,6 +981,15 @@ impl Config {
             e.push(
                 "dataplane.conn_table_size_v6",
                 format!("must be a power of two in 1024..=268435456, not {t6}"),
+            );
+        }
+        if !(0..=1 << 28).contains(&dp.seq_adj_conns) {
+            e.push(
+                "dataplane.seq_adj_conns",
+                format!(
+                    "must be in 0..=268435456 (0: a 128th of each connection table), not {}",
+                    dp.seq_adj_conns
+                ),
             );
         }
         if !(0..=3).contains(&dp.conn_reuse_mode) {

@@ -293,6 +293,9 @@ pub struct PipelineConfig {
     pub persist_per_service: usize,
     /// Most packets per second handed to the kernel (exception path).
     pub kernel_pps: u32,
+    /// Most connections per table (each family) that carry a TCP sequence
+    /// adjustment (Proxy Protocol, SYN proxy); 0: a 128th of the table.
+    pub seq_adj: u32,
 }
 
 impl PipelineConfig {
@@ -307,6 +310,7 @@ impl PipelineConfig {
             frags: 4096,
             persist_per_service: 4096,
             kernel_pps: 20_000,
+            seq_adj: 0,
         }
     }
 }
@@ -443,6 +447,9 @@ impl<B: PacketBuf> Pipeline<B> {
         let mk = |cap: u32| {
             let mut c = ConnConfig::new(cap.max(64));
             c.timeouts = snap.timeouts;
+            if cfg.seq_adj > 0 {
+                c.seq_capacity = cfg.seq_adj.min(c.capacity);
+            }
             c
         };
         let conns4 = ConnTable::with_mem(&mk(cfg.conns_v4), HashKey::random(), mem)

@@ -57,6 +57,9 @@ pub struct RuntimeConfig {
     pub conns_v4: u32,
     /// IPv6 connections per worker.
     pub conns_v6: u32,
+    /// Connections per worker and family that may carry a TCP sequence
+    /// adjustment (0: a 128th of each table).
+    pub seq_adj: u32,
     /// Mbufs in the pool.
     pub mbufs: u32,
     /// Service ids counted (highest id + 1).
@@ -203,6 +206,7 @@ impl Runtime {
         let mut started = Vec::new();
         for (w, (out, inn)) in producers.into_iter().zip(consumers).enumerate() {
             let mut pc = PipelineConfig::new(w as u16, workers, cfg.conns_v4, cfg.conns_v6);
+            pc.seq_adj = cfg.seq_adj;
             pc.neigh = NeighConfig::default();
             // The worker's tables on its own NUMA node (hugepages when EAL
             // has them).

@@ -108,6 +108,7 @@ fn connection_burst_loses_no_sync_report_or_template_silently() {
         worker_cores: vec![Some(0), Some(1)],
         conns_v4: 16384,
         conns_v6: 2048,
+        seq_adj: 0,
         mbufs: 8191,
         max_services: 4,
         max_reals: 16,

@@ -93,6 +93,16 @@ fn director(
     v: PpVersion,
     sync: Option<SyncParams>,
 ) -> (Pipeline<VecBuf>, Arc<WorkerCounters>) {
+    director_with(role, v, sync, 0)
+}
+
+/// [`director`] with `seq_adj` adjusted connections per table (0: auto).
+fn director_with(
+    role: Role,
+    v: PpVersion,
+    sync: Option<SyncParams>,
+    seq_adj: u32,
+) -> (Pipeline<VecBuf>, Arc<WorkerCounters>) {
     let mut s4 = service(
         0,
         ip(F4.vip),
@@ -119,13 +129,10 @@ fn director(
         .build()
         .expect("snapshot");
     let counters = Arc::new(WorkerCounters::new(16, 4096, 2, 1));
-    let mut p = Pipeline::new(
-        &PipelineConfig::new(0, 1, 1024, 1024),
-        Arc::new(snap),
-        HashKey::from_seed(9),
-        counters.clone(),
-    )
-    .expect("pipeline");
+    let mut pc = PipelineConfig::new(0, 1, 1024, 1024);
+    pc.seq_adj = seq_adj;
+    let mut p = Pipeline::new(&pc, Arc::new(snap), HashKey::from_seed(9), counters.clone())
+        .expect("pipeline");
     let mut out = Collect::default();
     p.learn(ip(F4.rs), SERVER_PORT, MacAddr(MAC_RS1), 0, &mut out);
     p.learn(ip(F6.rs), SERVER_PORT, MacAddr(MAC_RS1), 0, &mut out);
@@ -612,4 +619,33 @@ fn a_full_side_table_refuses_new_pp_connections() {
         8,
         "refused connections leave nothing behind"
     );
+}
+
+#[test]
+fn the_side_table_takes_the_configured_number_of_adjusted_connections() {
+    // [dataplane] seq_adj_conns = 16: twice the automatic 1024 / 128
+    let (mut p, counters) = director_with(Role::Master, PpVersion::V1, None, 16);
+    assert_eq!(p.conns_v4().seq_adj_usage(), (0, 16));
+    assert_eq!(p.conns_v6().seq_adj_usage(), (0, 16));
+    let mut out = Collect::default();
+    for cport in 1000..1020u16 {
+        let syn = frame(
+            (MAC_GW, MAC_P0),
+            F4.client,
+            cport,
+            F4.vip,
+            80,
+            ISN,
+            None,
+            SYN,
+            &[],
+            b"",
+        );
+        p.process(VecBuf::new(&syn), CLIENT_PORT, S, false, &mut out);
+    }
+    assert_eq!(out.tx.len(), 16);
+    assert_eq!(counters.pp.side_full.get(), 4);
+    // never more than the table holds
+    let (p, _) = director_with(Role::Master, PpVersion::V1, None, 1 << 20);
+    assert_eq!(p.conns_v4().seq_adj_usage().1, 1024);
 }

@@ -91,6 +91,7 @@ fn two_workers_forward_nat_over_net_ring_with_handoff_and_arp() {
         worker_cores: vec![Some(0), Some(1)],
         conns_v4: 4096,
         conns_v6: 1024,
+        seq_adj: 0,
         mbufs: 8191,
         max_services: 16,
         max_reals: 4096,

@@ -332,6 +332,7 @@ pub fn run_point(eal: &Eal, tag: usize, p: &Point, st: &Settings) -> Result<Poin
         worker_cores: vec![Some(st.worker_core)],
         conns_v4: c4,
         conns_v6: c6,
+        seq_adj: 0,
         mbufs: 32767,
         max_services: 4,
         max_reals: 512,

@@ -929,3 +929,29 @@ fn synproxy_toa_and_proxy_protocol_are_not_combined() {
         );
     }
 }
+
+#[test]
+fn seq_adj_conns_is_checked() {
+    let with = |v: &str| {
+        BASE.replacen(
+            "[dataplane]\nworkers = 2\n",
+            &format!("[dataplane]\nworkers = 2\nseq_adj_conns = {v}\n"),
+            1,
+        )
+    };
+    assert_eq!(
+        parse(&with("65536"), "ok.toml")
+            .unwrap()
+            .dataplane
+            .seq_adj_conns,
+        65536
+    );
+    assert_eq!(parse(BASE, "ok.toml").unwrap().dataplane.seq_adj_conns, 0);
+    let v = errors(&with("-1"));
+    assert!(
+        v.iter().any(|e| e.ends_with(
+            "dataplane.seq_adj_conns: must be in 0..=268435456 (0: a 128th of each connection table), not -1"
+        )),
+        "{v:#?}"
+    );
+}

@@ -281,6 +281,7 @@ impl DpdkDataplane {
             worker_cores,
             conns_v4: per_worker,
             conns_v6: per_worker_v6,
+            seq_adj: u32::try_from(cfg.dataplane.seq_adj_conns).unwrap_or(0),
             mbufs: 16383,
             max_services: MAX_SERVICES,
             max_reals: MAX_REALS,

@@ -725,6 +725,10 @@ impl Daemon {
                 cfg.dataplane.conn_table_size_v6 != b.dataplane.conn_table_size_v6,
                 "dataplane.conn_table_size_v6",
             ),
+            (
+                cfg.dataplane.seq_adj_conns != b.dataplane.seq_adj_conns,
+                "dataplane.seq_adj_conns",
+            ),
             (cfg.metrics != b.metrics, "metrics.listen"),
             (cfg.control != b.control, "control.socket"),
             (cfg.bgp != b.bgp, "[bgp]"),
@@ -740,6 +744,7 @@ impl Daemon {
         cfg.dataplane.workers = b.dataplane.workers;
         cfg.dataplane.conn_table_size = b.dataplane.conn_table_size;
         cfg.dataplane.conn_table_size_v6 = b.dataplane.conn_table_size_v6;
+        cfg.dataplane.seq_adj_conns = b.dataplane.seq_adj_conns;
         cfg.metrics = b.metrics.clone();
         cfg.control = b.control.clone();
         cfg.bgp = b.bgp.clone();

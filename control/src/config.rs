@@ -1640,13 +1640,23 @@ impl Config {
                 }
             },
         };
-        if [s.synproxy, s.toa, s.proxy_protocol.is_some()]
-            .iter()
-            .filter(|on| **on)
-            .count()
-            > 1
-        {
-            e.push(format!("{f}.synproxy"), crate::model::ONE_STREAM_FEATURE);
+        // one of them per service (crate::model::ONE_STREAM_FEATURE)
+        let set: Vec<&str> = [
+            ("synproxy", s.synproxy),
+            ("toa", s.toa),
+            ("proxy_protocol", s.proxy_protocol.is_some()),
+        ]
+        .iter()
+        .filter_map(|(n, on)| on.then_some(*n))
+        .collect();
+        if let [_, second, ..] = set[..] {
+            e.push(
+                format!("{f}.{second}"),
+                format!(
+                    "{} are not combined on one service yet (each rewrites the connection's start): choose one",
+                    set.join(" and ")
+                ),
+            );
         }
         if fullnat && laddrs.is_empty() && s.laddrs.is_empty() {
             e.push(

@@ -917,14 +917,23 @@ fn proxy_protocol_needs_tcp_and_fullnat() {
 #[test]
 fn synproxy_toa_and_proxy_protocol_are_not_combined() {
     let fnat = "forward = \"fullnat\"\nladdrs = [\"198.18.0.50\"]";
-    for extra in [
-        "toa = true\nproxy_protocol = \"v1\"",
-        "synproxy = true\ntoa = true",
-        "synproxy = true\nproxy_protocol = \"v2\"",
+    for (extra, want) in [
+        (
+            "toa = true\nproxy_protocol = \"v1\"",
+            "service[0].proxy_protocol: toa and proxy_protocol",
+        ),
+        (
+            "synproxy = true\ntoa = true",
+            "service[0].toa: synproxy and toa",
+        ),
+        (
+            "synproxy = true\nproxy_protocol = \"v2\"",
+            "service[0].proxy_protocol: synproxy and proxy_protocol",
+        ),
     ] {
         assert_eq!(
             one_error("forward = \"masq\"", &format!("{fnat}\n{extra}")),
-            "bad.toml: service[0].synproxy: synproxy, toa and proxy_protocol are not combined on one service yet: choose one",
+            format!("bad.toml: {want} are not combined on one service yet (each rewrites the connection's start): choose one"),
             "{extra}"
         );
     }

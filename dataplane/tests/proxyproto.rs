@@ -596,22 +596,7 @@ fn a_backup_takes_over_an_adjusted_connection() {
 fn a_full_side_table_refuses_new_pp_connections() {
     // 1024 records: room for 8 adjusted connections.
     let (mut p, counters) = director(Role::Master, PpVersion::V1, None);
-    let mut out = Collect::default();
-    for cport in 1000..1020u16 {
-        let syn = frame(
-            (MAC_GW, MAC_P0),
-            F4.client,
-            cport,
-            F4.vip,
-            80,
-            ISN,
-            None,
-            SYN,
-            &[],
-            b"",
-        );
-        p.process(VecBuf::new(&syn), CLIENT_PORT, S, false, &mut out);
-    }
+    let out = syns(&mut p, 1000..1020);
     assert_eq!(out.tx.len(), 8);
     assert_eq!(counters.pp.side_full.get(), 12);
     assert_eq!(
@@ -627,8 +612,18 @@ fn the_side_table_takes_the_configured_number_of_adjusted_connections() {
     let (mut p, counters) = director_with(Role::Master, PpVersion::V1, None, 16);
     assert_eq!(p.conns_v4().seq_adj_usage(), (0, 16));
     assert_eq!(p.conns_v6().seq_adj_usage(), (0, 16));
+    let out = syns(&mut p, 1000..1020);
+    assert_eq!(out.tx.len(), 16);
+    assert_eq!(counters.pp.side_full.get(), 4);
+    // never more than the table holds
+    let (p, _) = director_with(Role::Master, PpVersion::V1, None, 1 << 20);
+    assert_eq!(p.conns_v4().seq_adj_usage().1, 1024);
+}
+
+/// SYNs from the v4 client's ports `ports` to the v4 VIP, and what left.
+fn syns(p: &mut Pipeline<VecBuf>, ports: std::ops::Range<u16>) -> Collect {
     let mut out = Collect::default();
-    for cport in 1000..1020u16 {
+    for cport in ports {
         let syn = frame(
             (MAC_GW, MAC_P0),
             F4.client,
@@ -643,9 +638,5 @@ fn the_side_table_takes_the_configured_number_of_adjusted_connections() {
         );
         p.process(VecBuf::new(&syn), CLIENT_PORT, S, false, &mut out);
     }
-    assert_eq!(out.tx.len(), 16);
-    assert_eq!(counters.pp.side_full.get(), 4);
-    // never more than the table holds
-    let (p, _) = director_with(Role::Master, PpVersion::V1, None, 1 << 20);
-    assert_eq!(p.conns_v4().seq_adj_usage().1, 1024);
+    out
 }

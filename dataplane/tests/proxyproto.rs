@@ -19,7 +19,7 @@ use dataplane::stats::WorkerCounters;
 use dataplane::sync::codec::MessageBuilder;
 use dataplane::sync::{decode, SyncParams};
 use dataplane::wire::ethernet::MacAddr;
-use etherparse::{PacketBuilder, SlicedPacket, TcpOptionElement, TransportSlice};
+use etherparse::{SlicedPacket, TcpOptionElement, TransportSlice};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -66,26 +66,9 @@ fn frame(
     opts: &[TcpOptionElement],
     payload: &[u8],
 ) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(macs.0, macs.1);
-    let mut t = match (ip(src), ip(dst)) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => b.ipv4(s.octets(), d.octets(), 64),
-        (IpAddr::V6(s), IpAddr::V6(d)) => b.ipv6(s.octets(), d.octets(), 64),
-        _ => panic!("families"),
-    }
-    .tcp(sport, dport, seq, 65535);
-    if flags & SYN != 0 {
-        t = t.syn();
-    }
-    if let Some(a) = ack {
-        t = t.ack(a);
-    }
-    if flags & FIN != 0 {
-        t = t.fin();
-    }
-    let t = t.options(opts).expect("options");
-    let mut out = Vec::new();
-    t.write(&mut out, payload).expect("build");
-    out
+    tcp_frame(
+        macs, src, sport, dst, dport, seq, ack, flags, 65535, opts, payload,
+    )
 }
 
 fn director(

@@ -18,7 +18,7 @@ use dataplane::sched::SchedKind;
 use dataplane::snapshot::Role;
 use dataplane::stats::WorkerCounters;
 use dataplane::wire::ethernet::MacAddr;
-use etherparse::{PacketBuilder, SlicedPacket, TcpOptionElement, TransportSlice};
+use etherparse::{SlicedPacket, TcpOptionElement, TransportSlice};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -84,26 +84,10 @@ fn tcp(
     opts: &[TcpOptionElement],
     payload: &[u8],
 ) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(macs.0, macs.1);
-    let mut t = match (
-        src.parse::<IpAddr>().unwrap(),
-        dst.parse::<IpAddr>().unwrap(),
-    ) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => b.ipv4(s.octets(), d.octets(), 64),
-        (IpAddr::V6(s), IpAddr::V6(d)) => b.ipv6(s.octets(), d.octets(), 64),
-        _ => panic!("family"),
-    }
-    .tcp(sport, dport, seq, 65535);
-    if syn {
-        t = t.syn();
-    }
-    if let Some(a) = ack {
-        t = t.ack(a);
-    }
-    let t = t.options(opts).unwrap();
-    let mut out = Vec::new();
-    t.write(&mut out, payload).unwrap();
-    out
+    let flags = if syn { SYN } else { 0 };
+    tcp_frame(
+        macs, src, sport, dst, dport, seq, ack, flags, 65535, opts, payload,
+    )
 }
 
 /// What a transmitted segment holds: (checked addresses/ports, options,

@@ -261,3 +261,49 @@ pub fn seg(
     t.write(&mut out, payload).expect("build");
     out
 }
+
+/// A TCP frame with exact numbers: SYN, FIN and RST from `flags`, ACK when
+/// `ack` is given, the window and the options as given.
+#[allow(clippy::too_many_arguments, dead_code)]
+pub fn tcp_frame(
+    macs: ([u8; 6], [u8; 6]),
+    src: &str,
+    sport: u16,
+    dst: &str,
+    dport: u16,
+    seq: u32,
+    ack: Option<u32>,
+    flags: u8,
+    window: u16,
+    opts: &[etherparse::TcpOptionElement],
+    payload: &[u8],
+) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(macs.0, macs.1);
+    let mut t = match (
+        src.parse::<IpAddr>().expect("addr"),
+        dst.parse::<IpAddr>().expect("addr"),
+    ) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => b.ipv4(s.octets(), d.octets(), 64),
+        (IpAddr::V6(s), IpAddr::V6(d)) => b.ipv6(s.octets(), d.octets(), 64),
+        _ => panic!("families"),
+    }
+    .tcp(sport, dport, seq, window);
+    if flags & SYN != 0 {
+        t = t.syn();
+    }
+    if let Some(a) = ack {
+        t = t.ack(a);
+    }
+    if flags & FIN != 0 {
+        t = t.fin();
+    }
+    if flags & RST != 0 {
+        t = t.rst();
+    }
+    if !opts.is_empty() {
+        t = t.options(opts).expect("options");
+    }
+    let mut out = Vec::new();
+    t.write(&mut out, payload).expect("build");
+    out
+}

@@ -115,6 +115,9 @@ pub struct MetricsSnapshot {
     /// Packets forwarded without a connection entry, by why (`reason`:
     /// `table_full`, `ops`, `nat_reply`) and worker.
     pub stateless: Vec<DropCounter>,
+    /// Packets forwarded by the established fast path, by worker
+    /// (`reason` unused).
+    pub fast_path: Vec<DropCounter>,
     /// TCP segments of sequence-adjusted connections (`reason`:
     /// `adjusted`, `bad_options`) by worker.
     pub seq_adjust: Vec<DropCounter>,
@@ -378,6 +381,22 @@ pub fn render(m: &MetricsSnapshot) -> String {
                     ("family", c.family.into()),
                 ],
                 pick(c),
+            );
+        }
+    }
+    if !m.fast_path.is_empty() {
+        family(
+            &mut out,
+            "rvs_fast_path_packets_total",
+            "counter",
+            "Packets of established flows forwarded by the fast path (no full parse, route or neighbour lookup); the other received packets took the general path.",
+        );
+        for d in &m.fast_path {
+            sample(
+                &mut out,
+                "rvs_fast_path_packets_total",
+                &[("worker", d.worker.to_string())],
+                d.packets,
             );
         }
     }

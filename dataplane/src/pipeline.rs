@@ -28,6 +28,7 @@ use crate::wire::ethernet::{MacAddr, HEADER_LEN as ETH_HEADER_LEN};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+mod fast;
 mod synproxy;
 
 const NS: u64 = 1_000_000_000;
@@ -871,7 +872,7 @@ impl<B: PacketBuf> Pipeline<B> {
         sink: &mut impl Sink<B>,
     ) {
         self.st.now_ns = now_ns;
-        self.packet(pkt, in_port, from_handoff, None, sink);
+        self.packet(pkt, in_port, from_handoff, None, None, sink);
     }
 
     /// Processes a burst of packets, each with the port it came in on, in
@@ -915,11 +916,19 @@ impl<B: PacketBuf> Pipeline<B> {
             self.st
                 .stage
                 .prefetch_records(n, &self.st.conns4, &self.st.conns6);
+            let mut fast = 0u64;
             for (i, (b, p)) in bufs.iter_mut().zip(ports).take(n).enumerate() {
                 if let Some(pkt) = b.take() {
-                    self.packet(pkt, p, from_handoff, Some(i), sink);
+                    // Established flows that need only their rewrite take
+                    // the fast path (pipeline::fast); everything else, and
+                    // whatever it gives back, the general one.
+                    match self.fast(pkt, i, from_handoff, sink) {
+                        Ok(()) => fast += 1,
+                        Err((pkt, pre)) => self.packet(pkt, p, from_handoff, Some(i), pre, sink),
+                    }
                 }
             }
+            self.st.counters.fast_path.add(fast);
             if n < BURST {
                 return;
             }
@@ -927,7 +936,8 @@ impl<B: PacketBuf> Pipeline<B> {
     }
 
     /// One packet, after the prefetch stages (`slot`: its place in the
-    /// staged round, `None` outside one).
+    /// staged round, `None` outside one; `pre`: the connection lookup the
+    /// fast path already made for it).
     #[inline(always)]
     fn packet(
         &mut self,
@@ -935,6 +945,7 @@ impl<B: PacketBuf> Pipeline<B> {
         in_port: u16,
         from_handoff: bool,
         slot: Option<usize>,
+        pre: Option<Option<(RecordIdx, ConnDir)>>,
         sink: &mut impl Sink<B>,
     ) {
         let now_ns = self.st.now_ns;
@@ -972,8 +983,8 @@ impl<B: PacketBuf> Pipeline<B> {
                     .handle_nd(&self.snap.addrs, &mut pkt, &meta, in_port, now_ns);
                 self.after_neigh(pkt, h, in_port, sink);
             }
-            L3::Ipv4 => self.ip::<V4>(pkt, &meta, slot, in_port, from_handoff, sink),
-            L3::Ipv6 => self.ip::<V6>(pkt, &meta, slot, in_port, from_handoff, sink),
+            L3::Ipv4 => self.ip::<V4>(pkt, &meta, slot, pre, in_port, from_handoff, sink),
+            L3::Ipv6 => self.ip::<V6>(pkt, &meta, slot, pre, in_port, from_handoff, sink),
         }
     }
 
@@ -1043,11 +1054,13 @@ impl<B: PacketBuf> Pipeline<B> {
     }
 
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn ip<F: Tables>(
         &mut self,
         pkt: B,
         meta: &PacketMeta,
         slot: Option<usize>,
+        pre: Option<Option<(RecordIdx, ConnDir)>>,
         in_port: u16,
         from_handoff: bool,
         sink: &mut impl Sink<B>,
@@ -1148,8 +1161,10 @@ impl<B: PacketBuf> Pipeline<B> {
         // fragments, which stage 1 leaves alone).
         let staged = slot.and_then(|i| F::staged(&self.st.stage, i));
         let table = F::table(&mut self.st);
-        let mut found = match staged {
-            Some((k, h)) if k == key => table.lookup_hashed(&key, h),
+        let mut found = match (pre, staged) {
+            // The fast path looked it up (a plain packet: the same key).
+            (Some(f), _) => f,
+            (None, Some((k, h))) if k == key => table.lookup_hashed(&key, h),
             _ => table.lookup(&key),
         };
         if let Some((idx, ConnDir::In)) = found {

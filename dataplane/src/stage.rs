@@ -29,6 +29,8 @@ enum Found {
 pub struct Stage {
     found: [Found; BURST],
     hash: [u64; BURST],
+    /// The bucket value stage 2 followed (`ConnTable::NO_CANDIDATE` if none).
+    cand: [u32; BURST],
     k4: [FlowKey<V4>; BURST],
     k6: [FlowKey<V6>; BURST],
 }
@@ -45,6 +47,7 @@ impl Stage {
         Stage {
             found: [Found::None; BURST],
             hash: [0; BURST],
+            cand: [u32::MAX; BURST],
             k4: [FlowKey::new(0, V4::UNSPECIFIED, 0, V4::UNSPECIFIED, 0); BURST],
             k6: [FlowKey::new(0, V6::UNSPECIFIED, 0, V6::UNSPECIFIED, 0); BURST],
         }
@@ -92,13 +95,19 @@ impl Stage {
     /// Stage 2 for the first `n` slots: prefetch the record each bucket's
     /// signature names (the buckets were prefetched by stage 1).
     #[inline(always)]
-    pub fn prefetch_records(&self, n: usize, t4: &ConnTable<V4>, t6: &ConnTable<V6>) {
-        for (f, h) in self.found.iter().zip(&self.hash).take(n) {
-            match f {
+    pub fn prefetch_records(&mut self, n: usize, t4: &ConnTable<V4>, t6: &ConnTable<V6>) {
+        for ((f, h), c) in self
+            .found
+            .iter()
+            .zip(&self.hash)
+            .zip(&mut self.cand)
+            .take(n)
+        {
+            *c = match f {
                 Found::V4 => t4.prefetch_record(*h),
                 Found::V6 => t6.prefetch_record(*h),
-                Found::None => {}
-            }
+                Found::None => ConnTable::<V4>::NO_CANDIDATE,
+            };
         }
     }
 
@@ -118,6 +127,13 @@ impl Stage {
             Some(Found::V6) => Some((*self.k6.get(slot)?, *self.hash.get(slot)?)),
             _ => None,
         }
+    }
+
+    /// The candidate record stage 2 followed for `slot`
+    /// (`ConnTable::lookup_candidate`).
+    #[inline(always)]
+    pub fn candidate(&self, slot: usize) -> u32 {
+        self.cand.get(slot).copied().unwrap_or(u32::MAX)
     }
 }
 

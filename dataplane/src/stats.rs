@@ -349,6 +349,10 @@ pub struct WorkerCounters {
     /// (one-packet scheduling, or a flow forwarded statelessly because the
     /// table was full).
     pub stateless_replies: Counter,
+    /// Packets of established flows forwarded by the fast path
+    /// (`pipeline::fast`, counted once per burst); every other packet took
+    /// the general path.
+    pub fast_path: Counter,
     /// ARP/ND requests answered.
     pub neigh_answered: Counter,
     /// Packets too big for their path answered with frag-needed /
@@ -540,6 +544,7 @@ impl WorkerCounters {
             sloppy_conns: Counter::default(),
             ops_packets: Counter::default(),
             stateless_replies: Counter::default(),
+            fast_path: Counter::default(),
             neigh_answered: Counter::default(),
             pmtu_replies: Counter::default(),
             to_kernel: Counter::default(),

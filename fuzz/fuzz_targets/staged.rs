@@ -108,9 +108,12 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert_eq!(l_one.out, l_staged.out, "outputs differ");
+    // Every counter agrees but the fast path's own (packet-at-a-time
+    // processing never takes it).
+    let fast = format!("fast_path: Counter({})", c_staged.fast_path.get());
     assert_eq!(
         format!("{c_one:?}"),
-        format!("{c_staged:?}"),
+        format!("{c_staged:?}").replace(&fast, "fast_path: Counter(0)"),
         "counters differ"
     );
     assert_eq!(one.conns_v4().len(), staged.conns_v4().len());

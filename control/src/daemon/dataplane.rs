@@ -97,6 +97,8 @@ pub struct DataplaneStats {
     pub losses: Vec<DropCounter>,
     /// Packets forwarded without a connection entry, by why and worker.
     pub stateless: Vec<DropCounter>,
+    /// Packets forwarded by the established fast path, by worker.
+    pub fast_path: Vec<DropCounter>,
     /// TCP segments of sequence-adjusted connections, by what happened
     /// (`adjusted`, `bad_options`) and worker.
     pub seq_adjust: Vec<DropCounter>,

@@ -663,6 +663,11 @@ impl Dataplane for DpdkDataplane {
                     capacity: capacity.get(),
                 });
             }
+            st.fast_path.push(DropCounter {
+                reason: "fast".to_string(),
+                worker: w,
+                packets: c.fast_path.get(),
+            });
             for (what, n) in [
                 ("table_full", c.stateless_fallbacks.get()),
                 ("ops", c.ops_packets.get()),
@@ -839,7 +844,7 @@ impl Dataplane for DpdkDataplane {
             }
             Extra::Workers => {
                 out.push_str(
-                    "Worker   Conns    Capacity  Table-mem  Handoffs-out  Stateless  PMTU-replies  To-kernel  From-kernel  Generation   Conns-v4  Capacity-v4   Conns-v6  Capacity-v6     Reused   Lost   Sloppy      Ops  Stateless-rx\n",
+                    "Worker   Conns    Capacity  Table-mem  Handoffs-out  Stateless  PMTU-replies  To-kernel  From-kernel  Generation   Conns-v4  Capacity-v4   Conns-v6  Capacity-v6     Reused   Lost   Sloppy      Ops  Stateless-rx    Fast-path\n",
                 );
                 for (w, c) in rt.counters().iter().enumerate() {
                     let h: u64 = c.handoff_out.iter().map(|x| x.get()).sum();
@@ -851,7 +856,7 @@ impl Dataplane for DpdkDataplane {
                         .sum();
                     let _ = writeln!(
                         out,
-                        "{:>6} {:>7} {:>11} {:>10} {:>13} {:>10} {:>13} {:>10} {:>12} {:>11} {:>10} {:>12} {:>10} {:>12} {:>10} {:>6} {:>8} {:>8} {:>13}",
+                        "{:>6} {:>7} {:>11} {:>10} {:>13} {:>10} {:>13} {:>10} {:>12} {:>11} {:>10} {:>12} {:>10} {:>12} {:>10} {:>6} {:>8} {:>8} {:>13} {:>12}",
                         w,
                         c.conn_entries.get(),
                         c.conn_capacity.get(),
@@ -870,7 +875,8 @@ impl Dataplane for DpdkDataplane {
                         lost,
                         c.sloppy_conns.get(),
                         c.ops_packets.get(),
-                        c.stateless_replies.get()
+                        c.stateless_replies.get(),
+                        c.fast_path.get()
                     );
                 }
             }

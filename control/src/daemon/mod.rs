@@ -877,6 +877,7 @@ impl Daemon {
         m.family_tables = st.family_tables;
         m.losses = st.losses;
         m.stateless = st.stateless;
+        m.fast_path = st.fast_path;
         m.seq_adjust = st.seq_adjust;
         m.synproxy = st.synproxy;
         m.toa = st.toa;

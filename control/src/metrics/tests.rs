@@ -355,6 +355,11 @@ fn stateless_forwarding_is_exposed() {
             packets: 10 + i as u64,
         })
         .collect();
+    m.fast_path = vec![DropCounter {
+        reason: "fast".into(),
+        worker: 1,
+        packets: 99,
+    }];
     let text = render(&m);
     validate(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     for line in [
@@ -362,6 +367,8 @@ fn stateless_forwarding_is_exposed() {
         "rvs_stateless_packets_total{what=\"table_full\",worker=\"0\"} 10\n",
         "rvs_stateless_packets_total{what=\"ops\",worker=\"0\"} 11\n",
         "rvs_stateless_packets_total{what=\"nat_reply\",worker=\"0\"} 12\n",
+        "# TYPE rvs_fast_path_packets_total counter\n",
+        "rvs_fast_path_packets_total{worker=\"1\"} 99\n",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }

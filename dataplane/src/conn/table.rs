@@ -419,25 +419,65 @@ impl<F: Family> ConnTable<F> {
     /// [`ConnTable::prefetch_bucket`] brought the bucket in). A hint only:
     /// the lookup that follows checks the key; a stale or wrong guess
     /// costs a wasted line, never a wrong answer.
+    ///
+    /// Returns the bucket value it followed ([`ConnTable::NO_CANDIDATE`]
+    /// if none), for [`ConnTable::lookup_candidate`].
     #[inline(always)]
-    pub fn prefetch_record(&self, hash: u64) {
+    pub fn prefetch_record(&self, hash: u64) -> u32 {
         let (b1, _, sig) = self.candidates(hash);
         let Some(bucket) = self.buckets.get(b1) else {
-            return;
+            return Self::NO_CANDIDATE;
         };
         let mut m = 0u32;
         for (i, s) in bucket.sig.iter().enumerate() {
             m |= u32::from(*s == sig) << i;
         }
         if m == 0 {
-            return;
+            return Self::NO_CANDIDATE;
         }
         let i = m.trailing_zeros() as usize;
         if let Some(&v) = bucket.val.get(i) {
             if let Some(c) = self.recs.get((v & !OUT_BIT) as usize) {
                 crate::dpdk::prefetch::prefetch_all(c);
+                return v;
             }
         }
+        Self::NO_CANDIDATE
+    }
+
+    /// No candidate ([`ConnTable::prefetch_record`] found no signature).
+    pub const NO_CANDIDATE: u32 = NIL;
+
+    /// [`ConnTable::lookup_hashed`] given the candidate
+    /// [`ConnTable::prefetch_record`] returned for the same hash, maybe
+    /// several table changes ago: if that record is live and is `key`'s in
+    /// the direction it names, it is the answer (a key belongs to one
+    /// live connection at most: insert refuses a second), without reading
+    /// the bucket again; otherwise the full lookup. The same answer and
+    /// statistics as `lookup_hashed`.
+    #[inline(always)]
+    pub fn lookup_candidate(
+        &mut self,
+        key: &FlowKey<F>,
+        hash: u64,
+        cand: u32,
+    ) -> Option<(RecordIdx, Direction)> {
+        if cand != Self::NO_CANDIDATE {
+            let r = cand & !OUT_BIT;
+            let dir = if cand & OUT_BIT != 0 {
+                Direction::Out
+            } else {
+                Direction::In
+            };
+            if let Some(c) = self.recs.get(r as usize) {
+                if c.is_live() && c.matches(key, dir) {
+                    self.stats.lookups += 1;
+                    self.stats.hits += 1;
+                    return Some((RecordIdx(r), dir));
+                }
+            }
+        }
+        self.lookup_hashed(key, hash)
     }
 
     #[inline(always)]
@@ -812,9 +852,22 @@ impl<F: Family> ConnTable<F> {
             }
             change.to = to;
         }
-        let c = *c;
-        let e = now.wrapping_add(self.timeout_ticks(&c));
-        self.set_expiry(r, e);
+        // The state's timeout, then the expiry as `set_expiry` sets it,
+        // without copying the record.
+        let t = match c.proto {
+            IPPROTO_TCP => self.ticks.get(c.tcp_state() as usize),
+            IPPROTO_ICMP | IPPROTO_ICMPV6 => self.ticks.get(T_ICMP),
+            _ => self.ticks.get(T_UDP),
+        }
+        .copied()
+        .unwrap_or(0);
+        let e = now.wrapping_add(t);
+        let old = c.expires;
+        c.expires = e;
+        if before(e, old) {
+            self.unlink(r);
+            self.file(r, e);
+        }
         Some(change)
     }
 

@@ -142,7 +142,7 @@ pub(crate) fn array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
 
 /// Writes a fixed-size array into `b` at `at` (nothing if out of bounds).
 #[inline]
-fn put<const N: usize>(b: &mut [u8], at: usize, v: [u8; N]) {
+pub(crate) fn put<const N: usize>(b: &mut [u8], at: usize, v: [u8; N]) {
     if let Some(d) = b.get_mut(at..).and_then(|s| s.first_chunk_mut::<N>()) {
         *d = v;
     }

@@ -1,0 +1,362 @@
+//! The established-flow fast path of the staged burst
+//! ([`Pipeline::process_burst`], stage 3): a packet of a connection that
+//! needs nothing but its rewrite goes from the bytes stage 1 read straight
+//! to the TX burst, without the full parser, `PacketMeta`, `Translation`,
+//! route or neighbour lookup. One function per (address family,
+//! forwarding mode, direction): the family is a type parameter, and one
+//! match on the record's mode and direction picks the rewrite.
+//!
+//! It takes a packet only when the general path would do exactly the
+//! same, and says so before it changes anything; any other packet goes on
+//! to the general path ([`Pipeline::packet`]) untouched, with the lookup
+//! result when it made one (so the table's statistics count it once):
+//!
+//! - stage 1 read it as plain TCP/UDP (untagged, IPv4 with a 20-byte
+//!   header and no fragmentation, IPv6 without extension headers), and its
+//!   lengths are those the parser accepts (IP total / payload length
+//!   inside the frame, TCP data offset inside the segment, UDP length
+//!   inside the datagram), so the parser could not have dropped it;
+//! - its owner is this worker (the general path hands it off otherwise);
+//! - it hits a connection in NAT, FullNAT or DR mode (TUN encapsulates:
+//!   general path), it is not a TCP SYN or RST (connection reuse, SYN
+//!   proxy and the passive health check look at those), and the worker has
+//!   no SYN proxy handshake, TOA phase or sequence adjustment that could
+//!   concern it;
+//! - the adjacency cache ([`crate::adj`]) holds its next hop, and it fits
+//!   the MTU (the general path answers "too big").
+//!
+//! Then it does what the general path does for such a packet, in the same
+//! order: the TCP state machine (or the refresh of a UDP entry), traffic
+//! counters, the sync check, the rewrite (`crate::wire::nat::rewrite_plain`,
+//! the same checksum steps as the checked rewrite), the MACs of the cached
+//! adjacency, and the TX. `dataplane/tests/staged.rs` compares the two
+//! paths' frames, events and counters on mixed bursts of every mode.
+
+use super::{
+    activity, count_traffic, sync_check, PathDrop, Pipeline, Sink, Tables, IPPROTO_TCP, NS,
+    TCP_RST, TCP_SYN,
+};
+use crate::buf::PacketBuf;
+use crate::conn::{Direction as ConnDir, FwdMode, RecordIdx};
+use crate::flow::{V4, V6};
+use crate::forward::{self, Endpoint, L2Out, Mode, Translation, TunParams, Verdict};
+use crate::parse::{PacketMeta, L3 as L3Kind};
+use crate::wire::ethernet::MacAddr;
+use crate::wire::nat::{rewrite_plain, Side};
+use crate::wire::{be16, ethernet::HEADER_LEN as L3};
+
+/// What the general path gets back from the fast path: the packet, and the
+/// connection lookup if the fast path made it (`Some(None)`: a miss).
+pub(super) type Fallback<B> = (B, Option<Option<(RecordIdx, ConnDir)>>);
+
+/// The lengths the parser checks, for a plain packet stage 1 read.
+#[derive(Clone, Copy)]
+pub(super) struct Plain {
+    /// Bytes IPVS counts (the IP packet: header and payload).
+    ip_len: u16,
+    /// TCP header flags (0 for UDP).
+    flags: u8,
+}
+
+/// The per-family part of the fast path.
+pub(super) trait Fast: Tables {
+    /// IP header length of a plain packet (20 / 40).
+    const IP_HDR: usize;
+    /// The parser's name of the family.
+    const L3: L3Kind;
+    /// The IP packet's length as its header gives it (total length /
+    /// 40 + payload length), if the version is right.
+    fn ip_len(d: &[u8]) -> Option<usize>;
+    /// Rewrites one side's address and port (see `rewrite_plain`).
+    fn rewrite(d: &mut [u8], side: Side, a: Self::Addr, port: u16, tcp: bool);
+}
+
+impl Fast for V4 {
+    const IP_HDR: usize = 20;
+    const L3: L3Kind = L3Kind::Ipv4;
+    #[inline(always)]
+    fn ip_len(d: &[u8]) -> Option<usize> {
+        // Stage 1 checked version 4 with IHL 5.
+        Some(usize::from(be16(d, L3 + 2)))
+    }
+    #[inline(always)]
+    fn rewrite(d: &mut [u8], side: Side, a: Self::Addr, port: u16, tcp: bool) {
+        rewrite_plain(d, L3, side, a.octets(), port, tcp);
+    }
+}
+
+impl Fast for V6 {
+    const IP_HDR: usize = 40;
+    const L3: L3Kind = L3Kind::Ipv6;
+    #[inline(always)]
+    fn ip_len(d: &[u8]) -> Option<usize> {
+        // Stage 1 checked only the ethertype and next header.
+        if d.get(L3)? >> 4 != 6 {
+            return None;
+        }
+        Some(40 + usize::from(be16(d, L3 + 4)))
+    }
+    #[inline(always)]
+    fn rewrite(d: &mut [u8], side: Side, a: Self::Addr, port: u16, tcp: bool) {
+        rewrite_plain(d, L3, side, a.octets(), port, tcp);
+    }
+}
+
+/// The parser's length checks for a plain TCP/UDP packet of family `F`
+/// (`None`: let the parser see it, to drop it by its reason).
+#[inline(always)]
+fn plain<F: Fast>(d: &[u8], proto: u8) -> Option<Plain> {
+    let ip_len = F::ip_len(d)?;
+    if ip_len < F::IP_HDR || ip_len > d.len().checked_sub(L3)? {
+        return None;
+    }
+    let l4 = L3 + F::IP_HDR;
+    let l4_len = ip_len - F::IP_HDR;
+    let flags = if proto == IPPROTO_TCP {
+        let hl = usize::from(*d.get(l4 + 12)? >> 4) * 4;
+        if l4_len < 20 || hl < 20 || hl > l4_len {
+            return None;
+        }
+        *d.get(l4 + 13)?
+    } else {
+        let ul = usize::from(be16(d, l4 + 4));
+        if l4_len < 8 || ul < 8 || ul > l4_len {
+            return None;
+        }
+        0
+    };
+    Some(Plain {
+        ip_len: u16::try_from(ip_len).ok()?,
+        flags,
+    })
+}
+
+/// The rewrite of one (mode, direction).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rw {
+    NatIn,
+    NatOut,
+    FullNatIn,
+    FullNatOut,
+    Dr,
+    Tun,
+}
+
+impl<B: PacketBuf> Pipeline<B> {
+    /// Stage 3 for the packet in `slot` of a staged round: forwards it
+    /// (`Ok`) or gives it back for the general path (`Err`).
+    #[inline(always)]
+    pub(super) fn fast(
+        &mut self,
+        pkt: B,
+        slot: usize,
+        from_handoff: bool,
+        sink: &mut impl Sink<B>,
+    ) -> Result<(), Fallback<B>> {
+        let cand = self.st.stage.candidate(slot);
+        if let Some((k, h)) = self.st.stage.v4(slot) {
+            self.fast_fam::<V4>(pkt, k, h, cand, from_handoff, sink)
+        } else if let Some((k, h)) = self.st.stage.v6(slot) {
+            self.fast_fam::<V6>(pkt, k, h, cand, from_handoff, sink)
+        } else {
+            Err((pkt, None))
+        }
+    }
+
+    #[inline(always)]
+    fn fast_fam<F: Fast>(
+        &mut self,
+        pkt: B,
+        key: crate::flow::FlowKey<F>,
+        hash: u64,
+        cand: u32,
+        from_handoff: bool,
+        sink: &mut impl Sink<B>,
+    ) -> Result<(), Fallback<B>> {
+        let Some(p) = plain::<F>(pkt.data(), key.proto) else {
+            return Err((pkt, None));
+        };
+        let tcp = key.proto == IPPROTO_TCP;
+        if (tcp && (p.flags & (TCP_SYN | TCP_RST) != 0 || !self.st.syn.idle()))
+            || self.st.toa.enabled()
+        {
+            return Err((pkt, None));
+        }
+        let snap = &*self.snap;
+        if !from_handoff && self.st.own.workers() > 1 {
+            // As the general path decides it (client→service by the
+            // client endpoint, anything else by the destination).
+            let (dst, src) = (F::to_ip(key.dst), key.src);
+            let owner = if snap.to_service(key.proto, dst, key.dport) {
+                self.st.own.owner::<F>(src, key.sport)
+            } else {
+                self.st.own.owner::<F>(key.dst, key.dport)
+            };
+            if owner != self.st.worker {
+                return Err((pkt, None));
+            }
+        }
+        let table = F::table(&mut self.st);
+        let found = table.lookup_candidate(&key, hash, cand);
+        let Some((idx, dir)) = found else {
+            return Err((pkt, Some(found)));
+        };
+        let Some(c) = table.get(idx) else {
+            return Err((pkt, Some(found)));
+        };
+        let rw = match (c.fwd(), dir) {
+            (FwdMode::Nat, ConnDir::In) => Rw::NatIn,
+            (FwdMode::Nat, ConnDir::Out) => Rw::NatOut,
+            (FwdMode::FullNat, ConnDir::In) => Rw::FullNatIn,
+            (FwdMode::FullNat, ConnDir::Out) => Rw::FullNatOut,
+            (FwdMode::Dr, ConnDir::In) => Rw::Dr,
+            (FwdMode::Tun, ConnDir::In) => Rw::Tun,
+            _ => return Err((pkt, Some(found))),
+        };
+        // What the rest reads of the record (not all 44 bytes of it).
+        let (svc, rs, to) = (
+            c.svc(),
+            c.rs(),
+            if dir == ConnDir::In {
+                c.rip()
+            } else {
+                c.client()
+            },
+        );
+        let (from, port) = match rw {
+            Rw::NatIn | Rw::FullNatIn => (c.rip(), c.rport()),
+            Rw::NatOut | Rw::FullNatOut => (c.vip(), c.vport()),
+            Rw::Dr | Rw::Tun => (c.rip(), 0),
+        };
+        let (client, cport, local, lport) = (c.client(), c.cport(), c.local(), c.lport());
+        let (vip, vport, rport) = (c.vip(), c.vport(), c.rport());
+        if table.seq_adj(idx).is_some() {
+            return Err((pkt, Some(found)));
+        }
+        let now = self.st.now_ns;
+        let Some(a) = self
+            .st
+            .adj
+            .get(F::to_ip(to), self.neigh.generation(), now)
+            .copied()
+        else {
+            return Err((pkt, Some(found)));
+        };
+        // TUN: the encapsulation must fit (headroom, MTU with the outer
+        // headers) and the outer source be of the family, or the general
+        // path answers.
+        let (tun, overhead) = if rw == Rw::Tun {
+            let tun = snap.tunnel(rs);
+            let ok =
+                pkt.headroom() >= tun.overhead(F::IP_HDR == 40) && F::from_ip(a.tun_src).is_some();
+            if !ok {
+                return Err((pkt, Some(found)));
+            }
+            (tun, tun.overhead(F::IP_HDR == 40))
+        } else {
+            (forward::TunEncap::Ipip, 0)
+        };
+        if usize::from(p.ip_len) + overhead > usize::from(a.mtu) {
+            return Err((pkt, Some(found)));
+        }
+        // Committed: from here on exactly the general path's steps.
+        if from_handoff {
+            self.st.counters.handoff_in.inc();
+        }
+        let tick = (now / NS) as u32;
+        let table = F::table(&mut self.st);
+        if tcp {
+            if let Some(ch) = table.update_state(idx, p.flags, dir, tick) {
+                activity(snap, svc, rs, ch.activity);
+            }
+        } else {
+            table.touch(idx, tick);
+        }
+        let out = dir == ConnDir::Out;
+        count_traffic(&self.st.counters, svc, rs, out, u64::from(p.ip_len));
+        if let (Some(sp), false) = (&snap.sync, out) {
+            sync_check::<F, B>(&mut self.st, sp, &snap.timeouts, idx, false, sink);
+        }
+        let mut pkt = pkt;
+        // `from`/`port`: the server side's new address and port (RIP
+        // toward the server, VIP toward the client).
+        match rw {
+            Rw::NatIn => F::rewrite(pkt.data_mut(), Side::Dst, from, port, tcp),
+            Rw::NatOut => F::rewrite(pkt.data_mut(), Side::Src, from, port, tcp),
+            Rw::FullNatIn => {
+                let d = pkt.data_mut();
+                F::rewrite(d, Side::Src, local, lport, tcp);
+                F::rewrite(d, Side::Dst, from, port, tcp);
+            }
+            Rw::FullNatOut => {
+                let d = pkt.data_mut();
+                F::rewrite(d, Side::Dst, client, cport, tcp);
+                F::rewrite(d, Side::Src, from, port, tcp);
+            }
+            Rw::Dr => {}
+            Rw::Tun => {
+                // The general path's encapsulation, given the fields of
+                // the parse and translation it reads.
+                self.st.tun_ident = self.st.tun_ident.wrapping_add(1);
+                let params = TunParams {
+                    src: a.tun_src,
+                    ttl: Some(TunParams::DEFAULT_TTL),
+                    ident: self.st.tun_ident,
+                };
+                let t = Translation {
+                    mode: Mode::Tun,
+                    client: Endpoint::new(F::to_ip(client), cport),
+                    vip: Endpoint::new(F::to_ip(vip), vport),
+                    rip: Endpoint::new(F::to_ip(from), rport),
+                    laddr: None,
+                    tun,
+                };
+                let l4_len = p.ip_len - F::IP_HDR as u16;
+                let meta = PacketMeta {
+                    l2_len: L3 as u8,
+                    vlan: None,
+                    ethertype: if F::IP_HDR == 40 { 0x86dd } else { 0x0800 },
+                    l3: F::L3,
+                    l3_offset: L3 as u16,
+                    src: F::to_ip(key.src),
+                    dst: F::to_ip(key.dst),
+                    ttl: 0,
+                    l4_proto: key.proto,
+                    l4_offset: (L3 + F::IP_HDR) as u16,
+                    l4_len,
+                    ip_payload_len: l4_len,
+                    has_l4: true,
+                    src_port: key.sport,
+                    dst_port: key.dport,
+                    icmp_type: 0,
+                    icmp_code: 0,
+                    tcp_flags: p.flags,
+                    frag: None,
+                };
+                let out = L2Out {
+                    src_mac: a.src_mac,
+                    dst_mac: MacAddr::ZERO,
+                    mtu: a.mtu,
+                };
+                match forward::tun(&mut pkt, &meta, &t, &params, &out) {
+                    Ok(Verdict::Transmit) => {}
+                    // Not reached: the checks above are the ones that
+                    // lead elsewhere; counted, never silent.
+                    Ok(_) => {
+                        self.st.counters.path_drop(PathDrop::NeedsFragmentation);
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        self.st.counters.fwd_error(e);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let d = pkt.data_mut();
+        crate::wire::put(d, 0, a.dst_mac.0);
+        crate::wire::put(d, 6, a.neigh_src_mac.0);
+        sink.tx(a.port, pkt);
+        Ok(())
+    }
+}

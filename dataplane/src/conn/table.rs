@@ -406,7 +406,7 @@ impl<F: Family> ConnTable<F> {
     }
 
     /// Prefetches the first candidate bucket of a key with hash `hash`
-    /// (stage 2 of the burst loop). Only a hint: nothing is read.
+    /// (stage 1 of the burst loop). Only a hint: nothing is read.
     #[inline(always)]
     pub fn prefetch_bucket(&self, hash: u64) {
         if let Some(b) = self.buckets.get(self.bucket_index(hash)) {
@@ -415,7 +415,7 @@ impl<F: Family> ConnTable<F> {
     }
 
     /// Prefetches the record the first signature match in the first
-    /// candidate bucket points to (stage 3 of the burst loop, after
+    /// candidate bucket points to (stage 2 of the burst loop, after
     /// [`ConnTable::prefetch_bucket`] brought the bucket in). A hint only:
     /// the lookup that follows checks the key; a stale or wrong guess
     /// costs a wasted line, never a wrong answer.

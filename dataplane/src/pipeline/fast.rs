@@ -17,19 +17,21 @@
 //!   inside the frame, TCP data offset inside the segment, UDP length
 //!   inside the datagram), so the parser could not have dropped it;
 //! - its owner is this worker (the general path hands it off otherwise);
-//! - it hits a connection in NAT, FullNAT or DR mode (TUN encapsulates:
-//!   general path), it is not a TCP SYN or RST (connection reuse, SYN
-//!   proxy and the passive health check look at those), and the worker has
-//!   no SYN proxy handshake, TOA phase or sequence adjustment that could
-//!   concern it;
+//! - it hits a connection in any mode (NAT and FullNAT both ways, DR and
+//!   TUN client to server), it is not a TCP SYN or RST (connection reuse,
+//!   SYN proxy and the passive health check look at those), and the worker
+//!   has no SYN proxy handshake, TOA phase or sequence adjustment that
+//!   could concern it;
 //! - the adjacency cache ([`crate::adj`]) holds its next hop, and it fits
-//!   the MTU (the general path answers "too big").
+//!   the MTU with any tunnel header (the general path answers "too big"),
+//!   and for TUN the headroom holds the outer headers.
 //!
 //! Then it does what the general path does for such a packet, in the same
 //! order: the TCP state machine (or the refresh of a UDP entry), traffic
 //! counters, the sync check, the rewrite (`crate::wire::nat::rewrite_plain`,
-//! the same checksum steps as the checked rewrite), the MACs of the cached
-//! adjacency, and the TX. `dataplane/tests/staged.rs` compares the two
+//! the same checksum steps as the checked rewrite) or the TUN
+//! encapsulation (`forward::tun`, given the parse fields it reads), the
+//! MACs of the cached adjacency, and the TX. `dataplane/tests/staged.rs` compares the two
 //! paths' frames, events and counters on mixed bursts of every mode.
 
 use super::{

@@ -1,6 +1,6 @@
 //! End-to-end: every forwarding mode through the real rvsd (DPDK,
 //! `net_af_packet` ports on veths) with real kernel TCP/UDP at both ends,
-//! IPv4 and IPv6 (ARCHITECTURE.md §6, §8 item 5; issue 6).
+//! IPv4 and IPv6 (ARCHITECTURE.md §6, §9 item 5; issue 6).
 //!
 //! Each test: one topology (client, director, 3 real servers, a router),
 //! rvsd with rr TCP :80 and UDP :5353 services on both VIPs in one mode;

@@ -1,5 +1,5 @@
 //! End-to-end test harness: network-namespace topologies with real kernel
-//! TCP/UDP stacks at both ends of the director (ARCHITECTURE.md §8 item 5).
+//! TCP/UDP stacks at both ends of the director (ARCHITECTURE.md §9 item 5).
 //!
 //! A test binary uses it with `mod e2e;` (this directory is not a test target
 //! of its own). Everything runs as subprocesses (`ip`, `ethtool`, `sysctl`,

@@ -11,9 +11,12 @@
 //! record is 92 bytes (four 16-byte addresses), about 111 bytes per
 //! connection all included.
 //!
+//! TCP sequence deltas (Proxy Protocol, SYN proxy) are kept beside the
+//! records in a preallocated side table (`seqside`); persistence templates
+//! live with the schedulers (`crate::sched`), not here.
+//!
 //! Limits: service ids are 16 bits (65 535 services per director); no
-//! IPVS "secure_tcp" (SYN-flood) tables; no persistence templates; no TCP
-//! sequence-number adjustment state (FullNAT TOA/SYN proxy would need it).
+//! IPVS "secure_tcp" (SYN-flood) tables.
 
 #![deny(clippy::indexing_slicing)]
 

@@ -78,6 +78,8 @@ pub struct Outcome {
     pub packets: u64,
     /// Packets that came out.
     pub forwarded: u64,
+    /// Of the packets measured, those the established fast path forwarded.
+    pub fast: u64,
     /// Connections in the table.
     pub conns: u32,
     /// Memory behind the IPv4 connection table.
@@ -158,7 +160,7 @@ pub fn run(
         &PipelineConfig::new(0, 1, cap, cap),
         snap,
         HashKey::from_seed(7),
-        counters,
+        counters.clone(),
         &mem,
     )
     .map_err(|e| e.to_string())?;
@@ -225,6 +227,7 @@ pub fn run(
     let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
     let mut forwarded = 0u64;
     let mut done = 0u64;
+    let fast0 = counters.fast_path.get();
     let cpu0 = cpu_ns();
     let mut batch: Vec<VecBuf> = Vec::with_capacity(64);
     while done < packets {
@@ -246,6 +249,7 @@ pub fn run(
         done += n as u64;
     }
     let with = cpu_ns().saturating_sub(cpu0);
+    let fast = counters.fast_path.get() - fast0;
     let conns = p.conns_v4().len() + p.conns_v6().len();
     let backing = p.conns_v4().backing();
     let anon_huge_kb = anon_huge_kb();
@@ -279,6 +283,7 @@ pub fn run(
     Ok(Outcome {
         packets,
         forwarded,
+        fast,
         conns,
         backing,
         anon_huge_kb,

@@ -642,14 +642,15 @@ fn run_compute(
                 for &k in &kinds {
                     match callgrind::run(fam, mode, n, packets, 64, k, small_pages) {
                         Ok(o) => println!(
-                            "{:<8} {:<5} {:<12} {:>9} flows: {:>7.1} ns/pkt = {:>6.0} cycles/pkt (table on {})",
+                            "{:<8} {:<5} {:<12} {:>9} flows: {:>7.1} ns/pkt = {:>6.0} cycles/pkt (table on {}, fast path {:.0} %)",
                             topo::mode_name(mode),
                             fam.name(),
                             if k == callgrind::Kind::New { "new conn" } else { "established" },
                             n,
                             o.ns_per_pkt,
                             o.ns_per_pkt * hz / 1e9,
-                            o.backing
+                            o.backing,
+                            100.0 * o.fast as f64 / o.packets.max(1) as f64
                         ),
                         Err(e) => {
                             eprintln!("rvs-perf: {e}");

@@ -1776,22 +1776,32 @@ impl<B: PacketBuf> Pipeline<B> {
                 }
             }
             Ok(Verdict::TooBig { mtu }) => {
-                let (Some(from), Some(inp)) = (
+                let sent = match (
                     snap.port_addr(in_port, meta.src),
                     snap.ports.get(in_port as usize),
-                ) else {
-                    return self.drop_pkt(PathDrop::NeedsFragmentation);
-                };
-                match forward::pmtu_reply(&mut pkt, meta, from, inp.mac, mtu) {
-                    Ok(_) => {
-                        self.st.counters.pmtu_replies.inc();
-                        sink.tx(in_port, pkt)
+                ) {
+                    (Some(from), Some(inp)) => {
+                        forward::pmtu_reply(&mut pkt, meta, from, inp.mac, mtu).is_ok()
                     }
-                    Err(_) => self.drop_pkt(PathDrop::NeedsFragmentation),
+                    _ => false,
+                };
+                if t.mode == Mode::Tun {
+                    self.st.counters.tun_too_big.count(t.tun, sent);
+                }
+                if sent {
+                    self.st.counters.pmtu_replies.inc();
+                    sink.tx(in_port, pkt)
+                } else {
+                    self.drop_pkt(PathDrop::NeedsFragmentation)
                 }
             }
             Ok(Verdict::Reply) => sink.tx(in_port, pkt),
-            Err(ForwardError::NeedsFragmentation) => self.drop_pkt(PathDrop::NeedsFragmentation),
+            Err(ForwardError::NeedsFragmentation) => {
+                if t.mode == Mode::Tun {
+                    self.st.counters.tun_too_big.count(t.tun, false);
+                }
+                self.drop_pkt(PathDrop::NeedsFragmentation)
+            }
             Err(e) => self.st.counters.fwd_error(e),
         }
     }

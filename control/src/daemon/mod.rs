@@ -881,6 +881,7 @@ impl Daemon {
         m.synproxy = st.synproxy;
         m.toa = st.toa;
         m.proxy_protocol = st.proxy_protocol;
+        m.tun_too_big = st.tun_too_big;
         let mut out = metrics::render(&m);
         out.push_str(&self.health.metrics());
         if let Some(b) = &self.bgp {

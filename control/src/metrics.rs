@@ -142,6 +142,9 @@ pub struct MetricsSnapshot {
     /// TUN packets too big once encapsulated, by tunnel type, action and
     /// worker.
     pub tun_too_big: Vec<TunTooBig>,
+    /// Connections LVS sync did not send, by why (`reason`:
+    /// `mixed_family`: a TUN real server of the other family) and worker.
+    pub sync_skipped: Vec<DropCounter>,
 }
 
 impl MetricsSnapshot {
@@ -495,6 +498,22 @@ pub fn render(m: &MetricsSnapshot) -> String {
                     ("action", d.action.into()),
                     ("worker", d.worker.to_string()),
                 ],
+                d.packets,
+            );
+        }
+    }
+    if !m.sync_skipped.is_empty() {
+        family(
+            &mut out,
+            "rvs_sync_skipped_total",
+            "counter",
+            "Connection sync messages not sent to the backup, by why: mixed_family (a TUN real server of the other address family; LVS sync v1 carries one family per connection).",
+        );
+        for d in &m.sync_skipped {
+            sample(
+                &mut out,
+                "rvs_sync_skipped_total",
+                &[("what", d.reason.clone()), ("worker", d.worker.to_string())],
                 d.packets,
             );
         }

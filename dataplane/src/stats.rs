@@ -409,6 +409,10 @@ pub struct WorkerCounters {
     /// Proxy Protocol (`forward::proxyproto`): headers written, SYN-ACKs
     /// clamped, segments refused.
     pub pp: ProxyProtoCounters,
+    /// Connections of TUN real servers of the other address family that
+    /// LVS sync would have sent to the backup and did not (sync v1 carries
+    /// one family per connection).
+    pub sync_skipped_mixed: Counter,
     /// TUN packets too big for the path once encapsulated, by tunnel type
     /// and what was done (a breakdown of `pmtu_replies` and of the
     /// `needs_fragmentation` drops).
@@ -628,6 +632,7 @@ impl WorkerCounters {
             toa_evicted: Counter::default(),
             pp: ProxyProtoCounters::default(),
             tun_too_big: TunTooBigCounters::default(),
+            sync_skipped_mixed: Counter::default(),
         }
     }
 

@@ -10,10 +10,11 @@ use dataplane::buf::VecBuf;
 use dataplane::conn::FwdMode;
 use dataplane::flow::HashKey;
 use dataplane::forward::TunEncap;
-use dataplane::pipeline::{Pipeline, PipelineConfig};
+use dataplane::pipeline::{ConnInfo, DumpRequest, Event, Pipeline, PipelineConfig};
 use dataplane::sched::{RealId, SchedKind};
 use dataplane::snapshot::{PortSnap, Snapshot, SnapshotBuilder};
 use dataplane::stats::WorkerCounters;
+use dataplane::sync::SyncParams;
 use dataplane::wire::ethernet::MacAddr;
 use etherparse::{
     icmpv4::DestUnreachableHeader, Icmpv4Type, Icmpv6Type, IpHeaders, Ipv4Header, NetSlice,
@@ -75,6 +76,16 @@ fn director(
     encap: TunEncap,
     mtu: u16,
 ) -> (Pipeline<VecBuf>, Arc<WorkerCounters>, Collect) {
+    director_sync(vip, rs, encap, mtu, None)
+}
+
+fn director_sync(
+    vip: &str,
+    rs: &str,
+    encap: TunEncap,
+    mtu: u16,
+    sync: Option<SyncParams>,
+) -> (Pipeline<VecBuf>, Arc<WorkerCounters>, Collect) {
     let svc = service(
         0,
         vip.parse().unwrap(),
@@ -86,6 +97,7 @@ fn director(
     let snap: Snapshot = SnapshotBuilder::new(1, ports_mtu(mtu), routes())
         .service(svc)
         .tunnel(RealId(0), encap)
+        .sync(sync)
         .build()
         .expect("snapshot");
     let counters = Arc::new(WorkerCounters::new(4, 16, 2, 1));
@@ -322,4 +334,209 @@ fn nat_too_big_is_not_a_tunnel_count() {
     for (t, a, v) in counters.tun_too_big.named() {
         assert_eq!(v, 0, "{t}/{a}");
     }
+}
+
+// ---- real servers of the other family (heterogeneous pools) ----
+
+/// The outer header of a tunnelled frame: (EtherType, outer source,
+/// outer destination, IPv4 protocol / IPv6 next header, offset of the
+/// byte after the outer IP header).
+fn outer(f: &[u8]) -> (u16, IpAddr, IpAddr, u8, usize) {
+    let et = u16::from_be_bytes([f[12], f[13]]);
+    if et == 0x86dd {
+        let s: [u8; 16] = f[22..38].try_into().unwrap();
+        let d: [u8; 16] = f[38..54].try_into().unwrap();
+        (et, s.into(), d.into(), f[20], 54)
+    } else {
+        assert_eq!(et, 0x0800);
+        let s: [u8; 4] = f[26..30].try_into().unwrap();
+        let d: [u8; 4] = f[30..34].try_into().unwrap();
+        assert_eq!(f[14], 0x45);
+        assert_eq!(f[20] & 0x40, 0x40, "DF");
+        assert_eq!(dataplane::wire::checksum::checksum(&f[14..34]), 0);
+        (et, s.into(), d.into(), f[23], 34)
+    }
+}
+
+#[test]
+fn ipv4_service_with_an_ipv6_tunnel_real_server() {
+    for (name, encap, _, o6) in types() {
+        let what = format!("{encap:?}");
+        let (mut p, c, mut out) = director(VIP4, RS6, encap, 1500);
+        let now = 2_000_000_000;
+        // The SYN: IPv4 inside IPv6 from the server port's IPv6 address.
+        let syn = client_tcp(CLIENT4, VIP4, 41000, SYN, 60, true);
+        p.process(VecBuf::new(&syn), CLIENT_PORT, now, false, &mut out);
+        assert_eq!(out.tx.len(), 1, "{what}");
+        let (port, f) = out.tx.remove(0);
+        assert_eq!(port, SERVER_PORT);
+        assert_eq!(&f[..6], &MAC_RS1);
+        let (et, src, dst, proto, at) = outer(&f);
+        assert_eq!(et, 0x86dd);
+        assert_eq!(src, "2001:db8:1::1".parse::<IpAddr>().unwrap());
+        assert_eq!(dst, RS6.parse::<IpAddr>().unwrap());
+        let hl = o6 - 40;
+        let want_proto = match encap {
+            TunEncap::Ipip => 4,
+            TunEncap::Gue { .. } => 17,
+            TunEncap::Gre { .. } => 47,
+        };
+        assert_eq!(proto, want_proto, "{what}");
+        match encap {
+            TunEncap::Gue { port, .. } => {
+                assert_eq!(&f[at + 2..at + 4], &port.to_be_bytes());
+                assert_eq!(f[at + 9], 4, "GUE: inner protocol IPv4");
+            }
+            TunEncap::Gre { .. } => assert_eq!(&f[at + 2..at + 4], &[0x08, 0x00]),
+            TunEncap::Ipip => {}
+        }
+        assert_eq!(
+            &f[at + hl..],
+            &syn[14..],
+            "{what}: the client's packet inside"
+        );
+        // The established path finds the IPv6 address too.
+        let ack = client_tcp(CLIENT4, VIP4, 41000, ACK, 100, true);
+        p.process(VecBuf::new(&ack), CLIENT_PORT, now, false, &mut out);
+        assert_eq!(out.tx.len(), 1, "{what}");
+        let (_, f) = out.tx.remove(0);
+        assert_eq!(outer(&f).2, RS6.parse::<IpAddr>().unwrap());
+        assert_eq!(&f[at + hl..], &ack[14..]);
+        // Too big with IPv6's overhead: frag-needed (IPv4) with 1500 - 40
+        // less the tunnel header.
+        let big = client_tcp(CLIENT4, VIP4, 41000, ACK, 1500 - o6 + 1, true);
+        p.process(VecBuf::new(&big), CLIENT_PORT, now, false, &mut out);
+        assert_eq!(out.tx.len(), 1, "{what}");
+        let (port, icmp) = out.tx.remove(0);
+        assert_eq!(port, CLIENT_PORT);
+        assert_eq!(usize::from(icmp_mtu(&icmp, CLIENT4, &big)), 1500 - o6);
+        only(&c, name, "icmp_sent", 1);
+        // The listing shows the IPv6 real server.
+        let req = DumpRequest::<ConnInfo>::new(8);
+        p.dump(&req);
+        let e = req.out.pop().expect("one connection");
+        assert_eq!(e.rip, (RS6.parse().unwrap(), 80));
+        assert_eq!(e.vip, (VIP4.parse().unwrap(), 80));
+        assert!(req.out.pop().is_none());
+        assert_eq!(c.reals[0].inpkts.get(), 3, "counted on the real server");
+    }
+}
+
+#[test]
+fn ipv6_service_with_an_ipv4_tunnel_real_server() {
+    for (name, encap, o4, _) in types() {
+        let what = format!("{encap:?}");
+        let (mut p, c, mut out) = director(VIP6, RS4, encap, 1500);
+        let now = 2_000_000_000;
+        let syn = client_tcp(CLIENT6, VIP6, 41001, SYN, 80, true);
+        p.process(VecBuf::new(&syn), CLIENT_PORT, now, false, &mut out);
+        assert_eq!(out.tx.len(), 1, "{what}");
+        let (_, f) = out.tx.remove(0);
+        let (et, src, dst, proto, at) = outer(&f);
+        assert_eq!(et, 0x0800);
+        assert_eq!(src, "198.19.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(dst, RS4.parse::<IpAddr>().unwrap());
+        let want_proto = match encap {
+            TunEncap::Ipip => 41,
+            TunEncap::Gue { .. } => 17,
+            TunEncap::Gre { .. } => 47,
+        };
+        assert_eq!(proto, want_proto, "{what}");
+        let hl = o4 - 20;
+        match encap {
+            TunEncap::Gue { .. } => assert_eq!(f[at + 9], 41, "GUE: inner protocol IPv6"),
+            TunEncap::Gre { .. } => assert_eq!(&f[at + 2..at + 4], &[0x86, 0xdd]),
+            TunEncap::Ipip => {}
+        }
+        assert_eq!(&f[at + hl..], &syn[14..]);
+        // Packet-too-big (IPv6) with 1500 - 20 less the tunnel header.
+        let big = client_tcp(CLIENT6, VIP6, 41001, ACK, 1500 - o4 + 1, true);
+        p.process(VecBuf::new(&big), CLIENT_PORT, now, false, &mut out);
+        assert_eq!(out.tx.len(), 1, "{what}");
+        assert_eq!(
+            usize::from(icmp_mtu(&out.tx[0].1, CLIENT6, &big)),
+            1500 - o4
+        );
+        only(&c, name, "icmp_sent", 1);
+        out.tx.clear();
+        let fits = client_tcp(CLIENT6, VIP6, 41001, ACK, 1500 - o4, true);
+        p.process(VecBuf::new(&fits), CLIENT_PORT, now, false, &mut out);
+        assert_eq!(out.tx[0].1.len(), 14 + 1500);
+    }
+}
+
+/// LVS sync v1 carries one address family per connection, so a
+/// connection to a real server of the other family is not synced
+/// (Linux refuses sync daemons while such real servers exist): counted.
+#[test]
+fn mixed_family_connections_are_not_synced_and_counted() {
+    let syncs = |o: &Collect| {
+        o.events
+            .iter()
+            .filter(|e| matches!(e, Event::Sync(_)))
+            .count()
+    };
+    for (rs, mixed) in [(RS4, false), (RS6, true)] {
+        let (mut p, c, mut out) =
+            director_sync(VIP4, rs, TunEncap::Ipip, 1500, Some(SyncParams::default()));
+        let now = 2_000_000_000;
+        // SYN, ACK, data: the third client packet reaches the threshold.
+        for (flags, len) in [(SYN, 60), (ACK, 40), (ACK, 100)] {
+            let seg = client_tcp(CLIENT4, VIP4, 42000, flags, len, true);
+            p.process(VecBuf::new(&seg), CLIENT_PORT, now, false, &mut out);
+        }
+        assert_eq!(out.tx.len(), 3, "all forwarded");
+        if mixed {
+            assert_eq!(syncs(&out), 0);
+            assert_eq!(c.sync_skipped_mixed.get(), 1);
+        } else {
+            assert_eq!(syncs(&out), 1, "the same-family control case syncs");
+            assert_eq!(c.sync_skipped_mixed.get(), 0);
+        }
+    }
+}
+
+/// A mixed-family connection's real server is found through the
+/// snapshot: once the real server has left the service its packets are
+/// dropped as no_real_server (a same-family one keeps going on its
+/// record).
+#[test]
+fn mixed_family_connection_without_its_real_server_is_dropped() {
+    let (mut p, c, mut out) = director(VIP4, RS6, TunEncap::Ipip, 1500);
+    let now = 2_000_000_000;
+    let syn = client_tcp(CLIENT4, VIP4, 43000, SYN, 60, true);
+    p.process(VecBuf::new(&syn), CLIENT_PORT, now, false, &mut out);
+    assert_eq!(out.tx.len(), 1);
+    out.tx.clear();
+    let other = service(
+        0,
+        VIP4.parse().unwrap(),
+        80,
+        SchedKind::Rr,
+        &[("2001:db8:1::12".parse().unwrap(), 80)],
+        FwdMode::Tun,
+    );
+    // The new server gets another id (101) as control would give it.
+    let mut other = other;
+    let rs = dataplane::sched::RealServer::new(101, "2001:db8:1::12".parse().unwrap(), 80, 1);
+    other.sched = dataplane::sched::ServiceSched::new(
+        dataplane::sched::SchedConfig::new(SchedKind::Rr),
+        vec![rs],
+        None,
+        2,
+    )
+    .unwrap();
+    let snap = SnapshotBuilder::new(2, ports(), routes())
+        .service(other)
+        .build()
+        .unwrap();
+    p.install(Arc::new(snap));
+    let ack = client_tcp(CLIENT4, VIP4, 43000, ACK, 40, true);
+    p.process(VecBuf::new(&ack), CLIENT_PORT, now, false, &mut out);
+    assert!(out.tx.is_empty());
+    assert!(
+        c.drops().contains(&("no_real_server", 1)),
+        "{:?}",
+        c.drops()
+    );
 }

@@ -111,6 +111,8 @@ pub struct DataplaneStats {
     /// TUN packets too big once encapsulated, by tunnel type, action
     /// (`icmp_sent`, `dropped`) and worker.
     pub tun_too_big: Vec<crate::metrics::TunTooBig>,
+    /// Connections LVS sync did not send (`mixed_family`), by worker.
+    pub sync_skipped: Vec<DropCounter>,
 }
 
 /// What rvsd needs from a packet dataplane. Every method is called from

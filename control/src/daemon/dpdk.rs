@@ -705,6 +705,11 @@ impl Dataplane for DpdkDataplane {
                     packets: n,
                 });
             }
+            st.sync_skipped.push(DropCounter {
+                reason: "mixed_family".to_string(),
+                worker: w,
+                packets: c.sync_skipped_mixed.get(),
+            });
             for (tun_type, action, n) in c.tun_too_big.named() {
                 st.tun_too_big.push(crate::metrics::TunTooBig {
                     tun_type,
@@ -849,6 +854,11 @@ impl Dataplane for DpdkDataplane {
                 // needs_fragmentation drops).
                 for d in st.tun_too_big.iter().filter(|d| d.packets > 0) {
                     let what = format!("tunnel_{}_{}", d.tun_type, d.action);
+                    let _ = writeln!(out, "{:<24} {:>6} {:>11}", what, d.worker, d.packets);
+                }
+                // Not packets: connections LVS sync did not send.
+                for d in st.sync_skipped.iter().filter(|d| d.packets > 0) {
+                    let what = format!("sync_skipped_{}", d.reason);
                     let _ = writeln!(out, "{:<24} {:>6} {:>11}", what, d.worker, d.packets);
                 }
             }

@@ -508,3 +508,19 @@ fn tunnel_too_big_counters_are_exposed() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
 }
+
+#[test]
+fn sync_skipped_counters_are_exposed() {
+    let mut m = snapshot();
+    m.sync_skipped = vec![DropCounter {
+        reason: "mixed_family".into(),
+        worker: 1,
+        packets: 4,
+    }];
+    let text = render(&m);
+    validate(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(
+        text.contains("# TYPE rvs_sync_skipped_total counter\nrvs_sync_skipped_total{what=\"mixed_family\",worker=\"1\"} 4\n"),
+        "{text}"
+    );
+}

@@ -1211,7 +1211,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 tun: snap.tunnel(c.rs()),
             };
             let (svc_id, rs) = (c.svc(), c.rs());
-            if c.rip() == F::UNSPECIFIED && c.fwd() == FwdMode::Tun {
+            if c.fwd() == FwdMode::Tun && c.rip() == F::UNSPECIFIED {
                 // A TUN real server of the other family: its address is
                 // the snapshot's (the record holds this family's only).
                 match tun_target(snap, svc_id, rs) {

@@ -540,3 +540,38 @@ fn mixed_family_connection_without_its_real_server_is_dropped() {
         c.drops()
     );
 }
+
+/// The staged burst path (and any fast path in it) tunnels a mixed-family
+/// connection's packets to the real server's address too, never to the
+/// unspecified address its record holds.
+#[test]
+fn mixed_family_connection_through_the_burst_path() {
+    for (vip, rs, client) in [(VIP4, RS6, CLIENT4), (VIP6, RS4, CLIENT6)] {
+        let (mut p, _, mut out) = director(vip, rs, TunEncap::Ipip, 1500);
+        let now = 2_000_000_000;
+        let syn = client_tcp(client, vip, 44000, SYN, 60, true);
+        p.process_burst([(VecBuf::new(&syn), CLIENT_PORT)], now, false, &mut out);
+        assert_eq!(out.tx.len(), 1);
+        // The next bursts find the connection (and the cached adjacency).
+        for round in 0..3 {
+            let segs: Vec<Vec<u8>> = (0..4)
+                .map(|_| client_tcp(client, vip, 44000, ACK, 100, true))
+                .collect();
+            out.tx.clear();
+            p.process_burst(
+                segs.iter().map(|s| (VecBuf::new(s), CLIENT_PORT)),
+                now + round,
+                false,
+                &mut out,
+            );
+            assert_eq!(out.tx.len(), 4, "round {round}");
+            for ((port, f), s) in out.tx.iter().zip(&segs) {
+                assert_eq!(*port, SERVER_PORT);
+                let (_, _, dst, proto, at) = outer(f);
+                assert_eq!(dst, rs.parse::<IpAddr>().unwrap(), "round {round}");
+                assert_eq!(proto, if rs.contains(':') { 4 } else { 41 });
+                assert_eq!(&f[at..], &s[14..]);
+            }
+        }
+    }
+}

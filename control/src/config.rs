@@ -1488,11 +1488,13 @@ impl Config {
                     None
                 }
                 (Some((ip, port)), Some(v)) => {
-                    if family_mismatch(ip, v.ip()) {
+                    // Only a tunnel reaches a real server of the other
+                    // family (IPVS's heterogeneous pools).
+                    if family_mismatch(ip, v.ip()) && fw != Some(Forward::Tunnel) {
                         e.push(
                             format!("{rf}.address"),
                             format!(
-                                "real server {ip} is {} but the VIP is {}",
+                                "real server {ip} is {} but the VIP is {} (only tunnel real servers may be of the other family)",
                                 family(ip),
                                 family(v.ip())
                             ),

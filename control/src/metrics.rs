@@ -91,6 +91,19 @@ pub struct FamilyTable {
     pub capacity: u64,
 }
 
+/// TUN packets too big for the path once encapsulated, on one worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunTooBig {
+    /// Tunnel type: "ipip", "gue" or "gre".
+    pub tun_type: &'static str,
+    /// "icmp_sent" (frag-needed / packet-too-big sent) or "dropped".
+    pub action: &'static str,
+    /// Worker index.
+    pub worker: u32,
+    /// Packets.
+    pub packets: u64,
+}
+
 /// Everything one scrape shows; the daemon fills it from the model and the
 /// workers' counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -129,6 +142,12 @@ pub struct MetricsSnapshot {
     pub toa: Vec<DropCounter>,
     /// Proxy Protocol counters by what and worker.
     pub proxy_protocol: Vec<DropCounter>,
+    /// TUN packets too big once encapsulated, by tunnel type, action and
+    /// worker.
+    pub tun_too_big: Vec<TunTooBig>,
+    /// Connections LVS sync did not send, by why (`reason`:
+    /// `mixed_family`: a TUN real server of the other family) and worker.
+    pub sync_skipped: Vec<DropCounter>,
 }
 
 impl MetricsSnapshot {
@@ -477,6 +496,42 @@ pub fn render(m: &MetricsSnapshot) -> String {
             sample(
                 &mut out,
                 "rvs_proxy_protocol_total",
+                &[("what", d.reason.clone()), ("worker", d.worker.to_string())],
+                d.packets,
+            );
+        }
+    }
+    if !m.tun_too_big.is_empty() {
+        family(
+            &mut out,
+            "rvs_tunnel_too_big_total",
+            "counter",
+            "TUN packets too big for the output MTU once encapsulated, by tunnel type (ipip, gue, gre) and action: icmp_sent (frag-needed / packet-too-big sent to the client with the MTU less the tunnel overhead), dropped (IPv4 without DF, ICMP errors, IPv6 at the minimum MTU).",
+        );
+        for d in &m.tun_too_big {
+            sample(
+                &mut out,
+                "rvs_tunnel_too_big_total",
+                &[
+                    ("type", d.tun_type.into()),
+                    ("action", d.action.into()),
+                    ("worker", d.worker.to_string()),
+                ],
+                d.packets,
+            );
+        }
+    }
+    if !m.sync_skipped.is_empty() {
+        family(
+            &mut out,
+            "rvs_sync_skipped_total",
+            "counter",
+            "Connection sync messages not sent to the backup, by why: mixed_family (a TUN real server of the other address family; LVS sync v1 carries one family per connection).",
+        );
+        for d in &m.sync_skipped {
+            sample(
+                &mut out,
+                "rvs_sync_skipped_total",
                 &[("what", d.reason.clone()), ("worker", d.worker.to_string())],
                 d.packets,
             );

@@ -952,13 +952,11 @@ impl Model {
         if svc.synproxy && !synproxy_forward(r.forward) {
             return Err(ModelError::Invalid(SYNPROXY_FORWARD.into()));
         }
-        if family_mismatch(svc.key.addr.ip(), r.addr.ip()) {
-            // ipvsadm's own check; rvs does not tunnel across families either
-            return Err(ModelError::Invalid(if r.forward == Forward::Tunnel {
-                "rvs tunnels only within one address family (IPIP, IPv6-in-IPv6)".into()
-            } else {
-                DIFFERENT_FAMILY.into()
-            }));
+        if family_mismatch(svc.key.addr.ip(), r.addr.ip()) && r.forward != Forward::Tunnel {
+            // ipvsadm's and the kernel's check: only a tunnel can carry a
+            // packet to a real server of the other family (IPVS's
+            // heterogeneous pools, Linux 3.18)
+            return Err(ModelError::Invalid(DIFFERENT_FAMILY.into()));
         }
         if r.weight > MAX_WEIGHT {
             return Err(ModelError::Invalid("illegal weight specified".into()));

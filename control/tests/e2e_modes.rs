@@ -35,8 +35,9 @@ const UPLOAD: usize = 2 << 20;
 /// nobody of ours on the segments).
 const BACKGROUND: &[&str] = &["not_ours"];
 /// TUN: full-size client packets can't be encapsulated; rvsd answers them
-/// with "fragmentation needed" and counts them here.
-const TUN_EXPECTED: &[&str] = &["not_ours", "needs_fragmentation"];
+/// with "fragmentation needed" and counts them here, and per tunnel type
+/// (`tunnel_<type>_icmp_sent` / `_dropped`).
+const TUN_EXPECTED: &[&str] = &["not_ours", "needs_fragmentation", "tunnel_"];
 
 fn config_name(mode: Mode) -> &'static str {
     match mode {
@@ -519,4 +520,175 @@ fn tun_tcp_udp_bulk_hold_v4_v6_userspace_decap() {
 #[test]
 fn fullnat_tcp_udp_bulk_hold_v4_v6() {
     mode_scenario("fullnat_tcp_udp_bulk_hold_v4_v6", Mode::FullNat);
+}
+
+/// TUN to real servers of the other family (IPVS's heterogeneous pools):
+/// the IPv4 VIP's TCP service tunnels to the real servers' IPv6 addresses
+/// and the IPv6 VIP's to their IPv4 ones, one tunnel type per server
+/// (ipip: IPv4 in IPv6 next header 4, IPv6 in IPv4 protocol 41; GUE;
+/// GRE), decapsulated in user space; real kernel TCP at both ends.
+#[test]
+fn tun_mixed_family_userspace_decap() {
+    let test = "tun_mixed_family_userspace_decap";
+    if netns::skip_unless_root(test) {
+        return;
+    }
+    let _serial = serial();
+    let topo = Topology::build();
+    let mut decaps: Vec<Proc> = Vec::new();
+    for s in &topo.servers {
+        match servers::start_userspace_tun(&topo, s, &[plan::VIP4, plan::VIP6]) {
+            Ok(p) => decaps.push(p),
+            Err(e) => panic!("{test}: user-space TUN decapsulator: {e}"),
+        }
+    }
+    let _srv = servers::start_all(&topo);
+    let mut conf = Conf::default();
+    for v6 in [false, true] {
+        let vip = if v6 { plan::VIP6 } else { plan::VIP4 };
+        // the real servers' addresses of the other family
+        let reals: Vec<(String, u32)> = topo
+            .servers
+            .iter()
+            .map(|s| (ep(if v6 { &s.ip4 } else { &s.ip6 }, HTTP_PORT), 1))
+            .collect();
+        let mut text = service("tcp", &ep(vip, HTTP_PORT), "rr", "tunnel", "", &reals);
+        for (n, (a, w)) in reals.iter().enumerate() {
+            let line = format!("  address = \"{a}\"\n  weight = {w}\n");
+            // the outer family is the real server's
+            let (ty, flags, _) = tun_of(n, !v6, "tcp");
+            let opts = match ty {
+                "ipip" => String::new(),
+                "gue" => format!(
+                    "  tun_type = \"gue\"\n  tun_port = {GUE_PORT}\n  tun_flags = \"{flags}\"\n"
+                ),
+                _ => format!("  tun_type = \"{ty}\"\n  tun_flags = \"{flags}\"\n"),
+            };
+            text = text.replacen(&line, &format!("{line}{opts}"), 1);
+        }
+        conf.services.push_str(&text);
+    }
+    let rvsd = Rvsd::start(&topo, &conf);
+    let l = rvsd.ok(&["-Ln"]);
+    eprintln!("{l}");
+    for s in &topo.servers {
+        // listed in the real server's own notation, as ipvsadm does
+        for a in [format!("[{}]:80", s.ip6), format!("{}:80", s.ip4)] {
+            assert!(
+                l.contains(&format!("  -> {a:<28} Tunnel  1 ")),
+                "no {a} in:\n{l}"
+            );
+        }
+    }
+    for vip in [plan::VIP4, plan::VIP6] {
+        servers::wait_tcp(&topo.client, vip, HTTP_PORT, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}\nrvsd log:\n{}", rvsd.log()));
+    }
+    let all: BTreeSet<String> = topo.servers.iter().map(|s| s.name.clone()).collect();
+    for v6 in [false, true] {
+        let (vip, clients) = if v6 {
+            (plan::VIP6, &topo.clients6)
+        } else {
+            (plan::VIP4, &topo.clients4)
+        };
+        let mut seen = BTreeSet::new();
+        for src in clients.iter().take(3) {
+            let res = servers::http_get(&topo.client, Some(src), vip, HTTP_PORT, "/", 3);
+            assert_eq!(res.len(), 3, "{src}: {res:?}");
+            for r in &res {
+                assert!(r.ok, "mixed v6={v6} {src} -> {vip}: {r:?}");
+                seen.insert(r.server.clone().unwrap());
+            }
+        }
+        assert_eq!(seen, all, "v6={v6}: rr reaches every real server");
+        // the real server sees the client and the VIP (of the VIP's
+        // family), the tunnel being of the other
+        let src = &clients[1];
+        let who = servers::http_get(&topo.client, Some(src), vip, HTTP_PORT, "/whoami", 1);
+        assert!(who[0].ok, "whoami: {who:?}");
+        let f: Vec<&str> = who[0].body.split_whitespace().collect();
+        assert_eq!((f[1], f[3], f[4]), (src.as_str(), vip, "80"), "{who:?}");
+        // full-size client segments: frag-needed / packet-too-big with the
+        // MTU less the outer (other-family) header, then they go through
+        let u = servers::upload(&topo.client, Some(&clients[3]), vip, HTTP_PORT, UPLOAD, 5);
+        assert!(u.ok, "mixed v6={v6} 2 MiB upload: {u:?}");
+        let r = netns::exec(&topo.client, &["ip", "route", "get", vip]).unwrap();
+        let outer = if v6 { 20 } else { 40 };
+        let allowed: Vec<String> = (0..topo.servers.len())
+            .map(|n| format!("mtu {}", 1500 - outer - tun_of(n, !v6, "tcp").2))
+            .collect();
+        assert!(
+            allowed
+                .iter()
+                .any(|m| r.contains(&format!("{m} ")) || r.trim_end().ends_with(m.as_str())),
+            "client's path MTU to {vip}: {r} (expected one of {allowed:?})"
+        );
+    }
+    // The decapsulators saw IPv4 inside IPv6 and IPv6 inside IPv4, each
+    // server its type, nothing malformed.
+    for (n, (p, s)) in decaps.iter_mut().zip(&topo.servers).enumerate() {
+        let mut logged = 0;
+        while let Some(l) = p.wait_line(Duration::from_secs(1), |l| {
+            l.contains("\"mode\": \"decap\"")
+        }) {
+            let o = e2e::json::parse(&l).unwrap();
+            let inner_dst = o.str("inner_dst").unwrap_or_default().to_string();
+            let outer_src = o.str("outer_src").unwrap_or_default().to_string();
+            assert_eq!(
+                inner_dst.contains(':'),
+                !outer_src.contains(':'),
+                "{}: other-family outer header: {l}",
+                s.name
+            );
+            let want_src = if outer_src.contains(':') {
+                plan::DIR_SRV6
+            } else {
+                plan::DIR_SRV4
+            };
+            assert_eq!(outer_src, want_src, "{l}");
+            assert_eq!(
+                o.str("tun"),
+                Some(tun_of(n, false, "tcp").0),
+                "{}: {l}",
+                s.name
+            );
+            logged += 1;
+        }
+        assert!(logged > 0, "{}: no decapsulated packet reported", s.name);
+        let _ = p.wait_line(Duration::from_secs(3), |_| false);
+        let last = p
+            .seen()
+            .iter()
+            .rev()
+            .find(|l| l.contains("decap-stats"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{}: no decap-stats line", s.name));
+        eprintln!("{}: {last}", s.name);
+        let o = e2e::json::parse(&last).unwrap();
+        assert_eq!(o.u64("bad"), Some(0), "{}: {last}", s.name);
+        for outer_v6 in [false, true] {
+            let (ty, flags, _) = tun_of(n, outer_v6, "tcp");
+            let c = match ty {
+                "gue" => "any",
+                "gre" => flags,
+                _ => "nocsum",
+            };
+            let fam = if outer_v6 { "v6" } else { "v4" };
+            let key = format!("by_{ty}_{fam}_{c}_tcp");
+            assert!(
+                o.u64(&key).is_some_and(|k| k > 0),
+                "{}: no {key} in {last}",
+                s.name
+            );
+        }
+    }
+    // The uploads' frag-needed / packet-too-big, counted by tunnel type.
+    let m = rvsd.scrape().unwrap();
+    let sent: u64 = m
+        .lines()
+        .filter(|l| l.starts_with("rvs_tunnel_too_big_total{") && l.contains("\"icmp_sent\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(sent > 0, "no rvs_tunnel_too_big_total icmp_sent:\n{m}");
+    rvsd.check_counters(TUN_EXPECTED);
 }

@@ -242,6 +242,19 @@ impl ConnInfo {
     }
 }
 
+impl ConnInfo {
+    /// The real server of a TUN connection to the other address family
+    /// from the snapshot (the record holds none).
+    fn with_tun_target<F: Family>(mut self, c: &crate::conn::Conn<F>, snap: &Snapshot) -> Self {
+        if c.fwd() == FwdMode::Tun && c.rip() == F::UNSPECIFIED {
+            if let Some(a) = tun_target(snap, c.svc(), c.rs()) {
+                self.rip.0 = a;
+            }
+        }
+        self
+    }
+}
+
 /// A listing request (connections, neighbours) that every worker fills
 /// between bursts; preallocated by control, so no allocation on a worker.
 #[derive(Debug)]
@@ -621,13 +634,14 @@ impl<B: PacketBuf> Pipeline<B> {
         let now = (self.st.now_ns / NS) as u32;
         let w = self.st.worker;
         let (t4, t6) = (&self.st.conns4, &self.st.conns6);
+        let snap = &*self.snap;
         let v4 = t4
             .iter()
-            .map(|(i, c)| ConnInfo::of(c, now, w, t4.seq_adj(i)));
+            .map(|(i, c)| ConnInfo::of(c, now, w, t4.seq_adj(i)).with_tun_target(c, snap));
         req.fill(
             v4.chain(
                 t6.iter()
-                    .map(|(i, c)| ConnInfo::of(c, now, w, t6.seq_adj(i))),
+                    .map(|(i, c)| ConnInfo::of(c, now, w, t6.seq_adj(i)).with_tun_target(c, snap)),
             ),
         );
     }
@@ -1202,7 +1216,7 @@ impl<B: PacketBuf> Pipeline<B> {
             let Some(c) = table.get(idx) else {
                 return self.drop_pkt(PathDrop::ReplyNoConn);
             };
-            let t = forward::Translation {
+            let mut t = forward::Translation {
                 mode: fwd_mode(c.fwd()),
                 client: Endpoint::new(F::to_ip(c.client()), c.cport()),
                 vip: Endpoint::new(F::to_ip(c.vip()), c.vport()),
@@ -1212,6 +1226,14 @@ impl<B: PacketBuf> Pipeline<B> {
                 tun: snap.tunnel(c.rs()),
             };
             let (svc_id, rs) = (c.svc(), c.rs());
+            if c.fwd() == FwdMode::Tun && c.rip() == F::UNSPECIFIED {
+                // A TUN real server of the other family: its address is
+                // the snapshot's (the record holds this family's only).
+                match tun_target(snap, svc_id, rs) {
+                    Some(a) => t.rip.addr = a,
+                    None => return self.drop_pkt(PathDrop::NoRealServer),
+                }
+            }
             let prev = c.tcp_state();
             if !icmp_error {
                 if proto == IPPROTO_TCP {
@@ -1425,8 +1447,14 @@ impl<B: PacketBuf> Pipeline<B> {
             },
             Pick::Unavailable => return self.drop_pkt(PathDrop::NoRealServer),
         };
-        let Some(rip) = F::from_ip(real.addr) else {
-            return self.drop_pkt(PathDrop::NoRealServer);
+        let rip = match F::from_ip(real.addr) {
+            Some(a) => a,
+            // A TUN real server of the other family (IPVS's heterogeneous
+            // pools): the record cannot hold its address and keeps the
+            // unspecified one; the connection's packets find the address
+            // by its real-server id ([`tun_target`]).
+            None if fwd == FwdMode::Tun => F::UNSPECIFIED,
+            None => return self.drop_pkt(PathDrop::NoRealServer),
         };
         // Port 0 (fwmark services) keeps the packet's port; DR and TUN
         // never change it (a port on their real server is for checks).
@@ -1791,22 +1819,32 @@ impl<B: PacketBuf> Pipeline<B> {
                 }
             }
             Ok(Verdict::TooBig { mtu }) => {
-                let (Some(from), Some(inp)) = (
+                let sent = match (
                     snap.port_addr(in_port, meta.src),
                     snap.ports.get(in_port as usize),
-                ) else {
-                    return self.drop_pkt(PathDrop::NeedsFragmentation);
-                };
-                match forward::pmtu_reply(&mut pkt, meta, from, inp.mac, mtu) {
-                    Ok(_) => {
-                        self.st.counters.pmtu_replies.inc();
-                        sink.tx(in_port, pkt)
+                ) {
+                    (Some(from), Some(inp)) => {
+                        forward::pmtu_reply(&mut pkt, meta, from, inp.mac, mtu).is_ok()
                     }
-                    Err(_) => self.drop_pkt(PathDrop::NeedsFragmentation),
+                    _ => false,
+                };
+                if t.mode == Mode::Tun {
+                    self.st.counters.tun_too_big.count(t.tun, sent);
+                }
+                if sent {
+                    self.st.counters.pmtu_replies.inc();
+                    sink.tx(in_port, pkt)
+                } else {
+                    self.drop_pkt(PathDrop::NeedsFragmentation)
                 }
             }
             Ok(Verdict::Reply) => sink.tx(in_port, pkt),
-            Err(ForwardError::NeedsFragmentation) => self.drop_pkt(PathDrop::NeedsFragmentation),
+            Err(ForwardError::NeedsFragmentation) => {
+                if t.mode == Mode::Tun {
+                    self.st.counters.tun_too_big.count(t.tun, false);
+                }
+                self.drop_pkt(PathDrop::NeedsFragmentation)
+            }
             Err(e) => self.st.counters.fwd_error(e),
         }
     }
@@ -1840,6 +1878,13 @@ fn sync_check<F: Tables, B>(
         *m = SyncMark::NEW;
     }
     if sp.on_packet(m, c.proto(), c.tcp_state(), timeout, now) {
+        if c.fwd() == FwdMode::Tun && c.rip() == F::UNSPECIFIED {
+            // A real server of the other family: LVS sync v1 carries one
+            // family per connection (Linux refuses sync daemons while
+            // such real servers exist); not sent, counted.
+            st.counters.sync_skipped_mixed.inc();
+            return;
+        }
         let mut sc = sync_conn_of(&c, timeout);
         if let Some(s) = seq {
             sc.seq = Some(crate::sync::SeqData::from_conn_seq(&s));
@@ -1966,6 +2011,15 @@ fn count_traffic(c: &WorkerCounters, svc: u16, rs: u32, out: bool, bytes: u64) {
             t.inbytes.add(bytes);
         }
     }
+}
+
+/// The address of real server `rs` of service `svc` in the snapshot: for
+/// TUN connections to a real server of the other family, whose record
+/// holds the unspecified address. `None` once the real server has left
+/// the service.
+#[inline]
+fn tun_target(snap: &Snapshot, svc: u16, rs: u32) -> Option<IpAddr> {
+    real_of(snap, svc, rs).map(|r| r.addr)
 }
 
 fn real_of(snap: &Snapshot, svc: u16, rs: u32) -> Option<&crate::sched::RealServer> {

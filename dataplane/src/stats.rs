@@ -413,6 +413,73 @@ pub struct WorkerCounters {
     /// Proxy Protocol (`forward::proxyproto`): headers written, SYN-ACKs
     /// clamped, segments refused.
     pub pp: ProxyProtoCounters,
+    /// Connections of TUN real servers of the other address family that
+    /// LVS sync would have sent to the backup and did not (sync v1 carries
+    /// one family per connection).
+    pub sync_skipped_mixed: Counter,
+    /// TUN packets too big for the path once encapsulated, by tunnel type
+    /// and what was done (a breakdown of `pmtu_replies` and of the
+    /// `needs_fragmentation` drops).
+    pub tun_too_big: TunTooBigCounters,
+}
+
+// ---- TUN: packets too big once encapsulated ----
+
+/// TUN packets that did not fit the output MTU with their tunnel's
+/// overhead, by tunnel type (ipip, gue, gre) and action: `icmp_sent`
+/// (frag-needed / packet-too-big sent to the client with the MTU less the
+/// overhead) or `dropped` (IPv4 without DF, an ICMP error, an IPv6 packet
+/// at the minimum MTU, or no reply could be built). Each packet is also
+/// counted in `pmtu_replies` or in the `needs_fragmentation` drops.
+#[derive(Debug, Default)]
+pub struct TunTooBigCounters {
+    /// Indexed by `type * 2 + (0 sent, 1 dropped)`, types in
+    /// [`TunTooBigCounters::TYPES`] order.
+    counts: [Counter; 6],
+}
+
+impl TunTooBigCounters {
+    /// Tunnel type names, in index order (ipvsadm's `--tun-type` names).
+    pub const TYPES: [&'static str; 3] = ["ipip", "gue", "gre"];
+    /// Action names, in index order.
+    pub const ACTIONS: [&'static str; 2] = ["icmp_sent", "dropped"];
+
+    /// Counts one packet of tunnel type `encap`: `sent` when the client
+    /// was told, otherwise dropped.
+    #[inline]
+    pub fn count(&self, encap: crate::forward::TunEncap, sent: bool) {
+        let t = match encap {
+            crate::forward::TunEncap::Ipip => 0,
+            crate::forward::TunEncap::Gue { .. } => 1,
+            crate::forward::TunEncap::Gre { .. } => 2,
+        };
+        if let Some(c) = self.counts.get(t * 2 + usize::from(!sent)) {
+            c.inc();
+        }
+    }
+
+    /// The count for (`tun_type`, `action`) by name (0 for unknown names).
+    pub fn get(&self, tun_type: &str, action: &str) -> u64 {
+        let t = Self::TYPES.iter().position(|x| *x == tun_type);
+        let a = Self::ACTIONS.iter().position(|x| *x == action);
+        match (t, a) {
+            (Some(t), Some(a)) => self.counts.get(t * 2 + a).map_or(0, Counter::get),
+            _ => 0,
+        }
+    }
+
+    /// `(type, action, value)` of every counter, types then actions in
+    /// index order.
+    pub fn named(&self) -> [(&'static str, &'static str, u64); 6] {
+        let mut out = [("", "", 0); 6];
+        let names = Self::TYPES
+            .iter()
+            .flat_map(|t| Self::ACTIONS.iter().map(move |a| (*t, *a)));
+        for ((o, (t, a)), c) in out.iter_mut().zip(names).zip(self.counts.iter()) {
+            *o = (t, a, c.get());
+        }
+        out
+    }
 }
 
 // --- SYN proxy counters (issue 14 item 4) ---
@@ -569,6 +636,8 @@ impl WorkerCounters {
             toa_mss_clamped: Counter::default(),
             toa_evicted: Counter::default(),
             pp: ProxyProtoCounters::default(),
+            tun_too_big: TunTooBigCounters::default(),
+            sync_skipped_mixed: Counter::default(),
         }
     }
 

@@ -14,6 +14,10 @@ and opens two raw sockets:
   AF_INET6 / IPPROTO_IPV6 (41): IPv6-in-IPv6; the kernel hands over the
                                 payload after the outer header: the inner
                                 packet.
+  AF_INET  / IPPROTO_IPV6 (41): IPv6-in-IPv4 and
+  AF_INET6 / IPPROTO_IPIP (4):  IPv4-in-IPv6 (a real server of the other
+                                family than its service, IPVS's
+                                heterogeneous pools), read as above.
   AF_INET(6) / IPPROTO_GRE (47):  GRE (RFC 2784): 4-byte header, or 8
                                 with the checksum present (C bit), which
                                 is verified; protocol type 0x0800/0x86DD.
@@ -146,6 +150,8 @@ def main():
 
     s4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_IPIP)
     s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPV6)
+    x4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_IPV6)
+    x6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPIP)
     g4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_GRE)
     g6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_GRE)
     u4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -157,7 +163,7 @@ def main():
     # zero UDP checksums over IPv6 (RFC 6935), as fou's gue sockets allow
     u6.setsockopt(socket.IPPROTO_UDP, UDP_NO_CHECK6_RX, 1)
     u6.bind(("::", args.gue_port))
-    socks = (s4, s6, g4, g6, u4, u6)
+    socks = (s4, s6, x4, x6, g4, g6, u4, u6)
     for s in socks:  # bursts of ACKs during bulk downloads
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     emit(mode="decap-ready", dev=args.dev)
@@ -188,7 +194,7 @@ def main():
                 csum = None
             else:
                 data, peer = s.recvfrom(65535)
-                if s in (s4, g4):
+                if s in (s4, x4, g4):
                     if len(data) < 20 or data[0] >> 4 != 4:
                         counts["bad"] += 1
                         continue

@@ -158,7 +158,7 @@ fn each_error_class_names_file_field_and_why() {
         (
             "address = \"198.18.0.2:8080\"",
             "address = \"[2001:db8::2]:8080\"",
-            "bad.toml: service[0].real[0].address: real server 2001:db8::2 is IPv6 but the VIP is IPv4",
+            "bad.toml: service[0].real[0].address: real server 2001:db8::2 is IPv6 but the VIP is IPv4 (only tunnel real servers may be of the other family)",
         ),
         (
             "addresses = [\"198.18.0.1/24\"]",
@@ -625,7 +625,7 @@ fn fwmark_config_errors_name_the_field() {
         (
             "address = \"198.18.0.2\"",
             "address = \"[2001:db8::2]\"",
-            "bad.toml: service[2].real[0].address: real server 2001:db8::2 is IPv6 but the VIP is IPv4",
+            "bad.toml: service[2].real[0].address: real server 2001:db8::2 is IPv6 but the VIP is IPv4 (only tunnel real servers may be of the other family)",
         ),
     ];
     assert_eq!(
@@ -709,6 +709,41 @@ fn tunnel_types_per_real_server() {
         dataplane::forward::TunEncap::Gre { csum: true }
     );
     assert_eq!(r[2].tunnel.encap(), dataplane::forward::TunEncap::Ipip);
+}
+
+#[test]
+fn tunnel_real_servers_may_be_of_the_other_family() {
+    // service[1] (IPv4 VIP) made tunnel, one IPv6 real server per type;
+    // IPVS's heterogeneous pools
+    let text = BASE
+        .replacen("forward = \"route\"", "forward = \"tunnel\"", 1)
+        .replacen(
+            "address = \"198.18.0.3\"",
+            "address = \"[2001:db8::3]\"\n  tun_type = \"gue\"\n  tun_port = 6080",
+            1,
+        );
+    let text = text.replacen("address = \"198.18.0.4\"", "address = \"2001:db8::4\"", 1);
+    let m = parse(&text, "tun.toml").unwrap().to_model();
+    let tun = Model {
+        services: vec![m.services[1].clone()],
+        ..Model::new()
+    };
+    assert_eq!(
+        list::save(&tun),
+        "-A -t 198.18.0.101:80 -s wlc\n\
+-a -t 198.18.0.101:80 -r [2001:db8::3]:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-nocsum\n\
+-a -t 198.18.0.101:80 -r [2001:db8::4]:80 -i -w 1 --tun-type ipip\n"
+    );
+    // one of them on another method: refused, the field named
+    let text = text.replacen(
+        "address = \"2001:db8::4\"",
+        "address = \"2001:db8::4\"\n  forward = \"route\"",
+        1,
+    );
+    assert_eq!(
+        errors(&text),
+        ["bad.toml: service[1].real[1].address: real server 2001:db8::4 is IPv6 but the VIP is IPv4 (only tunnel real servers may be of the other family)"]
+    );
 }
 
 #[test]

@@ -110,6 +110,11 @@ pub struct DataplaneStats {
     /// Proxy Protocol: headers inserted (`inserted_v1`, `inserted_v2`),
     /// SYN-ACKs clamped, connections and segments refused, by worker.
     pub proxy_protocol: Vec<DropCounter>,
+    /// TUN packets too big once encapsulated, by tunnel type, action
+    /// (`icmp_sent`, `dropped`) and worker.
+    pub tun_too_big: Vec<crate::metrics::TunTooBig>,
+    /// Connections LVS sync did not send (`mixed_family`), by worker.
+    pub sync_skipped: Vec<DropCounter>,
 }
 
 /// What rvsd needs from a packet dataplane. Every method is called from

@@ -710,6 +710,19 @@ impl Dataplane for DpdkDataplane {
                     packets: n,
                 });
             }
+            st.sync_skipped.push(DropCounter {
+                reason: "mixed_family".to_string(),
+                worker: w,
+                packets: c.sync_skipped_mixed.get(),
+            });
+            for (tun_type, action, n) in c.tun_too_big.named() {
+                st.tun_too_big.push(crate::metrics::TunTooBig {
+                    tun_type,
+                    action,
+                    worker: w,
+                    packets: n,
+                });
+            }
             for (what, n) in c.pp.all() {
                 st.proxy_protocol.push(DropCounter {
                     reason: what.to_string(),
@@ -839,6 +852,18 @@ impl Dataplane for DpdkDataplane {
                 // handshakes spliced), prefixed so they read as its own.
                 for d in st.synproxy.iter().filter(|d| d.packets > 0) {
                     let what = format!("synproxy_{}", d.reason);
+                    let _ = writeln!(out, "{:<24} {:>6} {:>11}", what, d.worker, d.packets);
+                }
+                // TUN packets too big once encapsulated, by tunnel type
+                // and action (a breakdown of pmtu_replies and of the
+                // needs_fragmentation drops).
+                for d in st.tun_too_big.iter().filter(|d| d.packets > 0) {
+                    let what = format!("tunnel_{}_{}", d.tun_type, d.action);
+                    let _ = writeln!(out, "{:<24} {:>6} {:>11}", what, d.worker, d.packets);
+                }
+                // Not packets: connections LVS sync did not send.
+                for d in st.sync_skipped.iter().filter(|d| d.packets > 0) {
+                    let what = format!("sync_skipped_{}", d.reason);
                     let _ = writeln!(out, "{:<24} {:>6} {:>11}", what, d.worker, d.packets);
                 }
             }

@@ -882,6 +882,8 @@ impl Daemon {
         m.synproxy = st.synproxy;
         m.toa = st.toa;
         m.proxy_protocol = st.proxy_protocol;
+        m.tun_too_big = st.tun_too_big;
+        m.sync_skipped = st.sync_skipped;
         let mut out = metrics::render(&m);
         out.push_str(&self.health.metrics());
         if let Some(b) = &self.bgp {

@@ -390,14 +390,63 @@ fn other_family_real_server_needs_a_tunnel() {
             "for `{line}`"
         );
     }
-    // a tunnel passes ipvsadm's check; rvs's model then refuses it, saying why
+    // a tunnel passes ipvsadm's check and the model's: IPVS's
+    // heterogeneous pools (ipvsadm 1.31 with a kernel since 3.18)
     let mut m = Model::new();
     run(&mut m, "-A -t 198.18.0.1:80").unwrap();
-    let e = run(&mut m, "-a -t 198.18.0.1:80 -r [2001:db8::2]:80 -i").unwrap_err();
-    assert_eq!(
-        e.message,
-        "rvs tunnels only within one address family (IPIP, IPv6-in-IPv6)"
+    run(&mut m, "-a -t 198.18.0.1:80 -r [2001:db8::2]:80 -i").unwrap();
+    run(&mut m, "-A -u [2001:db8::1]:53 -s rr").unwrap();
+    run(
+        &mut m,
+        "-a -u [2001:db8::1]:53 -r 198.19.0.7 -i --tun-type gue --tun-port 6080 --tun-csum",
+    )
+    .unwrap();
+    // an edit to another method is refused with ipvsadm's message
+    for line in [
+        "-e -t 198.18.0.1:80 -r [2001:db8::2]:80 -m",
+        "-e -t 198.18.0.1:80 -r [2001:db8::2]:80 -w 3",
+    ] {
+        let e = run(&mut m, line).unwrap_err();
+        assert_eq!(
+            (e.message.as_str(), e.status),
+            (
+                "Different address family is allowed only for tunneling servers",
+                2
+            ),
+            "for `{line}`"
+        );
+    }
+    // listed as ipvsadm prints them: the real server in its own family's
+    // notation, the IPv4 service's 28-column cut not reached
+    let plain = "IP Virtual Server version 1.2.1 (size=4096)\n\
+Prot LocalAddress:Port Scheduler Flags\n\
+\x20 -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+TCP  198.18.0.1:80 wlc\n\
+\x20 -> [2001:db8::2]:80             Tunnel  1      0          0         \n\
+UDP  [2001:db8::1]:53 rr\n\
+\x20 -> 198.19.0.7:53                Tunnel  1      0          0         \n";
+    assert_eq!(run(&mut m, "-Ln").unwrap(), plain);
+    let info = run(&mut m, "-Ln --tun-info").unwrap();
+    assert!(
+        info.contains("\n  -> [2001:db8::2]:80             Tunnel  ipip          1      0          0         \n"),
+        "{info}"
     );
+    assert!(
+        info.contains("\n  -> 198.19.0.7:53                Tunnel  gue:6080:+c   1      0          0         \n"),
+        "{info}"
+    );
+    let save = run(&mut m, "-S -n").unwrap();
+    assert_eq!(
+        save,
+        "-A -t 198.18.0.1:80 -s wlc\n\
+-a -t 198.18.0.1:80 -r [2001:db8::2]:80 -i -w 1 --tun-type ipip\n\
+-A -u [2001:db8::1]:53 -s rr\n\
+-a -u [2001:db8::1]:53 -r 198.19.0.7:53 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum\n"
+    );
+    // and -S replays to the same rules
+    let mut again = Model::new();
+    restore(&mut again, &save).unwrap();
+    assert_eq!(run(&mut again, "-S -n").unwrap(), save);
 }
 
 fn sample() -> Model {

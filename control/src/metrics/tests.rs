@@ -475,3 +475,59 @@ fn toa_counters_are_exposed() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
 }
+
+#[test]
+fn tunnel_too_big_counters_are_exposed() {
+    let mut m = snapshot();
+    let c = dataplane::stats::TunTooBigCounters::default();
+    let gue = dataplane::forward::TunEncap::Gue {
+        port: 6080,
+        csum: false,
+    };
+    c.count(gue, true);
+    c.count(gue, true);
+    c.count(dataplane::forward::TunEncap::Ipip, false);
+    for w in [0, 1] {
+        m.tun_too_big
+            .extend(c.named().iter().map(|(tun_type, action, n)| TunTooBig {
+                tun_type,
+                action,
+                worker: w,
+                packets: *n,
+            }));
+    }
+    let text = render(&m);
+    validate(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("rvs_tunnel_too_big_total"))
+        .collect();
+    // HELP, TYPE, then 3 types x 2 actions x 2 workers.
+    assert_eq!(lines.len(), 2 + 12, "{lines:?}");
+    assert_eq!(lines[1], "# TYPE rvs_tunnel_too_big_total counter");
+    for line in [
+        "rvs_tunnel_too_big_total{type=\"ipip\",action=\"icmp_sent\",worker=\"0\"} 0\n",
+        "rvs_tunnel_too_big_total{type=\"ipip\",action=\"dropped\",worker=\"0\"} 1\n",
+        "rvs_tunnel_too_big_total{type=\"gue\",action=\"icmp_sent\",worker=\"1\"} 2\n",
+        "rvs_tunnel_too_big_total{type=\"gue\",action=\"dropped\",worker=\"1\"} 0\n",
+        "rvs_tunnel_too_big_total{type=\"gre\",action=\"dropped\",worker=\"0\"} 0\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
+
+#[test]
+fn sync_skipped_counters_are_exposed() {
+    let mut m = snapshot();
+    m.sync_skipped = vec![DropCounter {
+        reason: "mixed_family".into(),
+        worker: 1,
+        packets: 4,
+    }];
+    let text = render(&m);
+    validate(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(
+        text.contains("# TYPE rvs_sync_skipped_total counter\nrvs_sync_skipped_total{what=\"mixed_family\",worker=\"1\"} 4\n"),
+        "{text}"
+    );
+}

@@ -42,8 +42,9 @@
 //!   the caller counts and drops (IPVS would fragment; Katran drops too).
 //!
 //! Limits: no NAT46/64 (the translation's addresses and the packet are the
-//! same family); TUN (ipip, GUE, GRE) keeps the packet's family for the
-//! outer header (no IPv4 over IPv6 or the reverse); quoted packets
+//! same family), except TUN (ipip, GUE, GRE), whose outer header is the
+//! real server's family (IPv4 over IPv6 and the reverse, as IPVS's
+//! heterogeneous pools); quoted packets
 //! in ICMP errors get their ports translated for TCP and UDP (and, in
 //! FullNAT, the ICMP echo identifier); SCTP and other protocols get their
 //! addresses only. TCP sequence adjustment ([`seq_adjust_packet`]) serves the
@@ -203,7 +204,8 @@ forward_errors! {
     /// The packet's headers are not what the rewrite needs (truncated,
     /// bad length fields, AH/ESP in IPv6).
     Malformed = "fwd_malformed",
-    /// An address of the translation is not the packet's family.
+    /// An address of the translation is not the packet's family (TUN: the
+    /// outer source is not the real server's family).
     FamilyMismatch = "fwd_family_mismatch",
     /// FullNAT without a local address.
     NoLocalAddress = "fwd_no_local_address",

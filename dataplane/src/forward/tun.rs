@@ -10,11 +10,14 @@
 //!   0x86DD; 8 bytes with the checksum present when `--tun-csum`), as
 //!   `ipvs_gre_encap` builds it.
 //!
-//! The outer family is the packet's (no IPv4-over-IPv6 or the reverse).
+//! The outer family is the real server's, which may differ from the
+//! packet's (IPVS's heterogeneous pools, Linux 3.18): IPv4 in IPv6 is next
+//! header 4 for ipip, IPv6 in IPv4 protocol 41; GUE and GRE name the inner
+//! protocol as usual. The frame's EtherType becomes the outer family's.
 
 #![deny(clippy::indexing_slicing)]
 
-use super::{check_mtu, ip_len, same_family, set_l2, ForwardError, L2Out, Translation, Verdict};
+use super::{check_mtu, ip_len, set_l2, ForwardError, L2Out, Translation, Verdict};
 use crate::buf::PacketBuf;
 use crate::parse::{PacketMeta, L3};
 use crate::wire::{checksum, ethertype, ip_proto, ipv4, ipv6};
@@ -23,7 +26,7 @@ use core::net::IpAddr;
 /// The outer header's fields the caller chooses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TunParams {
-    /// Outer source: the director's address (same family as the packet).
+    /// Outer source: the director's address (the real server's family).
     pub src: IpAddr,
     /// Outer TTL / hop limit; `None` inherits the inner packet's.
     pub ttl: Option<u8>,
@@ -82,8 +85,9 @@ impl TunEncap {
         }
     }
 
-    /// The whole overhead added to an inner packet of the given family
-    /// (outer IP header included): what the MTU check subtracts.
+    /// The whole overhead added to an inner packet by an outer header of
+    /// the given family (outer IP header included): what the MTU check
+    /// subtracts. The outer family is the real server's.
     pub const fn overhead(self, ipv6: bool) -> usize {
         let ip = if ipv6 {
             ipv6::HEADER_LEN
@@ -140,17 +144,21 @@ pub fn gue_source_port(t: &Translation) -> u16 {
 /// Encapsulates the packet toward `t.rip.addr` with the tunnel type
 /// `t.tun`, prepending the outer headers into the headroom; the Ethernet
 /// header (VLAN tag kept) moves to the front and gets `out`'s MACs. The
-/// outer IP header copies the inner TOS / traffic class (ECN included,
-/// RFC 6040 normal mode), the IPv6 flow label, and IPv4 DF; the inner
-/// packet is unchanged. Ethernet padding after the inner packet is
-/// dropped first.
+/// outer header is of the real server's family (`t.rip.addr`, with
+/// `p.src` of the same family), the packet's or the other one. The outer
+/// IP header copies the inner TOS / traffic class (ECN included, RFC 6040
+/// normal mode), the IPv6 flow label (IPv6 in IPv6; 0 otherwise), and
+/// IPv4 DF (an IPv6 packet in IPv4 gets DF: IPv6 is never fragmented on
+/// the path); the inner packet is unchanged. Ethernet padding after the
+/// inner packet is dropped first.
 ///
 /// If the encapsulated packet would exceed `out.mtu`, nothing changes and
 /// the answer is [`Verdict::TooBig`] with the MTU less the overhead
-/// ([`TunEncap::overhead`]: 20 / 40 bytes for ipip, 32 / 52 for GUE,
-/// 24 / 44 for GRE, 28 / 48 for GRE with checksum), or
+/// ([`TunEncap::overhead`] of the outer family: 20 / 40 bytes for ipip,
+/// 32 / 52 for GUE, 24 / 44 for GRE, 28 / 48 for GRE with checksum; the
+/// reply is of the packet's family), or
 /// [`ForwardError::NeedsFragmentation`].
-// bounds: entry checks give 14 <= l2, n <= inner and l2 + inner <= buf.len(), so d[l2..] holds the inner IP header (n bytes); after trim and prepend the frame is exactly l2 + total + inner bytes (total = n + hl), so total..total + l2, l2..l2 + n and l2 + n.. are in it.
+// bounds: entry checks give 14 <= l2, ni <= inner and l2 + inner <= buf.len(), so d[l2..] holds the inner IP header (ni bytes); after trim and prepend the frame is exactly l2 + total + inner bytes (total = n + hl), so total..total + l2, l2 - 2..l2, l2..l2 + n and l2 + n.. are in it.
 #[allow(clippy::indexing_slicing)]
 pub fn tun<B: PacketBuf + ?Sized>(
     buf: &mut B,
@@ -159,7 +167,7 @@ pub fn tun<B: PacketBuf + ?Sized>(
     p: &TunParams,
     out: &L2Out,
 ) -> Result<Verdict, ForwardError> {
-    if !same_family(meta, t.rip.addr) || !same_family(meta, p.src) {
+    if t.rip.addr.is_ipv6() != p.src.is_ipv6() || meta.l3 == L3::Arp {
         return Err(ForwardError::FamilyMismatch);
     }
     let inner = ip_len(meta)?;
@@ -168,14 +176,21 @@ pub fn tun<B: PacketBuf + ?Sized>(
         return Err(ForwardError::NotIp);
     }
     let v6 = meta.l3 == L3::Ipv6;
-    let n = if v6 {
+    let ni = if v6 {
         ipv6::HEADER_LEN
     } else {
         ipv4::HEADER_LEN
     };
-    if inner < n {
+    if inner < ni {
         return Err(ForwardError::NotIp);
     }
+    // The outer header: the real server's family.
+    let outer_v6 = t.rip.addr.is_ipv6();
+    let n = if outer_v6 {
+        ipv6::HEADER_LEN
+    } else {
+        ipv4::HEADER_LEN
+    };
     let hl = t.tun.header_len();
     let total = n + hl;
     if let Some(v) = check_mtu(buf, meta, total, out.mtu)? {
@@ -188,7 +203,8 @@ pub fn tun<B: PacketBuf + ?Sized>(
     let d = buf.data();
     let (tos, flow, ttl, df) = if v6 {
         let h = ipv6::Packet::new_unchecked(&d[l2..]);
-        (h.traffic_class(), h.flow_label(), h.hop_limit(), false)
+        // DF matters only for an IPv4 outer header.
+        (h.traffic_class(), h.flow_label(), h.hop_limit(), true)
     } else {
         let h = ipv4::Packet::new_unchecked(&d[l2..]);
         (h.dscp_ecn(), 0, h.ttl(), h.dont_frag())
@@ -210,6 +226,16 @@ pub fn tun<B: PacketBuf + ?Sized>(
     }
     let d = buf.data_mut();
     d.copy_within(total..total + l2, 0);
+    if outer_v6 != v6 {
+        // The EtherType (after the VLAN tag, if any) names the outer
+        // family.
+        let et = if outer_v6 {
+            ethertype::IPV6
+        } else {
+            ethertype::IPV4
+        };
+        d[l2 - 2..l2].copy_from_slice(&et.to_be_bytes());
+    }
     // The tunnel header (between the outer IP header and the inner
     // packet), checksum fields zero for now.
     let tunnel_len = hl + inner;

@@ -108,6 +108,9 @@ pub struct DataplaneStats {
     /// Proxy Protocol: headers inserted (`inserted_v1`, `inserted_v2`),
     /// SYN-ACKs clamped, connections and segments refused, by worker.
     pub proxy_protocol: Vec<DropCounter>,
+    /// Each worker's polling loop: iterations, busy iterations, idle
+    /// sleeps.
+    pub worker_loops: Vec<crate::metrics::WorkerLoops>,
 }
 
 /// What rvsd needs from a packet dataplane. Every method is called from

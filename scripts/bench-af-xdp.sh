@@ -24,6 +24,7 @@
 #   --af-xdp TOML extra keys of the AF_XDP ports' af_xdp = { ... } table
 # Env:   RVSD=path/to/rvsd (default: target/release/rvsd, built if missing)
 #        BENCH_CORES="0, 1" (rvsd's [eal] cores: control, worker)
+#        BENCH_DATAPLANE='idle_empty_polls = 64' (more [dataplane] lines)
 # Installs iperf3, wrk, nginx-light and nftables with apt-get when missing
 # (without starting nginx's system service).
 set -euo pipefail
@@ -40,6 +41,7 @@ VIP=198.18.0.100
 SRV=198.18.1.2
 RVSD=${RVSD:-$ROOT/target/release/rvsd}
 CORES=${BENCH_CORES:-0, 1}
+BENCH_DATAPLANE=${BENCH_DATAPLANE:-}
 WORK=$(mktemp -d /tmp/rvs-bench.XXXXXX)
 PIDS=()
 
@@ -52,7 +54,7 @@ while [ $# -gt 0 ]; do
         --modes) MODES=$2; shift ;;
         --idle) IDLES=$2; shift ;;
         --af-xdp) AFXDP_OPTS=$2; shift ;;
-        -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) printf '%s: unknown argument: %s\n' "$PROG" "$1" >&2; exit 2 ;;
     esac
     shift
@@ -145,18 +147,19 @@ extra_args = ["--no-pci", "--file-prefix=rvs-bench"]
 name = "cli"
 device = "$1"
 addresses = ["198.18.0.1/24"]
-$4
+${4:-}
 
 [[port]]
 name = "srv"
 device = "$2"
 addresses = ["198.18.1.1/24"]
-$4
+${4:-}
 
 [dataplane]
 workers = 1
 conn_table_size = 1048576
 idle = "$3"
+$BENCH_DATAPLANE
 
 [dataplane.timeouts]
 tcp_fin = 2
@@ -247,14 +250,29 @@ lat_us() { # wrk latency "1.23ms" / "456.00us" / "1.2s" -> microseconds
 
 # the machine's CPU ticks: softirq, all
 cpu_ticks() { awk '$1 == "cpu" { print $8, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat; }
-# CPU ticks rvsd's worker thread (rvs-w0) used so far
+# CPU ticks rvsd's worker thread (rvs-w0) used so far: all, in the kernel
+# (system calls: AF_XDP's TX kick and busy polling, af_packet's sendto)
 worker_ticks() {
     local t
     for t in /proc/"$RVSD_PID"/task/*; do
         [ "$(cat "$t/comm" 2>/dev/null)" = rvs-w0 ] || continue
-        awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "$t/stat"; return
+        awk '{ sub(/^.*\) /, ""); print $12 + $13, $13 }' "$t/stat"; return
     done
-    echo 0
+    echo 0 0
+}
+
+# rvsd worker 0's "loops busy-loops idle-sleeps idle-ms" now ("" for nft)
+wk() {
+    [ "$mode" != nft ] || return 0
+    "$(dirname "$RVSD")/rvsadm" --socket "$WORK/rvsd.sock" --workers 2>/dev/null \
+        | awk 'NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i; next }
+               NR == 2 { print $h["Loops"], $h["Busy-loops"], $h["Idle-sleeps"], $h["Idle-ms"] }'
+}
+# what the worker did during one measurement (rvs modes)
+wk_delta() { # WHAT BEFORE AFTER
+    [ -n "$2" ] || return 0
+    read -r l0 b0 s0 m0 <<<"$2"; read -r l1 b1 s1 m1 <<<"$3"
+    msg "  $1: worker loops $((l1 - l0)), busy $((b1 - b0)), idle sleeps $((s1 - s0)), $((m1 - m0)) ms asleep (counters refresh every 10 ms)"
 }
 
 RUNS=()
@@ -277,17 +295,23 @@ for run in "${RUNS[@]}"; do
     start_mode "$mode" "$idle"
     load=$(cut -d' ' -f1 /proc/loadavg)
     read -r soft0 tot0 < <(cpu_ticks)
-    w0=0; [ "$mode" = nft ] || w0=$(worker_ticks)
+    w0="0 0"; [ "$mode" = nft ] || w0=$(worker_ticks)
     t0=$(date +%s.%N)
     wait_vip || { [ ! -f "$WORK/rvsd.log" ] || cat "$WORK/rvsd.log" >&2; die "$mode: VIP does not answer"; }
+    k0=$(wk)
     bulk=$(ip netns exec $NSC timeout $((SECONDS_PER + 20)) iperf3 -c $VIP -p 5201 -t "$SECONDS_PER" -J 2>/dev/null \
         | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))' \
         2>/dev/null || echo fail)
+    k1=$(wk); wk_delta bulk "$k0" "$k1"
     sleep 1
+    k0=$(wk)
     newc=$(ip netns exec $NSC timeout $((SECONDS_PER + 20)) wrk -t1 -c16 -d"${SECONDS_PER}s" -H 'Connection: close' "http://$VIP/" 2>/dev/null \
         | awk '/Requests\/sec/ { printf "%.0f", $2 }')
+    k1=$(wk); wk_delta newconn "$k0" "$k1"
     sleep 3   # let TIME_WAIT/FIN state settle a little
+    k0=$(wk)
     out=$(ip netns exec $NSC timeout $((SECONDS_PER + 20)) wrk -t1 -c1 -d"${SECONDS_PER}s" --latency "http://$VIP/" 2>/dev/null || true)
+    k1=$(wk); wk_delta rr "$k0" "$k1"
     rr=$(awk '/Requests\/sec/ { printf "%.0f", $2 }' <<<"$out")
     p50=$(lat_us "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
     p99=$(lat_us "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
@@ -296,7 +320,8 @@ for run in "${RUNS[@]}"; do
     wcpu=-
     if [ "$mode" != nft ]; then
         w1=$(worker_ticks)
-        wcpu=$(awk -v a="$w0" -v b="$w1" -v t0="$t0" -v t1="$t1" -v hz="$HZ" 'BEGIN { printf "%.0f%%", 100 * (b - a) / hz / (t1 - t0) }')
+        wcpu=$(awk -v a="$w0" -v b="$w1" -v t0="$t0" -v t1="$t1" -v hz="$HZ" 'BEGIN { split(a, x, " "); split(b, y, " ");
+            printf "%.0f%% (sys %.0f%%)", 100 * (y[1] - x[1]) / hz / (t1 - t0), 100 * (y[2] - x[2]) / hz / (t1 - t0) }')
         "$(dirname "$RVSD")/rvsadm" --socket "$WORK/rvsd.sock" --workers 2>/dev/null \
             | awk 'NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i; next }
                    { printf "    worker %s: loops %s, busy loops %s, idle sleeps %s, %s ms asleep\n", $1, $h["Loops"], $h["Busy-loops"], $h["Idle-sleeps"], $h["Idle-ms"] }' >&2 || true

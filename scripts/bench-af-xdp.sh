@@ -12,11 +12,19 @@
 #   rr       wrk -c 1 --latency (one keep-alive connection: requests/s, p50, p99)
 # The client's and server's veth ends have offloads off (as in the e2e tests).
 # A benchmark, not a test: the figures depend on the machine (and on 2 shared
-# vCPUs, mostly on the neighbours). Prints a Markdown table at the end.
+# vCPUs, mostly on the neighbours). Prints a Markdown table at the end, with
+# the 1-minute load average when each mode started, the CPU time rvsd's
+# worker thread used per wall second (rvs modes) and the machine's softirq
+# share, so a run on a loaded machine says so.
 #
 # Usage: sudo scripts/bench-af-xdp.sh [--seconds N] [--modes rvs-af_xdp,rvs-af_packet,nft]
+#                                     [--idle poll,adaptive] [--af-xdp 'busy_budget = 0']
+#   --idle LIST   run each rvs mode once per [dataplane] idle policy in LIST
+#                 (default: poll); rows are named MODE/POLICY
+#   --af-xdp TOML extra keys of the AF_XDP ports' af_xdp = { ... } table
 # Env:   RVSD=path/to/rvsd (default: target/release/rvsd, built if missing)
 #        BENCH_CORES="0, 1" (rvsd's [eal] cores: control, worker)
+#        BENCH_DATAPLANE='idle_empty_polls = 64' (more [dataplane] lines)
 # Installs iperf3, wrk, nginx-light and nftables with apt-get when missing
 # (without starting nginx's system service).
 set -euo pipefail
@@ -26,11 +34,14 @@ DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$DIR/.." && pwd)
 SECONDS_PER=10
 MODES=rvs-af_xdp,rvs-af_packet,nft
+IDLES=poll
+AFXDP_OPTS=
 NSC=rvb-c NSD=rvb-d NSS=rvb-s
 VIP=198.18.0.100
 SRV=198.18.1.2
 RVSD=${RVSD:-$ROOT/target/release/rvsd}
 CORES=${BENCH_CORES:-0, 1}
+BENCH_DATAPLANE=${BENCH_DATAPLANE:-}
 WORK=$(mktemp -d /tmp/rvs-bench.XXXXXX)
 PIDS=()
 
@@ -41,13 +52,18 @@ while [ $# -gt 0 ]; do
     case $1 in
         --seconds) SECONDS_PER=$2; shift ;;
         --modes) MODES=$2; shift ;;
-        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --idle) IDLES=$2; shift ;;
+        --af-xdp) AFXDP_OPTS=$2; shift ;;
+        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) printf '%s: unknown argument: %s\n' "$PROG" "$1" >&2; exit 2 ;;
     esac
     shift
 done
 [[ $SECONDS_PER =~ ^[0-9]+$ ]] && [ "$SECONDS_PER" -ge 1 ] && [ "$SECONDS_PER" -le 300 ] \
     || die "--seconds must be 1..300"
+for i in ${IDLES//,/ }; do
+    case $i in poll|adaptive) ;; *) die "--idle: '$i' is not poll or adaptive" ;; esac
+done
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, DPDK)"
 
 cleanup() {
@@ -119,7 +135,7 @@ ip netns exec $NSS nginx -c "$WORK/nginx.conf" -g 'daemon off;' & PIDS+=($!)
 ip netns exec $NSS iperf3 -s -B $SRV -p 5201 >/dev/null 2>&1 & PIDS+=($!)
 sleep 1
 
-rvsd_conf() { # DEVICE_CLI DEVICE_SRV
+rvsd_conf() { # DEVICE_CLI DEVICE_SRV IDLE [AF_XDP_TABLE]
     cat <<EOF
 [eal]
 cores = [$CORES]
@@ -131,15 +147,19 @@ extra_args = ["--no-pci", "--file-prefix=rvs-bench"]
 name = "cli"
 device = "$1"
 addresses = ["198.18.0.1/24"]
+${4:-}
 
 [[port]]
 name = "srv"
 device = "$2"
 addresses = ["198.18.1.1/24"]
+${4:-}
 
 [dataplane]
 workers = 1
 conn_table_size = 1048576
+idle = "$3"
+$BENCH_DATAPLANE
 
 [dataplane.timeouts]
 tcp_fin = 2
@@ -169,10 +189,12 @@ EOF
 }
 
 RVSD_PID=
-start_mode() {
+start_mode() { # MODE IDLE
+    local xdp=
+    [ -z "$AFXDP_OPTS" ] || xdp="af_xdp = { $AFXDP_OPTS }"
     case $1 in
-        rvs-af_xdp) rvsd_conf "af_xdp:d-cli" "af_xdp:d-srv" >"$WORK/rvsd.toml" ;;
-        rvs-af_packet) rvsd_conf "net_af_packet0,iface=d-cli" "net_af_packet1,iface=d-srv" >"$WORK/rvsd.toml" ;;
+        rvs-af_xdp) rvsd_conf "af_xdp:d-cli" "af_xdp:d-srv" "$2" "$xdp" >"$WORK/rvsd.toml" ;;
+        rvs-af_packet) rvsd_conf "net_af_packet0,iface=d-cli" "net_af_packet1,iface=d-srv" "$2" >"$WORK/rvsd.toml" ;;
         nft)
             ip -n $NSD addr add 198.18.0.1/24 dev d-cli
             ip -n $NSD addr add $VIP/32 dev d-cli
@@ -226,30 +248,93 @@ lat_us() { # wrk latency "1.23ms" / "456.00us" / "1.2s" -> microseconds
         else if (v ~ /s$/) print n * 1000000; else print n }'
 }
 
-declare -A R
+# the machine's CPU ticks: softirq, all
+cpu_ticks() { awk '$1 == "cpu" { print $8, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat; }
+# CPU ticks rvsd's worker thread (rvs-w0) used so far: all, in the kernel
+# (system calls: AF_XDP's TX kick and busy polling, af_packet's sendto)
+worker_ticks() {
+    local t
+    for t in /proc/"$RVSD_PID"/task/*; do
+        [ "$(cat "$t/comm" 2>/dev/null)" = rvs-w0 ] || continue
+        awk '{ sub(/^.*\) /, ""); print $12 + $13, $13 }' "$t/stat"; return
+    done
+    echo 0 0
+}
+
+# rvsd worker 0's "loops busy-loops idle-sleeps idle-ms" now ("" for nft)
+wk() {
+    [ "$mode" != nft ] || return 0
+    "$(dirname "$RVSD")/rvsadm" --socket "$WORK/rvsd.sock" --workers 2>/dev/null \
+        | awk 'NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i; next }
+               NR == 2 { print $h["Loops"], $h["Busy-loops"], $h["Idle-sleeps"], $h["Idle-ms"] }'
+}
+# what the worker did during one measurement (rvs modes)
+wk_delta() { # WHAT BEFORE AFTER
+    [ -n "$2" ] || return 0
+    read -r l0 b0 s0 m0 <<<"$2"; read -r l1 b1 s1 m1 <<<"$3"
+    msg "  $1: worker loops $((l1 - l0)), busy $((b1 - b0)), idle sleeps $((s1 - s0)), $((m1 - m0)) ms asleep (counters refresh every 10 ms)"
+}
+
+RUNS=()
 for mode in ${MODES//,/ }; do
-    msg "$mode"
-    start_mode "$mode"
+    case $mode in
+        rvs-*) for i in ${IDLES//,/ }; do
+                   if [ "$IDLES" = poll ]; then RUNS+=("$mode:$i"); else RUNS+=("$mode/$i:$i"); fi
+               done ;;
+        *) RUNS+=("$mode:") ;;
+    esac
+done
+
+declare -A R
+HZ=$(getconf CLK_TCK)
+ROWS=()
+for run in "${RUNS[@]}"; do
+    label=${run%%:*} idle=${run#*:} mode=${label%%/*}
+    ROWS+=("$label")
+    msg "$label"
+    start_mode "$mode" "$idle"
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    read -r soft0 tot0 < <(cpu_ticks)
+    w0="0 0"; [ "$mode" = nft ] || w0=$(worker_ticks)
+    t0=$(date +%s.%N)
     wait_vip || { [ ! -f "$WORK/rvsd.log" ] || cat "$WORK/rvsd.log" >&2; die "$mode: VIP does not answer"; }
+    k0=$(wk)
     bulk=$(ip netns exec $NSC timeout $((SECONDS_PER + 20)) iperf3 -c $VIP -p 5201 -t "$SECONDS_PER" -J 2>/dev/null \
         | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))' \
         2>/dev/null || echo fail)
+    k1=$(wk); wk_delta bulk "$k0" "$k1"
     sleep 1
+    k0=$(wk)
     newc=$(ip netns exec $NSC timeout $((SECONDS_PER + 20)) wrk -t1 -c16 -d"${SECONDS_PER}s" -H 'Connection: close' "http://$VIP/" 2>/dev/null \
         | awk '/Requests\/sec/ { printf "%.0f", $2 }')
+    k1=$(wk); wk_delta newconn "$k0" "$k1"
     sleep 3   # let TIME_WAIT/FIN state settle a little
+    k0=$(wk)
     out=$(ip netns exec $NSC timeout $((SECONDS_PER + 20)) wrk -t1 -c1 -d"${SECONDS_PER}s" --latency "http://$VIP/" 2>/dev/null || true)
+    k1=$(wk); wk_delta rr "$k0" "$k1"
     rr=$(awk '/Requests\/sec/ { printf "%.0f", $2 }' <<<"$out")
     p50=$(lat_us "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
     p99=$(lat_us "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
-    R[$mode]="$bulk|${newc:-fail}|${rr:-fail}|$p50|$p99"
-    msg "$mode: bulk ${bulk} Gbit/s, ${newc:-?} conn/s, ${rr:-?} req/s, p50 ${p50} us, p99 ${p99} us"
+    t1=$(date +%s.%N)
+    read -r soft1 tot1 < <(cpu_ticks)
+    wcpu=-
+    if [ "$mode" != nft ]; then
+        w1=$(worker_ticks)
+        wcpu=$(awk -v a="$w0" -v b="$w1" -v t0="$t0" -v t1="$t1" -v hz="$HZ" 'BEGIN { split(a, x, " "); split(b, y, " ");
+            printf "%.0f%% (sys %.0f%%)", 100 * (y[1] - x[1]) / hz / (t1 - t0), 100 * (y[2] - x[2]) / hz / (t1 - t0) }')
+        "$(dirname "$RVSD")/rvsadm" --socket "$WORK/rvsd.sock" --workers 2>/dev/null \
+            | awk 'NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i; next }
+                   { printf "    worker %s: loops %s, busy loops %s, idle sleeps %s, %s ms asleep\n", $1, $h["Loops"], $h["Busy-loops"], $h["Idle-sleeps"], $h["Idle-ms"] }' >&2 || true
+    fi
+    soft=$(awk -v a="$soft0" -v b="$soft1" -v t0="$tot0" -v t1="$tot1" 'BEGIN { printf "%.0f%%", 100 * (b - a) / (t1 - t0) }')
+    R[$label]="$bulk|${newc:-fail}|${rr:-fail}|$p50|$p99|$load|$wcpu|$soft"
+    msg "$label: bulk ${bulk} Gbit/s, ${newc:-?} conn/s, ${rr:-?} req/s, p50 ${p50} us, p99 ${p99} us (load $load, worker CPU $wcpu, softirq $soft)"
     stop_mode "$mode"
 done
 
-printf '\n| mode | iperf3 Gbit/s | new conn/s | 1-conn req/s | p50 µs | p99 µs |\n|---|---:|---:|---:|---:|---:|\n'
-for mode in ${MODES//,/ }; do
-    IFS='|' read -r a b c d e <<<"${R[$mode]}"
-    printf '| %s | %s | %s | %s | %s | %s |\n' "$mode" "$a" "$b" "$c" "$d" "$e"
+printf '\n| mode | iperf3 Gbit/s | new conn/s | 1-conn req/s | p50 µs | p99 µs | load | worker CPU | softirq |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+for label in "${ROWS[@]}"; do
+    IFS='|' read -r a b c d e f g h <<<"${R[$label]}"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$a" "$b" "$c" "$d" "$e" "$f" "$g" "$h"
 done
 printf '\n(%s s per measurement, %s, kernel %s, %s CPUs)\n' "$SECONDS_PER" "$(date -u +%F)" "$(uname -r)" "$(nproc)"

@@ -245,7 +245,25 @@ pub struct Dataplane {
     /// `synproxy` block), for services with `synproxy = true`.
     #[serde(default)]
     pub synproxy: SynProxyConfig,
+    /// What a worker does when its queues are empty: `"poll"` (default:
+    /// poll for ever, a dedicated core) or `"adaptive"` (back off: pause,
+    /// then sleep with a growing, bounded interval). Read at start.
+    #[serde(default = "default_idle")]
+    pub idle: String,
+    /// `adaptive`: consecutive empty polls before backing off.
+    #[serde(default = "default_idle_empty_polls")]
+    pub idle_empty_polls: i64,
+    /// `adaptive`: empty polls that pause the CPU before the first sleep.
+    #[serde(default = "default_idle_pause_polls")]
+    pub idle_pause_polls: i64,
+    /// `adaptive`: the longest back-off sleep, in microseconds.
+    #[serde(default = "default_idle_max_sleep_us")]
+    pub idle_max_sleep_us: i64,
 }
+
+/// The longest `idle_max_sleep_us`: a tenth of a worker's housekeeping
+/// period (10 ms), so sleeps never stretch timers, sync or commands.
+pub const IDLE_MAX_SLEEP_US: i64 = 1000;
 
 /// `[dataplane.synproxy]`: DPVS's `synproxy` settings. Read at start.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -302,11 +320,43 @@ impl SynProxyConfig {
 fn one() -> i64 {
     1
 }
+fn default_idle() -> String {
+    "poll".into()
+}
+fn default_idle_empty_polls() -> i64 {
+    i64::from(dataplane::idle::IdlePolicy::default().empty_polls)
+}
+fn default_idle_pause_polls() -> i64 {
+    i64::from(dataplane::idle::IdlePolicy::default().pause_polls)
+}
+fn default_idle_max_sleep_us() -> i64 {
+    (dataplane::idle::IdlePolicy::default().max_sleep_ns / 1000) as i64
+}
 fn default_table() -> i64 {
     1 << 20
 }
 fn default_table_v6() -> i64 {
     1 << 18
+}
+
+impl Dataplane {
+    /// The workers' idle policy (call after validation; out-of-range
+    /// values are clamped).
+    pub fn idle_policy(&self) -> dataplane::idle::IdlePolicy {
+        use dataplane::idle::{IdleMode, IdlePolicy};
+        IdlePolicy {
+            mode: if self.idle == "adaptive" {
+                IdleMode::Adaptive
+            } else {
+                IdleMode::Poll
+            },
+            empty_polls: u32::try_from(self.idle_empty_polls.clamp(1, 1_000_000)).unwrap_or(256),
+            pause_polls: u32::try_from(self.idle_pause_polls.clamp(0, 1_000_000)).unwrap_or(0),
+            max_sleep_ns: u64::try_from(self.idle_max_sleep_us.clamp(1, IDLE_MAX_SLEEP_US))
+                .unwrap_or(100)
+                * 1000,
+        }
+    }
 }
 
 impl Default for Dataplane {
@@ -319,6 +369,10 @@ impl Default for Dataplane {
             seq_adj_conns: 0,
             conn_reuse_mode: 1,
             synproxy: SynProxyConfig::default(),
+            idle: default_idle(),
+            idle_empty_polls: default_idle_empty_polls(),
+            idle_pause_polls: default_idle_pause_polls(),
+            idle_max_sleep_us: default_idle_max_sleep_us(),
         }
     }
 }
@@ -1000,6 +1054,33 @@ impl Config {
                     dp.conn_reuse_mode
                 ),
             );
+        }
+        if !matches!(dp.idle.as_str(), "poll" | "adaptive") {
+            e.push(
+                "dataplane.idle",
+                format!("must be \"poll\" or \"adaptive\", not '{}'", dp.idle),
+            );
+        }
+        for (name, v, range, why) in [
+            ("idle_empty_polls", dp.idle_empty_polls, 1..=1_000_000, ""),
+            ("idle_pause_polls", dp.idle_pause_polls, 0..=1_000_000, ""),
+            (
+                "idle_max_sleep_us",
+                dp.idle_max_sleep_us,
+                1..=IDLE_MAX_SLEEP_US,
+                " (µs; at most a tenth of the workers' 10 ms housekeeping period)",
+            ),
+        ] {
+            if !range.contains(&v) {
+                e.push(
+                    format!("dataplane.{name}"),
+                    format!(
+                        "must be in {}..={}{why}, not {v}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+            }
         }
         let sp = &dp.synproxy;
         for (name, v, range) in [

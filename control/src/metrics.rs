@@ -78,6 +78,22 @@ pub struct ConnTable {
     pub capacity: u64,
 }
 
+/// One worker's polling loop: iterations, those that found work, and the
+/// adaptive idle policy's sleeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerLoops {
+    /// Worker index.
+    pub worker: u32,
+    /// Polling iterations.
+    pub loops: u64,
+    /// Iterations that found a packet or a command.
+    pub busy_loops: u64,
+    /// Back-off sleeps (`[dataplane] idle = "adaptive"`).
+    pub idle_sleeps: u64,
+    /// Time asleep in them, in nanoseconds.
+    pub idle_sleep_ns: u64,
+}
+
 /// One worker's table of one address family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FamilyTable {
@@ -148,6 +164,8 @@ pub struct MetricsSnapshot {
     /// Connections LVS sync did not send, by why (`reason`:
     /// `mixed_family`: a TUN real server of the other family) and worker.
     pub sync_skipped: Vec<DropCounter>,
+    /// Each worker's polling loop and idle sleeps.
+    pub worker_loops: Vec<WorkerLoops>,
 }
 
 impl MetricsSnapshot {
@@ -534,6 +552,47 @@ pub fn render(m: &MetricsSnapshot) -> String {
                 "rvs_sync_skipped_total",
                 &[("what", d.reason.clone()), ("worker", d.worker.to_string())],
                 d.packets,
+            );
+        }
+    }
+    if !m.worker_loops.is_empty() {
+        type LoopPick = fn(&WorkerLoops) -> u64;
+        let loops: [(&str, &str, LoopPick); 3] = [
+            (
+                "rvs_worker_loops_total",
+                "Polling iterations of a worker.",
+                |w| w.loops,
+            ),
+            (
+                "rvs_worker_busy_loops_total",
+                "Polling iterations of a worker that found a packet (RX, TAP or handoff queue) or a control command.",
+                |w| w.busy_loops,
+            ),
+            (
+                "rvs_worker_idle_sleeps_total",
+                "Back-off sleeps of a worker with nothing to do (dataplane.idle = \"adaptive\").",
+                |w| w.idle_sleeps,
+            ),
+        ];
+        for (name, help, pick) in loops {
+            family(&mut out, name, "counter", help);
+            for w in &m.worker_loops {
+                sample(&mut out, name, &[("worker", w.worker.to_string())], pick(w));
+            }
+        }
+        family(
+            &mut out,
+            "rvs_worker_idle_seconds_total",
+            "counter",
+            "Time a worker spent in back-off sleeps (measured).",
+        );
+        for w in &m.worker_loops {
+            let _ = writeln!(
+                out,
+                "rvs_worker_idle_seconds_total{{worker=\"{}\"}} {}.{:09}",
+                w.worker,
+                w.idle_sleep_ns / 1_000_000_000,
+                w.idle_sleep_ns % 1_000_000_000
             );
         }
     }

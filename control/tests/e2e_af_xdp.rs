@@ -3,6 +3,9 @@
 //! the director's veths, libxdp's default program) instead of af_packet.
 //! Kernel TCP and UDP clients and real servers at both ends, IPv4 and
 //! IPv6; the XDP program must be attached while rvsd runs and gone after.
+//! Run twice: with the default idle policy (`poll`: the worker never
+//! sleeps) and with `[dataplane] idle = "adaptive"` (it sleeps when idle
+//! and still forwards everything).
 //!
 //! `cargo test -p control --test e2e_af_xdp`
 
@@ -21,7 +24,15 @@ fn xdp_attached(topo: &Topology, iface: &str) -> bool {
 
 #[test]
 fn nat_over_af_xdp_ports() {
-    let test = "nat_over_af_xdp_ports";
+    nat_over_af_xdp("nat_over_af_xdp_ports", None);
+}
+
+#[test]
+fn nat_over_af_xdp_ports_adaptive_idle() {
+    nat_over_af_xdp("nat_over_af_xdp_ports_adaptive_idle", Some("adaptive"));
+}
+
+fn nat_over_af_xdp(test: &str, idle: Option<&str>) {
     if netns::skip_unless_root(test) {
         return;
     }
@@ -29,7 +40,10 @@ fn nat_over_af_xdp_ports() {
     let topo = Topology::build();
     topo.setup_servers(Mode::Nat).unwrap();
     let _srv = servers::start_all(&topo);
-    let mut conf = Conf::default();
+    let mut conf = Conf {
+        idle: idle.map(str::to_string),
+        ..Conf::default()
+    };
     for vip in [plan::VIP4, plan::VIP6] {
         for (proto, port) in [("tcp", HTTP_PORT), ("udp", UDP_PORT)] {
             let reals: Vec<(String, u32)> = topo
@@ -88,6 +102,50 @@ fn nat_over_af_xdp_ports() {
         stats.contains(&format!("TCP  {}", ep(plan::VIP4, HTTP_PORT))),
         "{stats}"
     );
+
+    // The loop's accounting: loops and busy loops advance, and only the
+    // adaptive policy sleeps (and then not all the time: it polls too).
+    std::thread::sleep(Duration::from_millis(300));
+    let (loops0, busy0, sleeps0, ms0) = (
+        rvsd.workers_col("Loops"),
+        rvsd.workers_col("Busy-loops"),
+        rvsd.workers_col("Idle-sleeps"),
+        rvsd.workers_col("Idle-ms"),
+    );
+    let t0 = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(1000));
+    let (loops1, sleeps1, ms1) = (
+        rvsd.workers_col("Loops"),
+        rvsd.workers_col("Idle-sleeps"),
+        rvsd.workers_col("Idle-ms"),
+    );
+    let wall_ms = t0.elapsed().as_millis() as u64;
+    let workers = rvsd.ok(&["--workers"]);
+    eprintln!("rvsadm --workers (idle {idle:?}, {wall_ms} ms without traffic):\n{workers}");
+    assert!(loops1 > loops0 && busy0 > 0, "{workers}");
+    assert!(busy0 < loops0, "empty polls are not busy loops:\n{workers}");
+    let metrics = rvsd.scrape().unwrap();
+    if idle == Some("adaptive") {
+        // idle (no traffic) for a second: the worker slept most of it,
+        // never longer than the wall clock (Idle-ms is rounded down)
+        assert!(sleeps1 > sleeps0, "{workers}");
+        assert!(
+            ms1 - ms0 >= wall_ms / 2 && ms1 - ms0 <= wall_ms + 20,
+            "slept {} ms of {wall_ms}:\n{workers}",
+            ms1 - ms0
+        );
+        assert!(
+            metrics.contains("rvs_worker_idle_sleeps_total{worker=\"0\"} ")
+                && !metrics.contains("rvs_worker_idle_sleeps_total{worker=\"0\"} 0\n"),
+            "{metrics}"
+        );
+    } else {
+        assert_eq!((sleeps0, sleeps1, ms0, ms1), (0, 0, 0, 0), "{workers}");
+        assert!(
+            metrics.contains("rvs_worker_idle_sleeps_total{worker=\"0\"} 0\n"),
+            "{metrics}"
+        );
+    }
 
     rvsd.stop();
     for p in [topo.client_port(), topo.server_port()] {

@@ -42,6 +42,7 @@ pub mod forward;
 pub mod frag;
 pub mod fwmark;
 pub mod guard;
+pub mod idle;
 pub mod mem;
 pub mod neigh;
 pub mod parse;

@@ -10,6 +10,7 @@ use crate::dpdk::{
     WorkerHandle,
 };
 use crate::flow::{HashKey, Ownership};
+use crate::idle::IdlePolicy;
 use crate::neigh::NeighConfig;
 use crate::pipeline::{ConnInfo, DumpRequest, Event, NeighEntry, Pipeline, PipelineConfig};
 use crate::snapshot::{PortSnap, Snapshot};
@@ -66,6 +67,8 @@ pub struct RuntimeConfig {
     pub max_services: usize,
     /// Real-server ids counted (highest id + 1).
     pub max_reals: usize,
+    /// What a worker does when its queues are empty.
+    pub idle: IdlePolicy,
 }
 
 struct Worker {
@@ -248,8 +251,12 @@ impl Runtime {
             };
             let ch = channels[w].clone();
             let ctr = counters[w].clone();
+            let lcfg = LoopConfig {
+                idle: cfg.idle,
+                ..LoopConfig::default()
+            };
             let h = spawn_worker(&eal, &format!("rvs-w{w}"), core, move |_| {
-                worker::run(pipe, io, ch, ctr, LoopConfig::default())
+                worker::run(pipe, io, ch, ctr, lcfg)
             })
             .map_err(|e| format!("worker {w}: {e}"))?;
             started.push(Worker {

@@ -364,8 +364,17 @@ pub struct WorkerCounters {
     pub from_kernel: Counter,
     /// Snapshot generation this worker runs.
     pub generation: Counter,
-    /// Polling iterations (liveness).
+    /// Polling iterations (liveness); refreshed every housekeeping round.
     pub loops: Counter,
+    /// Polling iterations that found work (a packet on an RX, TAP or
+    /// handoff queue, or a control command); `loops` minus these were
+    /// empty.
+    pub busy_loops: Counter,
+    /// Back-off sleeps of the adaptive idle policy (`[dataplane] idle`).
+    pub idle_sleeps: Counter,
+    /// Time spent in those sleeps, in nanoseconds (measured, not asked
+    /// for).
+    pub idle_sleep_ns: Counter,
     /// Packets a rewrite refused, by [`ForwardError`] (indexed by the
     /// error's position in [`ForwardError::ALL`]).
     pub fwd_errors: Box<[Counter]>,
@@ -618,6 +627,9 @@ impl WorkerCounters {
             from_kernel: Counter::default(),
             generation: Counter::default(),
             loops: Counter::default(),
+            busy_loops: Counter::default(),
+            idle_sleeps: Counter::default(),
+            idle_sleep_ns: Counter::default(),
             fwd_errors: boxed(ForwardError::COUNT),
             lost: boxed(Loss::COUNT),
             conn_reused: Counter::default(),

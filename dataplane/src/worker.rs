@@ -2,9 +2,13 @@
 //! every port, the [`Pipeline`]'s staged burst path per burst, per-port TX bursts flushed at
 //! the end of every iteration (or when full), handoff rings to and from
 //! the other workers, and between bursts: commands from control (new
-//! snapshots, learned neighbours, stop) and housekeeping.
+//! snapshots, learned neighbours, stop) and housekeeping. Between loops the
+//! idle policy ([`crate::idle`]) may pause or sleep when nothing came in.
 
-use crate::dpdk::{tsc, tsc_hz, Burst, Consumer, Mbuf, Mempool, Producer, RxQueue, TxQueue};
+use crate::dpdk::{
+    set_timer_slack_ns, tsc, tsc_hz, Burst, Consumer, Mbuf, Mempool, Producer, RxQueue, TxQueue,
+};
+use crate::idle::{bounded_sleep, Backoff, Idle, IdleMode, IdlePolicy};
 use crate::pipeline::{Event, Pipeline, Sink};
 use crate::stats::{Loss, PathDrop, WorkerCounters};
 use crossbeam::queue::ArrayQueue;
@@ -145,6 +149,8 @@ pub struct LoopConfig {
     pub housekeeping_ns: u64,
     /// Connections expired at most per housekeeping round.
     pub expire_budget: usize,
+    /// What to do when the queues are empty.
+    pub idle: IdlePolicy,
 }
 
 impl Default for LoopConfig {
@@ -152,6 +158,7 @@ impl Default for LoopConfig {
         LoopConfig {
             housekeeping_ns: 10_000_000,
             expire_budget: 4096,
+            idle: IdlePolicy::default(),
         }
     }
 }
@@ -174,8 +181,15 @@ pub fn run(
     let mut rxb = Burst::new();
     let mut next_house = 0u64;
     let mut loops: u64 = 0;
+    let mut busy_loops: u64 = 0;
+    let mut backoff = Backoff::new(cfg.idle);
+    if cfg.idle.mode == IdleMode::Adaptive {
+        // without this a 1 µs back-off sleep lasts the default 50 µs slack
+        set_timer_slack_ns(1_000);
+    }
     loop {
         let now = ns(tsc());
+        let mut work = false;
         {
             let mut sink = MbufSink {
                 txb: &mut txb,
@@ -192,6 +206,7 @@ pub fn run(
                 if q.rx_burst(&mut rxb) == 0 {
                     continue;
                 }
+                work = true;
                 if let Some(c) = counters.ports.get(p) {
                     c.rx_packets.add(rxb.len() as u64);
                     c.rx_bytes
@@ -211,6 +226,7 @@ pub fn run(
                 if q.rx_burst(&mut rxb) == 0 {
                     continue;
                 }
+                work = true;
                 counters.from_kernel.add(rxb.len() as u64);
                 for m in rxb.drain() {
                     sink.tx(p as u16, m);
@@ -220,6 +236,7 @@ pub fn run(
                 if c.dequeue_burst(&mut rxb) == 0 {
                     continue;
                 }
+                work = true;
                 let handed = rxb.drain().map(|m| {
                     let port = m.port();
                     (m, port)
@@ -234,6 +251,7 @@ pub fn run(
             // pile up in the ring at high connection rates.
             let mut stop = false;
             while let Some(cmd) = ch.commands.pop() {
+                work = true;
                 match cmd {
                     Command::Snapshot(s) => {
                         // The old snapshot goes back to control, which
@@ -266,11 +284,29 @@ pub fn run(
                 sink.flush();
                 break;
             }
+            if work {
+                busy_loops += 1;
+            }
             if now >= next_house {
                 next_house = now + cfg.housekeeping_ns;
                 counters.loops.set(loops);
+                counters.busy_loops.set(busy_loops);
                 pipe.housekeeping(now, cfg.expire_budget, &mut sink);
                 sink.flush();
+            }
+        }
+        match backoff.next(work) {
+            Idle::Poll => {}
+            Idle::Pause => std::hint::spin_loop(),
+            Idle::Sleep(want) => {
+                // never past the next housekeeping round (timers, sync)
+                let t = tsc();
+                let d = bounded_sleep(want, ns(t), next_house);
+                if d > 0 {
+                    std::thread::sleep(std::time::Duration::from_nanos(d));
+                    counters.idle_sleeps.inc();
+                    counters.idle_sleep_ns.add(ns(tsc()).saturating_sub(ns(t)));
+                }
             }
         }
     }

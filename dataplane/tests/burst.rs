@@ -112,6 +112,7 @@ fn connection_burst_loses_no_sync_report_or_template_silently() {
         mbufs: 8191,
         max_services: 4,
         max_reals: 16,
+        idle: Default::default(),
     };
     let pool = Runtime::pool(&eal, &cfg).expect("pool");
     let pcfg = Runtime::port_config(&cfg);

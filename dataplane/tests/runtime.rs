@@ -95,6 +95,7 @@ fn two_workers_forward_nat_over_net_ring_with_handoff_and_arp() {
         mbufs: 8191,
         max_services: 16,
         max_reals: 4096,
+        idle: Default::default(),
     };
     let pool = Runtime::pool(&eal, &cfg).expect("pool");
     let pcfg = Runtime::port_config(&cfg);

@@ -336,6 +336,7 @@ pub fn run_point(eal: &Eal, tag: usize, p: &Point, st: &Settings) -> Result<Poin
         mbufs: 32767,
         max_services: 4,
         max_reals: 512,
+        idle: Default::default(),
     };
     let pool = Mempool::new(eal, &format!("pf{tag}"), 32767, 256, 2176)
         .map_err(|e| format!("mempool: {e}"))?;

@@ -373,6 +373,68 @@ fn table_sizes_and_conn_reuse_mode_are_explicit_settings() {
 }
 
 #[test]
+fn idle_policy_defaults_to_polling_and_adaptive_knobs_are_checked() {
+    use dataplane::idle::{IdleMode, IdlePolicy};
+    let c = parse(BASE, "ok.toml").unwrap();
+    assert_eq!(c.dataplane.idle, "poll");
+    assert_eq!(
+        c.dataplane.idle_policy(),
+        IdlePolicy {
+            mode: IdleMode::Poll,
+            empty_polls: 256,
+            pause_polls: 64,
+            max_sleep_ns: 100_000,
+        }
+    );
+    let c = parse(
+        &BASE.replacen(
+            "workers = 2",
+            "workers = 2\nidle = \"adaptive\"\nidle_empty_polls = 1000\nidle_pause_polls = 0\nidle_max_sleep_us = 1000",
+            1,
+        ),
+        "ok.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        c.dataplane.idle_policy(),
+        IdlePolicy {
+            mode: IdleMode::Adaptive,
+            empty_polls: 1000,
+            pause_polls: 0,
+            max_sleep_ns: 1_000_000,
+        }
+    );
+    for (to, want) in [
+        (
+            "idle = \"spin\"",
+            "bad.toml: dataplane.idle: must be \"poll\" or \"adaptive\", not 'spin'",
+        ),
+        (
+            "idle = \"adaptive\"\nidle_empty_polls = 0",
+            "bad.toml: dataplane.idle_empty_polls: must be in 1..=1000000, not 0",
+        ),
+        (
+            "idle_pause_polls = -1",
+            "bad.toml: dataplane.idle_pause_polls: must be in 0..=1000000, not -1",
+        ),
+        (
+            "idle = \"adaptive\"\nidle_max_sleep_us = 5000",
+            "bad.toml: dataplane.idle_max_sleep_us: must be in 1..=1000 (µs; at most a tenth of the workers' 10 ms housekeeping period), not 5000",
+        ),
+        (
+            "idle_max_sleep_us = 0",
+            "bad.toml: dataplane.idle_max_sleep_us: must be in 1..=1000 (µs; at most a tenth of the workers' 10 ms housekeeping period), not 0",
+        ),
+    ] {
+        assert_eq!(
+            one_error("workers = 2", &format!("workers = 2\n{to}")),
+            want,
+            "{to}"
+        );
+    }
+}
+
+#[test]
 fn port_input_checks_default_to_linux_and_are_validated() {
     let p = &parse(BASE, "base.toml").unwrap().ports[0];
     assert_eq!(p.rp_filter, None, "strict when absent");

@@ -115,6 +115,9 @@ pub struct DataplaneStats {
     pub tun_too_big: Vec<crate::metrics::TunTooBig>,
     /// Connections LVS sync did not send (`mixed_family`), by worker.
     pub sync_skipped: Vec<DropCounter>,
+    /// Each worker's polling loop: iterations, busy iterations, idle
+    /// sleeps.
+    pub worker_loops: Vec<crate::metrics::WorkerLoops>,
 }
 
 /// What rvsd needs from a packet dataplane. Every method is called from

@@ -285,6 +285,7 @@ impl DpdkDataplane {
             mbufs: 16383,
             max_services: MAX_SERVICES,
             max_reals: MAX_REALS,
+            idle: cfg.dataplane.idle_policy(),
         };
         let mut dp = DpdkDataplane {
             rt: None,
@@ -647,6 +648,13 @@ impl Dataplane for DpdkDataplane {
                     });
                 }
             }
+            st.worker_loops.push(crate::metrics::WorkerLoops {
+                worker: w,
+                loops: c.loops.get(),
+                busy_loops: c.busy_loops.get(),
+                idle_sleeps: c.idle_sleeps.get(),
+                idle_sleep_ns: c.idle_sleep_ns.get(),
+            });
             st.conn_tables.push(ConnTable {
                 worker: w,
                 entries: c.conn_entries.get(),
@@ -869,7 +877,7 @@ impl Dataplane for DpdkDataplane {
             }
             Extra::Workers => {
                 out.push_str(
-                    "Worker   Conns    Capacity  Table-mem  Handoffs-out  Stateless  PMTU-replies  To-kernel  From-kernel  Generation   Conns-v4  Capacity-v4   Conns-v6  Capacity-v6     Reused   Lost   Sloppy      Ops  Stateless-rx    Fast-path\n",
+                    "Worker   Conns    Capacity  Table-mem  Handoffs-out  Stateless  PMTU-replies  To-kernel  From-kernel  Generation   Conns-v4  Capacity-v4   Conns-v6  Capacity-v6     Reused   Lost   Sloppy      Ops  Stateless-rx    Fast-path          Loops     Busy-loops  Idle-sleeps    Idle-ms\n",
                 );
                 for (w, c) in rt.counters().iter().enumerate() {
                     let h: u64 = c.handoff_out.iter().map(|x| x.get()).sum();
@@ -881,7 +889,7 @@ impl Dataplane for DpdkDataplane {
                         .sum();
                     let _ = writeln!(
                         out,
-                        "{:>6} {:>7} {:>11} {:>10} {:>13} {:>10} {:>13} {:>10} {:>12} {:>11} {:>10} {:>12} {:>10} {:>12} {:>10} {:>6} {:>8} {:>8} {:>13} {:>12}",
+                        "{:>6} {:>7} {:>11} {:>10} {:>13} {:>10} {:>13} {:>10} {:>12} {:>11} {:>10} {:>12} {:>10} {:>12} {:>10} {:>6} {:>8} {:>8} {:>13} {:>12} {:>14} {:>14} {:>12} {:>10}",
                         w,
                         c.conn_entries.get(),
                         c.conn_capacity.get(),
@@ -901,7 +909,11 @@ impl Dataplane for DpdkDataplane {
                         c.sloppy_conns.get(),
                         c.ops_packets.get(),
                         c.stateless_replies.get(),
-                        c.fast_path.get()
+                        c.fast_path.get(),
+                        c.loops.get(),
+                        c.busy_loops.get(),
+                        c.idle_sleeps.get(),
+                        c.idle_sleep_ns.get() / 1_000_000
                     );
                 }
             }

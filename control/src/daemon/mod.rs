@@ -729,6 +729,10 @@ impl Daemon {
                 cfg.dataplane.seq_adj_conns != b.dataplane.seq_adj_conns,
                 "dataplane.seq_adj_conns",
             ),
+            (
+                cfg.dataplane.idle_policy() != b.dataplane.idle_policy(),
+                "dataplane.idle",
+            ),
             (cfg.metrics != b.metrics, "metrics.listen"),
             (cfg.control != b.control, "control.socket"),
             (cfg.bgp != b.bgp, "[bgp]"),
@@ -745,6 +749,10 @@ impl Daemon {
         cfg.dataplane.conn_table_size = b.dataplane.conn_table_size;
         cfg.dataplane.conn_table_size_v6 = b.dataplane.conn_table_size_v6;
         cfg.dataplane.seq_adj_conns = b.dataplane.seq_adj_conns;
+        cfg.dataplane.idle = b.dataplane.idle.clone();
+        cfg.dataplane.idle_empty_polls = b.dataplane.idle_empty_polls;
+        cfg.dataplane.idle_pause_polls = b.dataplane.idle_pause_polls;
+        cfg.dataplane.idle_max_sleep_us = b.dataplane.idle_max_sleep_us;
         cfg.metrics = b.metrics.clone();
         cfg.control = b.control.clone();
         cfg.bgp = b.bgp.clone();
@@ -884,6 +892,7 @@ impl Daemon {
         m.proxy_protocol = st.proxy_protocol;
         m.tun_too_big = st.tun_too_big;
         m.sync_skipped = st.sync_skipped;
+        m.worker_loops = st.worker_loops;
         let mut out = metrics::render(&m);
         out.push_str(&self.health.metrics());
         if let Some(b) = &self.bgp {

@@ -293,6 +293,27 @@ fn reload_owns_only_what_the_file_lists() {
 }
 
 #[test]
+fn reload_keeps_the_idle_policy_the_workers_started_with() {
+    let (mut d, _h) = daemon();
+    let new = CONFIG.replace(
+        "workers = 2",
+        "workers = 2\nidle = \"adaptive\"\nidle_max_sleep_us = 50",
+    );
+    let cfg = config::parse(&new, "new.toml").unwrap();
+    let summary = d.reload_with(cfg).unwrap();
+    assert!(
+        summary.ends_with("; changes to dataplane.idle take effect only on restart"),
+        "{summary}"
+    );
+    // the same file again: the policy it asks for is still not the running one
+    let cfg = config::parse(&new, "new.toml").unwrap();
+    assert!(d.reload_with(cfg).unwrap().contains("dataplane.idle"));
+    // back to the file rvsd started with: nothing to note
+    let cfg = config::parse(CONFIG, "new.toml").unwrap();
+    assert!(!d.reload_with(cfg).unwrap().contains("restart"));
+}
+
+#[test]
 fn extras_and_connections_come_from_the_dataplane() {
     let (mut d, h) = daemon();
     assert!(ok(&mut d, "--workers").contains("1024"));

@@ -531,3 +531,41 @@ fn sync_skipped_counters_are_exposed() {
         "{text}"
     );
 }
+
+#[test]
+fn worker_loops_and_idle_sleeps_are_exposed() {
+    let mut m = snapshot();
+    m.worker_loops = vec![
+        WorkerLoops {
+            worker: 0,
+            loops: 1_000_000,
+            busy_loops: 2_500,
+            idle_sleeps: 9_000,
+            idle_sleep_ns: 1_234_567_890,
+        },
+        WorkerLoops {
+            worker: 1,
+            loops: 5,
+            busy_loops: 5,
+            idle_sleeps: 0,
+            idle_sleep_ns: 7,
+        },
+    ];
+    let text = render(&m);
+    validate(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    for line in [
+        "# TYPE rvs_worker_loops_total counter\n",
+        "rvs_worker_loops_total{worker=\"0\"} 1000000\n",
+        "rvs_worker_loops_total{worker=\"1\"} 5\n",
+        "rvs_worker_busy_loops_total{worker=\"0\"} 2500\n",
+        "rvs_worker_idle_sleeps_total{worker=\"0\"} 9000\n",
+        "rvs_worker_idle_sleeps_total{worker=\"1\"} 0\n",
+        "# TYPE rvs_worker_idle_seconds_total counter\n",
+        "rvs_worker_idle_seconds_total{worker=\"0\"} 1.234567890\n",
+        "rvs_worker_idle_seconds_total{worker=\"1\"} 0.000000007\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    // nothing when the dataplane reports no workers (the mock)
+    assert!(!render(&snapshot()).contains("rvs_worker_"));
+}

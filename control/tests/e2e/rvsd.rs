@@ -44,6 +44,9 @@ pub struct Conf {
     /// `[dataplane] conn_table_size` and `conn_table_size_v6` (default
     /// 65536 and rvsd's default).
     pub conn_table: Option<u32>,
+    /// `[dataplane] idle` ("poll" or "adaptive"; rvsd's default when
+    /// None).
+    pub idle: Option<String>,
 }
 
 /// A `[[service]]` block: `reals` are `(address, weight)`.
@@ -157,6 +160,7 @@ addresses = [{srv}]
 [dataplane]
 workers = {workers}
 {tables}
+{idle}
 
 [metrics]
 listen = "{metrics}"
@@ -183,6 +187,11 @@ socket = "{sock}"
                 .map(|c| c.to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
+            idle = conf
+                .idle
+                .as_ref()
+                .map(|i| format!("idle = \"{i}\""))
+                .unwrap_or_default(),
             metrics = self.metrics,
             sock = self.sock,
             services = conf.services,
@@ -228,6 +237,26 @@ socket = "{sock}"
     pub fn ok(&self, args: &[&str]) -> String {
         self.adm(args)
             .unwrap_or_else(|e| panic!("{e}\nrvsd log:\n{}", self.log()))
+    }
+
+    /// A column of `rvsadm --workers` (by its header), summed over the
+    /// workers.
+    pub fn workers_col(&self, name: &str) -> u64 {
+        let w = self.ok(&["--workers"]);
+        let head: Vec<&str> = w.lines().next().unwrap_or("").split_whitespace().collect();
+        let i = head
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no column {name}: {w}"));
+        w.lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|f| f.len() == head.len())
+            .map(|f| {
+                f[i].parse::<u64>()
+                    .unwrap_or_else(|_| panic!("{name}: {w}"))
+            })
+            .sum()
     }
 
     /// rvsd's stderr so far.

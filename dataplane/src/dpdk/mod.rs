@@ -45,4 +45,4 @@ pub use mbuf::{Burst, Drain, Mbuf, MAX_BURST};
 pub use mempool::Mempool;
 pub use port::{LinkStatus, Port, PortConfig, PortStats, RxQueue, TxQueue, TxStats};
 pub use ring::{Consumer, Producer, Ring, RingItem};
-pub use thread::{lcore_id, spawn_worker, LcoreRegistration, WorkerHandle};
+pub use thread::{lcore_id, set_timer_slack_ns, spawn_worker, LcoreRegistration, WorkerHandle};

@@ -42,6 +42,25 @@ impl Drop for LcoreRegistration {
     }
 }
 
+/// Sets the calling thread's timer slack (`PR_SET_TIMERSLACK`) to `ns`
+/// nanoseconds: how late the kernel may end its sleeps to merge timer
+/// wake-ups (50 µs by default, which would turn an adaptive worker's
+/// 1 µs back-off sleep into 50). `false` if the kernel refused.
+pub fn set_timer_slack_ns(ns: u64) -> bool {
+    let ns = libc::c_ulong::try_from(ns.max(1)).unwrap_or(libc::c_ulong::MAX);
+    // SAFETY: PR_SET_TIMERSLACK takes one integer argument and changes
+    // only the calling thread's timer slack; no pointers are passed.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_TIMERSLACK,
+            ns,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        ) == 0
+    }
+}
+
 /// The calling thread's lcore id (`u32::MAX` for unregistered threads).
 pub fn lcore_id() -> u32 {
     // SAFETY: reads a thread-local; no preconditions.

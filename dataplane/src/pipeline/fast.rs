@@ -232,7 +232,9 @@ impl<B: PacketBuf> Pipeline<B> {
         };
         let (client, cport, local, lport) = (c.client(), c.cport(), c.local(), c.lport());
         let (vip, vport, rport) = (c.vip(), c.vport(), c.rport());
-        if table.seq_adj(idx).is_some() {
+        // A TUN connection to a real server of the other family keeps no
+        // address of its own (the general path finds it by id).
+        if table.seq_adj(idx).is_some() || (rw == Rw::Tun && from == F::UNSPECIFIED) {
             return Err((pkt, Some(found)));
         }
         let now = self.st.now_ns;

@@ -104,29 +104,28 @@ impl Fast for V6 {
     }
 }
 
-/// The parser's length checks for a plain TCP/UDP packet of family `F`
-/// (`None`: let the parser see it, to drop it by its reason).
+/// The parser's length checks for a plain TCP (`tcp`, header flags
+/// `flags`) or UDP packet of family `F` (`None`: let the parser see it, to
+/// drop it by its reason).
 #[inline(always)]
-fn plain<F: Fast>(d: &[u8], proto: u8) -> Option<Plain> {
+fn plain<F: Fast>(d: &[u8], tcp: bool, flags: u8) -> Option<Plain> {
     let ip_len = F::ip_len(d)?;
     if ip_len < F::IP_HDR || ip_len > d.len().checked_sub(L3)? {
         return None;
     }
     let l4 = L3 + F::IP_HDR;
     let l4_len = ip_len - F::IP_HDR;
-    let flags = if proto == IPPROTO_TCP {
+    if tcp {
         let hl = usize::from(*d.get(l4 + 12)? >> 4) * 4;
         if l4_len < 20 || hl < 20 || hl > l4_len {
             return None;
         }
-        *d.get(l4 + 13)?
     } else {
         let ul = usize::from(be16(d, l4 + 4));
         if l4_len < 8 || ul < 8 || ul > l4_len {
             return None;
         }
-        0
-    };
+    }
     Some(Plain {
         ip_len: u16::try_from(ip_len).ok()?,
         flags,
@@ -175,15 +174,24 @@ impl<B: PacketBuf> Pipeline<B> {
         from_handoff: bool,
         sink: &mut impl Sink<B>,
     ) -> Result<(), Fallback<B>> {
-        let Some(p) = plain::<F>(pkt.data(), key.proto) else {
-            return Err((pkt, None));
-        };
+        // What sends the packet to the general path whatever the table
+        // says comes first, so a SYN costs only these tests (a frame too
+        // short for the flags goes on to the parser as well).
         let tcp = key.proto == IPPROTO_TCP;
-        if (tcp && (p.flags & (TCP_SYN | TCP_RST) != 0 || !self.st.syn.idle()))
-            || self.st.toa.enabled()
-        {
+        let flags = if tcp {
+            match pkt.data().get(L3 + F::IP_HDR + 13) {
+                Some(&f) if f & (TCP_SYN | TCP_RST) == 0 && self.st.syn.idle() => f,
+                _ => return Err((pkt, None)),
+            }
+        } else {
+            0
+        };
+        if self.st.toa.enabled() {
             return Err((pkt, None));
         }
+        let Some(p) = plain::<F>(pkt.data(), tcp, flags) else {
+            return Err((pkt, None));
+        };
         let snap = &*self.snap;
         if !from_handoff && self.st.own.workers() > 1 {
             // As the general path decides it (client→service by the

@@ -170,6 +170,11 @@ pub fn replies(
         "handoff_out",
         "handoff_in",
         "drops",
+        "fast_path",
+        "loops",
+        "busy_loops",
+        "idle_sleeps",
+        "idle_sleep_ns",
     ]
     .iter()
     .map(|k| (*k, vec![0u64; n]))
@@ -192,6 +197,15 @@ pub fn replies(
     for h in &st.handoffs {
         add(6, h.from, h.packets);
         add(7, h.to, h.packets);
+    }
+    for f in &st.fast_path {
+        add(9, f.worker, f.packets);
+    }
+    for l in &st.worker_loops {
+        add(10, l.worker, l.loops);
+        add(11, l.worker, l.busy_loops);
+        add(12, l.worker, l.idle_sleeps);
+        add(13, l.worker, l.idle_sleep_ns);
     }
     let mut drops: BTreeMap<&str, u64> = BTreeMap::new();
     for d in &st.drops {
@@ -258,6 +272,18 @@ mod tests {
                     packets: 4,
                 },
             ],
+            fast_path: vec![DropCounter {
+                reason: "fast".into(),
+                worker: 1,
+                packets: 9,
+            }],
+            worker_loops: vec![crate::metrics::WorkerLoops {
+                worker: 0,
+                loops: 100,
+                busy_loops: 40,
+                idle_sleeps: 5,
+                idle_sleep_ns: 6000,
+            }],
             ..Default::default()
         };
         let r: BTreeMap<_, _> = replies(&model, &st, Role::Standalone, 2)
@@ -307,6 +333,13 @@ mod tests {
             drops_per_worker.1,
             Value::Array(vec![Scalar::U64(3), Scalar::U64(4)])
         );
+        let col = |k: &str| ws.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let u = |a: u64, b: u64| Some(Value::Array(vec![Scalar::U64(a), Scalar::U64(b)]));
+        assert_eq!(col("fast_path"), u(0, 9));
+        assert_eq!(col("loops"), u(100, 0));
+        assert_eq!(col("busy_loops"), u(40, 0));
+        assert_eq!(col("idle_sleeps"), u(5, 0));
+        assert_eq!(col("idle_sleep_ns"), u(6000, 0));
     }
 
     #[test]

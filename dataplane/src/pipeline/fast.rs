@@ -51,15 +51,6 @@ use crate::wire::{be16, ethernet::HEADER_LEN as L3};
 /// connection lookup if the fast path made it (`Some(None)`: a miss).
 pub(super) type Fallback<B> = (B, Option<Option<(RecordIdx, ConnDir)>>);
 
-/// The lengths the parser checks, for a plain packet stage 1 read.
-#[derive(Clone, Copy)]
-pub(super) struct Plain {
-    /// Bytes IPVS counts (the IP packet: header and payload).
-    ip_len: u16,
-    /// TCP header flags (0 for UDP).
-    flags: u8,
-}
-
 /// The per-family part of the fast path.
 pub(super) trait Fast: Tables {
     /// IP header length of a plain packet (20 / 40).
@@ -104,11 +95,11 @@ impl Fast for V6 {
     }
 }
 
-/// The parser's length checks for a plain TCP (`tcp`, header flags
-/// `flags`) or UDP packet of family `F` (`None`: let the parser see it, to
-/// drop it by its reason).
+/// The parser's length checks for a plain TCP (`tcp`) or UDP packet of
+/// family `F`: the bytes IPVS counts (the IP packet, header and payload),
+/// or `None` to let the parser see it and drop it by its reason.
 #[inline(always)]
-fn plain<F: Fast>(d: &[u8], tcp: bool, flags: u8) -> Option<Plain> {
+fn plain<F: Fast>(d: &[u8], tcp: bool) -> Option<u16> {
     let ip_len = F::ip_len(d)?;
     if ip_len < F::IP_HDR || ip_len > d.len().checked_sub(L3)? {
         return None;
@@ -126,10 +117,7 @@ fn plain<F: Fast>(d: &[u8], tcp: bool, flags: u8) -> Option<Plain> {
             return None;
         }
     }
-    Some(Plain {
-        ip_len: u16::try_from(ip_len).ok()?,
-        flags,
-    })
+    u16::try_from(ip_len).ok()
 }
 
 /// The rewrite of one (mode, direction).
@@ -189,7 +177,7 @@ impl<B: PacketBuf> Pipeline<B> {
         if self.st.toa.enabled() {
             return Err((pkt, None));
         }
-        let Some(p) = plain::<F>(pkt.data(), tcp, flags) else {
+        let Some(ip_len) = plain::<F>(pkt.data(), tcp) else {
             return Err((pkt, None));
         };
         let snap = &*self.snap;
@@ -259,16 +247,15 @@ impl<B: PacketBuf> Pipeline<B> {
         // path answers.
         let (tun, overhead) = if rw == Rw::Tun {
             let tun = snap.tunnel(rs);
-            let ok =
-                pkt.headroom() >= tun.overhead(F::IP_HDR == 40) && F::from_ip(a.tun_src).is_some();
-            if !ok {
+            let overhead = tun.overhead(F::IP_HDR == 40);
+            if pkt.headroom() < overhead || F::from_ip(a.tun_src).is_none() {
                 return Err((pkt, Some(found)));
             }
-            (tun, tun.overhead(F::IP_HDR == 40))
+            (tun, overhead)
         } else {
             (forward::TunEncap::Ipip, 0)
         };
-        if usize::from(p.ip_len) + overhead > usize::from(a.mtu) {
+        if usize::from(ip_len) + overhead > usize::from(a.mtu) {
             return Err((pkt, Some(found)));
         }
         // Committed: from here on exactly the general path's steps.
@@ -278,14 +265,14 @@ impl<B: PacketBuf> Pipeline<B> {
         let tick = (now / NS) as u32;
         let table = F::table(&mut self.st);
         if tcp {
-            if let Some(ch) = table.update_state(idx, p.flags, dir, tick) {
+            if let Some(ch) = table.update_state(idx, flags, dir, tick) {
                 activity(snap, svc, rs, ch.activity);
             }
         } else {
             table.touch(idx, tick);
         }
         let out = dir == ConnDir::Out;
-        count_traffic(&self.st.counters, svc, rs, out, u64::from(p.ip_len));
+        count_traffic(&self.st.counters, svc, rs, out, u64::from(ip_len));
         if let (Some(sp), false) = (&snap.sync, out) {
             sync_check::<F, B>(&mut self.st, sp, &snap.timeouts, idx, false, sink);
         }
@@ -323,7 +310,7 @@ impl<B: PacketBuf> Pipeline<B> {
                     laddr: None,
                     tun,
                 };
-                let l4_len = p.ip_len - F::IP_HDR as u16;
+                let l4_len = ip_len - F::IP_HDR as u16;
                 let meta = PacketMeta {
                     l2_len: L3 as u8,
                     vlan: None,
@@ -342,7 +329,7 @@ impl<B: PacketBuf> Pipeline<B> {
                     dst_port: key.dport,
                     icmp_type: 0,
                     icmp_code: 0,
-                    tcp_flags: p.flags,
+                    tcp_flags: flags,
                     frag: None,
                 };
                 let out = L2Out {

@@ -806,6 +806,53 @@ impl<F: Family> ConnTable<F> {
         true
     }
 
+    /// [`ConnTable::update_state`] for the commonest segment, inline: a
+    /// TCP segment with ACK and without SYN, FIN or RST on an ESTABLISHED
+    /// connection, which every table of the state machine keeps
+    /// ESTABLISHED (so the activity is unchanged). It clears NOOUTPUT on a
+    /// reply and refreshes the expiry exactly as `update_state` does, and
+    /// returns `true`; for anything else it changes nothing and returns
+    /// `false` (call `update_state`).
+    #[inline(always)]
+    pub fn refresh_established(
+        &mut self,
+        idx: RecordIdx,
+        tcp_flags: u8,
+        dir: Direction,
+        now: u32,
+    ) -> bool {
+        const MASK: u8 = 0x01 | 0x02 | 0x04 | 0x10; // FIN SYN RST ACK
+        if tcp_flags & MASK != 0x10 {
+            return false;
+        }
+        let es = self
+            .ticks
+            .get(TcpState::Established as usize)
+            .copied()
+            .unwrap_or(0);
+        let r = idx.0;
+        let Some(c) = self.recs.get_mut(r as usize) else {
+            return false;
+        };
+        if c.meta & super::record::META_STATE != TcpState::Established as u8
+            || c.proto != IPPROTO_TCP
+            || !c.is_live()
+        {
+            return false;
+        }
+        if dir == Direction::Out {
+            c.meta &= !super::record::META_NOOUTPUT;
+        }
+        let e = now.wrapping_add(es);
+        let old = c.expires;
+        c.expires = e;
+        if before(e, old) {
+            self.unlink(r);
+            self.file(r, e);
+        }
+        true
+    }
+
     /// Run IPVS's TCP state machine for a segment with header flags
     /// `tcp_flags` travelling in `dir`, and refresh the expiry with the new
     /// state's timeout. The input-only table is used while no reply has

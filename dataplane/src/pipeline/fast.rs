@@ -95,29 +95,42 @@ impl Fast for V6 {
     }
 }
 
-/// The parser's length checks for a plain TCP (`tcp`) or UDP packet of
-/// family `F`: the bytes IPVS counts (the IP packet, header and payload),
-/// or `None` to let the parser see it and drop it by its reason.
+/// The parser's length checks for a plain TCP (`TCP`) or UDP packet of
+/// family `F` whose headers are `h` (Ethernet, IP and TCP/UDP, `hdr_len`
+/// bytes) in a frame of `frame_len` bytes: the bytes IPVS counts (the IP
+/// packet, header and payload), or `None` to let the parser see it and
+/// drop it by its reason.
 #[inline(always)]
-fn plain<F: Fast>(d: &[u8], tcp: bool) -> Option<u16> {
-    let ip_len = F::ip_len(d)?;
-    if ip_len < F::IP_HDR || ip_len > d.len().checked_sub(L3)? {
+fn plain<F: Fast, const TCP: bool>(h: &[u8], frame_len: usize) -> Option<u16> {
+    let ip_len = F::ip_len(h)?;
+    let l4 = L3 + F::IP_HDR;
+    // The frame holds the headers (`h`), so neither subtraction wraps.
+    if ip_len < F::IP_HDR + l4_min::<TCP>() || ip_len > frame_len - L3 {
         return None;
     }
-    let l4 = L3 + F::IP_HDR;
     let l4_len = ip_len - F::IP_HDR;
-    if tcp {
-        let hl = usize::from(*d.get(l4 + 12)? >> 4) * 4;
-        if l4_len < 20 || hl < 20 || hl > l4_len {
+    if TCP {
+        let hl = usize::from(*h.get(l4 + 12)? >> 4) * 4;
+        if hl < 20 || hl > l4_len {
             return None;
         }
     } else {
-        let ul = usize::from(be16(d, l4 + 4));
-        if l4_len < 8 || ul < 8 || ul > l4_len {
+        let ul = usize::from(be16(h, l4 + 4));
+        if ul < 8 || ul > l4_len {
             return None;
         }
     }
     u16::try_from(ip_len).ok()
+}
+
+/// The TCP (20) or UDP (8) header length.
+#[inline(always)]
+const fn l4_min<const TCP: bool>() -> usize {
+    if TCP {
+        20
+    } else {
+        8
+    }
 }
 
 /// The rewrite of one (mode, direction).
@@ -162,12 +175,38 @@ impl<B: PacketBuf> Pipeline<B> {
         from_handoff: bool,
         sink: &mut impl Sink<B>,
     ) -> Result<(), Fallback<B>> {
+        // One body per protocol, so the header length is a constant and
+        // the header's bytes are read and written without bounds checks.
+        if key.proto == IPPROTO_TCP {
+            self.fast_l4::<F, true>(pkt, key, hash, cand, from_handoff, sink)
+        } else {
+            self.fast_l4::<F, false>(pkt, key, hash, cand, from_handoff, sink)
+        }
+    }
+
+    #[inline(always)]
+    fn fast_l4<F: Fast, const TCP: bool>(
+        &mut self,
+        mut pkt: B,
+        key: crate::flow::FlowKey<F>,
+        hash: u64,
+        cand: u32,
+        from_handoff: bool,
+        sink: &mut impl Sink<B>,
+    ) -> Result<(), Fallback<B>> {
+        // The Ethernet, IP and TCP/UDP headers: a constant length, so
+        // every access at a fixed offset below is checked at compile time.
+        let hdr_len = L3 + F::IP_HDR + l4_min::<TCP>();
+        let headroom = pkt.headroom();
+        let d = pkt.data_mut();
+        let frame_len = d.len();
+        let Some(h) = d.get_mut(..hdr_len) else {
+            return Err((pkt, None));
+        };
         // What sends the packet to the general path whatever the table
-        // says comes first, so a SYN costs only these tests (a frame too
-        // short for the flags goes on to the parser as well).
-        let tcp = key.proto == IPPROTO_TCP;
-        let flags = if tcp {
-            match pkt.data().get(L3 + F::IP_HDR + 13) {
+        // says comes first, so a SYN costs only these tests.
+        let flags = if TCP {
+            match h.get(L3 + F::IP_HDR + 13) {
                 Some(&f) if f & (TCP_SYN | TCP_RST) == 0 && self.st.syn.idle() => f,
                 _ => return Err((pkt, None)),
             }
@@ -177,7 +216,7 @@ impl<B: PacketBuf> Pipeline<B> {
         if self.st.toa.enabled() {
             return Err((pkt, None));
         }
-        let Some(ip_len) = plain::<F>(pkt.data(), tcp) else {
+        let Some(ip_len) = plain::<F, TCP>(h, frame_len) else {
             return Err((pkt, None));
         };
         let snap = &*self.snap;
@@ -234,28 +273,38 @@ impl<B: PacketBuf> Pipeline<B> {
             return Err((pkt, Some(found)));
         }
         let now = self.st.now_ns;
-        let Some(a) = self
-            .st
-            .adj
-            .get(F::to_ip(to), self.neigh.generation(), now)
-            .copied()
-        else {
+        let Some(a) = self.st.adj.get(F::to_ip(to), self.neigh.generation(), now) else {
             return Err((pkt, Some(found)));
         };
+        // Of the adjacency, what every packet needs (TUN reads the rest).
+        let (out_port, mtu, dst_mac, src_mac) = (a.port, a.mtu, a.dst_mac, a.neigh_src_mac);
         // TUN: the encapsulation must fit (headroom, MTU with the outer
         // headers) and the outer source be of the family, or the general
         // path answers.
         let (tun, overhead) = if rw == Rw::Tun {
             let tun = snap.tunnel(rs);
             let overhead = tun.overhead(F::IP_HDR == 40);
-            if pkt.headroom() < overhead || F::from_ip(a.tun_src).is_none() {
+            if headroom < overhead || F::from_ip(a.tun_src).is_none() {
                 return Err((pkt, Some(found)));
             }
-            (tun, overhead)
+            let t = Translation {
+                mode: Mode::Tun,
+                client: Endpoint::new(F::to_ip(client), cport),
+                vip: Endpoint::new(F::to_ip(vip), vport),
+                rip: Endpoint::new(F::to_ip(from), rport),
+                laddr: None,
+                tun,
+            };
+            let l2 = L2Out {
+                src_mac: a.src_mac,
+                dst_mac: MacAddr::ZERO,
+                mtu,
+            };
+            (Some((t, a.tun_src, l2)), overhead)
         } else {
-            (forward::TunEncap::Ipip, 0)
+            (None, 0)
         };
-        if usize::from(ip_len) + overhead > usize::from(a.mtu) {
+        if usize::from(ip_len) + overhead > usize::from(mtu) {
             return Err((pkt, Some(found)));
         }
         // Committed: from here on exactly the general path's steps.
@@ -264,9 +313,11 @@ impl<B: PacketBuf> Pipeline<B> {
         }
         let tick = (now / NS) as u32;
         let table = F::table(&mut self.st);
-        if tcp {
-            if let Some(ch) = table.update_state(idx, flags, dir, tick) {
-                activity(snap, svc, rs, ch.activity);
+        if TCP {
+            if !table.refresh_established(idx, flags, dir, tick) {
+                if let Some(ch) = table.update_state(idx, flags, dir, tick) {
+                    activity(snap, svc, rs, ch.activity);
+                }
             }
         } else {
             table.touch(idx, tick);
@@ -276,86 +327,103 @@ impl<B: PacketBuf> Pipeline<B> {
         if let (Some(sp), false) = (&snap.sync, out) {
             sync_check::<F, B>(&mut self.st, sp, &snap.timeouts, idx, false, sink);
         }
-        let mut pkt = pkt;
+        if let Some((t, tun_src, l2)) = tun {
+            return self.fast_tun::<F>(
+                pkt,
+                &key,
+                flags,
+                ip_len,
+                &t,
+                tun_src,
+                &l2,
+                sink,
+                (out_port, dst_mac, src_mac),
+            );
+        }
         // `from`/`port`: the server side's new address and port (RIP
         // toward the server, VIP toward the client).
         match rw {
-            Rw::NatIn => F::rewrite(pkt.data_mut(), Side::Dst, from, port, tcp),
-            Rw::NatOut => F::rewrite(pkt.data_mut(), Side::Src, from, port, tcp),
+            Rw::NatIn => F::rewrite(h, Side::Dst, from, port, TCP),
+            Rw::NatOut => F::rewrite(h, Side::Src, from, port, TCP),
             Rw::FullNatIn => {
-                let d = pkt.data_mut();
-                F::rewrite(d, Side::Src, local, lport, tcp);
-                F::rewrite(d, Side::Dst, from, port, tcp);
+                F::rewrite(h, Side::Src, local, lport, TCP);
+                F::rewrite(h, Side::Dst, from, port, TCP);
             }
             Rw::FullNatOut => {
-                let d = pkt.data_mut();
-                F::rewrite(d, Side::Dst, client, cport, tcp);
-                F::rewrite(d, Side::Src, from, port, tcp);
+                F::rewrite(h, Side::Dst, client, cport, TCP);
+                F::rewrite(h, Side::Src, from, port, TCP);
             }
-            Rw::Dr => {}
-            Rw::Tun => {
-                // The general path's encapsulation, given the fields of
-                // the parse and translation it reads.
-                self.st.tun_ident = self.st.tun_ident.wrapping_add(1);
-                let params = TunParams {
-                    src: a.tun_src,
-                    ttl: Some(TunParams::DEFAULT_TTL),
-                    ident: self.st.tun_ident,
-                };
-                let t = Translation {
-                    mode: Mode::Tun,
-                    client: Endpoint::new(F::to_ip(client), cport),
-                    vip: Endpoint::new(F::to_ip(vip), vport),
-                    rip: Endpoint::new(F::to_ip(from), rport),
-                    laddr: None,
-                    tun,
-                };
-                let l4_len = ip_len - F::IP_HDR as u16;
-                let meta = PacketMeta {
-                    l2_len: L3 as u8,
-                    vlan: None,
-                    ethertype: if F::IP_HDR == 40 { 0x86dd } else { 0x0800 },
-                    l3: F::L3,
-                    l3_offset: L3 as u16,
-                    src: F::to_ip(key.src),
-                    dst: F::to_ip(key.dst),
-                    ttl: 0,
-                    l4_proto: key.proto,
-                    l4_offset: (L3 + F::IP_HDR) as u16,
-                    l4_len,
-                    ip_payload_len: l4_len,
-                    has_l4: true,
-                    src_port: key.sport,
-                    dst_port: key.dport,
-                    icmp_type: 0,
-                    icmp_code: 0,
-                    tcp_flags: flags,
-                    frag: None,
-                };
-                let out = L2Out {
-                    src_mac: a.src_mac,
-                    dst_mac: MacAddr::ZERO,
-                    mtu: a.mtu,
-                };
-                match forward::tun(&mut pkt, &meta, &t, &params, &out) {
-                    Ok(Verdict::Transmit) => {}
-                    // Not reached: the checks above are the ones that
-                    // lead elsewhere; counted, never silent.
-                    Ok(_) => {
-                        self.st.counters.path_drop(PathDrop::NeedsFragmentation);
-                        return Ok(());
-                    }
-                    Err(e) => {
-                        self.st.counters.fwd_error(e);
-                        return Ok(());
-                    }
-                }
+            // TUN went above.
+            Rw::Dr | Rw::Tun => {}
+        }
+        crate::wire::put(h, 0, dst_mac.0);
+        crate::wire::put(h, 6, src_mac.0);
+        sink.tx(out_port, pkt);
+        Ok(())
+    }
+
+    /// The TUN encapsulation of a committed fast-path packet: the general
+    /// path's `forward::tun`, given the fields of the parse and translation
+    /// it reads, then the cached adjacency's MACs and the TX.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn fast_tun<F: Fast>(
+        &mut self,
+        mut pkt: B,
+        key: &crate::flow::FlowKey<F>,
+        flags: u8,
+        ip_len: u16,
+        t: &Translation,
+        tun_src: core::net::IpAddr,
+        l2: &L2Out,
+        sink: &mut impl Sink<B>,
+        (out_port, dst_mac, src_mac): (u16, MacAddr, MacAddr),
+    ) -> Result<(), Fallback<B>> {
+        self.st.tun_ident = self.st.tun_ident.wrapping_add(1);
+        let params = TunParams {
+            src: tun_src,
+            ttl: Some(TunParams::DEFAULT_TTL),
+            ident: self.st.tun_ident,
+        };
+        let l4_len = ip_len - F::IP_HDR as u16;
+        let meta = PacketMeta {
+            l2_len: L3 as u8,
+            vlan: None,
+            ethertype: if F::IP_HDR == 40 { 0x86dd } else { 0x0800 },
+            l3: F::L3,
+            l3_offset: L3 as u16,
+            src: F::to_ip(key.src),
+            dst: F::to_ip(key.dst),
+            ttl: 0,
+            l4_proto: key.proto,
+            l4_offset: (L3 + F::IP_HDR) as u16,
+            l4_len,
+            ip_payload_len: l4_len,
+            has_l4: true,
+            src_port: key.sport,
+            dst_port: key.dport,
+            icmp_type: 0,
+            icmp_code: 0,
+            tcp_flags: flags,
+            frag: None,
+        };
+        match forward::tun(&mut pkt, &meta, t, &params, l2) {
+            Ok(Verdict::Transmit) => {}
+            // Not reached: the checks before the commit are the ones that
+            // lead elsewhere; counted, never silent.
+            Ok(_) => {
+                self.st.counters.path_drop(PathDrop::NeedsFragmentation);
+                return Ok(());
+            }
+            Err(e) => {
+                self.st.counters.fwd_error(e);
+                return Ok(());
             }
         }
         let d = pkt.data_mut();
-        crate::wire::put(d, 0, a.dst_mac.0);
-        crate::wire::put(d, 6, a.neigh_src_mac.0);
-        sink.tx(a.port, pkt);
+        crate::wire::put(d, 0, dst_mac.0);
+        crate::wire::put(d, 6, src_mac.0);
+        sink.tx(out_port, pkt);
         Ok(())
     }
 }

@@ -761,3 +761,50 @@ fn sequence_adjustment_lives_beside_the_record_and_dies_with_it() {
     assert!(!t.set_seq_adj(RecordIdx(60), s), "not live");
     assert_eq!(t.stats().seq_full, 1);
 }
+
+/// The inline refresh of the fast path does exactly what `update_state`
+/// does whenever it says it did something, for every flags byte, state,
+/// direction and reply-seen flag (NAT sees replies, DR never does).
+#[test]
+fn refresh_established_is_update_state() {
+    let mut taken = 0;
+    for fwd in [FwdMode::Nat, FwdMode::Dr] {
+        for state in 0..TCP_STATES as u8 {
+            for flags in 0..=255u8 {
+                for dir in [Direction::In, Direction::Out] {
+                    let (mut a, mut b) = (table(16), table(16));
+                    let n = conn(3, fwd, IPPROTO_TCP);
+                    let (ia, ib) = (a.insert(&n, 0).unwrap(), b.insert(&n, 0).unwrap());
+                    for (t, i) in [(&mut a, ia), (&mut b, ib)] {
+                        t.get_mut(i).unwrap().set_state(TcpState::from_u8(state));
+                    }
+                    if a.refresh_established(ia, flags, dir, 50) {
+                        taken += 1;
+                        let ch = b.update_state(ib, flags, dir, 50).unwrap();
+                        assert_eq!(ch.activity, Activity::Unchanged);
+                        let (ca, cb) = (a.get(ia).unwrap(), b.get(ib).unwrap());
+                        assert_eq!(
+                            (ca.tcp_state(), ca.expires(), ca.is_active(), ca.no_output()),
+                            (cb.tcp_state(), cb.expires(), cb.is_active(), cb.no_output()),
+                            "{fwd:?} state {state} flags {flags:#x} {dir:?}"
+                        );
+                        assert_eq!(ca.tcp_state(), TcpState::Established);
+                    } else {
+                        let c = a.get(ia).unwrap();
+                        assert_eq!(
+                            (c.tcp_state() as u8, c.expires()),
+                            (state, n_expiry(&b, ib))
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // ESTABLISHED with ACK and none of SYN/FIN/RST: 16 flag bytes, both
+    // directions, both modes.
+    assert_eq!(taken, 2 * 2 * 16);
+}
+
+fn n_expiry(t: &ConnTable<V4>, i: RecordIdx) -> u32 {
+    t.get(i).unwrap().expires()
+}

@@ -137,6 +137,7 @@ impl Stage {
     }
 }
 
+#[inline(always)]
 fn arr<const N: usize>(d: &[u8], at: usize) -> Option<[u8; N]> {
     d.get(at..at + N)?.try_into().ok()
 }
@@ -145,6 +146,9 @@ fn arr<const N: usize>(d: &[u8], at: usize) -> Option<[u8; N]> {
 /// that is not a fragment.
 #[inline(always)]
 fn peek4(d: &[u8]) -> Option<FlowKey<V4>> {
+    // Everything read below lies in the first 38 bytes: one length check,
+    // the rest at constant offsets of a constant-length slice.
+    let d = d.first_chunk::<38>()?;
     if arr::<2>(d, 12)? != ETH_IPV4 || *d.get(14)? != 0x45 {
         return None;
     }
@@ -164,6 +168,8 @@ fn peek4(d: &[u8]) -> Option<FlowKey<V4>> {
 /// headers.
 #[inline(always)]
 fn peek6(d: &[u8]) -> Option<FlowKey<V6>> {
+    // As `peek4`: the first 58 bytes hold all of it.
+    let d = d.first_chunk::<58>()?;
     if arr::<2>(d, 12)? != ETH_IPV6 {
         return None;
     }

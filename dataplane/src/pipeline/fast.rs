@@ -241,35 +241,50 @@ impl<B: PacketBuf> Pipeline<B> {
         let Some(c) = table.get(idx) else {
             return Err((pkt, Some(found)));
         };
-        let rw = match (c.fwd(), dir) {
-            (FwdMode::Nat, ConnDir::In) => Rw::NatIn,
-            (FwdMode::Nat, ConnDir::Out) => Rw::NatOut,
-            (FwdMode::FullNat, ConnDir::In) => Rw::FullNatIn,
-            (FwdMode::FullNat, ConnDir::Out) => Rw::FullNatOut,
-            (FwdMode::Dr, ConnDir::In) => Rw::Dr,
-            (FwdMode::Tun, ConnDir::In) => Rw::Tun,
+        // The rewrite, and of the record only what it and the rest read
+        // (the addresses and ports it writes, in the order it writes them).
+        let u = (F::UNSPECIFIED, 0);
+        let (rw, w1, w2) = match (c.fwd(), dir) {
+            (FwdMode::Nat, ConnDir::In) => (Rw::NatIn, (c.rip(), c.rport()), u),
+            (FwdMode::Nat, ConnDir::Out) => (Rw::NatOut, (c.vip(), c.vport()), u),
+            (FwdMode::FullNat, ConnDir::In) => {
+                (Rw::FullNatIn, (c.local(), c.lport()), (c.rip(), c.rport()))
+            }
+            (FwdMode::FullNat, ConnDir::Out) => (
+                Rw::FullNatOut,
+                (c.client(), c.cport()),
+                (c.vip(), c.vport()),
+            ),
+            (FwdMode::Dr, ConnDir::In) => (Rw::Dr, u, u),
+            (FwdMode::Tun, ConnDir::In) => (Rw::Tun, u, u),
             _ => return Err((pkt, Some(found))),
         };
-        // What the rest reads of the record (not all 44 bytes of it).
-        let (svc, rs, to) = (
-            c.svc(),
-            c.rs(),
-            if dir == ConnDir::In {
-                c.rip()
-            } else {
-                c.client()
-            },
-        );
-        let (from, port) = match rw {
-            Rw::NatIn | Rw::FullNatIn => (c.rip(), c.rport()),
-            Rw::NatOut | Rw::FullNatOut => (c.vip(), c.vport()),
-            Rw::Dr | Rw::Tun => (c.rip(), 0),
+        let (svc, rs) = (c.svc(), c.rs());
+        let to = if dir == ConnDir::In {
+            c.rip()
+        } else {
+            c.client()
         };
-        let (client, cport, local, lport) = (c.client(), c.cport(), c.local(), c.lport());
-        let (vip, vport, rport) = (c.vip(), c.vport(), c.rport());
-        // A TUN connection to a real server of the other family keeps no
-        // address of its own (the general path finds it by id).
-        if table.seq_adj(idx).is_some() || (rw == Rw::Tun && from == F::UNSPECIFIED) {
+        // TUN: what the encapsulation reads. A connection to a real server
+        // of the other family keeps no address of its own (the general
+        // path finds it by id).
+        let tun = if rw == Rw::Tun {
+            if to == F::UNSPECIFIED {
+                return Err((pkt, Some(found)));
+            }
+            let tun = snap.tunnel(rs);
+            Some(Translation {
+                mode: Mode::Tun,
+                client: Endpoint::new(F::to_ip(c.client()), c.cport()),
+                vip: Endpoint::new(F::to_ip(c.vip()), c.vport()),
+                rip: Endpoint::new(F::to_ip(to), c.rport()),
+                laddr: None,
+                tun,
+            })
+        } else {
+            None
+        };
+        if table.seq_adj(idx).is_some() {
             return Err((pkt, Some(found)));
         }
         let now = self.st.now_ns;
@@ -281,28 +296,20 @@ impl<B: PacketBuf> Pipeline<B> {
         // TUN: the encapsulation must fit (headroom, MTU with the outer
         // headers) and the outer source be of the family, or the general
         // path answers.
-        let (tun, overhead) = if rw == Rw::Tun {
-            let tun = snap.tunnel(rs);
-            let overhead = tun.overhead(F::IP_HDR == 40);
-            if headroom < overhead || F::from_ip(a.tun_src).is_none() {
-                return Err((pkt, Some(found)));
+        let (tun, overhead) = match tun {
+            Some(t) => {
+                let overhead = t.tun.overhead(F::IP_HDR == 40);
+                if headroom < overhead || F::from_ip(a.tun_src).is_none() {
+                    return Err((pkt, Some(found)));
+                }
+                let l2 = L2Out {
+                    src_mac: a.src_mac,
+                    dst_mac: MacAddr::ZERO,
+                    mtu,
+                };
+                (Some((t, a.tun_src, l2)), overhead)
             }
-            let t = Translation {
-                mode: Mode::Tun,
-                client: Endpoint::new(F::to_ip(client), cport),
-                vip: Endpoint::new(F::to_ip(vip), vport),
-                rip: Endpoint::new(F::to_ip(from), rport),
-                laddr: None,
-                tun,
-            };
-            let l2 = L2Out {
-                src_mac: a.src_mac,
-                dst_mac: MacAddr::ZERO,
-                mtu,
-            };
-            (Some((t, a.tun_src, l2)), overhead)
-        } else {
-            (None, 0)
+            None => (None, 0),
         };
         if usize::from(ip_len) + overhead > usize::from(mtu) {
             return Err((pkt, Some(found)));
@@ -328,30 +335,21 @@ impl<B: PacketBuf> Pipeline<B> {
             sync_check::<F, B>(&mut self.st, sp, &snap.timeouts, idx, false, sink);
         }
         if let Some((t, tun_src, l2)) = tun {
-            return self.fast_tun::<F>(
-                pkt,
-                &key,
-                flags,
-                ip_len,
-                &t,
-                tun_src,
-                &l2,
-                sink,
-                (out_port, dst_mac, src_mac),
-            );
+            let macs = (out_port, dst_mac, src_mac);
+            return self.fast_tun::<F>(pkt, &key, flags, ip_len, &t, tun_src, &l2, sink, macs);
         }
-        // `from`/`port`: the server side's new address and port (RIP
-        // toward the server, VIP toward the client).
+        // The server side's new address and port (RIP toward the server,
+        // VIP toward the client) and for FullNAT the client side's.
         match rw {
-            Rw::NatIn => F::rewrite(h, Side::Dst, from, port, TCP),
-            Rw::NatOut => F::rewrite(h, Side::Src, from, port, TCP),
+            Rw::NatIn => F::rewrite(h, Side::Dst, w1.0, w1.1, TCP),
+            Rw::NatOut => F::rewrite(h, Side::Src, w1.0, w1.1, TCP),
             Rw::FullNatIn => {
-                F::rewrite(h, Side::Src, local, lport, TCP);
-                F::rewrite(h, Side::Dst, from, port, TCP);
+                F::rewrite(h, Side::Src, w1.0, w1.1, TCP);
+                F::rewrite(h, Side::Dst, w2.0, w2.1, TCP);
             }
             Rw::FullNatOut => {
-                F::rewrite(h, Side::Dst, client, cport, TCP);
-                F::rewrite(h, Side::Src, from, port, TCP);
+                F::rewrite(h, Side::Dst, w1.0, w1.1, TCP);
+                F::rewrite(h, Side::Src, w2.0, w2.1, TCP);
             }
             // TUN went above.
             Rw::Dr | Rw::Tun => {}

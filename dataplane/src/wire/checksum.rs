@@ -108,7 +108,7 @@ pub fn update(hc: u16, old: &[u8], new: &[u8]) -> u16 {
 }
 
 /// [`fold`] of a sum below 2^32 (the two 32-bit steps are no-ops there).
-#[inline]
+#[inline(always)]
 fn fold32(mut sum: u32) -> u16 {
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);
@@ -116,14 +116,14 @@ fn fold32(mut sum: u32) -> u16 {
 }
 
 /// RFC 1624 update for a 16-bit field: HC' = ~(~HC + ~m + m').
-#[inline]
+#[inline(always)]
 pub fn update16(hc: u16, old: u16, new: u16) -> u16 {
     let s = u32::from(!hc) + u32::from(!old) + u32::from(new);
     !fold32(s)
 }
 
 /// RFC 1624 update for a 32-bit field (an IPv4 address).
-#[inline]
+#[inline(always)]
 pub fn update32(hc: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
     let o = u32::from_be_bytes(old);
     let n = u32::from_be_bytes(new);
@@ -133,7 +133,7 @@ pub fn update32(hc: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
 
 /// [`update`] for a 4-byte field, to the same bit (the sums of two words
 /// never carry out of 32 bits, so the full-width steps are left out).
-#[inline]
+#[inline(always)]
 pub fn update4(hc: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
     let words = |a: [u8; 4]| {
         let v = u32::from_be_bytes(a);

@@ -30,7 +30,9 @@
 //! order: the TCP state machine (or the refresh of a UDP entry), traffic
 //! counters, the sync check, the rewrite (`crate::wire::nat::rewrite_plain`,
 //! the same checksum steps as the checked rewrite) or the TUN
-//! encapsulation (`forward::tun`, given the parse fields it reads), the
+//! encapsulation (IP in IP of the packet's family inline, with the bytes
+//! `forward::tun` writes; GUE and GRE by `forward::tun` itself, given the
+//! parse fields it reads), the
 //! MACs of the cached adjacency, and the TX. `dataplane/tests/staged.rs` compares the two
 //! paths' frames, events and counters on mixed bursts of every mode.
 
@@ -45,7 +47,8 @@ use crate::forward::{self, Endpoint, L2Out, Mode, Translation, TunParams, Verdic
 use crate::parse::{PacketMeta, L3 as L3Kind};
 use crate::wire::ethernet::MacAddr;
 use crate::wire::nat::{rewrite_plain, Side};
-use crate::wire::{be16, ethernet::HEADER_LEN as L3};
+use crate::wire::{be16, checksum, ethernet::HEADER_LEN as L3};
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// What the general path gets back from the fast path: the packet, and the
 /// connection lookup if the fast path made it (`Some(None)`: a miss).
@@ -60,6 +63,11 @@ pub(super) trait Fast: Tables {
     /// The IP packet's length as its header gives it (total length /
     /// 40 + payload length), if the version is right.
     fn ip_len(d: &[u8]) -> Option<usize>;
+    /// Writes the outer header of an IP-in-IP packet of this family (as
+    /// `forward::tun` does for `TunEncap::Ipip` with the default TTL):
+    /// `h` holds the Ethernet header, the outer header's room and the
+    /// inner IP header; `ip_len` is the inner packet's length.
+    fn ipip(h: &mut [u8], ip_len: u16, ident: u16, src: Self::Addr, dst: Self::Addr);
     /// Rewrites one side's address and port (see `rewrite_plain`).
     fn rewrite(d: &mut [u8], side: Side, a: Self::Addr, port: u16, tcp: bool);
 }
@@ -71,6 +79,43 @@ impl Fast for V4 {
     fn ip_len(d: &[u8]) -> Option<usize> {
         // Stage 1 checked version 4 with IHL 5.
         Some(usize::from(be16(d, L3 + 2)))
+    }
+    #[inline(always)]
+    fn ipip(h: &mut [u8], ip_len: u16, ident: u16, src: Ipv4Addr, dst: Ipv4Addr) {
+        let inner = L3 + 20;
+        // The inner header's DSCP/ECN and DF (`set_frag(df, false, 0)`).
+        let tos = h.get(inner + 1).copied().unwrap_or(0);
+        let df = h.get(inner + 6).copied().unwrap_or(0) & 0x40;
+        let [l0, l1] = ip_len.saturating_add(20).to_be_bytes();
+        let [i0, i1] = ident.to_be_bytes();
+        let [s0, s1, s2, s3] = src.octets();
+        let [d0, d1, d2, d3] = dst.octets();
+        let ttl = TunParams::DEFAULT_TTL;
+        let mut o = [
+            0x45,
+            tos,
+            l0,
+            l1,
+            i0,
+            i1,
+            df,
+            0,
+            ttl,
+            IPPROTO_IPIP,
+            0,
+            0,
+            s0,
+            s1,
+            s2,
+            s3,
+            d0,
+            d1,
+            d2,
+            d3,
+        ];
+        let c = checksum::checksum(&o);
+        crate::wire::put(&mut o, 10, c.to_be_bytes());
+        crate::wire::put(h, L3, o);
     }
     #[inline(always)]
     fn rewrite(d: &mut [u8], side: Side, a: Self::Addr, port: u16, tcp: bool) {
@@ -90,9 +135,40 @@ impl Fast for V6 {
         Some(40 + usize::from(be16(d, L3 + 4)))
     }
     #[inline(always)]
+    fn ipip(h: &mut [u8], ip_len: u16, _ident: u16, src: Ipv6Addr, dst: Ipv6Addr) {
+        // Version, traffic class and flow label as the inner header has
+        // them (its version is 6), payload the inner packet, next header
+        // IPv6, the default hop limit.
+        let vtf: [u8; 4] = crate::wire::array(h, L3 + 40);
+        let [l0, l1] = ip_len.to_be_bytes();
+        crate::wire::put(h, L3, vtf);
+        crate::wire::put(h, L3 + 4, [l0, l1, IPPROTO_IPV6, TunParams::DEFAULT_TTL]);
+        crate::wire::put(h, L3 + 8, src.octets());
+        crate::wire::put(h, L3 + 24, dst.octets());
+    }
+    #[inline(always)]
     fn rewrite(d: &mut [u8], side: Side, a: Self::Addr, port: u16, tcp: bool) {
         rewrite_plain(d, L3, side, a.octets(), port, tcp);
     }
+}
+
+/// IP protocol numbers of IPv4-in-IPv4 and IPv6-in-IPv6.
+const IPPROTO_IPIP: u8 = 4;
+const IPPROTO_IPV6: u8 = 41;
+
+/// How a TUN packet is encapsulated: IP in IP of the family inline, any
+/// other tunnel by `forward::tun`.
+enum Encap<A> {
+    Ipip {
+        src: A,
+        dst: A,
+    },
+    General(
+        Translation,
+        core::net::IpAddr,
+        L2Out,
+        (u16, MacAddr, MacAddr),
+    ),
 }
 
 /// The parser's length checks for a plain TCP (`TCP`) or UDP packet of
@@ -302,12 +378,19 @@ impl<B: PacketBuf> Pipeline<B> {
                 if headroom < overhead || F::from_ip(a.tun_src).is_none() {
                     return Err((pkt, Some(found)));
                 }
-                let l2 = L2Out {
-                    src_mac: a.src_mac,
-                    dst_mac: MacAddr::ZERO,
-                    mtu,
+                let e = match (t.tun, F::from_ip(a.tun_src)) {
+                    (forward::TunEncap::Ipip, Some(src)) => Encap::Ipip { src, dst: to },
+                    _ => {
+                        let l2 = L2Out {
+                            src_mac: a.src_mac,
+                            dst_mac: MacAddr::ZERO,
+                            mtu,
+                        };
+                        let macs = (out_port, dst_mac, src_mac);
+                        Encap::General(t, a.tun_src, l2, macs)
+                    }
                 };
-                (Some((t, a.tun_src, l2)), overhead)
+                (Some(e), overhead)
             }
             None => (None, 0),
         };
@@ -334,9 +417,38 @@ impl<B: PacketBuf> Pipeline<B> {
         if let (Some(sp), false) = (&snap.sync, out) {
             sync_check::<F, B>(&mut self.st, sp, &snap.timeouts, idx, false, sink);
         }
-        if let Some((t, tun_src, l2)) = tun {
-            let macs = (out_port, dst_mac, src_mac);
-            return self.fast_tun::<F>(pkt, &key, flags, ip_len, &t, tun_src, &l2, sink, macs);
+        match tun {
+            Some(Encap::General(t, tun_src, l2, macs)) => {
+                return self.fast_tun::<F>(pkt, &key, flags, ip_len, &t, tun_src, &l2, sink, macs);
+            }
+            Some(Encap::Ipip { src, dst }) => {
+                // `forward::tun`'s steps for IP in IP: the inner packet
+                // without Ethernet padding, the outer header in front of
+                // it, the Ethernet header moved to the front.
+                self.st.tun_ident = self.st.tun_ident.wrapping_add(1);
+                let ident = self.st.tun_ident;
+                let pad = frame_len - (L3 + usize::from(ip_len));
+                if pad > 0 {
+                    pkt.trim(pad);
+                }
+                if pkt.prepend(F::IP_HDR).is_none() {
+                    self.st
+                        .counters
+                        .fwd_error(forward::ForwardError::NoHeadroom);
+                    return Ok(());
+                }
+                let Some(h) = pkt.data_mut().get_mut(..L3 + 2 * F::IP_HDR) else {
+                    self.st.counters.fwd_error(forward::ForwardError::NotIp);
+                    return Ok(());
+                };
+                h.copy_within(F::IP_HDR..F::IP_HDR + L3, 0);
+                F::ipip(h, ip_len, ident, src, dst);
+                crate::wire::put(h, 0, dst_mac.0);
+                crate::wire::put(h, 6, src_mac.0);
+                sink.tx(out_port, pkt);
+                return Ok(());
+            }
+            None => {}
         }
         // The server side's new address and port (RIP toward the server,
         // VIP toward the client) and for FullNAT the client side's.

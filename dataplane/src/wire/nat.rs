@@ -16,7 +16,7 @@
 
 #![deny(clippy::indexing_slicing)]
 
-use super::checksum::{update, update16, update32, update4};
+use super::checksum::{update, update128, update16, update32, update4};
 use super::{be16, ip_proto, ipv4, ipv6, put16, tcp, udp, Error};
 use super::{icmpv4, icmpv6};
 use core::net::{Ipv4Addr, Ipv6Addr};
@@ -305,7 +305,13 @@ pub(crate) fn rewrite_plain<const N: usize>(
     if !skip {
         c = match (<[u8; 4]>::try_from(&old[..]), <[u8; 4]>::try_from(&new[..])) {
             (Ok(o), Ok(n)) => update4(c, o, n),
-            _ => update(c, &old, &new),
+            _ => match (
+                <[u8; 16]>::try_from(&old[..]),
+                <[u8; 16]>::try_from(&new[..]),
+            ) {
+                (Ok(o), Ok(n)) => update128(c, o, n),
+                _ => update(c, &old, &new),
+            },
         };
         c = update16(c, be16(frame, port_at), port);
     }

@@ -50,8 +50,15 @@ pub struct OurAddr {
 /// for a whole class, e.g. when a director becomes HA master.
 #[derive(Debug, Clone, Default)]
 pub struct OurAddrs {
-    /// Sorted by address; one entry per address.
+    /// Sorted by address; one entry per address (the IPv4 ones first, as
+    /// `IpAddr` orders them).
     addrs: Box<[OurAddr]>,
+    /// The IPv4 entries' addresses as integers, then the IPv6 ones', in
+    /// the same order: the lookup's binary search compares integers, not
+    /// `IpAddr` enums (a new connection looks up its source and
+    /// destination).
+    keys4: Box<[u32]>,
+    keys6: Box<[u128]>,
     answering: [bool; 3],
 }
 
@@ -69,8 +76,24 @@ impl OurAddrs {
                 _ => out.push(a),
             }
         }
+        let keys4 = out
+            .iter()
+            .filter_map(|a| match a.addr {
+                IpAddr::V4(v) => Some(u32::from(v)),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let keys6 = out
+            .iter()
+            .filter_map(|a| match a.addr {
+                IpAddr::V6(v) => Some(u128::from(v)),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
         OurAddrs {
             addrs: out.into_boxed_slice(),
+            keys4,
+            keys6,
             answering: [true; 3],
         }
     }
@@ -90,7 +113,10 @@ impl OurAddrs {
     /// The entry for `addr`, if it is ours (on any port).
     #[inline]
     pub fn get(&self, addr: IpAddr) -> Option<&OurAddr> {
-        let i = self.addrs.binary_search_by(|a| a.addr.cmp(&addr)).ok()?;
+        let i = match addr {
+            IpAddr::V4(a) => self.keys4.binary_search(&u32::from(a)).ok()?,
+            IpAddr::V6(a) => self.keys4.len() + self.keys6.binary_search(&u128::from(a)).ok()?,
+        };
         self.addrs.get(i)
     }
 
@@ -159,5 +185,39 @@ mod tests {
             answer: false,
             ..local
         }));
+    }
+
+    /// The integer lookup finds exactly what a scan of the entries finds,
+    /// for every address in the set and for neighbours of each.
+    #[test]
+    fn lookup_is_a_scan() {
+        let mut all = Vec::new();
+        for i in 0..40u32 {
+            let v4 = core::net::Ipv4Addr::from(0xc612_0000 + i * 7919);
+            let v6 = core::net::Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(i) * 104_729);
+            all.push(OurAddr {
+                addr: IpAddr::V4(v4),
+                port: 0,
+                class: AddrClass::Vip,
+                answer: true,
+            });
+            all.push(OurAddr {
+                addr: IpAddr::V6(v6),
+                port: 1,
+                class: AddrClass::Local,
+                answer: true,
+            });
+        }
+        let s = OurAddrs::new(all.clone());
+        for e in &all {
+            for d in [0u32, 1, 2] {
+                let probe = match e.addr {
+                    IpAddr::V4(v) => IpAddr::V4((u32::from(v) + d).into()),
+                    IpAddr::V6(v) => IpAddr::V6((u128::from(v) + u128::from(d)).into()),
+                };
+                let scan = s.iter().find(|x| x.addr == probe);
+                assert_eq!(s.get(probe), scan, "{probe}");
+            }
+        }
     }
 }

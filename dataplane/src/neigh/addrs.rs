@@ -194,7 +194,8 @@ mod tests {
         let mut all = Vec::new();
         for i in 0..40u32 {
             let v4 = core::net::Ipv4Addr::from(0xc612_0000 + i * 7919);
-            let v6 = core::net::Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(i) * 104_729);
+            let v6 =
+                core::net::Ipv6Addr::from((0x2001_0db8_u128 << 96) | (u128::from(i) * 104_729));
             all.push(OurAddr {
                 addr: IpAddr::V4(v4),
                 port: 0,

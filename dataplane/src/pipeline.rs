@@ -1417,7 +1417,9 @@ impl<B: PacketBuf> Pipeline<B> {
         in_port: u16,
         sink: &mut impl Sink<B>,
     ) {
-        let snap = self.snap.clone();
+        // Borrowed, not cloned: an `Arc` clone per connection would be an
+        // atomic on the line every worker's snapshot count shares.
+        let snap: &Snapshot = &self.snap;
         let Some(svc) = snap.service(svc_id) else {
             return self.drop_pkt(PathDrop::NotOurs);
         };
@@ -1519,7 +1521,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 let Some(l) = svc.laddr_for(real.addr, h).and_then(F::from_ip) else {
                     return self.drop_pkt(PathDrop::NoLocalPort);
                 };
-                let Some(p) = self.next_lport::<F>(l, snap.local_ports) else {
+                let Some(p) = next_lport::<F>(&mut self.st, l, snap.local_ports) else {
                     return self.drop_pkt(PathDrop::NoLocalPort);
                 };
                 nc.local = l;
@@ -1545,7 +1547,7 @@ impl<B: PacketBuf> Pipeline<B> {
                     let Some(old) = old.and_then(|i| table.remove(i)) else {
                         return self.drop_pkt(PathDrop::NoLocalPort);
                     };
-                    unbind(&snap, old.svc(), old.rs(), old.is_active());
+                    unbind(snap, old.svc(), old.rs(), old.is_active());
                     self.st.counters.conn_reused.inc();
                 }
                 Err(InsertError::Exists(_)) if attempts > 1 => attempts -= 1,
@@ -1579,7 +1581,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 if let (Some(v), false, FwdMode::FullNat) = (svc.proxy_protocol, midflow, fwd) {
                     if !pp_start(table, idx, &pkt, meta, v, &t) {
                         if let Some(old) = table.remove(idx) {
-                            unbind(&snap, old.svc(), old.rs(), old.is_active());
+                            unbind(snap, old.svc(), old.rs(), old.is_active());
                         }
                         return self.st.counters.pp.side_full.inc();
                     }
@@ -1595,12 +1597,12 @@ impl<B: PacketBuf> Pipeline<B> {
                     };
                     let no_output = table.get(idx).is_some_and(|c| c.no_output());
                     if let Some(ch) = table.set_synced_state(idx, to, no_output, 0, tick) {
-                        activity(&snap, svc_id, real.id.0, ch.activity);
+                        activity(snap, svc_id, real.id.0, ch.activity);
                     }
                     self.st.counters.sloppy_conns.inc();
                 } else if key.proto == IPPROTO_TCP {
                     if let Some(ch) = table.update_state(idx, meta.tcp_flags, ConnDir::In, tick) {
-                        activity(&snap, svc_id, real.id.0, ch.activity);
+                        activity(snap, svc_id, real.id.0, ch.activity);
                     }
                 }
                 if let Some(sp) = &snap.sync {
@@ -1644,7 +1646,7 @@ impl<B: PacketBuf> Pipeline<B> {
         in_port: u16,
         sink: &mut impl Sink<B>,
     ) {
-        let snap = self.snap.clone();
+        let snap: &Snapshot = &self.snap;
         let Some(svc) = snap.service(svc_id) else {
             return self.drop_pkt(PathDrop::NotOurs);
         };
@@ -1696,22 +1698,6 @@ impl<B: PacketBuf> Pipeline<B> {
             tun: snap.tunnel(r.id.0),
         };
         self.emit(pkt, meta, &t, Direction::In, in_port, sink);
-    }
-
-    /// The next local port (in `range`) whose replies come back to this
-    /// worker.
-    fn next_lport<F: Family>(&mut self, laddr: F::Addr, range: (u16, u16)) -> Option<u16> {
-        let (lo, hi) = range;
-        let span = u32::from(hi - lo) + 1;
-        let tries = 64 * u32::from(self.st.own.workers());
-        for _ in 0..tries.min(span) {
-            self.st.lport_cursor = self.st.lport_cursor.wrapping_add(1);
-            let p = lo + (u32::from(self.st.lport_cursor) % span) as u16;
-            if self.st.own.owns_local_port::<F>(laddr, p, self.st.worker) {
-                return Some(p);
-            }
-        }
-        None
     }
 
     /// Rewrites, routes and sends one packet of a connection.
@@ -1848,6 +1834,22 @@ impl<B: PacketBuf> Pipeline<B> {
             Err(e) => self.st.counters.fwd_error(e),
         }
     }
+}
+
+/// The next local port (in `range`) whose replies come back to this
+/// worker.
+fn next_lport<F: Family>(st: &mut State, laddr: F::Addr, range: (u16, u16)) -> Option<u16> {
+    let (lo, hi) = range;
+    let span = u32::from(hi - lo) + 1;
+    let tries = 64 * u32::from(st.own.workers());
+    for _ in 0..tries.min(span) {
+        st.lport_cursor = st.lport_cursor.wrapping_add(1);
+        let p = lo + (u32::from(st.lport_cursor) % span) as u16;
+        if st.own.owns_local_port::<F>(laddr, p, st.worker) {
+            return Some(p);
+        }
+    }
+    None
 }
 
 /// Counts a client packet of connection `idx` for sync and reports the
